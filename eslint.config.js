@@ -1,0 +1,33 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    files: ['src/mapping/**', 'src/reconcile/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['axios', 'mongoose', 'bullmq', 'ioredis', 'better-sqlite3', 'node:fs*'] },
+      ],
+    },
+  },
+  {
+    files: ['src/**'],
+    ignores: ['src/models/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['mongoose'] }] },
+  },
+  { files: ['*.js'], ...tseslint.configs.disableTypeChecked },
+);

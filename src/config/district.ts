@@ -1,0 +1,138 @@
+/**
+ * District configuration files (`config/districts/*.json`), validated by zod. Secrets are
+ * never written in the files: they name the environment variables that hold them.
+ * Unknown keys are errors (strict objects), so a typo never silently disables a setting.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+const EnvVarName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)');
+
+/**
+ * Which PowerSchool contacts become parent accounts and links (invariant 11: explicit
+ * flags, never list order). Flags are those of `contactStudent`/`studentDetails`
+ * (sis-reference §2.5).
+ */
+export const PowerSchoolContactPolicy = z.strictObject({
+  /** Require `canAccessData` (portal data access) on the contact↔student link. Default true. */
+  requireDataAccess: z.boolean().default(true),
+  /** Require `custodial` on the current studentDetails row. Default false. */
+  requireCustodial: z.boolean().default(false),
+});
+
+export const PowerSchoolConnectorConfig = z.strictObject({
+  kind: z.literal('powerschool'),
+  /** e.g. `https://district.powerschool.com` (no trailing path). */
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  clientIdEnv: EnvVarName,
+  clientSecretEnv: EnvVarName,
+  /** Students per page (capped by the plugin's `student_max_page_size`). */
+  pageSize: z.number().int().min(1).max(10000).default(500),
+  /**
+   * `auto`: use the bulk schema-table reads when the plugin grants them, else the
+   * per-student contacts API. `bulk` / `per-student` force one path.
+   */
+  guardianReads: z.enum(['auto', 'bulk', 'per-student']).default('auto'),
+  /** Parallel per-student contact requests in the fallback path. */
+  contactsConcurrency: z.number().int().min(1).max(32).default(8),
+  /** Per-request timeout (ms). */
+  timeoutMs: z.number().int().min(100).max(600000).default(30000),
+  /** Attempts per request for 429/5xx/network errors. */
+  retries: z.number().int().min(0).max(10).default(5),
+  contacts: PowerSchoolContactPolicy.default({ requireDataAccess: true, requireCustodial: false }),
+});
+export type PowerSchoolConnectorConfig = z.infer<typeof PowerSchoolConnectorConfig>;
+
+export const ConnectorConfig = z.discriminatedUnion('kind', [PowerSchoolConnectorConfig]);
+export type ConnectorConfig = z.infer<typeof ConnectorConfig>;
+
+export const DistrictPolicies = z.strictObject({
+  /** Percent of a district's active students or parents a run may deactivate before it is held. */
+  deletionThresholdPercent: z.number().min(0).max(100).default(10),
+  /** Platform role given to sync-created parent accounts. */
+  parentRole: z.string().trim().min(1).default('Parent'),
+  /** OneRoster `relative` users become guardians only when true (IC: not legal guardians). */
+  includeRelatives: z.boolean().default(false),
+});
+export type DistrictPolicies = z.infer<typeof DistrictPolicies>;
+
+export const DistrictConfig = z.strictObject({
+  /** Tenant id: lower-case slug, used in job ids and URLs. */
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case slug (a-z, 0-9, -)'),
+  name: z.string().trim().min(1),
+  connector: ConnectorConfig,
+  /** Cron schedule for nightly syncs (BullMQ job scheduler). */
+  schedule: z
+    .strictObject({
+      cron: z.string().trim().min(1),
+      timezone: z.string().trim().min(1).default('UTC'),
+    })
+    .optional(),
+  policies: DistrictPolicies.default({
+    deletionThresholdPercent: 10,
+    parentRole: 'Parent',
+    includeRelatives: false,
+  }),
+});
+export type DistrictConfig = z.infer<typeof DistrictConfig>;
+
+/** Format zod issues as `file: path.to.key: message` lines. */
+export function formatIssues(source: string, error: z.ZodError): string[] {
+  return error.issues.map(i => {
+    const path = i.path.length ? i.path.join('.') : '(root)';
+    return `${source}: ${path}: ${i.message}`;
+  });
+}
+
+/** Parse one district config object; throws `ConfigError` naming `source` and each key. */
+export function parseDistrictConfig(source: string, raw: unknown): DistrictConfig {
+  const r = DistrictConfig.safeParse(raw);
+  if (!r.success) throw new ConfigError(`invalid district config ${source}`, formatIssues(source, r.error));
+  return r.data;
+}
+
+/**
+ * Load every `*.json` under `dir` (example files `*.example.json` are skipped).
+ * Throws `ConfigError` listing every problem in every file, and on duplicate ids.
+ */
+export function loadDistricts(dir: string): DistrictConfig[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir)
+      .filter(f => f.endsWith('.json') && !f.endsWith('.example.json'))
+      .sort();
+  } catch (err) {
+    throw new ConfigError(`cannot read district config folder ${dir}: ${(err as Error).message}`);
+  }
+  const problems: string[] = [];
+  const out: DistrictConfig[] = [];
+  for (const f of files) {
+    const path = join(dir, f);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (err) {
+      problems.push(`${path}: not valid JSON: ${(err as Error).message}`);
+      continue;
+    }
+    const r = DistrictConfig.safeParse(raw);
+    if (!r.success) problems.push(...formatIssues(path, r.error));
+    else if (out.some(d => d.id === r.data.id)) problems.push(`${path}: id: duplicate district id "${r.data.id}"`);
+    else out.push(r.data);
+  }
+  if (problems.length) throw new ConfigError('invalid district configuration', problems);
+  return out;
+}
+
+/** Read a secret named by a district file; throws `ConfigError` naming the variable. */
+export function secretFromEnv(env: NodeJS.ProcessEnv, district: string, name: string): string {
+  const v = env[name];
+  if (v === undefined || v === '') {
+    throw new ConfigError(`district ${district}: environment variable ${name} is not set`);
+  }
+  return v;
+}

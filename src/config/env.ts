@@ -1,0 +1,54 @@
+/**
+ * Process environment, loaded with dotenv and validated once with zod. Every invalid
+ * variable is reported at once, each by name (`ConfigError.problems`).
+ */
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const EnvSchema = z.object({
+  /** Redis for BullMQ, e.g. `redis://127.0.0.1:6379`. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  /**
+   * Store: `sqlite:./data/guardian-sync.db` (default) or `mongodb://…`. `MONGO_URL`, when
+   * set and `STORE_URL` is not, selects MongoDB.
+   */
+  STORE_URL: z
+    .string()
+    .regex(/^(sqlite:.+|mongodb(\+srv)?:\/\/.+)$/, 'must start with sqlite: or mongodb://')
+    .optional(),
+  MONGO_URL: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\/.+$/, 'must start with mongodb://')
+    .optional(),
+  LOG_LEVEL: LogLevel.default('info'),
+  /** Folder of district files. */
+  DISTRICTS_DIR: z.string().min(1).default('config/districts'),
+  /** Prefix of all BullMQ keys, so several deployments can share one Redis. */
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, :, _ and - only')
+    .default('gsync'),
+  /** Apply jobs processed in parallel per worker process. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+});
+export type Env = z.infer<typeof EnvSchema> & { storeUrl: string };
+
+/**
+ * Validate `env` (default `process.env`). Empty strings count as unset.
+ * Throws `ConfigError` listing every bad variable by name.
+ */
+export function parseEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  const cleaned: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') cleaned[k] = v;
+  const r = EnvSchema.safeParse(cleaned);
+  if (!r.success) {
+    throw new ConfigError(
+      'invalid environment',
+      r.error.issues.map(i => `${i.path.join('.')}: ${i.message}`),
+    );
+  }
+  const storeUrl = r.data.STORE_URL ?? r.data.MONGO_URL ?? 'sqlite:./data/guardian-sync.db';
+  return Object.freeze({ ...r.data, storeUrl });
+}

@@ -1,0 +1,82 @@
+/**
+ * Typed errors with a retry decision. Classify with `isRetryable()`, which looks at `name`
+ * as well as `instanceof` (errors that crossed a process boundary lose their prototype).
+ */
+
+export abstract class GuardianSyncError extends Error {
+  /** May the same operation succeed if tried again later? */
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** Invalid configuration (environment or district file). Never retried. */
+export class ConfigError extends GuardianSyncError {
+  readonly retryable = false;
+  constructor(
+    message: string,
+    /** One line per problem, each naming the variable, file or key. */
+    readonly problems: string[] = [],
+  ) {
+    super(problems.length ? `${message}\n  - ${problems.join('\n  - ')}` : message);
+  }
+}
+
+/**
+ * An HTTP call to a SIS failed. Carries method, URL path (never query secrets) and status;
+ * never headers or bodies (they may hold tokens or PII).
+ */
+export class SisHttpError extends GuardianSyncError {
+  readonly retryable: boolean;
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly status: number | undefined,
+    detail: string,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
+    super(`${method} ${path} failed${status ? ` with HTTP ${status}` : ''}: ${detail}`, options);
+    this.retryAfterMs = options?.retryAfterMs;
+    // 401 is handled by re-authentication; 408/429/5xx and network errors are transient.
+    this.retryable =
+      status === undefined || status === 408 || status === 429 || status === 401 || status >= 500;
+  }
+  readonly retryAfterMs: number | undefined;
+}
+
+/** A SIS payload did not match its documented shape (whole page unusable). */
+export class SisPayloadError extends GuardianSyncError {
+  readonly retryable = false;
+}
+
+/** The connector could not deliver a complete snapshot (e.g. fewer records than counted). */
+export class IncompleteSnapshotError extends GuardianSyncError {
+  readonly retryable = true;
+}
+
+/** A write lost a race with another writer (unique index); re-plan and try again. */
+export class StoreConflictError extends GuardianSyncError {
+  readonly retryable = true;
+}
+
+const RETRYABLE_NAMES = new Set(['IncompleteSnapshotError', 'StoreConflictError']);
+
+/** True when an error (possibly deserialised) should be retried by the queue. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof GuardianSyncError) return err.retryable;
+  if (err instanceof Error) {
+    if (RETRYABLE_NAMES.has(err.name)) return true;
+    if (err.name === 'ConfigError' || err.name === 'SisPayloadError') return false;
+  }
+  // Unknown errors (network resets, driver errors) are retried by default.
+  return true;
+}
+
+/** Short, PII-free description of an unknown thrown value. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

@@ -1,0 +1,229 @@
+/**
+ * The `RosterStore` port: everything guardian-sync keeps, behind one interface with two
+ * adapters (SQLite via better-sqlite3 in `sqlite/`, MongoDB via mongoose in `mongo/`).
+ * Both pass the contract suite in `test/contract/store.contract.ts`.
+ *
+ * Rules every adapter keeps:
+ * - Every read and write is scoped by `districtId`.
+ * - Nothing is hard-deleted: students, parent accounts and links are deactivated.
+ * - `writeCount()` counts roster rows/documents written (students, parent accounts, parent
+ *   sources, links) since the store was opened. Run bookkeeping (sync runs, rejects) is not
+ *   counted: invariant 1 ("a no-change resync performs zero writes") is about the roster.
+ * - `reconcileChunk` is atomic per chunk: it loads the state the planner needs, calls the
+ *   pure planner and writes the plan so that no other writer can interleave (SQLite: one
+ *   `BEGIN IMMEDIATE` transaction; MongoDB: unique indexes + re-plan on duplicate key).
+ */
+import type { GuardianRole, RecordStatus } from '../mapping/canonical.js';
+
+/** Where a guardian link came from. Sync owns only `sis` links (invariant 6). */
+export type LinkOrigin = 'sis' | 'import' | 'access-code' | 'manual';
+/** Where a parent account came from. Sync deactivates only accounts it created or matched. */
+export type AccountOrigin = 'sis' | 'import' | 'access-code' | 'manual';
+
+export interface StoredStudent {
+  districtId: string;
+  sourcedId: string;
+  uniqueId: string;
+  givenName: string;
+  familyName: string;
+  email?: string | undefined;
+  schoolSourcedIds: string[];
+  grade?: string | undefined;
+  status: RecordStatus;
+}
+
+/** A SIS identity attached to a parent account: (connector, the SIS's own id of the person). */
+export interface ParentSource {
+  connector: string;
+  sourcedId: string;
+}
+
+export interface ParentAccount {
+  districtId: string;
+  /** Store id of the account (stable, opaque; deterministic for sync-created accounts). */
+  id: string;
+  uniqueId?: string | undefined;
+  givenName: string;
+  familyName: string;
+  email?: string | undefined;
+  /** `normalizeEmail(email)`; indexed for identity matching. */
+  emailNormalized?: string | undefined;
+  phone?: string | undefined;
+  /** Platform role name: `Parent` by default, or a district's custom role. */
+  role: string;
+  /** The SIS's guardian role (parent/guardian/relative) when the account came from a SIS. */
+  sisRole?: GuardianRole | undefined;
+  status: RecordStatus;
+  origin: AccountOrigin;
+  /** SIS identities matched to this account (siblings' duplicate entries collapse here). */
+  sources: ParentSource[];
+  /** Fields an admin edited by hand; sync never overwrites them (invariant 6). */
+  lockedFields: string[];
+}
+
+export interface GuardianLink {
+  districtId: string;
+  parentId: string;
+  studentSourcedId: string;
+  origin: LinkOrigin;
+  relationship?: string | undefined;
+  status: RecordStatus;
+}
+
+/** Keys the planner needs loaded for one chunk. */
+export interface ChunkKeys {
+  /** Connector kind whose `sources` the guardian sourcedIds are matched against. */
+  connector: string;
+  studentSourcedIds: string[];
+  guardianSourcedIds: string[];
+  guardianUniqueIds: string[];
+  emailsNormalized: string[];
+}
+
+/** Existing state for a chunk: every record matching any of the chunk's keys. */
+export interface ChunkState {
+  students: StoredStudent[];
+  /** Accounts matched by source, uniqueId or normalized email (all statuses). */
+  parents: ParentAccount[];
+  /** All links (any origin, any status) of the chunk's students. */
+  links: GuardianLink[];
+}
+
+/** A field-level change to an existing parent account. */
+export interface ParentUpdate {
+  id: string;
+  set: Partial<
+    Pick<
+      ParentAccount,
+      'givenName' | 'familyName' | 'email' | 'emailNormalized' | 'phone' | 'sisRole' | 'status' | 'uniqueId'
+    >
+  >;
+  addSources: ParentSource[];
+}
+
+export type StudentAction = 'create' | 'update' | 'reactivate';
+export type ParentAction = 'create' | 'update' | 'reactivate' | 'match';
+export type LinkAction = 'add' | 'reactivate' | 'update';
+
+export interface Reject {
+  entity: 'school' | 'student' | 'guardian' | 'relationship' | 'chunk' | 'run';
+  /** The SIS record id (or file row) the reject is about. */
+  recordId: string;
+  reason: string;
+}
+
+/** What applying one chunk changes. Computed purely by `planChunk`; written by the store. */
+export interface ChunkPlan {
+  students: { action: StudentAction; record: StoredStudent }[];
+  parentCreates: ParentAccount[];
+  parentUpdates: { action: Exclude<ParentAction, 'create'>; update: ParentUpdate }[];
+  links: { action: LinkAction; link: GuardianLink }[];
+  /**
+   * `sis` links of this chunk's students that the SIS no longer lists. Not applied with the
+   * chunk: the finalize step applies them only when the snapshot is complete (invariant 4).
+   */
+  linkRemovals: { parentId: string; studentSourcedId: string }[];
+  rejects: Reject[];
+  /** Parent account id each guardian sourcedId resolved to (for the run's seen set). */
+  guardianAccounts: Record<string, string>;
+}
+
+/** Deactivations the finalize step computed (or held for approval). */
+export interface Deactivations {
+  studentSourcedIds: string[];
+  parentIds: string[];
+  links: { parentId: string; studentSourcedId: string }[];
+}
+
+export type RunStatus =
+  | 'queued'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'needs-approval'
+  | 'discarded';
+
+/** Counts per entity and action, e.g. `{ student: { create: 10 }, parent: { match: 2 } }`. */
+export type RunCounts = Record<string, Record<string, number>>;
+
+export interface SyncRun {
+  id: string;
+  districtId: string;
+  connector: string;
+  status: RunStatus;
+  dryRun: boolean;
+  /** `schedule`, `api`, `cli`, … */
+  trigger: string;
+  createdAt: string;
+  startedAt?: string | undefined;
+  finishedAt?: string | undefined;
+  counts: RunCounts;
+  rejectCount: number;
+  /** Timings in milliseconds per phase (`pull`, `apply`, `finalize`, `total`). */
+  timings: Record<string, number>;
+  /** Deactivations held by the deletion safeguard (status `needs-approval`). */
+  held?: Deactivations | undefined;
+  error?: string | undefined;
+}
+
+export type SyncRunPatch = Partial<Omit<SyncRun, 'id' | 'districtId' | 'connector' | 'createdAt'>>;
+
+/** Thrown by `createRun` when the district already has a queued or running run. */
+export class ActiveRunExistsError extends Error {
+  constructor(readonly activeRun: SyncRun) {
+    super(`district ${activeRun.districtId} already has an active run ${activeRun.id}`);
+    this.name = 'ActiveRunExistsError';
+  }
+}
+
+/** Pure planner signature (see `src/reconcile/plan.ts`). */
+export type ChunkPlanner = (state: ChunkState) => ChunkPlan;
+
+export interface RosterStore {
+  /** Create tables/indexes. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Cheap liveness probe; throws when the store is unreachable. */
+  ping(): Promise<void>;
+  /** Roster rows/documents written since open (see header). */
+  writeCount(): number;
+
+  // --- roster -------------------------------------------------------------------------
+  upsertSchools(districtId: string, schools: { sourcedId: string; name: string }[]): Promise<void>;
+  /**
+   * Atomically: load the state for `keys`, call `planner(state)`, and unless `dryRun`,
+   * write the plan. Returns the plan that was (or would be) applied.
+   */
+  reconcileChunk(
+    districtId: string,
+    keys: ChunkKeys,
+    planner: ChunkPlanner,
+    options: { dryRun: boolean },
+  ): Promise<ChunkPlan>;
+  /** sourcedIds of the district's active students. */
+  listActiveStudentIds(districtId: string): Promise<string[]>;
+  /** Active `sis`-origin parent accounts with their sources. */
+  listActiveSisParents(districtId: string): Promise<{ id: string; sources: ParentSource[] }[]>;
+  countActive(districtId: string): Promise<{ students: number; parents: number }>;
+  /** Deactivate (never delete). Returns the number of records whose status changed. */
+  applyDeactivations(districtId: string, d: Deactivations): Promise<number>;
+
+  getStudents(districtId: string): Promise<StoredStudent[]>;
+  getParents(districtId: string): Promise<ParentAccount[]>;
+  getLinks(districtId: string): Promise<GuardianLink[]>;
+  /** Insert or reactivate a non-sis link (import/manual/access-code). */
+  addLink(link: GuardianLink): Promise<void>;
+  /** Create an account outside the sync (import/manual). */
+  createParent(account: ParentAccount): Promise<void>;
+
+  // --- runs ---------------------------------------------------------------------------
+  /** Create a run; throws `ActiveRunExistsError` when the district has a queued/running one. */
+  createRun(run: SyncRun): Promise<SyncRun>;
+  updateRun(id: string, patch: SyncRunPatch): Promise<SyncRun>;
+  getRun(id: string): Promise<SyncRun | undefined>;
+  findActiveRun(districtId: string): Promise<SyncRun | undefined>;
+  /** Newest first. */
+  listRuns(districtId: string, limit: number): Promise<SyncRun[]>;
+  addRejects(runId: string, rejects: Reject[]): Promise<void>;
+  listRejects(runId: string, offset: number, limit: number): Promise<Reject[]>;
+}
