@@ -16,6 +16,11 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/**'],
+    ignores: ['src/models/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['mongoose'] }] },
+  },
+  {
     files: ['src/mapping/**', 'src/reconcile/**'],
     rules: {
       'no-restricted-imports': [
@@ -23,11 +28,6 @@ export default tseslint.config(
         { patterns: ['axios', 'mongoose', 'bullmq', 'ioredis', 'better-sqlite3', 'node:fs*'] },
       ],
     },
-  },
-  {
-    files: ['src/**'],
-    ignores: ['src/models/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['mongoose'] }] },
   },
   { files: ['*.js'], ...tseslint.configs.disableTypeChecked },
 );

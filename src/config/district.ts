@@ -91,7 +91,8 @@ export function formatIssues(source: string, error: z.ZodError): string[] {
 /** Parse one district config object; throws `ConfigError` naming `source` and each key. */
 export function parseDistrictConfig(source: string, raw: unknown): DistrictConfig {
   const r = DistrictConfig.safeParse(raw);
-  if (!r.success) throw new ConfigError(`invalid district config ${source}`, formatIssues(source, r.error));
+  if (!r.success)
+    throw new ConfigError(`invalid district config ${source}`, formatIssues(source, r.error));
   return r.data;
 }
 
@@ -121,7 +122,8 @@ export function loadDistricts(dir: string): DistrictConfig[] {
     }
     const r = DistrictConfig.safeParse(raw);
     if (!r.success) problems.push(...formatIssues(path, r.error));
-    else if (out.some(d => d.id === r.data.id)) problems.push(`${path}: id: duplicate district id "${r.data.id}"`);
+    else if (out.some(d => d.id === r.data.id))
+      problems.push(`${path}: id: duplicate district id "${r.data.id}"`);
     else out.push(r.data);
   }
   if (problems.length) throw new ConfigError('invalid district configuration', problems);

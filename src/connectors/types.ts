@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { RosterChunk, School } from '../mapping/canonical.js';
 import type { Reject } from '../models/types.js';
 
-export type ConnectorKind = 'powerschool' | 'infinite-campus' | 'aeries' | 'skyward' | 'eschoolplus';
+export type ConnectorKind =
+  'powerschool' | 'infinite-campus' | 'aeries' | 'skyward' | 'eschoolplus';
 
 /** What a connector can deliver (design.md vocabulary). */
 export interface ConnectorCapabilities {

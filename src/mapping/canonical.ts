@@ -94,3 +94,11 @@ export function normalizeEmail(email: string | undefined | null): string | undef
   const n = email.trim().toLowerCase();
   return n === '' ? undefined : n;
 }
+
+/** zod schema of a `RosterChunk` (validated again when an apply job starts). */
+export const RosterChunkSchema = z.strictObject({
+  students: z.array(Student),
+  guardians: z.array(Guardian),
+  relationships: z.array(Relationship),
+  relationshipsSupplied: z.boolean(),
+});

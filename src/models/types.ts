@@ -95,7 +95,14 @@ export interface ParentUpdate {
   set: Partial<
     Pick<
       ParentAccount,
-      'givenName' | 'familyName' | 'email' | 'emailNormalized' | 'phone' | 'sisRole' | 'status' | 'uniqueId'
+      | 'givenName'
+      | 'familyName'
+      | 'email'
+      | 'emailNormalized'
+      | 'phone'
+      | 'sisRole'
+      | 'status'
+      | 'uniqueId'
     >
   >;
   addSources: ParentSource[];
@@ -136,12 +143,7 @@ export interface Deactivations {
 }
 
 export type RunStatus =
-  | 'queued'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'needs-approval'
-  | 'discarded';
+  'queued' | 'running' | 'succeeded' | 'failed' | 'needs-approval' | 'discarded';
 
 /** Counts per entity and action, e.g. `{ student: { create: 10 }, parent: { match: 2 } }`. */
 export type RunCounts = Record<string, Record<string, number>>;

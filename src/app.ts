@@ -1,0 +1,138 @@
+/**
+ * The application context: configuration, logger, store, Redis and queues, built once and
+ * passed to job handlers, workers, the CLI and (later) the API. Owns its connections and
+ * closes each of them, every step in its own try/catch, on `close()`.
+ */
+import { Queue, type RedisOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { DistrictConfig } from './config/district.js';
+import { loadDistricts } from './config/district.js';
+import type { Env } from './config/env.js';
+import { createConnector } from './connectors/index.js';
+import type { SisConnector } from './connectors/types.js';
+import { ConfigError, describeError } from './errors.js';
+import { RunLedger } from './jobs/ledger.js';
+import { openStore } from './models/index.js';
+import type { RosterStore } from './models/types.js';
+import { QueueName, redisOptionsFromUrl } from './workers/queues.js';
+
+export interface AppContext {
+  env: Env;
+  logger: Logger;
+  store: RosterStore;
+  /** Shared ioredis client for the ledger and health checks (not for blocking calls). */
+  redis: Redis;
+  connection: RedisOptions;
+  prefix: string;
+  districts: Map<string, DistrictConfig>;
+  /** Secrets the district files name (default `process.env`). */
+  secrets: NodeJS.ProcessEnv;
+  ledger: RunLedger;
+  queues: Record<keyof typeof QueueName, Queue>;
+  connectorFor(district: DistrictConfig): SisConnector;
+  district(id: string): DistrictConfig;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  env: Env;
+  logger: Logger;
+  /** Districts to serve; default: loaded from `env.DISTRICTS_DIR`. */
+  districts?: DistrictConfig[];
+  secrets?: NodeJS.ProcessEnv;
+  /** An already open store (tests share one); default: `openStore(env.storeUrl)`. */
+  store?: RosterStore;
+}
+
+/**
+ * Build the context. Throws `ConfigError` when Redis is not configured with
+ * `maxmemory-policy noeviction` (BullMQ loses jobs under eviction).
+ */
+export async function createApp(opts: AppOptions): Promise<AppContext> {
+  const { env, logger } = opts;
+  const districts = opts.districts ?? loadDistricts(env.DISTRICTS_DIR);
+  const connection = redisOptionsFromUrl(env.REDIS_URL);
+  const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
+  await redis.connect();
+  try {
+    await checkEvictionPolicy(redis);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  const store = opts.store ?? (await openStore(env.storeUrl));
+  const prefix = env.QUEUE_PREFIX;
+  const mk = (name: QueueName) =>
+    new Queue(name, {
+      connection,
+      prefix,
+      defaultJobOptions: { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } },
+    });
+  const queues = {
+    trigger: mk(QueueName.trigger),
+    pull: mk(QueueName.pull),
+    apply: mk(QueueName.apply),
+    finalize: mk(QueueName.finalize),
+  };
+  const byId = new Map(districts.map(d => [d.id, d]));
+  const secrets = opts.secrets ?? process.env;
+  const ownsStore = !opts.store;
+  return {
+    env,
+    logger,
+    store,
+    redis,
+    connection,
+    prefix,
+    districts: byId,
+    secrets,
+    ledger: new RunLedger(redis, prefix),
+    queues,
+    connectorFor: d => createConnector(d, secrets, logger.child({ districtId: d.id })),
+    district(id) {
+      const d = byId.get(id);
+      if (!d)
+        throw new ConfigError(
+          `unknown district "${id}" (known: ${[...byId.keys()].join(', ') || 'none'})`,
+        );
+      return d;
+    },
+    async close() {
+      for (const q of Object.values(queues)) {
+        try {
+          await q.close();
+        } catch (err) {
+          logger.warn({ err: describeError(err) }, 'closing queue failed');
+        }
+      }
+      try {
+        await redis.quit();
+      } catch (err) {
+        logger.warn({ err: describeError(err) }, 'closing redis failed');
+      }
+      if (ownsStore) {
+        try {
+          await store.close();
+        } catch (err) {
+          logger.warn({ err: describeError(err) }, 'closing store failed');
+        }
+      }
+    },
+  };
+}
+
+async function checkEvictionPolicy(redis: Redis): Promise<void> {
+  let policy: string | undefined;
+  try {
+    const r = (await redis.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown;
+    if (Array.isArray(r) && typeof r[1] === 'string') policy = r[1];
+  } catch {
+    return; // managed Redis services may forbid CONFIG; they document their own policy
+  }
+  if (policy !== undefined && policy !== 'noeviction') {
+    throw new ConfigError(
+      `Redis maxmemory-policy is "${policy}"; BullMQ needs "noeviction" (set it with CONFIG SET maxmemory-policy noeviction or in redis.conf)`,
+    );
+  }
+}

@@ -1,0 +1,48 @@
+/** Plain-text rendering of runs for the CLI and the demo. */
+import type { SyncRun } from '../models/types.js';
+
+/** A run summary: status, timings, and a table of counts per entity and action. */
+export function formatRun(run: SyncRun, extra: Record<string, string | number> = {}): string {
+  const lines: string[] = [];
+  lines.push(
+    `run ${run.id}  district ${run.districtId}  connector ${run.connector}${run.dryRun ? '  (dry run)' : ''}`,
+  );
+  lines.push(`status   ${run.status}${run.error ? `  — ${run.error}` : ''}`);
+  const t = run.timings;
+  if (t.total !== undefined)
+    lines.push(
+      `time     ${(t.total / 1000).toFixed(2)} s total (pull ${((t.pull ?? 0) / 1000).toFixed(2)} s, finalize ${((t.finalize ?? 0) / 1000).toFixed(2)} s)`,
+    );
+  for (const [k, v] of Object.entries(extra)) lines.push(`${k.padEnd(8)} ${v}`);
+  const entities = Object.keys(run.counts).sort();
+  if (entities.length === 0) lines.push('changes  none');
+  else {
+    lines.push('changes');
+    for (const e of entities) {
+      const acts = run.counts[e] ?? {};
+      const parts = Object.keys(acts)
+        .sort()
+        .map(a => `${a} ${acts[a]}`);
+      lines.push(`  ${e.padEnd(8)} ${parts.join(', ')}`);
+    }
+  }
+  lines.push(`rejects  ${run.rejectCount}`);
+  if (run.held)
+    lines.push(
+      `held     ${run.held.studentSourcedIds.length} students, ${run.held.parentIds.length} parents, ${run.held.links.length} links await approval`,
+    );
+  return lines.join('\n');
+}
+
+/** One line per run, newest first. */
+export function formatRunList(runs: SyncRun[]): string {
+  if (!runs.length) return 'no runs yet';
+  return runs
+    .map(r => {
+      const c = Object.entries(r.counts)
+        .map(([e, a]) => `${e}:${Object.values(a).reduce((x, y) => x + y, 0)}`)
+        .join(' ');
+      return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)} ${c || '-'}  rejects:${r.rejectCount}`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,311 @@
+/**
+ * The sync pipeline's job handlers: trigger → roster-pull → roster-apply (per chunk) →
+ * roster-finalize. Handlers take `(payload, ctx)` and throw on failure; the workers
+ * (src/workers) turn non-retryable errors into BullMQ `UnrecoverableError`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Job } from 'bullmq';
+import type { AppContext } from '../app.js';
+import { describeError } from '../errors.js';
+import { decideFinalize } from '../reconcile/finalize.js';
+import { chunkKeys, planChunk } from '../reconcile/plan.js';
+import type { ChunkPlan, Reject, RunCounts, SyncRun } from '../models/types.js';
+import { ActiveRunExistsError } from '../models/types.js';
+import { jobId } from '../workers/queues.js';
+import { mergeCounts } from './ledger.js';
+import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
+
+/** Default BullMQ options per step: retries with exponential backoff and jitter. */
+export const JOB_OPTIONS = {
+  pull: { attempts: 2, backoff: { type: 'exponential', delay: 5000, jitter: 0.5 } },
+  apply: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
+  finalize: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
+} as const;
+
+/** Maximum apply jobs waiting before the pull pauses (keeps snapshot data out of Redis). */
+const MAX_WAITING_CHUNKS = 40;
+
+export function newRunId(now = new Date()): string {
+  return `r${now.getTime().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Start a run for a district, or return the one already queued/running (invariant 3).
+ * Returns `{ run, started }`; `started` is false when an active run was returned.
+ * Throws `ConfigError` for an unknown district.
+ */
+export async function triggerSync(
+  ctx: AppContext,
+  req: TriggerPayload,
+): Promise<{ run: SyncRun; started: boolean }> {
+  const district = ctx.district(req.districtId);
+  const now = new Date();
+  const candidate: SyncRun = {
+    id: newRunId(now),
+    districtId: district.id,
+    connector: district.connector.kind,
+    status: 'queued',
+    dryRun: req.dryRun,
+    trigger: req.trigger,
+    createdAt: now.toISOString(),
+    counts: {},
+    rejectCount: 0,
+    timings: {},
+  };
+  let run: SyncRun;
+  try {
+    run = await ctx.store.createRun(candidate);
+  } catch (err) {
+    if (err instanceof ActiveRunExistsError) return { run: err.activeRun, started: false };
+    throw err;
+  }
+  const payload: PullPayload = { districtId: run.districtId, runId: run.id };
+  await ctx.queues.pull.add('pull', payload, {
+    jobId: jobId.pull(run.districtId, run.id),
+    ...JOB_OPTIONS.pull,
+  });
+  ctx.logger.info(
+    { districtId: run.districtId, runId: run.id, dryRun: run.dryRun, trigger: run.trigger },
+    'run queued',
+  );
+  return { run, started: true };
+}
+
+/** roster-pull: stream the snapshot from the SIS into apply jobs. */
+export async function handlePull(
+  ctx: AppContext,
+  job: Job,
+  signal?: AbortSignal,
+): Promise<{ chunks: number }> {
+  const { districtId, runId } = PullPayload.parse(job.data);
+  const district = ctx.district(districtId);
+  const log = ctx.logger.child({ districtId, runId, step: 'pull', attempt: job.attemptsMade + 1 });
+  const started = Date.now();
+  await ctx.store.updateRun(runId, {
+    status: 'running',
+    startedAt: new Date(started).toISOString(),
+  });
+  const connector = ctx.connectorFor(district);
+  let pending: Reject[] = [];
+  const pullCtx = {
+    logger: log,
+    signal: signal ?? new AbortController().signal,
+    reject: (r: Reject) => void pending.push(r),
+  };
+  const run = await ctx.store.getRun(runId);
+  const dryRun = run?.dryRun ?? false;
+
+  const schools = await connector.readSchools(pullCtx);
+  if (!dryRun) await ctx.store.upsertSchools(districtId, schools);
+
+  let n = 0;
+  for await (const chunk of connector.readRoster(pullCtx)) {
+    await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
+    pending = [];
+    const payload: ApplyPayload = { districtId, runId, chunkNo: n, chunk };
+    await ctx.queues.apply.add('apply', payload, {
+      jobId: jobId.chunk(districtId, runId, n),
+      ...JOB_OPTIONS.apply,
+    });
+    n++;
+    if (n % 10 === 0) await waitForApplyBacklog(ctx, signal);
+  }
+  await ctx.ledger.recordPullRejects(runId, 'end', pending);
+  const stats = connector.stats();
+  await ctx.ledger.setTotal(runId, n, {
+    pullMs: String(Date.now() - started),
+    httpRequests: String(stats.httpRequests),
+    schools: String(schools.length),
+  });
+  log.info(
+    { chunks: n, httpRequests: stats.httpRequests, ms: Date.now() - started },
+    'pull complete',
+  );
+  await maybeFinalize(ctx, districtId, runId);
+  return { chunks: n };
+}
+
+async function waitForApplyBacklog(ctx: AppContext, signal?: AbortSignal): Promise<void> {
+  while ((await ctx.queues.apply.getWaitingCount()) > MAX_WAITING_CHUNKS) {
+    if (signal?.aborted) return;
+    await new Promise(r => setTimeout(r, 100));
+  }
+}
+
+/** Entity → action → n for one chunk plan. */
+export function countPlan(plan: ChunkPlan): RunCounts {
+  const c: RunCounts = {};
+  const inc = (e: string, a: string, k = 1) => {
+    const t = (c[e] ??= {});
+    t[a] = (t[a] ?? 0) + k;
+  };
+  for (const s of plan.students) inc('student', s.action);
+  if (plan.parentCreates.length) inc('parent', 'create', plan.parentCreates.length);
+  for (const p of plan.parentUpdates) inc('parent', p.action);
+  for (const l of plan.links) inc('link', l.action);
+  return c;
+}
+
+/** roster-apply: plan and write one chunk atomically, then record it in the ledger. */
+export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts> {
+  const p = ApplyPayload.parse(job.data);
+  const district = ctx.district(p.districtId);
+  const run = await ctx.store.getRun(p.runId);
+  if (!run) throw new Error(`run ${p.runId} not found`);
+  const planCtx = {
+    districtId: p.districtId,
+    connector: district.connector.kind,
+    parentRole: district.policies.parentRole,
+  };
+  const plan = await ctx.store.reconcileChunk(
+    p.districtId,
+    chunkKeys(p.chunk, planCtx.connector),
+    state => planChunk(p.chunk, state, planCtx),
+    { dryRun: run.dryRun },
+  );
+  const counts = countPlan(plan);
+  const seenParents = new Set(Object.values(plan.guardianAccounts));
+  await ctx.ledger.recordChunk(p.runId, {
+    chunkNo: p.chunkNo,
+    seenStudents: p.chunk.students.filter(s => s.status === 'active').map(s => s.sourcedId),
+    seenParents: [...seenParents],
+    linkRemovals: plan.linkRemovals,
+    counts,
+    rejects: plan.rejects,
+  });
+  await maybeFinalize(ctx, p.districtId, p.runId);
+  return counts;
+}
+
+/** Enqueue finalize once the pull is done and every chunk is applied (idempotent job id). */
+async function maybeFinalize(ctx: AppContext, districtId: string, runId: string): Promise<void> {
+  if (!(await ctx.ledger.isComplete(runId))) return;
+  const payload: FinalizePayload = { districtId, runId };
+  await ctx.queues.finalize.add('finalize', payload, {
+    jobId: jobId.finalize(districtId, runId),
+    ...JOB_OPTIONS.finalize,
+  });
+}
+
+/**
+ * roster-finalize: deactivate what a complete snapshot no longer has (or hold it for
+ * approval), store rejects and counts, close the run.
+ */
+export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun> {
+  const { districtId, runId } = FinalizePayload.parse(job.data);
+  const district = ctx.district(districtId);
+  const run = await ctx.store.getRun(runId);
+  if (!run) throw new Error(`run ${runId} not found`);
+  if (run.status !== 'running' && run.status !== 'queued') return run; // already finalized
+  const started = Date.now();
+  const [seen, linkRemovals, counts, rejects, meta, activeStudentIds, sisParents] =
+    await Promise.all([
+      ctx.ledger.seen(runId),
+      ctx.ledger.linkRemovals(runId),
+      ctx.ledger.counts(runId),
+      ctx.ledger.rejects(runId),
+      ctx.ledger.meta(runId),
+      ctx.store.listActiveStudentIds(districtId),
+      ctx.store.listActiveSisParents(districtId),
+    ]);
+  const decision = decideFinalize({
+    activeStudentIds,
+    activeSisParentIds: sisParents.map(p => p.id),
+    seenStudents: seen.students,
+    seenParents: seen.parents,
+    linkRemovals,
+    thresholdPercent: district.policies.deletionThresholdPercent,
+  });
+  const d = decision.deactivations;
+  const deactCounts: RunCounts = {};
+  if (d.studentSourcedIds.length) deactCounts.student = { deactivate: d.studentSourcedIds.length };
+  if (d.parentIds.length) deactCounts.parent = { deactivate: d.parentIds.length };
+  if (d.links.length) deactCounts.link = { remove: d.links.length };
+  const held = decision.hold || run.dryRun;
+  if (!held) await ctx.store.applyDeactivations(districtId, d);
+
+  await ctx.store.addRejects(runId, rejects);
+  const finishedAt = new Date();
+  const timings: Record<string, number> = {
+    ...run.timings,
+    pull: Number(meta.pullMs ?? 0),
+    finalize: Date.now() - started,
+    total: finishedAt.getTime() - Date.parse(run.startedAt ?? run.createdAt),
+  };
+  const status = run.dryRun ? 'succeeded' : decision.hold ? 'needs-approval' : 'succeeded';
+  const updated = await ctx.store.updateRun(runId, {
+    status,
+    finishedAt: finishedAt.toISOString(),
+    counts: mergeCounts(mergeCounts({}, counts), deactCounts),
+    rejectCount: rejects.length,
+    timings,
+    held: decision.hold && !run.dryRun ? d : undefined,
+    error:
+      decision.hold && !run.dryRun
+        ? `held by deletion safeguard: ${decision.holdReason}`
+        : undefined,
+  });
+  await ctx.ledger.clear(runId);
+  ctx.logger.info(
+    {
+      districtId,
+      runId,
+      status,
+      counts: updated.counts,
+      rejects: rejects.length,
+      ms: timings.total,
+    },
+    'run finished',
+  );
+  return updated;
+}
+
+/** Apply the deactivations a `needs-approval` run holds. Throws when the run is not held. */
+export async function approveRun(ctx: AppContext, runId: string): Promise<SyncRun> {
+  const run = await ctx.store.getRun(runId);
+  if (!run || run.status !== 'needs-approval' || !run.held)
+    throw new Error(`run ${runId} is not waiting for approval`);
+  await ctx.store.applyDeactivations(run.districtId, run.held);
+  return ctx.store.updateRun(runId, { status: 'succeeded', error: undefined });
+}
+
+/** Drop the held deactivations of a `needs-approval` run (nothing is deactivated). */
+export async function discardRun(ctx: AppContext, runId: string): Promise<SyncRun> {
+  const run = await ctx.store.getRun(runId);
+  if (!run || run.status !== 'needs-approval')
+    throw new Error(`run ${runId} is not waiting for approval`);
+  return ctx.store.updateRun(runId, { status: 'discarded' });
+}
+
+/** Mark a run failed with the reason (called when a pull/apply/finalize job fails for good). */
+export async function failRun(ctx: AppContext, runId: string, err: unknown): Promise<void> {
+  const run = await ctx.store.getRun(runId);
+  if (!run || (run.status !== 'running' && run.status !== 'queued')) return;
+  await ctx.store.updateRun(runId, {
+    status: 'failed',
+    finishedAt: new Date().toISOString(),
+    error: describeError(err),
+  });
+  await ctx.ledger.clear(runId);
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'needs-approval', 'discarded']);
+
+/**
+ * Resolve with the run once it leaves `queued`/`running`. Checks the store every
+ * `intervalMs`; rejects after `timeoutMs` with the run's last status.
+ */
+export async function waitForRun(
+  ctx: Pick<AppContext, 'store'>,
+  runId: string,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<SyncRun> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 10 * 60 * 1000);
+  for (;;) {
+    const run = await ctx.store.getRun(runId);
+    if (run && TERMINAL.has(run.status)) return run;
+    if (Date.now() > deadline)
+      throw new Error(`run ${runId} did not finish in time (status ${run?.status ?? 'unknown'})`);
+    await new Promise(r => setTimeout(r, opts.intervalMs ?? 100));
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Mongoose schemas of the MongoDB store, one per collection. Documents hold exactly the
+ * port's plain fields (plus `_id`, which the adapter never returns) — no version key, no
+ * `id` virtual. Every index is commented with the query it serves; the unique compound
+ * indexes carry the invariants (tenant-scoped identity, one active run per district).
+ *
+ * Every unique index that is not on a run id is prefixed with `districtId`, so the
+ * collections can be sharded on `districtId`.
+ *
+ * Optional fields are never stored as `null`: the adapter `$unset`s them. That matters for
+ * the partial unique index on `uniqueId` (a `null` would exist and collide).
+ */
+import { Schema, type Connection, type Model } from 'mongoose';
+import type {
+  GuardianLink,
+  ParentAccount,
+  ParentSource,
+  Reject,
+  StoredStudent,
+  SyncRun,
+} from '../types.js';
+
+export interface SchoolDoc {
+  districtId: string;
+  sourcedId: string;
+  name: string;
+}
+export type StudentDoc = StoredStudent;
+export type ParentDoc = ParentAccount;
+export type LinkDoc = GuardianLink;
+/** A run plus adapter bookkeeping. */
+export interface RunDoc extends SyncRun {
+  /** `status` is queued or running; carries the partial unique index (no `$in` allowed there). */
+  active: boolean;
+  /** Last reject sequence number handed out (`$inc` allocates ranges atomically). */
+  rejectSeq: number;
+}
+export interface RejectDoc extends Reject {
+  runId: string;
+  districtId: string;
+  seq: number;
+}
+
+/** Collection names (snake_case, like the SQLite tables). */
+export const COLLECTIONS = {
+  schools: 'schools',
+  students: 'students',
+  parents: 'parent_accounts',
+  links: 'guardian_links',
+  runs: 'sync_runs',
+  rejects: 'run_rejects',
+} as const;
+
+const RECORD_STATUS = ['active', 'inactive'];
+const ORIGINS = ['sis', 'import', 'access-code', 'manual'];
+const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'needs-approval', 'discarded'];
+
+/**
+ * Shared options: no `__v`, no `id` virtual (two collections have a real `id` field),
+ * unknown paths in documents/updates/filters throw instead of being silently dropped;
+ * collections and indexes are created by the store's `init()` (`syncIndexes`), never as a
+ * side effect of compiling a model.
+ */
+const base = {
+  versionKey: false,
+  id: false,
+  strict: 'throw',
+  strictQuery: 'throw',
+  autoIndex: false,
+  autoCreate: false,
+} as const;
+
+const requiredString = { type: String, required: true } as const;
+
+export const schoolSchema = new Schema<SchoolDoc>(
+  {
+    districtId: requiredString,
+    sourcedId: requiredString,
+    name: requiredString,
+  },
+  { ...base, collection: COLLECTIONS.schools },
+);
+// upsertSchools (upsert key; one school per SIS id and district)
+schoolSchema.index({ districtId: 1, sourcedId: 1 }, { unique: true, name: 'district_sourcedId' });
+
+export const studentSchema = new Schema<StudentDoc>(
+  {
+    districtId: requiredString,
+    sourcedId: requiredString,
+    uniqueId: requiredString,
+    givenName: String,
+    familyName: String,
+    email: String,
+    schoolSourcedIds: { type: [String], default: [] },
+    grade: String,
+    status: { type: String, enum: RECORD_STATUS, required: true },
+  },
+  { ...base, collection: COLLECTIONS.students },
+);
+// reconcileChunk: load the chunk's students by sourcedId; upsert key of plan writes;
+// applyDeactivations by sourcedId; getStudents (sorted by sourcedId)
+studentSchema.index({ districtId: 1, sourcedId: 1 }, { unique: true, name: 'district_sourcedId' });
+// listActiveStudentIds, countActive
+studentSchema.index({ districtId: 1, status: 1 }, { name: 'district_status' });
+
+export const parentSourceSchema = new Schema<ParentSource>(
+  {
+    connector: requiredString,
+    sourcedId: requiredString,
+  },
+  { _id: false, id: false, versionKey: false, strict: 'throw' },
+);
+
+export const parentSchema = new Schema<ParentDoc>(
+  {
+    districtId: requiredString,
+    id: requiredString,
+    uniqueId: String,
+    givenName: String,
+    familyName: String,
+    email: String,
+    emailNormalized: String,
+    phone: String,
+    role: requiredString,
+    sisRole: { type: String, enum: ['parent', 'guardian', 'relative'] },
+    status: { type: String, enum: RECORD_STATUS, required: true },
+    origin: { type: String, enum: ORIGINS, required: true },
+    sources: { type: [parentSourceSchema], default: [] },
+    lockedFields: { type: [String], default: [] },
+  },
+  { ...base, collection: COLLECTIONS.parents },
+);
+// parent updates / creates (upsert key), applyDeactivations by id, getParents (sorted by id)
+parentSchema.index({ districtId: 1, id: 1 }, { unique: true, name: 'district_id' });
+// reconcileChunk: match guardians by uniqueId (invariant 7: one account per uniqueId).
+// Partial: accounts without a uniqueId do not collide.
+parentSchema.index(
+  { districtId: 1, uniqueId: 1 },
+  {
+    unique: true,
+    name: 'district_uniqueId',
+    partialFilterExpression: { uniqueId: { $exists: true } },
+  },
+);
+// reconcileChunk: match guardians by (connector, SIS sourcedId) via $elemMatch on sources;
+// multikey and unique across accounts: one SIS identity belongs to one account.
+// Partial: accounts without sources (imports, access codes) do not collide on "missing".
+parentSchema.index(
+  { districtId: 1, 'sources.connector': 1, 'sources.sourcedId': 1 },
+  {
+    unique: true,
+    name: 'district_source',
+    partialFilterExpression: { 'sources.connector': { $exists: true } },
+  },
+);
+// reconcileChunk: match guardians by normalized email (not unique: ambiguity is reported)
+parentSchema.index({ districtId: 1, emailNormalized: 1 }, { name: 'district_email' });
+// listActiveSisParents, countActive
+parentSchema.index({ districtId: 1, status: 1, origin: 1 }, { name: 'district_status_origin' });
+
+export const linkSchema = new Schema<LinkDoc>(
+  {
+    districtId: requiredString,
+    parentId: requiredString,
+    studentSourcedId: requiredString,
+    origin: { type: String, enum: ORIGINS, required: true },
+    relationship: String,
+    status: { type: String, enum: RECORD_STATUS, required: true },
+  },
+  { ...base, collection: COLLECTIONS.links },
+);
+// plan link writes and addLink (upsert key: one link per parent, student and origin);
+// applyDeactivations of sis links; getLinks (sorted)
+linkSchema.index(
+  { districtId: 1, parentId: 1, studentSourcedId: 1, origin: 1 },
+  { unique: true, name: 'district_parent_student_origin' },
+);
+// reconcileChunk: all links (any origin/status) of the chunk's students
+linkSchema.index({ districtId: 1, studentSourcedId: 1 }, { name: 'district_student' });
+
+export const runSchema = new Schema<RunDoc>(
+  {
+    id: requiredString,
+    districtId: requiredString,
+    connector: requiredString,
+    status: { type: String, enum: RUN_STATUSES, required: true },
+    dryRun: { type: Boolean, required: true },
+    trigger: requiredString,
+    createdAt: requiredString,
+    startedAt: String,
+    finishedAt: String,
+    counts: { type: Schema.Types.Mixed, default: () => ({}) },
+    rejectCount: { type: Number, default: 0 },
+    timings: { type: Schema.Types.Mixed, default: () => ({}) },
+    held: Schema.Types.Mixed,
+    error: String,
+    active: { type: Boolean, required: true },
+    rejectSeq: { type: Number, default: 0 },
+  },
+  // minimize: false keeps `counts: {}` / `timings: {}` instead of dropping empty objects.
+  { ...base, minimize: false, collection: COLLECTIONS.runs },
+);
+// getRun, updateRun, addRejects' sequence allocation
+runSchema.index({ id: 1 }, { unique: true, name: 'id' });
+// invariant 3 — createRun: one queued/running run per district. `active` mirrors
+// `status in (queued, running)` because partial filters do not allow $in.
+runSchema.index(
+  { districtId: 1 },
+  { unique: true, name: 'one_active_run', partialFilterExpression: { active: true } },
+);
+// listRuns (newest first)
+runSchema.index({ districtId: 1, createdAt: -1 }, { name: 'district_createdAt' });
+
+export const rejectSchema = new Schema<RejectDoc>(
+  {
+    runId: requiredString,
+    districtId: requiredString,
+    seq: { type: Number, required: true },
+    entity: {
+      type: String,
+      enum: ['school', 'student', 'guardian', 'relationship', 'chunk', 'run'],
+      required: true,
+    },
+    recordId: { type: String, default: '' },
+    reason: { type: String, default: '' },
+  },
+  { ...base, collection: COLLECTIONS.rejects },
+);
+// listRejects: page a run's rejects in insertion order
+rejectSchema.index({ runId: 1, seq: 1 }, { unique: true, name: 'run_seq' });
+// addRejects: a retried chunk does not store the same reject twice
+rejectSchema.index(
+  { runId: 1, entity: 1, recordId: 1, reason: 1 },
+  { unique: true, name: 'run_reject_identity' },
+);
+
+/** The store's models, compiled on one (private) connection. */
+export interface RosterModels {
+  schools: Model<SchoolDoc>;
+  students: Model<StudentDoc>;
+  parents: Model<ParentDoc>;
+  links: Model<LinkDoc>;
+  runs: Model<RunDoc>;
+  rejects: Model<RejectDoc>;
+}
+
+/** Compile all models on `conn` (never on the global mongoose). */
+export function registerModels(conn: Connection): RosterModels {
+  return {
+    schools: conn.model<SchoolDoc>('School', schoolSchema),
+    students: conn.model<StudentDoc>('Student', studentSchema),
+    parents: conn.model<ParentDoc>('ParentAccount', parentSchema),
+    links: conn.model<LinkDoc>('GuardianLink', linkSchema),
+    runs: conn.model<RunDoc>('SyncRun', runSchema),
+    rejects: conn.model<RejectDoc>('RunReject', rejectSchema),
+  };
+}
+
+/** Every schema by collection name (for index checks and `init()`). */
+export const SCHEMAS = {
+  [COLLECTIONS.schools]: schoolSchema,
+  [COLLECTIONS.students]: studentSchema,
+  [COLLECTIONS.parents]: parentSchema,
+  [COLLECTIONS.links]: linkSchema,
+  [COLLECTIONS.runs]: runSchema,
+  [COLLECTIONS.rejects]: rejectSchema,
+} as const;

@@ -1,0 +1,1002 @@
+/**
+ * SQLite adapter of the `RosterStore` port (better-sqlite3 12): the embedded default store.
+ *
+ * - WAL mode, `busy_timeout`, `synchronous=NORMAL`, bounded WAL (`wal_autocheckpoint` +
+ *   `journal_size_limit`), foreign keys on.
+ * - Every write runs in `db.transaction(...).immediate()` (BEGIN IMMEDIATE): the write lock is
+ *   taken up front, so a chunk's load → plan → write cannot interleave with another writer.
+ * - All roster writes are change-detecting upserts/updates (`... WHERE old IS NOT new`), so
+ *   re-applying a plan writes zero rows and `writeCount()` is exactly the rows changed.
+ * - Large key lists are bound as one JSON array parameter and expanded with `json_each(?)`.
+ * - Schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]` upgrades to version i+1.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { GuardianRole, RecordStatus } from '../../mapping/canonical.js';
+import { StoreConflictError } from '../../errors.js';
+import {
+  applyRunPatch,
+  assertPlanInDistrict,
+  isActiveRunStatus,
+  parentUpdateEntries,
+  type ParentUpdateField,
+} from '../shared.js';
+import {
+  ActiveRunExistsError,
+  type AccountOrigin,
+  type ChunkKeys,
+  type ChunkPlan,
+  type ChunkPlanner,
+  type ChunkState,
+  type Deactivations,
+  type GuardianLink,
+  type LinkOrigin,
+  type ParentAccount,
+  type ParentSource,
+  type ParentUpdate,
+  type Reject,
+  type RosterStore,
+  type RunStatus,
+  type StoredStudent,
+  type SyncRun,
+  type SyncRunPatch,
+} from '../types.js';
+
+/** Ordered schema migrations; index i brings the database to `user_version` i+1. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE schools (
+    district_id TEXT NOT NULL,
+    sourced_id  TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    PRIMARY KEY (district_id, sourced_id)
+  );
+
+  CREATE TABLE students (
+    district_id        TEXT NOT NULL,
+    sourced_id         TEXT NOT NULL,
+    unique_id          TEXT NOT NULL,
+    given_name         TEXT NOT NULL,
+    family_name        TEXT NOT NULL,
+    email              TEXT,
+    school_sourced_ids TEXT NOT NULL DEFAULT '[]', -- JSON array
+    grade              TEXT,
+    status             TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
+    PRIMARY KEY (district_id, sourced_id)          -- chunk loads, upserts
+  );
+  -- listActiveStudentIds, countActive
+  CREATE INDEX students_district_status ON students (district_id, status);
+
+  CREATE TABLE parent_accounts (
+    district_id      TEXT NOT NULL,
+    id               TEXT NOT NULL,
+    unique_id        TEXT,
+    given_name       TEXT NOT NULL,
+    family_name      TEXT NOT NULL,
+    email            TEXT,
+    email_normalized TEXT,
+    phone            TEXT,
+    role             TEXT NOT NULL,
+    sis_role         TEXT CHECK (sis_role IN ('parent', 'guardian', 'relative')),
+    status           TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
+    origin           TEXT NOT NULL CHECK (origin IN ('sis', 'import', 'access-code', 'manual')),
+    locked_fields    TEXT NOT NULL DEFAULT '[]', -- JSON array
+    PRIMARY KEY (district_id, id)
+  );
+  -- identity match by uniqueId (invariant 7); one account per uniqueId
+  CREATE UNIQUE INDEX parent_accounts_unique_id ON parent_accounts (district_id, unique_id)
+    WHERE unique_id IS NOT NULL;
+  -- identity match by normalized email (not unique: ambiguity is reported, not prevented)
+  CREATE INDEX parent_accounts_email ON parent_accounts (district_id, email_normalized)
+    WHERE email_normalized IS NOT NULL;
+  -- listActiveSisParents, countActive
+  CREATE INDEX parent_accounts_status_origin ON parent_accounts (district_id, status, origin);
+
+  CREATE TABLE parent_sources (
+    district_id TEXT NOT NULL,
+    connector   TEXT NOT NULL,
+    sourced_id  TEXT NOT NULL,
+    parent_id   TEXT NOT NULL,
+    PRIMARY KEY (district_id, connector, sourced_id), -- identity match by source; one owner
+    FOREIGN KEY (district_id, parent_id) REFERENCES parent_accounts (district_id, id)
+  );
+  -- sources of loaded accounts
+  CREATE INDEX parent_sources_parent ON parent_sources (district_id, parent_id);
+
+  CREATE TABLE guardian_links (
+    district_id        TEXT NOT NULL,
+    parent_id          TEXT NOT NULL,
+    student_sourced_id TEXT NOT NULL,
+    origin             TEXT NOT NULL CHECK (origin IN ('sis', 'import', 'access-code', 'manual')),
+    relationship       TEXT,
+    status             TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
+    PRIMARY KEY (district_id, parent_id, student_sourced_id, origin)
+  );
+  -- all links of a chunk's students
+  CREATE INDEX guardian_links_student ON guardian_links (district_id, student_sourced_id);
+
+  CREATE TABLE sync_runs (
+    id           TEXT PRIMARY KEY,
+    district_id  TEXT NOT NULL,
+    connector    TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN
+                   ('queued', 'running', 'succeeded', 'failed', 'needs-approval', 'discarded')),
+    dry_run      INTEGER NOT NULL,
+    run_trigger  TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    started_at   TEXT,
+    finished_at  TEXT,
+    counts       TEXT NOT NULL DEFAULT '{}', -- JSON
+    reject_count INTEGER NOT NULL DEFAULT 0,
+    timings      TEXT NOT NULL DEFAULT '{}', -- JSON
+    held         TEXT,                       -- JSON Deactivations
+    error        TEXT
+  );
+  -- invariant 3: one queued/running run per district
+  CREATE UNIQUE INDEX sync_runs_one_active ON sync_runs (district_id)
+    WHERE status IN ('queued', 'running');
+  -- listRuns (newest first)
+  CREATE INDEX sync_runs_district_created ON sync_runs (district_id, created_at);
+
+  CREATE TABLE run_rejects (
+    run_id      TEXT NOT NULL REFERENCES sync_runs (id),
+    district_id TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    entity      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq),                   -- listRejects paging in insertion order
+    UNIQUE (run_id, entity, record_id, reason)   -- a retried chunk does not duplicate rejects
+  );
+  `,
+];
+
+/** Options of the SQLite store. */
+export interface SqliteStoreOptions {
+  /** Milliseconds a writer waits for the lock before SQLITE_BUSY (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+interface StudentRow {
+  district_id: string;
+  sourced_id: string;
+  unique_id: string;
+  given_name: string;
+  family_name: string;
+  email: string | null;
+  school_sourced_ids: string;
+  grade: string | null;
+  status: string;
+}
+
+interface ParentRow {
+  district_id: string;
+  id: string;
+  unique_id: string | null;
+  given_name: string;
+  family_name: string;
+  email: string | null;
+  email_normalized: string | null;
+  phone: string | null;
+  role: string;
+  sis_role: string | null;
+  status: string;
+  origin: string;
+  locked_fields: string;
+}
+
+interface SourceRow {
+  parent_id: string;
+  connector: string;
+  sourced_id: string;
+}
+
+interface LinkRow {
+  district_id: string;
+  parent_id: string;
+  student_sourced_id: string;
+  origin: string;
+  relationship: string | null;
+  status: string;
+}
+
+interface RunRow {
+  id: string;
+  district_id: string;
+  connector: string;
+  status: string;
+  dry_run: number;
+  run_trigger: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  counts: string;
+  reject_count: number;
+  timings: string;
+  held: string | null;
+  error: string | null;
+}
+
+interface RejectRow {
+  entity: string;
+  record_id: string;
+  reason: string;
+}
+
+type Params = Record<string, string | number | null>;
+
+const PARENT_COLUMNS: Record<ParentUpdateField, string> = {
+  givenName: 'given_name',
+  familyName: 'family_name',
+  email: 'email',
+  emailNormalized: 'email_normalized',
+  phone: 'phone',
+  sisRole: 'sis_role',
+  status: 'status',
+  uniqueId: 'unique_id',
+};
+
+/** Every fixed statement the store prepares (exported for query-plan tests). */
+export const SQL = {
+  // Key lists drive the loads: `json_each(?) CROSS JOIN table` makes SQLite loop over the
+  // keys and probe the index per key, whatever its (missing) statistics say. Callers pass
+  // de-duplicated lists.
+  loadStudents: `SELECT s.* FROM json_each(@keys) AS k CROSS JOIN students AS s
+    ON s.district_id = @districtId AND s.sourced_id = k.value ORDER BY s.sourced_id`,
+  loadParents: `SELECT * FROM parent_accounts WHERE district_id = @districtId AND id IN (
+      SELECT s.parent_id FROM json_each(@sourcedIds) AS k CROSS JOIN parent_sources AS s
+        ON s.district_id = @districtId AND s.connector = @connector AND s.sourced_id = k.value
+      UNION
+      SELECT p.id FROM json_each(@uniqueIds) AS k CROSS JOIN parent_accounts AS p
+        ON p.district_id = @districtId AND p.unique_id = k.value
+      UNION
+      SELECT p.id FROM json_each(@emails) AS k CROSS JOIN parent_accounts AS p
+        ON p.district_id = @districtId AND p.email_normalized = k.value
+    ) ORDER BY id`,
+  loadSources: `SELECT s.parent_id, s.connector, s.sourced_id
+    FROM json_each(@keys) AS k CROSS JOIN parent_sources AS s
+    ON s.district_id = @districtId AND s.parent_id = k.value ORDER BY s.rowid`,
+  loadLinks: `SELECT l.* FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
+    ON l.district_id = @districtId AND l.student_sourced_id = k.value
+    ORDER BY l.parent_id, l.student_sourced_id, l.origin`,
+  upsertStudent: `INSERT INTO students (district_id, sourced_id, unique_id, given_name, family_name,
+      email, school_sourced_ids, grade, status)
+    VALUES (@districtId, @sourcedId, @uniqueId, @givenName, @familyName, @email,
+      @schoolSourcedIds, @grade, @status)
+    ON CONFLICT (district_id, sourced_id) DO UPDATE SET
+      unique_id = excluded.unique_id, given_name = excluded.given_name,
+      family_name = excluded.family_name, email = excluded.email,
+      school_sourced_ids = excluded.school_sourced_ids, grade = excluded.grade,
+      status = excluded.status
+    WHERE students.unique_id IS NOT excluded.unique_id
+      OR students.given_name IS NOT excluded.given_name
+      OR students.family_name IS NOT excluded.family_name
+      OR students.email IS NOT excluded.email
+      OR students.school_sourced_ids IS NOT excluded.school_sourced_ids
+      OR students.grade IS NOT excluded.grade
+      OR students.status IS NOT excluded.status`,
+  insertParent: `INSERT INTO parent_accounts (district_id, id, unique_id, given_name, family_name,
+      email, email_normalized, phone, role, sis_role, status, origin, locked_fields)
+    VALUES (@districtId, @id, @uniqueId, @givenName, @familyName, @email, @emailNormalized,
+      @phone, @role, @sisRole, @status, @origin, @lockedFields)`,
+  parentExists: `SELECT 1 FROM parent_accounts WHERE district_id = ? AND id = ?`,
+  insertSourceIfAbsent: `INSERT INTO parent_sources (district_id, connector, sourced_id, parent_id)
+    VALUES (?, ?, ?, ?) ON CONFLICT (district_id, connector, sourced_id) DO NOTHING`,
+  sourceOwner: `SELECT parent_id FROM parent_sources
+    WHERE district_id = ? AND connector = ? AND sourced_id = ?`,
+  upsertLink: `INSERT INTO guardian_links (district_id, parent_id, student_sourced_id, origin,
+      relationship, status)
+    VALUES (@districtId, @parentId, @studentSourcedId, @origin, @relationship, @status)
+    ON CONFLICT (district_id, parent_id, student_sourced_id, origin) DO UPDATE SET
+      relationship = excluded.relationship, status = excluded.status
+    WHERE guardian_links.relationship IS NOT excluded.relationship
+      OR guardian_links.status IS NOT excluded.status`,
+  upsertSchool: `INSERT INTO schools (district_id, sourced_id, name) VALUES (?, ?, ?)
+    ON CONFLICT (district_id, sourced_id) DO UPDATE SET name = excluded.name
+    WHERE schools.name IS NOT excluded.name`,
+  deactivateStudents: `UPDATE students SET status = 'inactive' WHERE rowid IN (
+    SELECT s.rowid FROM json_each(@keys) AS k CROSS JOIN students AS s
+    ON s.district_id = @districtId AND s.sourced_id = k.value WHERE s.status = 'active')`,
+  deactivateParents: `UPDATE parent_accounts SET status = 'inactive' WHERE rowid IN (
+    SELECT p.rowid FROM json_each(@keys) AS k CROSS JOIN parent_accounts AS p
+    ON p.district_id = @districtId AND p.id = k.value WHERE p.status = 'active')`,
+  deactivateSisLink: `UPDATE guardian_links SET status = 'inactive' WHERE district_id = ?
+    AND parent_id = ? AND student_sourced_id = ? AND origin = 'sis' AND status = 'active'`,
+  activeStudentIds: `SELECT sourced_id FROM students WHERE district_id = ? AND status = 'active'
+    ORDER BY sourced_id`,
+  activeSisParents: `SELECT id FROM parent_accounts WHERE district_id = ? AND status = 'active'
+    AND origin = 'sis' ORDER BY id`,
+  activeSisParentSources: `SELECT s.parent_id, s.connector, s.sourced_id FROM parent_sources s
+    JOIN parent_accounts p ON p.district_id = s.district_id AND p.id = s.parent_id
+    WHERE p.district_id = ? AND p.status = 'active' AND p.origin = 'sis' ORDER BY s.rowid`,
+  countActiveStudents: `SELECT count(*) AS n FROM students WHERE district_id = ?
+    AND status = 'active'`,
+  countActiveParents: `SELECT count(*) AS n FROM parent_accounts WHERE district_id = ?
+    AND status = 'active'`,
+  allStudents: `SELECT * FROM students WHERE district_id = ? ORDER BY sourced_id`,
+  allParents: `SELECT * FROM parent_accounts WHERE district_id = ? ORDER BY id`,
+  allSources: `SELECT parent_id, connector, sourced_id FROM parent_sources WHERE district_id = ?
+    ORDER BY rowid`,
+  allLinks: `SELECT * FROM guardian_links WHERE district_id = ?
+    ORDER BY parent_id, student_sourced_id, origin`,
+  insertRun: `INSERT INTO sync_runs (id, district_id, connector, status, dry_run, run_trigger,
+      created_at, started_at, finished_at, counts, reject_count, timings, held, error)
+    VALUES (@id, @districtId, @connector, @status, @dryRun, @trigger, @createdAt, @startedAt,
+      @finishedAt, @counts, @rejectCount, @timings, @held, @error)`,
+  updateRun: `UPDATE sync_runs SET status = @status, dry_run = @dryRun, run_trigger = @trigger,
+      started_at = @startedAt, finished_at = @finishedAt, counts = @counts,
+      reject_count = @rejectCount, timings = @timings, held = @held, error = @error
+    WHERE id = @id`,
+  getRun: `SELECT * FROM sync_runs WHERE id = ?`,
+  activeRun: `SELECT * FROM sync_runs WHERE district_id = ? AND status IN ('queued', 'running')`,
+  listRuns: `SELECT * FROM sync_runs WHERE district_id = ?
+    ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+  runDistrict: `SELECT district_id FROM sync_runs WHERE id = ?`,
+  maxRejectSeq: `SELECT coalesce(max(seq), 0) AS n FROM run_rejects WHERE run_id = ?`,
+  insertReject: `INSERT INTO run_rejects (run_id, district_id, seq, entity, record_id, reason)
+    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, entity, record_id, reason) DO NOTHING`,
+  listRejects: `SELECT entity, record_id, reason FROM run_rejects WHERE run_id = ?
+    ORDER BY seq LIMIT ? OFFSET ?`,
+} as const;
+
+type SqlName = keyof typeof SQL;
+
+/** True for SQLite UNIQUE / PRIMARY KEY constraint violations. */
+function isUniqueViolation(err: unknown): boolean {
+  return (
+    err instanceof Database.SqliteError &&
+    (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+  );
+}
+
+const json = (value: unknown): string => JSON.stringify(value);
+/** JSON array of the distinct values (a key list bound to one `json_each(?)` parameter). */
+const uniqueJson = (values: readonly string[]): string => JSON.stringify([...new Set(values)]);
+const nul = <T>(value: T | undefined): T | null => (value === undefined ? null : value);
+
+function parseJson<T>(text: string | null, fallback: T): T {
+  return text === null ? fallback : (JSON.parse(text) as T);
+}
+
+/** Put `value` on `target[key]` only when it is not null (optional fields stay absent). */
+function setOpt<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | null): void {
+  if (value !== null && value !== undefined) target[key] = value;
+}
+
+function toStudent(r: StudentRow): StoredStudent {
+  const s: StoredStudent = {
+    districtId: r.district_id,
+    sourcedId: r.sourced_id,
+    uniqueId: r.unique_id,
+    givenName: r.given_name,
+    familyName: r.family_name,
+    schoolSourcedIds: parseJson<string[]>(r.school_sourced_ids, []),
+    status: r.status as RecordStatus,
+  };
+  setOpt(s, 'email', r.email);
+  setOpt(s, 'grade', r.grade);
+  return s;
+}
+
+function toParent(r: ParentRow, sources: ParentSource[]): ParentAccount {
+  const p: ParentAccount = {
+    districtId: r.district_id,
+    id: r.id,
+    givenName: r.given_name,
+    familyName: r.family_name,
+    role: r.role,
+    status: r.status as RecordStatus,
+    origin: r.origin as AccountOrigin,
+    sources,
+    lockedFields: parseJson<string[]>(r.locked_fields, []),
+  };
+  setOpt(p, 'uniqueId', r.unique_id);
+  setOpt(p, 'email', r.email);
+  setOpt(p, 'emailNormalized', r.email_normalized);
+  setOpt(p, 'phone', r.phone);
+  setOpt(p, 'sisRole', r.sis_role as GuardianRole | null);
+  return p;
+}
+
+function toLink(r: LinkRow): GuardianLink {
+  const l: GuardianLink = {
+    districtId: r.district_id,
+    parentId: r.parent_id,
+    studentSourcedId: r.student_sourced_id,
+    origin: r.origin as LinkOrigin,
+    status: r.status as RecordStatus,
+  };
+  setOpt(l, 'relationship', r.relationship);
+  return l;
+}
+
+function toRun(r: RunRow): SyncRun {
+  const run: SyncRun = {
+    id: r.id,
+    districtId: r.district_id,
+    connector: r.connector,
+    status: r.status as RunStatus,
+    dryRun: r.dry_run !== 0,
+    trigger: r.run_trigger,
+    createdAt: r.created_at,
+    counts: parseJson<SyncRun['counts']>(r.counts, {}),
+    rejectCount: r.reject_count,
+    timings: parseJson<SyncRun['timings']>(r.timings, {}),
+  };
+  setOpt(run, 'startedAt', r.started_at);
+  setOpt(run, 'finishedAt', r.finished_at);
+  setOpt(run, 'held', parseJson<Deactivations | null>(r.held, null));
+  setOpt(run, 'error', r.error);
+  return run;
+}
+
+function studentParams(districtId: string, s: StoredStudent): Params {
+  return {
+    districtId,
+    sourcedId: s.sourcedId,
+    uniqueId: s.uniqueId,
+    givenName: s.givenName,
+    familyName: s.familyName,
+    email: nul(s.email),
+    schoolSourcedIds: json(s.schoolSourcedIds),
+    grade: nul(s.grade),
+    status: s.status,
+  };
+}
+
+function parentParams(districtId: string, p: ParentAccount): Params {
+  return {
+    districtId,
+    id: p.id,
+    uniqueId: nul(p.uniqueId),
+    givenName: p.givenName,
+    familyName: p.familyName,
+    email: nul(p.email),
+    emailNormalized: nul(p.emailNormalized),
+    phone: nul(p.phone),
+    role: p.role,
+    sisRole: nul(p.sisRole),
+    status: p.status,
+    origin: p.origin,
+    lockedFields: json(p.lockedFields),
+  };
+}
+
+function linkParams(districtId: string, l: GuardianLink): Params {
+  return {
+    districtId,
+    parentId: l.parentId,
+    studentSourcedId: l.studentSourcedId,
+    origin: l.origin,
+    relationship: nul(l.relationship),
+    status: l.status,
+  };
+}
+
+function runParams(run: SyncRun): Params {
+  return {
+    id: run.id,
+    districtId: run.districtId,
+    connector: run.connector,
+    status: run.status,
+    dryRun: run.dryRun ? 1 : 0,
+    trigger: run.trigger,
+    createdAt: run.createdAt,
+    startedAt: nul(run.startedAt),
+    finishedAt: nul(run.finishedAt),
+    counts: json(run.counts),
+    rejectCount: run.rejectCount,
+    timings: json(run.timings),
+    held: run.held === undefined ? null : json(run.held),
+    error: nul(run.error),
+  };
+}
+
+/** `RosterStore` on one SQLite database file (or `:memory:`). */
+export class SqliteRosterStore implements RosterStore {
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private writes = 0;
+
+  /**
+   * Open (creating if needed, with its parent folder) the database at `file`.
+   * `:memory:` gives a private in-memory database. Call `init()` before use.
+   */
+  constructor(
+    readonly file: string,
+    options: SqliteStoreOptions = {},
+  ) {
+    const inMemory = file === ':memory:' || file === '';
+    if (!inMemory) mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+    if (!inMemory) this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    // Keep the WAL bounded: checkpoint every ~1000 pages, truncate the file back to 64 MiB.
+    this.db.pragma('wal_autocheckpoint = 1000');
+    this.db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+  }
+
+  /** Schema version (`PRAGMA user_version`) the database is at. */
+  schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  /** Connection settings in effect (for diagnostics and tests). */
+  settings(): {
+    journalMode: string;
+    busyTimeoutMs: number;
+    synchronous: number;
+    foreignKeys: boolean;
+    walAutocheckpoint: number;
+  } {
+    const get = (name: string): unknown => this.db.pragma(name, { simple: true });
+    return {
+      journalMode: String(get('journal_mode')),
+      busyTimeoutMs: Number(get('busy_timeout')),
+      synchronous: Number(get('synchronous')),
+      foreignKeys: Number(get('foreign_keys')) === 1,
+      walAutocheckpoint: Number(get('wal_autocheckpoint')),
+    };
+  }
+
+  /** Apply pending migrations (idempotent). Refuses a database newer than this code. */
+  init(): Promise<void> {
+    const current = this.schemaVersion();
+    if (current > MIGRATIONS.length) {
+      return Promise.reject(
+        new Error(
+          `database ${this.file} has schema version ${current}, newer than this build (${MIGRATIONS.length})`,
+        ),
+      );
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      const sql = MIGRATIONS[version] ?? '';
+      this.db
+        .transaction(() => {
+          this.db.exec(sql);
+          this.db.pragma(`user_version = ${version + 1}`);
+        })
+        .immediate();
+    }
+    return Promise.resolve();
+  }
+
+  /** Close the database (idempotent). */
+  close(): Promise<void> {
+    if (this.db.open) {
+      try {
+        this.db.pragma('optimize'); // refresh planner statistics where useful (cheap)
+      } catch {
+        // best effort only
+      }
+      this.db.close();
+    }
+    this.statements.clear();
+    return Promise.resolve();
+  }
+
+  /** Throws when the database is closed or unreadable. */
+  ping(): Promise<void> {
+    return this.run(() => {
+      this.db.prepare('SELECT 1').get();
+    });
+  }
+
+  /** Roster rows written (inserted or changed) since open; runs and rejects not counted. */
+  writeCount(): number {
+    return this.writes;
+  }
+
+  /** Insert or rename schools (not counted as roster writes). */
+  upsertSchools(districtId: string, schools: { sourcedId: string; name: string }[]): Promise<void> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const stmt = this.stmt('upsertSchool');
+          for (const s of schools) stmt.run(districtId, s.sourcedId, s.name);
+        })
+        .immediate(),
+    );
+  }
+
+  /**
+   * In one transaction (BEGIN IMMEDIATE, or a read transaction for a dry run): load the
+   * chunk's state, call the pure `planner`, write the plan unless `dryRun`. A planner that
+   * throws, or any failing write, rolls the whole chunk back. Unique-key conflicts surface
+   * as `StoreConflictError`.
+   */
+  reconcileChunk(
+    districtId: string,
+    keys: ChunkKeys,
+    planner: ChunkPlanner,
+    options: { dryRun: boolean },
+  ): Promise<ChunkPlan> {
+    return this.run(() => {
+      const tx = this.db.transaction(() => {
+        const plan = planner(this.loadChunkState(districtId, keys));
+        assertPlanInDistrict(districtId, plan);
+        return { plan, written: options.dryRun ? 0 : this.writePlan(districtId, plan) };
+      });
+      try {
+        const { plan, written } = options.dryRun ? tx.deferred() : tx.immediate();
+        this.writes += written;
+        return plan;
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          throw new StoreConflictError(`chunk write conflicts with existing data: ${String(err)}`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** sourcedIds of the district's active students, sorted. */
+  listActiveStudentIds(districtId: string): Promise<string[]> {
+    return this.run(() =>
+      this.stmt('activeStudentIds')
+        .pluck()
+        .all(districtId)
+        .map(v => String(v)),
+    );
+  }
+
+  /** Active accounts with origin `sis`, each with its sources. */
+  listActiveSisParents(districtId: string): Promise<{ id: string; sources: ParentSource[] }[]> {
+    return this.run(() => {
+      const byId = new Map<string, { id: string; sources: ParentSource[] }>();
+      for (const id of this.stmt('activeSisParents').pluck().all(districtId)) {
+        byId.set(String(id), { id: String(id), sources: [] });
+      }
+      for (const row of this.stmt('activeSisParentSources').iterate(
+        districtId,
+      ) as Iterable<SourceRow>) {
+        byId
+          .get(row.parent_id)
+          ?.sources.push({ connector: row.connector, sourcedId: row.sourced_id });
+      }
+      return [...byId.values()];
+    });
+  }
+
+  /** Number of active students and active parent accounts. */
+  countActive(districtId: string): Promise<{ students: number; parents: number }> {
+    return this.run(() => {
+      const students = this.stmt('countActiveStudents').pluck().get(districtId) as number;
+      const parents = this.stmt('countActiveParents').pluck().get(districtId) as number;
+      return { students, parents };
+    });
+  }
+
+  /**
+   * Set `inactive` on the listed active students and parents and on the listed active
+   * `sis`-origin links (other origins are never touched). Never deletes. Returns rows changed.
+   */
+  applyDeactivations(districtId: string, d: Deactivations): Promise<number> {
+    return this.run(() => {
+      const changed = this.db
+        .transaction(() => {
+          let n = 0;
+          if (d.studentSourcedIds.length > 0) {
+            n += this.stmt('deactivateStudents').run({
+              districtId,
+              keys: uniqueJson(d.studentSourcedIds),
+            }).changes;
+          }
+          if (d.parentIds.length > 0) {
+            n += this.stmt('deactivateParents').run({
+              districtId,
+              keys: uniqueJson(d.parentIds),
+            }).changes;
+          }
+          const link = this.stmt('deactivateSisLink');
+          for (const l of d.links)
+            n += link.run(districtId, l.parentId, l.studentSourcedId).changes;
+          return n;
+        })
+        .immediate();
+      this.writes += changed;
+      return changed;
+    });
+  }
+
+  /** All students of a district, by sourcedId. */
+  getStudents(districtId: string): Promise<StoredStudent[]> {
+    return this.run(() =>
+      (this.stmt('allStudents').all(districtId) as StudentRow[]).map(toStudent),
+    );
+  }
+
+  /** All parent accounts of a district (with sources), by id. */
+  getParents(districtId: string): Promise<ParentAccount[]> {
+    return this.run(() => {
+      const rows = this.stmt('allParents').all(districtId) as ParentRow[];
+      const sources = this.groupSources(this.stmt('allSources').all(districtId) as SourceRow[]);
+      return rows.map(r => toParent(r, sources.get(r.id) ?? []));
+    });
+  }
+
+  /** All links of a district, by (parentId, studentSourcedId, origin). */
+  getLinks(districtId: string): Promise<GuardianLink[]> {
+    return this.run(() => (this.stmt('allLinks').all(districtId) as LinkRow[]).map(toLink));
+  }
+
+  /** Insert the link, or update status/relationship of the existing link of that origin. */
+  addLink(link: GuardianLink): Promise<void> {
+    return this.run(() => {
+      const changes = this.db
+        .transaction(() => this.stmt('upsertLink').run(linkParams(link.districtId, link)).changes)
+        .immediate();
+      this.writes += changes;
+    });
+  }
+
+  /**
+   * Insert an account with its sources. Throws `StoreConflictError` when the id, uniqueId
+   * or a source is already taken in the district.
+   */
+  createParent(account: ParentAccount): Promise<void> {
+    return this.run(() => {
+      try {
+        const changes = this.db
+          .transaction(() => {
+            let n = this.stmt('insertParent').run(
+              parentParams(account.districtId, account),
+            ).changes;
+            for (const s of account.sources) {
+              n += this.insertSource(account.districtId, account.id, s);
+            }
+            return n;
+          })
+          .immediate();
+        this.writes += changes;
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          throw new StoreConflictError(
+            `parent account ${account.id} conflicts with an existing account`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Insert a run. Throws `ActiveRunExistsError` (carrying the active run) when the district
+   * already has a queued/running run, `StoreConflictError` when the id is taken.
+   */
+  createRun(run: SyncRun): Promise<SyncRun> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          try {
+            this.stmt('insertRun').run(runParams(run));
+          } catch (err) {
+            if (!isUniqueViolation(err)) throw err;
+            const active = this.activeRun(run.districtId);
+            if (active && active.id !== run.id && isActiveRunStatus(run.status)) {
+              throw new ActiveRunExistsError(active);
+            }
+            throw new StoreConflictError(`run ${run.id} already exists`, { cause: err });
+          }
+          return this.mustGetRun(run.id);
+        })
+        .immediate(),
+    );
+  }
+
+  /**
+   * Patch a run (present keys replace; `undefined` clears optional fields). Throws when the
+   * run is unknown, `ActiveRunExistsError` when it would become a second active run.
+   */
+  updateRun(id: string, patch: SyncRunPatch): Promise<SyncRun> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const next = applyRunPatch(this.mustGetRun(id), patch);
+          try {
+            this.stmt('updateRun').run(runParams(next));
+          } catch (err) {
+            const active = isUniqueViolation(err) ? this.activeRun(next.districtId) : undefined;
+            if (active) throw new ActiveRunExistsError(active);
+            throw err;
+          }
+          return this.mustGetRun(id);
+        })
+        .immediate(),
+    );
+  }
+
+  /** The run with `id`, if any. */
+  getRun(id: string): Promise<SyncRun | undefined> {
+    return this.run(() => {
+      const row = this.stmt('getRun').get(id) as RunRow | undefined;
+      return row && toRun(row);
+    });
+  }
+
+  /** The district's queued/running run, if any. */
+  findActiveRun(districtId: string): Promise<SyncRun | undefined> {
+    return this.run(() => this.activeRun(districtId));
+  }
+
+  /** The district's runs, newest first, at most `limit`. */
+  listRuns(districtId: string, limit: number): Promise<SyncRun[]> {
+    return this.run(() =>
+      (this.stmt('listRuns').all(districtId, Math.max(0, limit)) as RunRow[]).map(toRun),
+    );
+  }
+
+  /**
+   * Append rejects to a run in order. An identical reject (same entity, record id and reason)
+   * already stored for the run is skipped, so a retried chunk does not duplicate rejects.
+   * Throws when the run is unknown.
+   */
+  addRejects(runId: string, rejects: Reject[]): Promise<void> {
+    return this.run(() => {
+      if (rejects.length === 0) return;
+      this.db
+        .transaction(() => {
+          const districtId = this.stmt('runDistrict').pluck().get(runId) as string | undefined;
+          if (districtId === undefined) throw new Error(`run ${runId} not found`);
+          let seq = this.stmt('maxRejectSeq').pluck().get(runId) as number;
+          const insert = this.stmt('insertReject');
+          for (const r of rejects) {
+            seq += insert.run(runId, districtId, seq + 1, r.entity, r.recordId, r.reason).changes;
+          }
+        })
+        .immediate();
+    });
+  }
+
+  /** A page of a run's rejects in insertion order. */
+  listRejects(runId: string, offset: number, limit: number): Promise<Reject[]> {
+    return this.run(() =>
+      (
+        this.stmt('listRejects').all(runId, Math.max(0, limit), Math.max(0, offset)) as RejectRow[]
+      ).map(r => ({
+        entity: r.entity as Reject['entity'],
+        recordId: r.record_id,
+        reason: r.reason,
+      })),
+    );
+  }
+
+  // --- internals ----------------------------------------------------------------------
+
+  /** Run synchronous store code, turning throws into rejections. */
+  private run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private stmt(name: SqlName): Database.Statement {
+    return this.cached(name, SQL[name]);
+  }
+
+  private cached(key: string, sql: string): Database.Statement {
+    let stmt = this.statements.get(key);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(key, stmt);
+    }
+    return stmt;
+  }
+
+  private groupSources(rows: SourceRow[]): Map<string, ParentSource[]> {
+    const map = new Map<string, ParentSource[]>();
+    for (const r of rows) {
+      let list = map.get(r.parent_id);
+      if (!list) map.set(r.parent_id, (list = []));
+      list.push({ connector: r.connector, sourcedId: r.sourced_id });
+    }
+    return map;
+  }
+
+  private loadChunkState(districtId: string, keys: ChunkKeys): ChunkState {
+    const studentIds = uniqueJson(keys.studentSourcedIds);
+    const students = (
+      this.stmt('loadStudents').all({ districtId, keys: studentIds }) as StudentRow[]
+    ).map(toStudent);
+    const parentRows = this.stmt('loadParents').all({
+      districtId,
+      connector: keys.connector,
+      sourcedIds: uniqueJson(keys.guardianSourcedIds),
+      uniqueIds: uniqueJson(keys.guardianUniqueIds),
+      emails: uniqueJson(keys.emailsNormalized),
+    }) as ParentRow[];
+    const sources =
+      parentRows.length === 0
+        ? new Map<string, ParentSource[]>()
+        : this.groupSources(
+            this.stmt('loadSources').all({
+              districtId,
+              keys: json(parentRows.map(r => r.id)),
+            }) as SourceRow[],
+          );
+    const parents = parentRows.map(r => toParent(r, sources.get(r.id) ?? []));
+    const links = (this.stmt('loadLinks').all({ districtId, keys: studentIds }) as LinkRow[]).map(
+      toLink,
+    );
+    return { students, parents, links };
+  }
+
+  /** Write a plan inside the caller's transaction; returns roster rows changed. */
+  private writePlan(districtId: string, plan: ChunkPlan): number {
+    let n = 0;
+    const insertParent = this.stmt('insertParent');
+    for (const p of plan.parentCreates) {
+      // A re-applied create of an existing account is a no-op (at-least-once delivery).
+      if (this.stmt('parentExists').get(districtId, p.id) === undefined) {
+        n += insertParent.run(parentParams(districtId, p)).changes;
+      }
+      for (const s of p.sources) n += this.insertSource(districtId, p.id, s);
+    }
+    for (const { update } of plan.parentUpdates) {
+      if (this.stmt('parentExists').get(districtId, update.id) === undefined) {
+        throw new Error(`plan updates unknown parent account ${update.id}`);
+      }
+      n += this.updateParent(districtId, update.id, update.set);
+      for (const s of update.addSources) n += this.insertSource(districtId, update.id, s);
+    }
+    const upsertStudent = this.stmt('upsertStudent');
+    for (const { record } of plan.students) {
+      n += upsertStudent.run(studentParams(districtId, record)).changes;
+    }
+    const upsertLink = this.stmt('upsertLink');
+    for (const { link } of plan.links) n += upsertLink.run(linkParams(districtId, link)).changes;
+    return n;
+  }
+
+  /** Update only the fields present in `set`, and only when one of them differs. */
+  private updateParent(districtId: string, id: string, set: ParentUpdate['set']): number {
+    const entries = parentUpdateEntries(set);
+    if (entries.length === 0) return 0;
+    const fields = entries.map(([field]) => field);
+    const sql =
+      `UPDATE parent_accounts SET ${fields.map(f => `${PARENT_COLUMNS[f]} = @${f}`).join(', ')}` +
+      ` WHERE district_id = @districtId AND id = @id AND (` +
+      fields.map(f => `${PARENT_COLUMNS[f]} IS NOT @${f}`).join(' OR ') +
+      ')';
+    const params: Params = { districtId, id };
+    for (const [field, value] of entries) params[field] = nul(value);
+    return this.cached(`updateParent:${fields.join(',')}`, sql).run(params).changes;
+  }
+
+  /** Attach a source; 0 when already attached here; StoreConflictError when owned elsewhere. */
+  private insertSource(districtId: string, parentId: string, s: ParentSource): number {
+    const changes = this.stmt('insertSourceIfAbsent').run(
+      districtId,
+      s.connector,
+      s.sourcedId,
+      parentId,
+    ).changes;
+    if (changes > 0) return changes;
+    const owner = this.stmt('sourceOwner').pluck().get(districtId, s.connector, s.sourcedId);
+    if (owner !== parentId) {
+      throw new StoreConflictError(
+        `source ${s.connector}:${s.sourcedId} already belongs to parent account ${String(owner)}`,
+      );
+    }
+    return 0;
+  }
+
+  private activeRun(districtId: string): SyncRun | undefined {
+    const row = this.stmt('activeRun').get(districtId) as RunRow | undefined;
+    return row && toRun(row);
+  }
+
+  private mustGetRun(id: string): SyncRun {
+    const row = this.stmt('getRun').get(id) as RunRow | undefined;
+    if (!row) throw new Error(`run ${id} not found`);
+    return toRun(row);
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * The reconcile engine: a pure diff from (existing store state, one snapshot chunk) to a
+ * `ChunkPlan`. No I/O happens here; the store loads the state and writes the plan
+ * (`RosterStore.reconcileChunk`). See design.md invariants 1, 6, 7, 10 and 11.
+ */
+import { createHash } from 'node:crypto';
+import type { Guardian, RosterChunk, Student } from '../mapping/canonical.js';
+import { normalizeEmail } from '../mapping/canonical.js';
+import type {
+  ChunkKeys,
+  ChunkPlan,
+  ChunkState,
+  GuardianLink,
+  ParentAccount,
+  ParentUpdate,
+  StoredStudent,
+} from '../models/types.js';
+
+export interface PlanContext {
+  districtId: string;
+  /** Connector kind; guardian sourcedIds are matched within it. */
+  connector: string;
+  /** Platform role for sync-created accounts (district policy `parentRole`). */
+  parentRole: string;
+}
+
+/** The keys `reconcileChunk` must load for a chunk. */
+export function chunkKeys(chunk: RosterChunk, connector: string): ChunkKeys {
+  const emails = new Set<string>();
+  const uniqueIds = new Set<string>();
+  for (const g of chunk.guardians) {
+    const e = normalizeEmail(g.email);
+    if (e) emails.add(e);
+    if (g.uniqueId) uniqueIds.add(g.uniqueId);
+  }
+  return {
+    connector,
+    studentSourcedIds: [...new Set(chunk.students.map(s => s.sourcedId))],
+    guardianSourcedIds: [...new Set(chunk.guardians.map(g => g.sourcedId))],
+    guardianUniqueIds: [...uniqueIds],
+    emailsNormalized: [...emails],
+  };
+}
+
+/**
+ * Deterministic id of an account created by sync from `(district, connector, sourcedId)`,
+ * so a re-delivered job that died half-way creates the same account, never a second one.
+ */
+export function parentAccountId(districtId: string, connector: string, sourcedId: string): string {
+  const h = createHash('sha256').update(`${districtId}\u0000${connector}\u0000${sourcedId}`);
+  return `pa_${h.digest('hex').slice(0, 24)}`;
+}
+
+function toStoredStudent(districtId: string, s: Student): StoredStudent {
+  return {
+    districtId,
+    sourcedId: s.sourcedId,
+    uniqueId: s.uniqueId,
+    givenName: s.givenName,
+    familyName: s.familyName,
+    email: s.email,
+    schoolSourcedIds: [...s.schoolSourcedIds],
+    grade: s.grade,
+    status: s.status,
+  };
+}
+
+function sameStudent(a: StoredStudent, b: StoredStudent): boolean {
+  return (
+    a.uniqueId === b.uniqueId &&
+    a.givenName === b.givenName &&
+    a.familyName === b.familyName &&
+    (a.email ?? undefined) === (b.email ?? undefined) &&
+    (a.grade ?? undefined) === (b.grade ?? undefined) &&
+    a.status === b.status &&
+    a.schoolSourcedIds.length === b.schoolSourcedIds.length &&
+    a.schoolSourcedIds.every((v, i) => v === b.schoolSourcedIds[i])
+  );
+}
+
+const sourceKey = (connector: string, sourcedId: string) => `${connector}\u0000${sourcedId}`;
+const linkKey = (parentId: string, studentSourcedId: string) =>
+  `${parentId}\u0000${studentSourcedId}`;
+
+/** Mutable view of an account while planning (updates accumulate per account). */
+interface Working {
+  account: ParentAccount;
+  isNew: boolean;
+  update: ParentUpdate;
+  action: 'update' | 'reactivate' | 'match' | undefined;
+}
+
+/**
+ * Plan one chunk.
+ *
+ * Identity (invariant 7): known (connector, sourcedId) → same uniqueId → same normalized
+ * email when exactly one account has it → create. An email shared by two or more accounts
+ * is ambiguous: the guardian is rejected, never guessed. Account fields are owned by the
+ * account's first source; a second SIS entry of the same person (matched by email) adds
+ * its source and links but does not flip fields back and forth on every run. Fields in
+ * `lockedFields`, and every field of accounts sync did not create, are never overwritten.
+ *
+ * Links: only `sis` links are added/reactivated/removed. Removals are returned as
+ * `linkRemovals` (applied by finalize when the snapshot is complete) and only when the
+ * chunk says relationships were supplied (invariant 9).
+ */
+export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContext): ChunkPlan {
+  const plan: ChunkPlan = {
+    students: [],
+    parentCreates: [],
+    parentUpdates: [],
+    links: [],
+    linkRemovals: [],
+    rejects: [],
+    guardianAccounts: {},
+  };
+
+  // --- students ------------------------------------------------------------------------
+  const existingStudents = new Map(state.students.map(s => [s.sourcedId, s]));
+  const chunkStudents = new Set<string>();
+  for (const s of chunk.students) {
+    if (chunkStudents.has(s.sourcedId)) {
+      plan.rejects.push({
+        entity: 'student',
+        recordId: s.sourcedId,
+        reason: 'duplicate student in snapshot',
+      });
+      continue;
+    }
+    chunkStudents.add(s.sourcedId);
+    const next = toStoredStudent(ctx.districtId, s);
+    const prev = existingStudents.get(s.sourcedId);
+    if (!prev) plan.students.push({ action: 'create', record: next });
+    else if (prev.status === 'inactive' && next.status === 'active')
+      plan.students.push({ action: 'reactivate', record: next });
+    else if (!sameStudent(prev, next)) plan.students.push({ action: 'update', record: next });
+  }
+
+  // --- parent accounts -----------------------------------------------------------------
+  const bySource = new Map<string, Working>();
+  const byUniqueId = new Map<string, Working>();
+  const byEmail = new Map<string, Working[]>();
+  const working = new Map<string, Working>();
+  const index = (w: Working) => {
+    working.set(w.account.id, w);
+    for (const src of w.account.sources) bySource.set(sourceKey(src.connector, src.sourcedId), w);
+    if (w.account.uniqueId) byUniqueId.set(w.account.uniqueId, w);
+    const e = w.account.emailNormalized;
+    if (e) {
+      const list = byEmail.get(e) ?? [];
+      if (!list.includes(w)) list.push(w);
+      byEmail.set(e, list);
+    }
+  };
+  for (const account of state.parents) {
+    index({
+      account: { ...account, sources: [...account.sources] },
+      isNew: false,
+      update: { id: account.id, set: {}, addSources: [] },
+      action: undefined,
+    });
+  }
+
+  const seenGuardians = new Set<string>();
+  for (const g of chunk.guardians) {
+    if (seenGuardians.has(g.sourcedId)) continue;
+    seenGuardians.add(g.sourcedId);
+    if (g.status !== 'active') continue;
+    const email = normalizeEmail(g.email);
+
+    let w = bySource.get(sourceKey(ctx.connector, g.sourcedId));
+    if (!w && g.uniqueId) w = byUniqueId.get(g.uniqueId);
+    if (!w && email) {
+      const candidates = byEmail.get(email) ?? [];
+      if (candidates.length > 1) {
+        plan.rejects.push({
+          entity: 'guardian',
+          recordId: g.sourcedId,
+          reason: `ambiguous identity: email is shared by ${candidates.length} parent accounts (${candidates
+            .map(c => c.account.id)
+            .join(', ')})`,
+        });
+        continue;
+      }
+      w = candidates[0];
+    }
+
+    if (!w) {
+      const account = newAccount(g, email, ctx);
+      w = {
+        account,
+        isNew: true,
+        update: { id: account.id, set: {}, addSources: [] },
+        action: undefined,
+      };
+      index(w);
+      plan.guardianAccounts[g.sourcedId] = account.id;
+      continue;
+    }
+
+    plan.guardianAccounts[g.sourcedId] = w.account.id;
+    const hasSource = w.account.sources.some(
+      s => s.connector === ctx.connector && s.sourcedId === g.sourcedId,
+    );
+    if (!hasSource) {
+      const src = { connector: ctx.connector, sourcedId: g.sourcedId };
+      w.account.sources.push(src);
+      if (!w.isNew) w.update.addSources.push(src);
+      bySource.set(sourceKey(src.connector, src.sourcedId), w);
+      w.action ??= 'match';
+    }
+    if (w.isNew) continue;
+    if (w.account.status === 'inactive') {
+      w.account.status = 'active';
+      w.update.set.status = 'active';
+      w.action = 'reactivate';
+    }
+    const primary = w.account.sources[0];
+    const ownsFields =
+      w.account.origin === 'sis' &&
+      primary?.connector === ctx.connector &&
+      primary.sourcedId === g.sourcedId;
+    if (ownsFields) updateOwnedFields(w, g, email, byEmail, plan);
+  }
+
+  for (const w of working.values()) {
+    if (w.isNew) plan.parentCreates.push(w.account);
+    else if (w.action) plan.parentUpdates.push({ action: w.action, update: w.update });
+  }
+
+  // --- links ---------------------------------------------------------------------------
+  const existingLinks = new Map<string, GuardianLink>();
+  for (const l of state.links)
+    if (l.origin === 'sis') existingLinks.set(linkKey(l.parentId, l.studentSourcedId), l);
+  const desired = new Set<string>();
+  for (const r of chunk.relationships) {
+    if (!chunkStudents.has(r.studentSourcedId)) {
+      plan.rejects.push({
+        entity: 'relationship',
+        recordId: `${r.guardianSourcedId}->${r.studentSourcedId}`,
+        reason: 'student is not in this snapshot (or was rejected)',
+      });
+      continue;
+    }
+    const parentId = plan.guardianAccounts[r.guardianSourcedId];
+    if (!parentId) {
+      const known = chunk.guardians.some(g => g.sourcedId === r.guardianSourcedId);
+      if (!known)
+        plan.rejects.push({
+          entity: 'relationship',
+          recordId: `${r.guardianSourcedId}->${r.studentSourcedId}`,
+          reason: 'guardian is not in this snapshot',
+        });
+      continue; // rejected guardian: its reject already explains why
+    }
+    const key = linkKey(parentId, r.studentSourcedId);
+    if (desired.has(key)) continue; // two SIS entries of one person → one link
+    desired.add(key);
+    const prev = existingLinks.get(key);
+    const link: GuardianLink = {
+      districtId: ctx.districtId,
+      parentId,
+      studentSourcedId: r.studentSourcedId,
+      origin: 'sis',
+      relationship: r.relationship,
+      status: 'active',
+    };
+    if (!prev) plan.links.push({ action: 'add', link });
+    else if (prev.status === 'inactive') plan.links.push({ action: 'reactivate', link });
+    else if ((prev.relationship ?? undefined) !== (r.relationship ?? undefined))
+      plan.links.push({ action: 'update', link });
+  }
+  if (chunk.relationshipsSupplied) {
+    for (const l of existingLinks.values()) {
+      if (l.status !== 'active' || !chunkStudents.has(l.studentSourcedId)) continue;
+      if (!desired.has(linkKey(l.parentId, l.studentSourcedId)))
+        plan.linkRemovals.push({ parentId: l.parentId, studentSourcedId: l.studentSourcedId });
+    }
+  }
+  return plan;
+}
+
+function newAccount(g: Guardian, email: string | undefined, ctx: PlanContext): ParentAccount {
+  return {
+    districtId: ctx.districtId,
+    id: parentAccountId(ctx.districtId, ctx.connector, g.sourcedId),
+    uniqueId: g.uniqueId,
+    givenName: g.givenName,
+    familyName: g.familyName,
+    email: g.email,
+    emailNormalized: email,
+    phone: g.phone,
+    role: ctx.parentRole,
+    sisRole: g.role,
+    status: 'active',
+    origin: 'sis',
+    sources: [{ connector: ctx.connector, sourcedId: g.sourcedId }],
+    lockedFields: [],
+  };
+}
+
+/** Apply the SIS's values to fields sync owns, skipping admin-locked fields. */
+function updateOwnedFields(
+  w: Working,
+  g: Guardian,
+  email: string | undefined,
+  byEmail: Map<string, Working[]>,
+  plan: ChunkPlan,
+): void {
+  const a = w.account;
+  const locked = new Set(a.lockedFields);
+  const set = w.update.set;
+  const change = <K extends 'givenName' | 'familyName' | 'phone' | 'sisRole' | 'uniqueId'>(
+    field: K,
+    value: ParentAccount[K],
+  ) => {
+    if (locked.has(field) || value === undefined || a[field] === value) return;
+    a[field] = value;
+    set[field] = value;
+    w.action ??= 'update';
+    if (w.action === 'match') w.action = 'update';
+  };
+  change('givenName', g.givenName);
+  change('familyName', g.familyName);
+  change('phone', g.phone);
+  change('sisRole', g.role);
+  if (g.uniqueId && !a.uniqueId) change('uniqueId', g.uniqueId);
+
+  // Email: compared normalized (case and surrounding spaces do not count as a change).
+  if (!locked.has('email') && email && email !== a.emailNormalized) {
+    const owners = (byEmail.get(email) ?? []).filter(o => o !== w);
+    if (owners.length > 0) {
+      plan.rejects.push({
+        entity: 'guardian',
+        recordId: g.sourcedId,
+        reason: `email change not applied: the new email belongs to parent account ${owners
+          .map(o => o.account.id)
+          .join(', ')}`,
+      });
+      return;
+    }
+    a.email = g.email;
+    a.emailNormalized = email;
+    set.email = g.email;
+    set.emailNormalized = email;
+    byEmail.set(email, [w]);
+    if (w.action === undefined || w.action === 'match') w.action = 'update';
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * BullMQ wiring: one Worker per queue, the cron job schedulers of the districts, failure
+ * handling, and a graceful shutdown that always finishes.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { AppContext } from '../app.js';
+import { describeError, isRetryable } from '../errors.js';
+import { failRun, handleApply, handleFinalize, handlePull, triggerSync } from '../jobs/sync.js';
+import { TriggerPayload } from '../jobs/payloads.js';
+import { QueueName } from './queues.js';
+
+export interface RunningWorkers {
+  workers: Worker[];
+  /** Close every worker (waiting for in-flight jobs up to `timeoutMs`). Idempotent. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/** Wrap a handler: non-retryable errors skip the remaining attempts. */
+function classify<T>(fn: (job: Job) => Promise<T>): (job: Job) => Promise<T> {
+  return async job => {
+    try {
+      return await fn(job);
+    } catch (err) {
+      if (!isRetryable(err)) throw new UnrecoverableError(describeError(err));
+      throw err;
+    }
+  };
+}
+
+/** Start workers for all pipeline queues in this process. */
+export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {}): RunningWorkers {
+  const shutdown = new AbortController();
+  const base = { connection: ctx.connection, prefix: ctx.prefix };
+  const log = ctx.logger.child({ component: 'workers' });
+  const workers = [
+    new Worker(
+      QueueName.trigger,
+      classify(async job => {
+        const req = TriggerPayload.parse(job.data);
+        const r = await triggerSync(ctx, req);
+        return { runId: r.run.id, started: r.started };
+      }),
+      { ...base, concurrency: 1 },
+    ),
+    new Worker(
+      QueueName.pull,
+      classify(job => handlePull(ctx, job, shutdown.signal)),
+      { ...base, concurrency: 2, lockDuration: 120000 },
+    ),
+    new Worker(
+      QueueName.apply,
+      classify(job => handleApply(ctx, job)),
+      { ...base, concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY },
+    ),
+    new Worker(
+      QueueName.finalize,
+      classify(job => handleFinalize(ctx, job)),
+      { ...base, concurrency: 1, lockDuration: 120000 },
+    ),
+  ];
+  for (const w of workers) {
+    w.on('failed', (job, err) => {
+      if (!job) return;
+      const attempts = job.opts.attempts ?? 1;
+      const final =
+        err instanceof UnrecoverableError ||
+        err.name === 'UnrecoverableError' ||
+        job.attemptsMade >= attempts;
+      log.warn(
+        {
+          queue: w.name,
+          jobId: job.id,
+          attempt: `${job.attemptsMade}/${attempts}`,
+          final,
+          err: describeError(err),
+        },
+        'job failed',
+      );
+      const runId = (job.data as { runId?: unknown }).runId;
+      if (final && typeof runId === 'string') {
+        failRun(ctx, runId, err).catch(e =>
+          log.error({ err: describeError(e), runId }, 'marking run failed failed'),
+        );
+      }
+    });
+    w.on('error', err => log.error({ queue: w.name, err: describeError(err) }, 'worker error'));
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    workers,
+    close(timeoutMs = 30000) {
+      closing ??= (async () => {
+        shutdown.abort();
+        const deadline = new Promise<void>(resolve => setTimeout(resolve, timeoutMs).unref());
+        for (const w of workers) {
+          try {
+            await Promise.race([w.close(), deadline.then(() => w.close(true))]);
+          } catch (err) {
+            log.warn({ queue: w.name, err: describeError(err) }, 'closing worker failed');
+          }
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Make the trigger queue's job schedulers match the districts' cron settings: upsert one
+ * per scheduled district (id `district.<id>`), remove those of districts no longer
+ * scheduled. Upserting is idempotent, so several processes may call it at boot.
+ */
+export async function syncSchedules(
+  ctx: AppContext,
+): Promise<{ scheduled: string[]; removed: string[] }> {
+  const q = ctx.queues.trigger;
+  const wanted = new Map<string, { cron: string; tz: string }>();
+  for (const d of ctx.districts.values())
+    if (d.schedule)
+      wanted.set(`district.${d.id}`, { cron: d.schedule.cron, tz: d.schedule.timezone });
+  const removed: string[] = [];
+  for (const s of await q.getJobSchedulers(0, -1)) {
+    if (!wanted.has(s.key)) {
+      await q.removeJobScheduler(s.key);
+      removed.push(s.key);
+    }
+  }
+  for (const [id, s] of wanted) {
+    const districtId = id.slice('district.'.length);
+    await q.upsertJobScheduler(
+      id,
+      { pattern: s.cron, tz: s.tz },
+      {
+        name: 'scheduled-sync',
+        data: { districtId, dryRun: false, trigger: 'schedule' },
+        opts: { removeOnComplete: 100 },
+      },
+    );
+  }
+  return { scheduled: [...wanted.keys()], removed };
+}
+
+/** Install SIGTERM/SIGINT handlers that close workers, then the context, then exit. */
+export function closeOnSignals(ctx: AppContext, running: RunningWorkers): void {
+  let done = false;
+  const stop = (signal: string) => {
+    if (done) return;
+    done = true;
+    ctx.logger.info({ signal }, 'shutting down');
+    void (async () => {
+      await running.close();
+      await ctx.close();
+      process.exit(0);
+    })();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,202 @@
+/**
+ * The store contract on SQLite (a temp file and `:memory:`), plus what only SQLite has:
+ * pragmas, migrations, atomic rollback of a failing write, query plans, `openStore`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConfigError, StoreConflictError } from '../../src/errors.js';
+import { openStore } from '../../src/models/index.js';
+import { MIGRATIONS, SQL, SqliteRosterStore } from '../../src/models/sqlite/store.js';
+import type { RosterStore } from '../../src/models/types.js';
+import { keys, parent, plan, runStoreContract, student } from './store.contract.js';
+
+const dirs = new Map<RosterStore, string>();
+
+runStoreContract(
+  'sqlite (temp file)',
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gs-sqlite-'));
+    const store = new SqliteRosterStore(join(dir, 'nested', 'store.db'));
+    await store.init();
+    dirs.set(store, dir);
+    return store;
+  },
+  async store => {
+    await store.close();
+    const dir = dirs.get(store);
+    dirs.delete(store);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  },
+);
+
+runStoreContract(
+  'sqlite (:memory:)',
+  async () => {
+    const store = new SqliteRosterStore(':memory:');
+    await store.init();
+    return store;
+  },
+  store => store.close(),
+);
+
+describe('SqliteRosterStore specifics', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gs-sqlite-'));
+    file = join(dir, 'data', 'store.db');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('creates the parent folder and uses WAL, busy timeout, NORMAL sync, foreign keys', async () => {
+    const store = new SqliteRosterStore(file);
+    await store.init();
+    expect(store.settings()).toEqual({
+      journalMode: 'wal',
+      busyTimeoutMs: 5000,
+      synchronous: 1,
+      foreignKeys: true,
+      walAutocheckpoint: 1000,
+    });
+    await store.close();
+    await store.close(); // idempotent
+    await expect(store.ping()).rejects.toThrow();
+  });
+
+  it('migrates to the latest schema version once and keeps data across reopen', async () => {
+    const first = new SqliteRosterStore(file);
+    expect(first.schemaVersion()).toBe(0);
+    await first.init();
+    expect(first.schemaVersion()).toBe(MIGRATIONS.length);
+    await first.reconcileChunk(
+      'd1',
+      keys(),
+      () => plan({ students: [{ action: 'create', record: student('s1', {}, 'd1') }] }),
+      { dryRun: false },
+    );
+    await first.close();
+
+    const second = new SqliteRosterStore(file);
+    await second.init();
+    await second.init();
+    expect(second.schemaVersion()).toBe(MIGRATIONS.length);
+    expect((await second.getStudents('d1')).map(s => s.sourcedId)).toEqual(['s1']);
+    await second.close();
+  });
+
+  it('refuses a database written by a newer schema version', async () => {
+    const raw = new Database(file.replace('data/', ''));
+    raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    raw.close();
+    const store = new SqliteRosterStore(file.replace('data/', ''));
+    await expect(store.init()).rejects.toThrow(/newer/);
+    await store.close();
+  });
+
+  it('rolls the whole chunk back when a write fails half-way', async () => {
+    const store = new SqliteRosterStore(file);
+    await store.init();
+    await store.createParent(parent('p1', { uniqueId: 'U-1' }));
+    const before = store.writeCount();
+    const failing = plan({
+      students: [{ action: 'create', record: student('s1') }],
+      parentCreates: [parent('p0'), parent('p2', { uniqueId: 'U-1' })],
+    });
+    await expect(
+      store.reconcileChunk('district-a', keys(), () => failing, { dryRun: false }),
+    ).rejects.toBeInstanceOf(StoreConflictError);
+    expect(await store.getStudents('district-a')).toEqual([]);
+    expect((await store.getParents('district-a')).map(p => p.id)).toEqual(['p1']);
+    expect(store.writeCount()).toBe(before);
+    await store.close();
+  });
+
+  it('two connections on one file share data and the one-active-run index', async () => {
+    const a = new SqliteRosterStore(file);
+    const b = new SqliteRosterStore(file);
+    await a.init();
+    await b.init();
+    const run = {
+      id: 'r1',
+      districtId: 'd1',
+      connector: 'powerschool',
+      status: 'running' as const,
+      dryRun: false,
+      trigger: 'cli',
+      createdAt: '2025-01-01T00:00:00.000Z',
+      counts: {},
+      rejectCount: 0,
+      timings: {},
+    };
+    await a.createRun(run);
+    await expect(b.createRun({ ...run, id: 'r2' })).rejects.toMatchObject({
+      name: 'ActiveRunExistsError',
+      activeRun: run,
+    });
+    await a.close();
+    await b.close();
+  });
+
+  it('chunk loads probe an index per key: no table scan, no district-wide range', async () => {
+    const store = new SqliteRosterStore(file);
+    await store.init();
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    const plans = (sql: string, params: unknown[]): string[] =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map(
+        r => r.detail,
+      );
+    const list = JSON.stringify(['a', 'b']);
+    const details = [
+      ...plans(SQL.loadStudents, [{ districtId: 'd', keys: list }]),
+      ...plans(SQL.loadParents, [
+        { districtId: 'd', connector: 'c', sourcedIds: list, uniqueIds: list, emails: list },
+      ]),
+      ...plans(SQL.loadSources, [{ districtId: 'd', keys: list }]),
+      ...plans(SQL.loadLinks, [{ districtId: 'd', keys: list }]),
+      ...plans(SQL.deactivateStudents, [{ districtId: 'd', keys: list }]),
+      ...plans(SQL.deactivateParents, [{ districtId: 'd', keys: list }]),
+    ];
+    expect(details.some(d => d.startsWith('SEARCH'))).toBe(true);
+    db.close();
+    const scans = details.filter(
+      d =>
+        /^SCAN (students|parent_accounts|parent_sources|guardian_links|s|p|l)\b/.test(d) ||
+        /\(district_id=\?\)$/.test(d),
+    );
+    expect(scans).toEqual([]);
+  });
+});
+
+describe('openStore', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gs-open-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('opens and initialises a SQLite store for sqlite:<path>', async () => {
+    const store = await openStore(`sqlite:${join(dir, 'x', 'gs.db')}`);
+    expect(store).toBeInstanceOf(SqliteRosterStore);
+    await store.ping();
+    expect(await store.countActive('d')).toEqual({ students: 0, parents: 0 });
+    await store.close();
+  });
+
+  it('accepts sqlite:// and sqlite::memory:', async () => {
+    const abs = await openStore(`sqlite://${join(dir, 'abs.db')}`);
+    expect((abs as SqliteRosterStore).file).toBe(join(dir, 'abs.db'));
+    await abs.close();
+    const mem = await openStore('sqlite::memory:');
+    await mem.ping();
+    await mem.close();
+  });
+
+  it('refuses unknown schemes and empty paths with ConfigError', async () => {
+    await expect(openStore('postgres://u:secret@h/db')).rejects.toBeInstanceOf(ConfigError);
+    await expect(openStore('postgres://u:secret@h/db')).rejects.not.toThrow(/secret/);
+    await expect(openStore('sqlite:')).rejects.toBeInstanceOf(ConfigError);
+  });
+});

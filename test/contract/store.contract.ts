@@ -1,0 +1,1115 @@
+/**
+ * The `RosterStore` contract: every adapter (SQLite, MongoDB) must pass this suite.
+ *
+ * Plans and planners are built by hand here (the real planner lives in
+ * `src/reconcile/plan.ts` and has its own tests): the suite is about what a store does with
+ * a plan — atomicity, idempotence, matching, scoping, write counting — not about planning.
+ *
+ * `writeCount()` assertions are exact only where both adapters agree (one student, one
+ * link, one account without sources = one write; one source added to an existing account =
+ * one write). A new account with sources is one document in MongoDB but several rows in
+ * SQLite, so there the suite asserts a lower bound.
+ */
+import { StoreConflictError } from '../../src/errors.js';
+import {
+  ActiveRunExistsError,
+  type ChunkKeys,
+  type ChunkPlan,
+  type ChunkPlanner,
+  type ChunkState,
+  type GuardianLink,
+  type ParentAccount,
+  type Reject,
+  type RosterStore,
+  type StoredStudent,
+  type SyncRun,
+} from '../../src/models/types.js';
+
+const A = 'district-a';
+const B = 'district-b';
+const PS = 'powerschool';
+
+/** A student of district `districtId` (default A). */
+export function student(
+  sourcedId: string,
+  over: Partial<StoredStudent> = {},
+  districtId = A,
+): StoredStudent {
+  return {
+    districtId,
+    sourcedId,
+    uniqueId: `U-${sourcedId}`,
+    givenName: `Given ${sourcedId}`,
+    familyName: 'Family',
+    schoolSourcedIds: ['sch1'],
+    grade: '05',
+    status: 'active',
+    ...over,
+  };
+}
+
+/** A sis-origin parent account without sources unless given. */
+export function parent(
+  id: string,
+  over: Partial<ParentAccount> = {},
+  districtId = A,
+): ParentAccount {
+  return {
+    districtId,
+    id,
+    givenName: `Parent ${id}`,
+    familyName: 'Family',
+    role: 'Parent',
+    sisRole: 'parent',
+    status: 'active',
+    origin: 'sis',
+    sources: [],
+    lockedFields: [],
+    ...over,
+  };
+}
+
+/** A sis-origin active link. */
+export function link(
+  parentId: string,
+  studentSourcedId: string,
+  over: Partial<GuardianLink> = {},
+  districtId = A,
+): GuardianLink {
+  return { districtId, parentId, studentSourcedId, origin: 'sis', status: 'active', ...over };
+}
+
+/** An empty plan with `over` merged in. */
+export function plan(over: Partial<ChunkPlan> = {}): ChunkPlan {
+  return {
+    students: [],
+    parentCreates: [],
+    parentUpdates: [],
+    links: [],
+    linkRemovals: [],
+    rejects: [],
+    guardianAccounts: {},
+    ...over,
+  };
+}
+
+/** Chunk keys (connector `powerschool`, empty lists) with `over` merged in. */
+export function keys(over: Partial<ChunkKeys> = {}): ChunkKeys {
+  return {
+    connector: PS,
+    studentSourcedIds: [],
+    guardianSourcedIds: [],
+    guardianUniqueIds: [],
+    emailsNormalized: [],
+    ...over,
+  };
+}
+
+/** A planner that ignores the state and returns `p` (what a re-delivered job would write). */
+const fixed =
+  (p: ChunkPlan): ChunkPlanner =>
+  () =>
+    p;
+
+/** A planner that records the state it was given. */
+function spy(p: ChunkPlan = plan()): { planner: ChunkPlanner; states: ChunkState[] } {
+  const states: ChunkState[] = [];
+  return {
+    states,
+    planner: state => {
+      states.push(state);
+      return p;
+    },
+  };
+}
+
+/** Order-independent JSON of a flat record (undefined fields dropped). */
+function canonical(record: object): string {
+  return JSON.stringify(
+    Object.entries(record)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
+}
+
+/**
+ * A minimal diffing planner over students only (stand-in for the real one): create the
+ * missing, update the changed, leave equal records alone.
+ */
+function studentDiff(desired: StoredStudent[]): ChunkPlanner {
+  return state => {
+    const existing = new Map(state.students.map(s => [s.sourcedId, s]));
+    const students: ChunkPlan['students'] = [];
+    for (const d of desired) {
+      const e = existing.get(d.sourcedId);
+      if (!e) students.push({ action: 'create', record: d });
+      else if (canonical(e) !== canonical(d)) {
+        students.push({ action: e.status === 'active' ? 'update' : 'reactivate', record: d });
+      }
+    }
+    return plan({ students });
+  };
+}
+
+function run(id: string, over: Partial<SyncRun> = {}): SyncRun {
+  return {
+    id,
+    districtId: A,
+    connector: PS,
+    status: 'queued',
+    dryRun: false,
+    trigger: 'api',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    counts: {},
+    rejectCount: 0,
+    timings: {},
+    ...over,
+  };
+}
+
+const byId = <T extends { id: string }>(xs: T[]): T[] =>
+  [...xs].sort((a, b) => a.id.localeCompare(b.id));
+const ids = (xs: { id: string }[]): string[] => xs.map(x => x.id).sort();
+const linkKey = (l: GuardianLink): string =>
+  `${l.parentId}|${l.studentSourcedId}|${l.origin}|${l.status}`;
+
+/** Snapshot of everything a district holds (for "nothing changed" assertions). */
+async function dump(store: RosterStore, districtId = A): Promise<unknown> {
+  return {
+    students: await store.getStudents(districtId),
+    parents: await store.getParents(districtId),
+    links: await store.getLinks(districtId),
+  };
+}
+
+/**
+ * Register the contract suite for one adapter. `factory` returns a fresh, initialised,
+ * empty store for each test; `teardown` closes (and disposes of) it.
+ */
+export function runStoreContract(
+  name: string,
+  factory: () => Promise<RosterStore>,
+  teardown: (store: RosterStore) => Promise<void>,
+): void {
+  describe(`RosterStore contract: ${name}`, () => {
+    let store: RosterStore;
+    let opened: RosterStore | undefined;
+
+    beforeEach(async () => {
+      opened = undefined;
+      store = await factory();
+      opened = store;
+    });
+    afterEach(async () => {
+      if (opened) await teardown(opened);
+    });
+
+    /** Apply `p` for district A via a fixed planner; returns the writes it counted. */
+    async function apply(p: ChunkPlan, k: ChunkKeys = keys(), districtId = A): Promise<number> {
+      const before = store.writeCount();
+      await store.reconcileChunk(districtId, k, fixed(p), { dryRun: false });
+      return store.writeCount() - before;
+    }
+
+    describe('lifecycle', () => {
+      it('init is idempotent, ping answers, a fresh store has written nothing', async () => {
+        await store.init();
+        await store.ping();
+        expect(store.writeCount()).toBe(0);
+        expect(await store.getStudents(A)).toEqual([]);
+        expect(await store.listRuns(A, 10)).toEqual([]);
+      });
+    });
+
+    describe('reconcileChunk', () => {
+      it('gives the planner empty state for unknown keys and writes a creating plan', async () => {
+        const s = spy(
+          plan({
+            students: [
+              { action: 'create', record: student('s1') },
+              { action: 'create', record: student('s2', { email: 's2@school.test' }) },
+            ],
+            parentCreates: [
+              parent('p1', {
+                uniqueId: 'G-1',
+                email: 'Mom@Example.com',
+                emailNormalized: 'mom@example.com',
+                phone: '555-0100',
+                sources: [
+                  { connector: PS, sourcedId: 'g1' },
+                  { connector: PS, sourcedId: 'g1b' },
+                ],
+              }),
+            ],
+            links: [
+              { action: 'add', link: link('p1', 's1', { relationship: 'Mother' }) },
+              { action: 'add', link: link('p1', 's2') },
+            ],
+          }),
+        );
+        const before = store.writeCount();
+        const returned = await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1', 's2'], guardianSourcedIds: ['g1'] }),
+          s.planner,
+          { dryRun: false },
+        );
+        expect(s.states).toEqual([{ students: [], parents: [], links: [] }]);
+        expect(returned.students).toHaveLength(2);
+        // 2 students + 2 links + the account (and, in SQLite, its 2 source rows)
+        expect(store.writeCount() - before).toBeGreaterThanOrEqual(5);
+
+        expect(await store.getStudents(A)).toEqual([
+          student('s1'),
+          student('s2', { email: 's2@school.test' }),
+        ]);
+        const [p1] = await store.getParents(A);
+        expect(p1).toEqual(
+          parent('p1', {
+            uniqueId: 'G-1',
+            email: 'Mom@Example.com',
+            emailNormalized: 'mom@example.com',
+            phone: '555-0100',
+            sources: [
+              { connector: PS, sourcedId: 'g1' },
+              { connector: PS, sourcedId: 'g1b' },
+            ],
+          }),
+        );
+        expect(p1).not.toHaveProperty('_id');
+        expect(p1).not.toHaveProperty('__v');
+        expect(await store.getLinks(A)).toEqual([
+          link('p1', 's1', { relationship: 'Mother' }),
+          link('p1', 's2'),
+        ]);
+      });
+
+      it('re-applying the same plan writes nothing and changes nothing (invariant 1)', async () => {
+        const p = plan({
+          students: [{ action: 'create', record: student('s1') }],
+          parentCreates: [parent('p1', { sources: [{ connector: PS, sourcedId: 'g1' }] })],
+          parentUpdates: [],
+          links: [{ action: 'add', link: link('p1', 's1') }],
+        });
+        expect(await apply(p)).toBeGreaterThan(0);
+        const after = await dump(store);
+        expect(await apply(p)).toBe(0);
+        expect(await dump(store)).toEqual(after);
+        // update/reactivate actions re-delivered are no-ops too
+        const again = plan({
+          students: [{ action: 'update', record: student('s1') }],
+          parentUpdates: [
+            {
+              action: 'update',
+              update: {
+                id: 'p1',
+                set: { givenName: 'Parent p1' },
+                addSources: [{ connector: PS, sourcedId: 'g1' }],
+              },
+            },
+          ],
+          links: [{ action: 'reactivate', link: link('p1', 's1') }],
+        });
+        expect(await apply(again)).toBe(0);
+        expect(await dump(store)).toEqual(after);
+      });
+
+      it('a no-change re-plan over loaded state writes nothing', async () => {
+        const desired = [student('s1'), student('s2'), student('s3', { grade: undefined })];
+        const k = keys({ studentSourcedIds: desired.map(s => s.sourcedId) });
+        const first = await store.reconcileChunk(A, k, studentDiff(desired), { dryRun: false });
+        expect(first.students.map(s => s.action)).toEqual(['create', 'create', 'create']);
+        const before = store.writeCount();
+        const second = await store.reconcileChunk(A, k, studentDiff(desired), { dryRun: false });
+        expect(second.students).toEqual([]);
+        expect(store.writeCount()).toBe(before);
+      });
+
+      it('counts exactly one write per changed student and per changed link', async () => {
+        expect(
+          await apply(
+            plan({
+              students: [
+                { action: 'create', record: student('s1') },
+                { action: 'create', record: student('s2') },
+                { action: 'create', record: student('s3') },
+              ],
+            }),
+          ),
+        ).toBe(3);
+        expect(
+          await apply(
+            plan({
+              students: [
+                { action: 'update', record: student('s1', { familyName: 'Changed' }) },
+                { action: 'update', record: student('s2') }, // unchanged
+                { action: 'update', record: student('s3', { email: 'new@x.test' }) },
+              ],
+            }),
+          ),
+        ).toBe(2);
+        expect(await apply(plan({ parentCreates: [parent('p1')] }))).toBe(1);
+        expect(
+          await apply(
+            plan({
+              links: [
+                { action: 'add', link: link('p1', 's1') },
+                { action: 'add', link: link('p1', 's2') },
+              ],
+            }),
+          ),
+        ).toBe(2);
+        expect(
+          await apply(
+            plan({
+              links: [
+                { action: 'update', link: link('p1', 's1', { relationship: 'Father' }) },
+                { action: 'update', link: link('p1', 's2') }, // unchanged
+              ],
+            }),
+          ),
+        ).toBe(1);
+      });
+
+      it('clears optional student fields that the record no longer has', async () => {
+        await apply(
+          plan({ students: [{ action: 'create', record: student('s1', { email: 'a@b.test' }) }] }),
+        );
+        expect(
+          await apply(
+            plan({
+              students: [
+                { action: 'update', record: student('s1', { email: undefined, grade: undefined }) },
+              ],
+            }),
+          ),
+        ).toBe(1);
+        const [s1] = await store.getStudents(A);
+        expect(s1).toEqual(student('s1', { email: undefined, grade: undefined }));
+        expect(s1).not.toHaveProperty('email');
+        expect(s1).not.toHaveProperty('grade');
+      });
+
+      it('is atomic: a planner that throws leaves nothing written', async () => {
+        await apply(plan({ students: [{ action: 'create', record: student('s1') }] }));
+        const before = await dump(store);
+        const count = store.writeCount();
+        await expect(
+          store.reconcileChunk(
+            A,
+            keys({ studentSourcedIds: ['s1', 's2'] }),
+            () => {
+              throw new Error('planner exploded');
+            },
+            { dryRun: false },
+          ),
+        ).rejects.toThrow('planner exploded');
+        expect(await dump(store)).toEqual(before);
+        expect(store.writeCount()).toBe(count);
+      });
+
+      it('refuses a plan that writes into another district', async () => {
+        const bad = plan({ students: [{ action: 'create', record: student('s1', {}, B) }] });
+        await expect(
+          store.reconcileChunk(A, keys(), fixed(bad), { dryRun: false }),
+        ).rejects.toThrow(/district/);
+        expect(await store.getStudents(A)).toEqual([]);
+        expect(await store.getStudents(B)).toEqual([]);
+        expect(store.writeCount()).toBe(0);
+      });
+
+      it('dry run gives the planner the real state, returns its plan and writes nothing', async () => {
+        await apply(
+          plan({
+            students: [{ action: 'create', record: student('s1') }],
+            parentCreates: [parent('p1', { sources: [{ connector: PS, sourcedId: 'g1' }] })],
+            links: [{ action: 'add', link: link('p1', 's1') }],
+          }),
+        );
+        const before = await dump(store);
+        const count = store.writeCount();
+        const wanted = plan({
+          students: [
+            { action: 'update', record: student('s1', { givenName: 'Renamed' }) },
+            { action: 'create', record: student('s2') },
+          ],
+          parentCreates: [parent('p2')],
+          links: [{ action: 'add', link: link('p2', 's2') }],
+          rejects: [{ entity: 'guardian', recordId: 'g9', reason: 'bad email' }],
+        });
+        const s = spy(wanted);
+        const returned = await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1', 's2'], guardianSourcedIds: ['g1'] }),
+          s.planner,
+          { dryRun: true },
+        );
+        expect(returned).toEqual(wanted);
+        expect(s.states).toHaveLength(1);
+        expect(s.states[0]?.students).toEqual([student('s1')]);
+        expect(ids(s.states[0]?.parents ?? [])).toEqual(['p1']);
+        expect(s.states[0]?.links).toEqual([link('p1', 's1')]);
+        expect(await dump(store)).toEqual(before);
+        expect(store.writeCount()).toBe(count);
+        // preview equals apply (invariant 12): confirming writes exactly that plan
+        await store.reconcileChunk(A, keys(), fixed(returned), { dryRun: false });
+        expect((await store.getStudents(A)).map(x => x.givenName)).toEqual(['Renamed', 'Given s2']);
+      });
+
+      it('matches parent accounts by source, uniqueId and email, each once with all sources', async () => {
+        for (const p of [
+          parent('p-src', { sources: [{ connector: PS, sourcedId: 'g1' }] }),
+          parent('p-uid', { uniqueId: 'U-2' }),
+          parent('p-mail', { email: 'C@x.test', emailNormalized: 'c@x.test' }),
+          parent('p-all', {
+            uniqueId: 'U-4',
+            email: 'd@x.test',
+            emailNormalized: 'd@x.test',
+            sources: [
+              { connector: PS, sourcedId: 'g4' },
+              { connector: PS, sourcedId: 'g4-sibling' },
+              { connector: 'aeries', sourcedId: 'a4' },
+            ],
+          }),
+          parent('p-inactive', {
+            status: 'inactive',
+            sources: [{ connector: PS, sourcedId: 'g5' }],
+          }),
+          parent('p-other-connector', { sources: [{ connector: 'aeries', sourcedId: 'g1' }] }),
+          parent('p-unrelated', {
+            uniqueId: 'U-9',
+            emailNormalized: 'z@x.test',
+            sources: [{ connector: PS, sourcedId: 'g9' }],
+          }),
+        ]) {
+          await store.createParent(p);
+        }
+        const s = spy();
+        await store.reconcileChunk(
+          A,
+          keys({
+            guardianSourcedIds: ['g1', 'g4', 'g4-sibling', 'g5', 'nobody'],
+            guardianUniqueIds: ['U-2', 'U-4', 'U-404'],
+            emailsNormalized: ['c@x.test', 'd@x.test', 'none@x.test'],
+          }),
+          s.planner,
+          { dryRun: true },
+        );
+        const parents = s.states[0]?.parents ?? [];
+        expect(ids(parents)).toEqual(['p-all', 'p-inactive', 'p-mail', 'p-src', 'p-uid']);
+        const all = parents.find(p => p.id === 'p-all');
+        expect(all?.sources).toEqual([
+          { connector: PS, sourcedId: 'g4' },
+          { connector: PS, sourcedId: 'g4-sibling' },
+          { connector: 'aeries', sourcedId: 'a4' },
+        ]);
+        expect(parents.find(p => p.id === 'p-inactive')?.status).toBe('inactive');
+      });
+
+      it('loads the chunk students and all their links, of every origin and status', async () => {
+        await apply(
+          plan({
+            students: ['s1', 's2', 's3'].map(id => ({
+              action: 'create' as const,
+              record: student(id),
+            })),
+            parentCreates: [parent('p1'), parent('p2')],
+            links: [
+              { action: 'add', link: link('p1', 's1') },
+              { action: 'add', link: link('p1', 's1', { origin: 'manual' }) },
+              { action: 'add', link: link('p2', 's1', { origin: 'access-code' }) },
+              { action: 'add', link: link('p2', 's2', { origin: 'import', status: 'inactive' }) },
+              { action: 'add', link: link('p2', 's3') },
+            ],
+          }),
+        );
+        const s = spy();
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1', 's2', 'missing'] }),
+          s.planner,
+          { dryRun: true },
+        );
+        const state = s.states[0];
+        expect(state?.students.map(x => x.sourcedId)).toEqual(['s1', 's2']);
+        expect((state?.links ?? []).map(linkKey).sort()).toEqual([
+          'p1|s1|manual|active',
+          'p1|s1|sis|active',
+          'p2|s1|access-code|active',
+          'p2|s2|import|inactive',
+        ]);
+        expect(state?.parents).toEqual([]); // no guardian keys given
+      });
+
+      it('handles key lists larger than any bind-parameter limit', async () => {
+        const many = Array.from({ length: 2500 }, (_, i) => `s${String(i).padStart(5, '0')}`);
+        await apply(
+          plan({
+            students: many.map(id => ({ action: 'create' as const, record: student(id) })),
+          }),
+        );
+        const s = spy();
+        await store.reconcileChunk(
+          A,
+          keys({
+            studentSourcedIds: many,
+            guardianSourcedIds: many.map(id => `g-${id}`),
+            guardianUniqueIds: many.map(id => `u-${id}`),
+            emailsNormalized: many.map(id => `${id}@x.test`),
+          }),
+          s.planner,
+          { dryRun: true },
+        );
+        expect(s.states[0]?.students).toHaveLength(2500);
+      });
+
+      it('parent updates set only the listed fields; undefined clears a field', async () => {
+        await store.createParent(
+          parent('p1', {
+            uniqueId: 'U-1',
+            email: 'old@x.test',
+            emailNormalized: 'old@x.test',
+            phone: '555-0100',
+            role: 'Guardian Plus',
+            origin: 'import',
+            lockedFields: ['email'],
+            sources: [{ connector: PS, sourcedId: 'g1' }],
+          }),
+        );
+        const written = await apply(
+          plan({
+            parentUpdates: [
+              {
+                action: 'update',
+                update: {
+                  id: 'p1',
+                  set: { givenName: 'New', phone: undefined, sisRole: 'guardian' },
+                  addSources: [],
+                },
+              },
+            ],
+          }),
+        );
+        expect(written).toBe(1);
+        const [p1] = await store.getParents(A);
+        expect(p1).toEqual(
+          parent('p1', {
+            givenName: 'New',
+            uniqueId: 'U-1',
+            email: 'old@x.test',
+            emailNormalized: 'old@x.test',
+            role: 'Guardian Plus',
+            sisRole: 'guardian',
+            origin: 'import',
+            lockedFields: ['email'],
+            sources: [{ connector: PS, sourcedId: 'g1' }],
+          }),
+        );
+        expect(p1).not.toHaveProperty('phone');
+      });
+
+      it('adds new sources to an account once (one write for one source)', async () => {
+        await store.createParent(parent('p1', { sources: [{ connector: PS, sourcedId: 'g1' }] }));
+        const add = plan({
+          parentUpdates: [
+            {
+              action: 'match',
+              update: { id: 'p1', set: {}, addSources: [{ connector: PS, sourcedId: 'g2' }] },
+            },
+          ],
+        });
+        expect(await apply(add)).toBe(1);
+        expect(await apply(add)).toBe(0);
+        const [p1] = await store.getParents(A);
+        expect(p1?.sources).toEqual([
+          { connector: PS, sourcedId: 'g1' },
+          { connector: PS, sourcedId: 'g2' },
+        ]);
+        // the new source now matches the account
+        const s = spy();
+        await store.reconcileChunk(A, keys({ guardianSourcedIds: ['g2'] }), s.planner, {
+          dryRun: true,
+        });
+        expect(ids(s.states[0]?.parents ?? [])).toEqual(['p1']);
+      });
+
+      it('a source already owned by another account is a StoreConflictError', async () => {
+        await store.createParent(parent('p1', { sources: [{ connector: PS, sourcedId: 'g1' }] }));
+        await store.createParent(parent('p2'));
+        const steal = plan({
+          parentUpdates: [
+            {
+              action: 'match',
+              update: { id: 'p2', set: {}, addSources: [{ connector: PS, sourcedId: 'g1' }] },
+            },
+          ],
+        });
+        await expect(
+          store.reconcileChunk(A, keys(), fixed(steal), { dryRun: false }),
+        ).rejects.toBeInstanceOf(StoreConflictError);
+        const parents = byId(await store.getParents(A));
+        expect(parents.map(p => p.sources)).toEqual([[{ connector: PS, sourcedId: 'g1' }], []]);
+      });
+
+      it('a new account whose uniqueId is taken is a StoreConflictError', async () => {
+        await store.createParent(parent('p1', { uniqueId: 'U-1' }));
+        const dup = plan({ parentCreates: [parent('p2', { uniqueId: 'U-1' })] });
+        await expect(
+          store.reconcileChunk(A, keys(), fixed(dup), { dryRun: false }),
+        ).rejects.toBeInstanceOf(StoreConflictError);
+        expect(ids(await store.getParents(A))).toEqual(['p1']);
+      });
+
+      it('link actions add, reactivate and update the same record', async () => {
+        await apply(
+          plan({
+            students: [{ action: 'create', record: student('s1') }],
+            parentCreates: [parent('p1')],
+          }),
+        );
+        expect(await apply(plan({ links: [{ action: 'add', link: link('p1', 's1') }] }))).toBe(1);
+        await store.applyDeactivations(A, {
+          studentSourcedIds: [],
+          parentIds: [],
+          links: [{ parentId: 'p1', studentSourcedId: 's1' }],
+        });
+        expect((await store.getLinks(A))[0]?.status).toBe('inactive');
+        expect(
+          await apply(plan({ links: [{ action: 'reactivate', link: link('p1', 's1') }] })),
+        ).toBe(1);
+        expect(
+          await apply(
+            plan({
+              links: [{ action: 'update', link: link('p1', 's1', { relationship: 'Aunt' }) }],
+            }),
+          ),
+        ).toBe(1);
+        expect(await store.getLinks(A)).toEqual([link('p1', 's1', { relationship: 'Aunt' })]);
+      });
+
+      it('deactivate, then restore: a returning student is the same record (invariant 10)', async () => {
+        await apply(plan({ students: [{ action: 'create', record: student('s1') }] }));
+        expect(
+          await store.applyDeactivations(A, {
+            studentSourcedIds: ['s1'],
+            parentIds: [],
+            links: [],
+          }),
+        ).toBe(1);
+        expect(await store.listActiveStudentIds(A)).toEqual([]);
+        expect(
+          await apply(plan({ students: [{ action: 'reactivate', record: student('s1') }] })),
+        ).toBe(1);
+        expect(await store.getStudents(A)).toEqual([student('s1')]);
+      });
+
+      it('writes neither the plan rejects nor link removals (finalize owns those)', async () => {
+        await apply(
+          plan({
+            students: [{ action: 'create', record: student('s1') }],
+            parentCreates: [parent('p1')],
+            links: [{ action: 'add', link: link('p1', 's1') }],
+          }),
+        );
+        expect(
+          await apply(
+            plan({
+              linkRemovals: [{ parentId: 'p1', studentSourcedId: 's1' }],
+              rejects: [{ entity: 'student', recordId: 's1', reason: 'x' }],
+            }),
+          ),
+        ).toBe(0);
+        expect(await store.getLinks(A)).toEqual([link('p1', 's1')]);
+      });
+    });
+
+    describe('deactivations', () => {
+      async function seed(): Promise<void> {
+        await apply(
+          plan({
+            students: [
+              { action: 'create', record: student('s1') },
+              { action: 'create', record: student('s2') },
+              { action: 'create', record: student('s3', { status: 'inactive' }) },
+            ],
+            parentCreates: [
+              parent('p1', { sources: [{ connector: PS, sourcedId: 'g1' }] }),
+              parent('p2', { sources: [{ connector: PS, sourcedId: 'g2' }] }),
+              parent('p3', { origin: 'import' }),
+              parent('p4', { status: 'inactive' }),
+            ],
+            links: [
+              { action: 'add', link: link('p1', 's1') },
+              { action: 'add', link: link('p1', 's1', { origin: 'manual' }) },
+              { action: 'add', link: link('p2', 's2', { origin: 'import' }) },
+              { action: 'add', link: link('p2', 's2', { origin: 'access-code' }) },
+              { action: 'add', link: link('p2', 's1', { status: 'inactive' }) },
+            ],
+          }),
+        );
+      }
+
+      it('deactivate listed records, only sis links, never delete; return the count', async () => {
+        await seed();
+        const before = store.writeCount();
+        const changed = await store.applyDeactivations(A, {
+          studentSourcedIds: ['s1', 's3', 'unknown'],
+          parentIds: ['p1', 'p4'],
+          links: [
+            { parentId: 'p1', studentSourcedId: 's1' },
+            { parentId: 'p2', studentSourcedId: 's2' },
+            { parentId: 'p2', studentSourcedId: 's1' },
+          ],
+        });
+        // s1, p1 and the sis link p1–s1; s3/p4/p2–s1 were already inactive
+        expect(changed).toBe(3);
+        expect(store.writeCount() - before).toBe(3);
+        expect((await store.getStudents(A)).map(s => `${s.sourcedId}:${s.status}`)).toEqual([
+          's1:inactive',
+          's2:active',
+          's3:inactive',
+        ]);
+        expect(byId(await store.getParents(A)).map(p => `${p.id}:${p.status}`)).toEqual([
+          'p1:inactive',
+          'p2:active',
+          'p3:active',
+          'p4:inactive',
+        ]);
+        expect((await store.getLinks(A)).map(linkKey).sort()).toEqual([
+          'p1|s1|manual|active',
+          'p1|s1|sis|inactive',
+          'p2|s1|sis|inactive',
+          'p2|s2|access-code|active',
+          'p2|s2|import|active',
+        ]);
+        // applying the same deactivations again changes nothing
+        expect(
+          await store.applyDeactivations(A, {
+            studentSourcedIds: ['s1'],
+            parentIds: ['p1'],
+            links: [{ parentId: 'p1', studentSourcedId: 's1' }],
+          }),
+        ).toBe(0);
+      });
+
+      it('active listings and counts follow status and origin', async () => {
+        await seed();
+        expect(await store.listActiveStudentIds(A)).toEqual(['s1', 's2']);
+        expect(await store.countActive(A)).toEqual({ students: 2, parents: 3 });
+        expect(await store.listActiveSisParents(A)).toEqual([
+          { id: 'p1', sources: [{ connector: PS, sourcedId: 'g1' }] },
+          { id: 'p2', sources: [{ connector: PS, sourcedId: 'g2' }] },
+        ]);
+        await store.applyDeactivations(A, {
+          studentSourcedIds: ['s2'],
+          parentIds: ['p2'],
+          links: [],
+        });
+        expect(await store.listActiveStudentIds(A)).toEqual(['s1']);
+        expect(await store.countActive(A)).toEqual({ students: 1, parents: 2 });
+        expect((await store.listActiveSisParents(A)).map(p => p.id)).toEqual(['p1']);
+      });
+
+      it('an empty deactivation list is a no-op', async () => {
+        await seed();
+        expect(
+          await store.applyDeactivations(A, { studentSourcedIds: [], parentIds: [], links: [] }),
+        ).toBe(0);
+      });
+    });
+
+    describe('addLink and createParent', () => {
+      it('addLink inserts or reactivates the link of its origin only', async () => {
+        await store.createParent(parent('p1', { origin: 'manual' }));
+        const before = store.writeCount();
+        await store.addLink(link('p1', 's1', { origin: 'manual' }));
+        expect(store.writeCount() - before).toBe(1);
+        await store.addLink(link('p1', 's1', { origin: 'manual' }));
+        expect(store.writeCount() - before).toBe(1);
+        await store.addLink(link('p1', 's1')); // a sis link of the same pair is its own record
+        await store.addLink(link('p1', 's1', { origin: 'manual', status: 'inactive' }));
+        await store.addLink(link('p1', 's1', { origin: 'manual' }));
+        expect((await store.getLinks(A)).map(linkKey)).toEqual([
+          'p1|s1|manual|active',
+          'p1|s1|sis|active',
+        ]);
+      });
+
+      it('createParent stores the account and its sources; it is matchable', async () => {
+        const p = parent('p1', {
+          origin: 'import',
+          uniqueId: 'U-1',
+          email: 'A@B.test',
+          emailNormalized: 'a@b.test',
+          sources: [{ connector: PS, sourcedId: 'g1' }],
+          lockedFields: ['givenName', 'email'],
+        });
+        const before = store.writeCount();
+        await store.createParent(p);
+        expect(store.writeCount() - before).toBeGreaterThanOrEqual(1);
+        expect(await store.getParents(A)).toEqual([p]);
+        const s = spy();
+        await store.reconcileChunk(A, keys({ emailsNormalized: ['a@b.test'] }), s.planner, {
+          dryRun: true,
+        });
+        expect(s.states[0]?.parents).toEqual([p]);
+      });
+
+      it('createParent refuses a taken id, uniqueId or source with StoreConflictError', async () => {
+        await store.createParent(
+          parent('p1', { uniqueId: 'U-1', sources: [{ connector: PS, sourcedId: 'g1' }] }),
+        );
+        await expect(store.createParent(parent('p1'))).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(store.createParent(parent('p2', { uniqueId: 'U-1' }))).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
+        await expect(
+          store.createParent(parent('p3', { sources: [{ connector: PS, sourcedId: 'g1' }] })),
+        ).rejects.toBeInstanceOf(StoreConflictError);
+        // accounts without uniqueId or sources never collide on "missing"
+        await store.createParent(parent('p4'));
+        await store.createParent(parent('p5'));
+        expect(ids(await store.getParents(A))).toEqual(['p1', 'p4', 'p5']);
+      });
+    });
+
+    describe('runs', () => {
+      it('round-trips a run with counts, timings, held deactivations and error', async () => {
+        const r = run('r1', { startedAt: '2025-01-01T00:00:01.000Z' });
+        expect(await store.createRun(r)).toEqual(r);
+        expect(await store.getRun('r1')).toEqual(r);
+        expect(await store.getRun('nope')).toBeUndefined();
+
+        const held = {
+          studentSourcedIds: ['s1', 's2'],
+          parentIds: ['p1'],
+          links: [{ parentId: 'p1', studentSourcedId: 's1' }],
+        };
+        const updated = await store.updateRun('r1', {
+          status: 'needs-approval',
+          counts: { student: { create: 10, update: 2 }, parent: { match: 3 } },
+          timings: { pull: 120, apply: 45.5, total: 170 },
+          rejectCount: 4,
+          held,
+          finishedAt: '2025-01-01T00:00:05.000Z',
+          error: 'held for approval',
+        });
+        const expected: SyncRun = {
+          ...r,
+          status: 'needs-approval',
+          counts: { student: { create: 10, update: 2 }, parent: { match: 3 } },
+          timings: { pull: 120, apply: 45.5, total: 170 },
+          rejectCount: 4,
+          held,
+          finishedAt: '2025-01-01T00:00:05.000Z',
+          error: 'held for approval',
+        };
+        expect(updated).toEqual(expected);
+        expect(await store.getRun('r1')).toEqual(expected);
+
+        // undefined clears optional fields; required ones are kept
+        const cleared = await store.updateRun('r1', {
+          held: undefined,
+          error: undefined,
+          status: 'succeeded',
+        });
+        expect(cleared).not.toHaveProperty('held');
+        expect(cleared).not.toHaveProperty('error');
+        expect(cleared.status).toBe('succeeded');
+        expect(cleared.counts).toEqual(expected.counts);
+        expect(await store.getRun('r1')).toEqual(cleared);
+      });
+
+      it('updateRun of an unknown run rejects', async () => {
+        await expect(store.updateRun('ghost', { status: 'failed' })).rejects.toThrow(/ghost/);
+      });
+
+      it('lists runs newest first, limited', async () => {
+        for (let i = 1; i <= 5; i++) {
+          await store.createRun(
+            run(`r${i}`, { status: 'succeeded', createdAt: `2025-01-0${i}T00:00:00.000Z` }),
+          );
+        }
+        await store.createRun(run('other', { districtId: B, status: 'succeeded' }));
+        expect((await store.listRuns(A, 3)).map(r => r.id)).toEqual(['r5', 'r4', 'r3']);
+        expect((await store.listRuns(A, 100)).map(r => r.id)).toEqual([
+          'r5',
+          'r4',
+          'r3',
+          'r2',
+          'r1',
+        ]);
+        expect((await store.listRuns(B, 10)).map(r => r.id)).toEqual(['other']);
+      });
+
+      it('one queued/running run per district; ActiveRunExistsError carries it (invariant 3)', async () => {
+        const first = run('r1', { status: 'queued' });
+        await store.createRun(first);
+        let caught: unknown;
+        try {
+          await store.createRun(run('r2', { status: 'running' }));
+        } catch (err) {
+          caught = err;
+        }
+        expect(caught).toBeInstanceOf(ActiveRunExistsError);
+        expect((caught as ActiveRunExistsError).name).toBe('ActiveRunExistsError');
+        expect((caught as ActiveRunExistsError).activeRun).toEqual(first);
+        expect(await store.getRun('r2')).toBeUndefined();
+        expect(await store.findActiveRun(A)).toEqual(first);
+
+        // another district is not blocked
+        await store.createRun(run('b1', { districtId: B, status: 'running' }));
+        expect((await store.findActiveRun(B))?.id).toBe('b1');
+
+        // a queued run that starts stays the active one
+        await store.updateRun('r1', { status: 'running' });
+        await expect(store.createRun(run('r3'))).rejects.toBeInstanceOf(ActiveRunExistsError);
+
+        // needs-approval, succeeded, failed, discarded do not hold the slot
+        await store.updateRun('r1', { status: 'needs-approval' });
+        expect(await store.findActiveRun(A)).toBeUndefined();
+        await store.createRun(run('r4'));
+        await store.updateRun('r4', { status: 'failed' });
+        await store.createRun(run('r5', { status: 'running' }));
+        expect((await store.findActiveRun(A))?.id).toBe('r5');
+
+        // re-activating a finished run while another is active is refused too
+        await expect(store.updateRun('r4', { status: 'queued' })).rejects.toBeInstanceOf(
+          ActiveRunExistsError,
+        );
+        expect((await store.getRun('r4'))?.status).toBe('failed');
+      });
+
+      it('concurrent createRun calls: exactly one wins', async () => {
+        const results = await Promise.allSettled(
+          [1, 2, 3, 4, 5].map(i => store.createRun(run(`c${i}`))),
+        );
+        const won = results.filter(r => r.status === 'fulfilled');
+        const lost = results.filter(r => r.status === 'rejected');
+        expect(won).toHaveLength(1);
+        expect(lost).toHaveLength(4);
+        for (const l of lost) {
+          expect(l.reason).toBeInstanceOf(ActiveRunExistsError);
+        }
+        expect((await store.listRuns(A, 10)).map(r => r.id)).toHaveLength(1);
+      });
+
+      it('a second run with an existing id is a StoreConflictError', async () => {
+        await store.createRun(run('r1', { status: 'succeeded' }));
+        await expect(
+          store.createRun(run('r1', { status: 'succeeded', trigger: 'cli' })),
+        ).rejects.toBeInstanceOf(StoreConflictError);
+        expect((await store.getRun('r1'))?.trigger).toBe('api');
+      });
+
+      it('run bookkeeping is not counted as roster writes', async () => {
+        await store.createRun(run('r1'));
+        await store.updateRun('r1', { status: 'running', counts: { student: { create: 1 } } });
+        await store.addRejects('r1', [{ entity: 'student', recordId: 's1', reason: 'bad' }]);
+        await store.upsertSchools(A, [{ sourcedId: 'sch1', name: 'North' }]);
+        expect(store.writeCount()).toBe(0);
+      });
+    });
+
+    describe('rejects', () => {
+      const rej = (i: number): Reject => ({
+        entity: i % 2 === 0 ? 'student' : 'guardian',
+        recordId: `rec-${i}`,
+        reason: `reason ${i}`,
+      });
+
+      it('pages rejects in insertion order, per run', async () => {
+        await store.createRun(run('r1'));
+        await store.createRun(run('r2', { districtId: B }));
+        const all = Array.from({ length: 25 }, (_, i) => rej(i));
+        await store.addRejects('r1', all.slice(0, 7));
+        await store.addRejects('r1', []);
+        await store.addRejects('r1', all.slice(7, 20));
+        await store.addRejects('r2', [rej(100)]);
+        await store.addRejects('r1', all.slice(20));
+        expect(await store.listRejects('r1', 0, 10)).toEqual(all.slice(0, 10));
+        expect(await store.listRejects('r1', 10, 10)).toEqual(all.slice(10, 20));
+        expect(await store.listRejects('r1', 20, 10)).toEqual(all.slice(20));
+        expect(await store.listRejects('r1', 30, 10)).toEqual([]);
+        expect(await store.listRejects('r2', 0, 10)).toEqual([rej(100)]);
+        expect(await store.listRejects('none', 0, 10)).toEqual([]);
+      });
+
+      it('a re-delivered reject is stored once', async () => {
+        await store.createRun(run('r1'));
+        await store.addRejects('r1', [rej(1), rej(2)]);
+        await store.addRejects('r1', [rej(2), rej(3), rej(3)]);
+        expect(await store.listRejects('r1', 0, 100)).toEqual([rej(1), rej(2), rej(3)]);
+      });
+
+      it('addRejects for an unknown run rejects', async () => {
+        await expect(store.addRejects('ghost', [rej(1)])).rejects.toThrow(/ghost/);
+      });
+    });
+
+    describe('district scoping', () => {
+      it('district B never sees or changes district A rows', async () => {
+        const aPlan = plan({
+          students: [{ action: 'create', record: student('s1') }],
+          parentCreates: [
+            parent('p1', {
+              uniqueId: 'U-1',
+              emailNormalized: 'm@x.test',
+              sources: [{ connector: PS, sourcedId: 'g1' }],
+            }),
+          ],
+          links: [{ action: 'add', link: link('p1', 's1') }],
+        });
+        await apply(aPlan);
+        const aBefore = await dump(store, A);
+        const k = keys({
+          studentSourcedIds: ['s1'],
+          guardianSourcedIds: ['g1'],
+          guardianUniqueIds: ['U-1'],
+          emailsNormalized: ['m@x.test'],
+        });
+
+        const s = spy();
+        await store.reconcileChunk(B, k, s.planner, { dryRun: true });
+        expect(s.states).toEqual([{ students: [], parents: [], links: [] }]);
+        expect(await dump(store, B)).toEqual({ students: [], parents: [], links: [] });
+        expect(await store.listActiveStudentIds(B)).toEqual([]);
+        expect(await store.listActiveSisParents(B)).toEqual([]);
+        expect(await store.countActive(B)).toEqual({ students: 0, parents: 0 });
+
+        // B may use the very same ids, uniqueIds and sources
+        const bPlan = plan({
+          students: [{ action: 'create', record: student('s1', {}, B) }],
+          parentCreates: [
+            parent(
+              'p1',
+              {
+                uniqueId: 'U-1',
+                emailNormalized: 'm@x.test',
+                sources: [{ connector: PS, sourcedId: 'g1' }],
+              },
+              B,
+            ),
+          ],
+          links: [{ action: 'add', link: link('p1', 's1', {}, B) }],
+        });
+        expect(await apply(bPlan, k, B)).toBeGreaterThanOrEqual(3);
+        expect(
+          await store.applyDeactivations(B, {
+            studentSourcedIds: ['s1'],
+            parentIds: ['p1'],
+            links: [{ parentId: 'p1', studentSourcedId: 's1' }],
+          }),
+        ).toBe(3);
+        expect(await dump(store, A)).toEqual(aBefore);
+        expect(await store.countActive(A)).toEqual({ students: 1, parents: 1 });
+        expect(await store.countActive(B)).toEqual({ students: 0, parents: 0 });
+
+        // A's re-plan still sees exactly its own rows
+        const sa = spy();
+        await store.reconcileChunk(A, k, sa.planner, { dryRun: true });
+        expect(sa.states[0]).toEqual(aBefore);
+      });
+    });
+  });
+}

@@ -1,0 +1,66 @@
+/** The CLI as a user runs it: bad configuration exits 2 with a message naming the problem. */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      cwd: process.cwd(),
+    });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', code => resolve({ code, stderr, stdout }));
+  });
+}
+
+describe('guardian-sync CLI configuration errors', () => {
+  it('exits 2 naming each bad environment variable', async () => {
+    const r = await runCli(['runs', 'x'], { REDIS_URL: 'ftp://x', LOG_LEVEL: 'chatty' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('REDIS_URL');
+    expect(r.stderr).toContain('LOG_LEVEL');
+  });
+
+  it('exits 2 naming the district file and the unknown key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsync-cli-'));
+    writeFileSync(
+      join(dir, 'bad.json'),
+      JSON.stringify({
+        id: 'bad',
+        name: 'Bad',
+        connector: {
+          kind: 'powerschool',
+          baseUrl: 'https://x.example',
+          clientIdEnv: 'A',
+          clientSecretEnv: 'B',
+          pagesize: 5,
+        },
+      }),
+    );
+    const r = await runCli(['runs', 'bad'], {
+      DISTRICTS_DIR: dir,
+      STORE_URL: `sqlite:${join(dir, 's.db')}`,
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bad\.json: connector.*pagesize/);
+  });
+
+  it('exits 2 for an unknown district', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsync-cli-'));
+    const r = await runCli(['runs', 'nowhere'], {
+      DISTRICTS_DIR: dir,
+      STORE_URL: `sqlite:${join(dir, 's.db')}`,
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown district "nowhere"');
+  });
+});

@@ -1,0 +1,354 @@
+import type { Guardian, Relationship, RosterChunk, Student } from '../../src/mapping/canonical.js';
+import type {
+  ChunkState,
+  GuardianLink,
+  ParentAccount,
+  StoredStudent,
+} from '../../src/models/types.js';
+import { chunkKeys, parentAccountId, planChunk } from '../../src/reconcile/plan.js';
+
+const ctx = { districtId: 'd1', connector: 'powerschool', parentRole: 'Parent' };
+
+const student = (id: string, over: Partial<Student> = {}): Student => ({
+  sourcedId: id,
+  uniqueId: `U${id}`,
+  givenName: `Kid${id}`,
+  familyName: 'Doe',
+  schoolSourcedIds: ['10'],
+  grade: '5',
+  status: 'active',
+  ...over,
+});
+const guardian = (id: string, over: Partial<Guardian> = {}): Guardian => ({
+  sourcedId: id,
+  givenName: `Parent${id}`,
+  familyName: 'Doe',
+  email: `p${id}@example.org`,
+  role: 'parent',
+  status: 'active',
+  ...over,
+});
+const rel = (g: string, s: string, over: Partial<Relationship> = {}): Relationship => ({
+  guardianSourcedId: g,
+  studentSourcedId: s,
+  relationship: 'Mother',
+  portalAccess: true,
+  ...over,
+});
+const chunk = (over: Partial<RosterChunk>): RosterChunk => ({
+  students: [],
+  guardians: [],
+  relationships: [],
+  relationshipsSupplied: true,
+  ...over,
+});
+const empty: ChunkState = { students: [], parents: [], links: [] };
+const stored = (s: Student): StoredStudent => ({ districtId: 'd1', ...s });
+const account = (id: string, over: Partial<ParentAccount> = {}): ParentAccount => ({
+  districtId: 'd1',
+  id,
+  givenName: 'Ann',
+  familyName: 'Lee',
+  email: 'ann@example.org',
+  emailNormalized: 'ann@example.org',
+  role: 'Parent',
+  status: 'active',
+  origin: 'sis',
+  sources: [],
+  lockedFields: [],
+  ...over,
+});
+
+describe('planChunk', () => {
+  it('creates students, one account per guardian and sis links on an empty store', () => {
+    const c = chunk({
+      students: [student('1'), student('2')],
+      guardians: [guardian('g1')],
+      relationships: [rel('g1', '1'), rel('g1', '2')],
+    });
+    const plan = planChunk(c, empty, ctx);
+    expect(plan.students.map(s => [s.action, s.record.sourcedId])).toEqual([
+      ['create', '1'],
+      ['create', '2'],
+    ]);
+    expect(plan.parentCreates).toHaveLength(1);
+    expect(plan.parentCreates[0]?.id).toBe(parentAccountId('d1', 'powerschool', 'g1'));
+    expect(plan.links.map(l => [l.action, l.link.studentSourcedId, l.link.origin])).toEqual([
+      ['add', '1', 'sis'],
+      ['add', '2', 'sis'],
+    ]);
+  });
+
+  it('merges two SIS entries of one person with the same email (case and spaces ignored)', () => {
+    const c = chunk({
+      students: [student('1'), student('2')],
+      guardians: [
+        guardian('g1', { email: 'Ana@Example.org' }),
+        guardian('g2', { email: ' ana@example.ORG ' }),
+      ],
+      relationships: [rel('g1', '1'), rel('g2', '2'), rel('g2', '1')],
+    });
+    const plan = planChunk(c, empty, ctx);
+    expect(plan.parentCreates).toHaveLength(1);
+    expect(plan.parentCreates[0]?.sources.map(s => s.sourcedId)).toEqual(['g1', 'g2']);
+    // g1→1 and g2→1 are one link for one person
+    expect(plan.links).toHaveLength(2);
+    expect(plan.guardianAccounts.g1).toBe(plan.guardianAccounts.g2);
+  });
+
+  it('matches an existing account by source, then uniqueId, then unambiguous email', () => {
+    const bySource = account('A', {
+      sources: [{ connector: 'powerschool', sourcedId: 'g1' }],
+      email: 'a@x.org',
+      emailNormalized: 'a@x.org',
+    });
+    const byUnique = account('B', {
+      uniqueId: 'P-9',
+      origin: 'import',
+      email: 'b@x.org',
+      emailNormalized: 'b@x.org',
+    });
+    const byEmail = account('C', {
+      origin: 'import',
+      email: 'C@x.org',
+      emailNormalized: 'c@x.org',
+    });
+    const c = chunk({
+      students: [student('1')],
+      guardians: [
+        guardian('g1', { email: 'a@x.org' }),
+        guardian('g2', { uniqueId: 'P-9', email: 'other@x.org' }),
+        guardian('g3', { email: 'c@X.org' }),
+      ],
+      relationships: [rel('g1', '1'), rel('g2', '1'), rel('g3', '1')],
+    });
+    const plan = planChunk(
+      c,
+      { students: [], parents: [bySource, byUnique, byEmail], links: [] },
+      ctx,
+    );
+    expect(plan.parentCreates).toHaveLength(0);
+    expect(plan.guardianAccounts).toEqual({ g1: 'A', g2: 'B', g3: 'C' });
+    // import-owned accounts get the source added but their fields are not touched
+    const b = plan.parentUpdates.find(u => u.update.id === 'B');
+    expect(b?.action).toBe('match');
+    expect(b?.update.set).toEqual({});
+    expect(b?.update.addSources).toEqual([{ connector: 'powerschool', sourcedId: 'g2' }]);
+    // the sis account matched by its own source takes the SIS's field values, no new source
+    const a = plan.parentUpdates.find(u => u.update.id === 'A');
+    expect(a?.update.addSources).toEqual([]);
+    expect(a?.update.set).toEqual({ givenName: 'Parentg1', familyName: 'Doe', sisRole: 'parent' });
+  });
+
+  it('rejects a guardian whose email is shared by two accounts instead of guessing', () => {
+    const a = account('A', { email: 'same@x.org', emailNormalized: 'same@x.org' });
+    const b = account('B', {
+      email: 'same@x.org',
+      emailNormalized: 'same@x.org',
+      origin: 'import',
+    });
+    const c = chunk({
+      students: [student('1')],
+      guardians: [guardian('g1', { email: 'same@x.org' })],
+      relationships: [rel('g1', '1')],
+    });
+    const plan = planChunk(c, { students: [], parents: [a, b], links: [] }, ctx);
+    expect(plan.parentCreates).toHaveLength(0);
+    expect(plan.links).toHaveLength(0);
+    expect(plan.rejects).toEqual([
+      expect.objectContaining({
+        entity: 'guardian',
+        recordId: 'g1',
+        reason: expect.stringContaining('ambiguous'),
+      }),
+    ]);
+  });
+
+  it('produces an empty plan when nothing changed', () => {
+    const s = student('1');
+    const g = guardian('g1');
+    const id = parentAccountId('d1', 'powerschool', 'g1');
+    const state: ChunkState = {
+      students: [stored(s)],
+      parents: [
+        account(id, {
+          givenName: g.givenName,
+          familyName: g.familyName,
+          email: g.email,
+          emailNormalized: g.email,
+          sisRole: 'parent',
+          sources: [{ connector: 'powerschool', sourcedId: 'g1' }],
+        }),
+      ],
+      links: [
+        {
+          districtId: 'd1',
+          parentId: id,
+          studentSourcedId: '1',
+          origin: 'sis',
+          relationship: 'Mother',
+          status: 'active',
+        },
+      ],
+    };
+    const plan = planChunk(
+      chunk({ students: [s], guardians: [g], relationships: [rel('g1', '1')] }),
+      state,
+      ctx,
+    );
+    expect(plan.students).toEqual([]);
+    expect(plan.parentCreates).toEqual([]);
+    expect(plan.parentUpdates).toEqual([]);
+    expect(plan.links).toEqual([]);
+    expect(plan.linkRemovals).toEqual([]);
+  });
+
+  it('updates changed fields, treats email case changes as no change, respects locked fields', () => {
+    const id = 'A';
+    const existing = account(id, {
+      givenName: 'Ann',
+      familyName: 'Lee',
+      phone: '1',
+      sisRole: 'parent',
+      sources: [{ connector: 'powerschool', sourcedId: 'g1' }],
+      lockedFields: ['familyName'],
+    });
+    const g = guardian('g1', {
+      givenName: 'Anne',
+      familyName: 'Leigh',
+      email: 'ANN@example.org',
+      phone: '1',
+    });
+    const plan = planChunk(
+      chunk({ students: [student('1')], guardians: [g], relationships: [] }),
+      { students: [], parents: [existing], links: [] },
+      ctx,
+    );
+    expect(plan.parentUpdates).toEqual([
+      { action: 'update', update: { id, set: { givenName: 'Anne' }, addSources: [] } },
+    ]);
+  });
+
+  it('refuses an email change to a mailbox another account owns', () => {
+    const a = account('A', {
+      sources: [{ connector: 'powerschool', sourcedId: 'g1' }],
+      email: 'a@x.org',
+      emailNormalized: 'a@x.org',
+      sisRole: 'parent',
+      givenName: 'Parentg1',
+      familyName: 'Doe',
+    });
+    const b = account('B', { email: 'b@x.org', emailNormalized: 'b@x.org' });
+    const plan = planChunk(
+      chunk({ guardians: [guardian('g1', { email: 'b@x.org' })] }),
+      { students: [], parents: [a, b], links: [] },
+      ctx,
+    );
+    expect(plan.parentUpdates).toEqual([]);
+    expect(plan.rejects[0]?.reason).toContain('belongs to parent account B');
+  });
+
+  it('reactivates a returning student, account and link instead of creating new ones', () => {
+    const s = student('1');
+    const id = parentAccountId('d1', 'powerschool', 'g1');
+    const g = guardian('g1');
+    const state: ChunkState = {
+      students: [{ ...stored(s), status: 'inactive' }],
+      parents: [
+        account(id, {
+          status: 'inactive',
+          givenName: g.givenName,
+          familyName: 'Doe',
+          email: g.email,
+          emailNormalized: g.email,
+          sisRole: 'parent',
+          sources: [{ connector: 'powerschool', sourcedId: 'g1' }],
+        }),
+      ],
+      links: [
+        {
+          districtId: 'd1',
+          parentId: id,
+          studentSourcedId: '1',
+          origin: 'sis',
+          relationship: 'Mother',
+          status: 'inactive',
+        },
+      ],
+    };
+    const plan = planChunk(
+      chunk({ students: [s], guardians: [g], relationships: [rel('g1', '1')] }),
+      state,
+      ctx,
+    );
+    expect(plan.students.map(x => x.action)).toEqual(['reactivate']);
+    expect(plan.parentCreates).toEqual([]);
+    expect(plan.parentUpdates).toEqual([
+      { action: 'reactivate', update: { id, set: { status: 'active' }, addSources: [] } },
+    ]);
+    expect(plan.links.map(l => l.action)).toEqual(['reactivate']);
+  });
+
+  it('proposes removal only of sis links, and only when relationships were supplied', () => {
+    const s = student('1');
+    const links: GuardianLink[] = [
+      { districtId: 'd1', parentId: 'SIS', studentSourcedId: '1', origin: 'sis', status: 'active' },
+      {
+        districtId: 'd1',
+        parentId: 'IMP',
+        studentSourcedId: '1',
+        origin: 'import',
+        status: 'active',
+      },
+      {
+        districtId: 'd1',
+        parentId: 'MAN',
+        studentSourcedId: '1',
+        origin: 'manual',
+        status: 'active',
+      },
+    ];
+    const state: ChunkState = { students: [stored(s)], parents: [], links };
+    const supplied = planChunk(chunk({ students: [s] }), state, ctx);
+    expect(supplied.linkRemovals).toEqual([{ parentId: 'SIS', studentSourcedId: '1' }]);
+    const absent = planChunk(chunk({ students: [s], relationshipsSupplied: false }), state, ctx);
+    expect(absent.linkRemovals).toEqual([]);
+  });
+
+  it('rejects relationships pointing outside the chunk and duplicate students', () => {
+    const plan = planChunk(
+      chunk({
+        students: [student('1'), student('1')],
+        guardians: [guardian('g1')],
+        relationships: [rel('g1', '2'), rel('gX', '1')],
+      }),
+      empty,
+      ctx,
+    );
+    expect(plan.rejects.map(r => [r.entity, r.recordId])).toEqual([
+      ['student', '1'],
+      ['relationship', 'g1->2'],
+      ['relationship', 'gX->1'],
+    ]);
+  });
+
+  it('chunkKeys lists normalized emails and unique ids once', () => {
+    const k = chunkKeys(
+      chunk({
+        students: [student('1')],
+        guardians: [
+          guardian('g1', { email: 'A@x.org', uniqueId: 'u1' }),
+          guardian('g2', { email: 'a@X.org ' }),
+        ],
+      }),
+      'powerschool',
+    );
+    expect(k).toEqual({
+      connector: 'powerschool',
+      studentSourcedIds: ['1'],
+      guardianSourcedIds: ['g1', 'g2'],
+      guardianUniqueIds: ['u1'],
+      emailsNormalized: ['a@x.org'],
+    });
+  });
+});
