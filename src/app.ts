@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { DistrictConfig } from './config/district.js';
 import { loadDistricts } from './config/district.js';
 import type { Env } from './config/env.js';
-import { createConnector } from './connectors/index.js';
+import { createConnector, type ConnectorOverrides } from './connectors/index.js';
 import type { SisConnector } from './connectors/types.js';
 import { ConfigError, describeError } from './errors.js';
 import { RunLedger } from './jobs/ledger.js';
@@ -43,6 +43,8 @@ export interface AppOptions {
   secrets?: NodeJS.ProcessEnv;
   /** An already open store (tests share one); default: `openStore(env.storeUrl)`. */
   store?: RosterStore;
+  /** Code-level connector extras (tests: fast retry timing). */
+  connectorOverrides?: ConnectorOverrides;
 }
 
 /**
@@ -89,7 +91,7 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     secrets,
     ledger: new RunLedger(redis, prefix),
     queues,
-    connectorFor: d => createConnector(d, secrets, logger.child({ districtId: d.id })),
+    connectorFor: d => createConnector(d, secrets, logger, opts.connectorOverrides),
     district(id) {
       const d = byId.get(id);
       if (!d)
@@ -125,7 +127,7 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
 async function checkEvictionPolicy(redis: Redis): Promise<void> {
   let policy: string | undefined;
   try {
-    const r = (await redis.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown;
+    const r = await redis.call('CONFIG', 'GET', 'maxmemory-policy');
     if (Array.isArray(r) && typeof r[1] === 'string') policy = r[1];
   } catch {
     return; // managed Redis services may forbid CONFIG; they document their own policy

@@ -217,6 +217,14 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     thresholdPercent: district.policies.deletionThresholdPercent,
   });
   const d = decision.deactivations;
+  // Links go with the students and parents they belong to; they come back with them too.
+  d.links = unionLinks(
+    d.links,
+    await ctx.store.listActiveSisLinks(districtId, {
+      studentSourcedIds: d.studentSourcedIds,
+      parentIds: d.parentIds,
+    }),
+  );
   const deactCounts: RunCounts = {};
   if (d.studentSourcedIds.length) deactCounts.student = { deactivate: d.studentSourcedIds.length };
   if (d.parentIds.length) deactCounts.parent = { deactivate: d.parentIds.length };
@@ -258,6 +266,15 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     'run finished',
   );
   return updated;
+}
+
+function unionLinks(
+  a: { parentId: string; studentSourcedId: string }[],
+  b: { parentId: string; studentSourcedId: string }[],
+): { parentId: string; studentSourcedId: string }[] {
+  const out = new Map<string, { parentId: string; studentSourcedId: string }>();
+  for (const l of [...a, ...b]) out.set(`${l.parentId}\u0000${l.studentSourcedId}`, l);
+  return [...out.values()];
 }
 
 /** Apply the deactivations a `needs-approval` run holds. Throws when the run is not held. */

@@ -206,6 +206,14 @@ export interface RosterStore {
   listActiveStudentIds(districtId: string): Promise<string[]>;
   /** Active `sis`-origin parent accounts with their sources. */
   listActiveSisParents(districtId: string): Promise<{ id: string; sources: ParentSource[] }[]>;
+  /**
+   * Active `sis` links of the given students or parents (finalize deactivates the links of
+   * deactivated students and parents with them, and restores them when they return).
+   */
+  listActiveSisLinks(
+    districtId: string,
+    of: { studentSourcedIds: string[]; parentIds: string[] },
+  ): Promise<{ parentId: string; studentSourcedId: string }[]>;
   countActive(districtId: string): Promise<{ students: number; parents: number }>;
   /** Deactivate (never delete). Returns the number of records whose status changed. */
   applyDeactivations(districtId: string, d: Deactivations): Promise<number>;

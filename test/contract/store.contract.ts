@@ -810,6 +810,27 @@ export function runStoreContract(
         expect((await store.listActiveSisParents(A)).map(p => p.id)).toEqual(['p1']);
       });
 
+      it('lists the active sis links of given students or parents, each once', async () => {
+        await seed();
+        const sortKeys = (ls: { parentId: string; studentSourcedId: string }[]) =>
+          ls.map(l => `${l.parentId}|${l.studentSourcedId}`).sort();
+        // p1–s1 is the only active sis link (p2–s1 is inactive; others are not sis)
+        expect(
+          sortKeys(
+            await store.listActiveSisLinks(A, { studentSourcedIds: ['s1'], parentIds: ['p1'] }),
+          ),
+        ).toEqual(['p1|s1']);
+        expect(
+          await store.listActiveSisLinks(A, { studentSourcedIds: ['s2'], parentIds: ['p2'] }),
+        ).toEqual([]);
+        expect(await store.listActiveSisLinks(A, { studentSourcedIds: [], parentIds: [] })).toEqual(
+          [],
+        );
+        expect(
+          await store.listActiveSisLinks(B, { studentSourcedIds: ['s1'], parentIds: ['p1'] }),
+        ).toEqual([]);
+      });
+
       it('an empty deactivation list is a no-op', async () => {
         await seed();
         expect(

@@ -66,6 +66,7 @@ export async function startHarness(opts: {
     districts: [district],
     secrets: { PS_ID: fake.clientId, PS_SECRET: fake.clientSecret },
     store,
+    connectorOverrides: { powerschool: { client: { minBackoffMs: 5, maxBackoffMs: 20 } } },
   });
   const workers = startWorkers(ctx, { concurrency: 2 });
   return {

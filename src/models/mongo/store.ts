@@ -474,6 +474,33 @@ export class MongoRosterStore implements RosterStore {
   }
 
   /** sourcedIds of the district's active students, sorted. */
+  /** Active `sis` links of the given students or parents, each once. */
+  async listActiveSisLinks(
+    districtId: string,
+    of: { studentSourcedIds: string[]; parentIds: string[] },
+  ): Promise<{ parentId: string; studentSourcedId: string }[]> {
+    const out = new Map<string, { parentId: string; studentSourcedId: string }>();
+    const batches: Record<string, unknown>[] = [];
+    for (const ids of chunked([...new Set(of.studentSourcedIds)], IN_BATCH))
+      batches.push({ studentSourcedId: { $in: ids } });
+    for (const ids of chunked([...new Set(of.parentIds)], IN_BATCH))
+      batches.push({ parentId: { $in: ids } });
+    for (const filter of batches) {
+      const docs = await this.m.links
+        .find(
+          { districtId, origin: 'sis', status: 'active', ...filter },
+          { parentId: 1, studentSourcedId: 1, _id: 0 },
+        )
+        .lean<{ parentId: string; studentSourcedId: string }[]>();
+      for (const d of docs)
+        out.set(`${d.parentId}\u0000${d.studentSourcedId}`, {
+          parentId: d.parentId,
+          studentSourcedId: d.studentSourcedId,
+        });
+    }
+    return [...out.values()];
+  }
+
   async listActiveStudentIds(districtId: string): Promise<string[]> {
     const docs = await this.m.students
       .find({ districtId, status: 'active' }, { sourcedId: 1, _id: 0 })

@@ -303,6 +303,14 @@ export const SQL = {
     ON p.district_id = @districtId AND p.id = k.value WHERE p.status = 'active')`,
   deactivateSisLink: `UPDATE guardian_links SET status = 'inactive' WHERE district_id = ?
     AND parent_id = ? AND student_sourced_id = ? AND origin = 'sis' AND status = 'active'`,
+  activeSisLinksOfStudents: `SELECT l.parent_id, l.student_sourced_id
+    FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
+    ON l.district_id = @districtId AND l.student_sourced_id = k.value
+    WHERE l.origin = 'sis' AND l.status = 'active'`,
+  activeSisLinksOfParents: `SELECT l.parent_id, l.student_sourced_id
+    FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
+    ON l.district_id = @districtId AND l.parent_id = k.value
+    WHERE l.origin = 'sis' AND l.status = 'active'`,
   activeStudentIds: `SELECT sourced_id FROM students WHERE district_id = ? AND status = 'active'
     ORDER BY sourced_id`,
   activeSisParents: `SELECT id FROM parent_accounts WHERE district_id = ? AND status = 'active'
@@ -660,6 +668,34 @@ export class SqliteRosterStore implements RosterStore {
           ?.sources.push({ connector: row.connector, sourcedId: row.sourced_id });
       }
       return [...byId.values()];
+    });
+  }
+
+  /** Active `sis` links of the given students or parents, each once. */
+  listActiveSisLinks(
+    districtId: string,
+    of: { studentSourcedIds: string[]; parentIds: string[] },
+  ): Promise<{ parentId: string; studentSourcedId: string }[]> {
+    return this.run(() => {
+      const out = new Map<string, { parentId: string; studentSourcedId: string }>();
+      const collect = (
+        name: 'activeSisLinksOfStudents' | 'activeSisLinksOfParents',
+        keys: string[],
+      ) => {
+        if (keys.length === 0) return;
+        const rows = this.stmt(name).all({ districtId, keys: uniqueJson(keys) }) as {
+          parent_id: string;
+          student_sourced_id: string;
+        }[];
+        for (const r of rows)
+          out.set(`${r.parent_id}\u0000${r.student_sourced_id}`, {
+            parentId: r.parent_id,
+            studentSourcedId: r.student_sourced_id,
+          });
+      };
+      collect('activeSisLinksOfStudents', of.studentSourcedIds);
+      collect('activeSisLinksOfParents', of.parentIds);
+      return [...out.values()];
     });
   }
 
