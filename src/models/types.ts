@@ -13,6 +13,8 @@
  *   pure planner and writes the plan so that no other writer can interleave (SQLite: one
  *   `BEGIN IMMEDIATE` transaction; MongoDB: unique indexes + re-plan on duplicate key).
  */
+import type { Database } from 'better-sqlite3';
+import type { Connection } from 'mongoose';
 import type { GuardianRole, RecordStatus } from '../mapping/canonical.js';
 
 /** Where a guardian link came from. Sync owns only `sis` links (invariant 6). */
@@ -181,7 +183,17 @@ export class ActiveRunExistsError extends Error {
 /** Pure planner signature (see `src/reconcile/plan.ts`). */
 export type ChunkPlanner = (state: ChunkState) => ChunkPlan;
 
+/**
+ * The adapter's own connection, for feature repositories that live beside the roster
+ * (`src/models/<feature>/`: access codes, notifications, imports…). They share the store's
+ * connection and create their own tables/collections idempotently in their `init()`.
+ */
+export type StoreHandle =
+  { kind: 'sqlite'; db: Database } | { kind: 'mongo'; connection: Connection };
+
 export interface RosterStore {
+  /** The underlying connection (see `StoreHandle`). */
+  handle(): StoreHandle;
   /** Create tables/indexes. Idempotent. */
   init(): Promise<void>;
   close(): Promise<void>;

@@ -37,6 +37,7 @@ import {
   type ParentUpdate,
   type Reject,
   type RosterStore,
+  type StoreHandle,
   type StoredStudent,
   type SyncRun,
   type SyncRunPatch,
@@ -369,6 +370,11 @@ export class MongoRosterStore implements RosterStore {
   private writes = 0;
 
   /** Prepare a store for `url` (`mongodb://…` or `mongodb+srv://…`); `init()` connects. */
+  /** The private mongoose connection, for feature repositories sharing it. */
+  handle(): StoreHandle {
+    return { kind: 'mongo', connection: this.conn };
+  }
+
   constructor(
     private readonly url: string,
     private readonly options: MongoStoreOptions = {},

@@ -37,6 +37,7 @@ import {
   type ParentUpdate,
   type Reject,
   type RosterStore,
+  type StoreHandle,
   type RunStatus,
   type StoredStudent,
   type SyncRun,
@@ -511,6 +512,11 @@ export class SqliteRosterStore implements RosterStore {
    * Open (creating if needed, with its parent folder) the database at `file`.
    * `:memory:` gives a private in-memory database. Call `init()` before use.
    */
+  /** The better-sqlite3 connection, for feature repositories sharing this file. */
+  handle(): StoreHandle {
+    return { kind: 'sqlite', db: this.db };
+  }
+
   constructor(
     readonly file: string,
     options: SqliteStoreOptions = {},
