@@ -15,6 +15,8 @@ export interface ChunkOutcome {
   chunkNo: number;
   seenStudents: string[];
   seenParents: string[];
+  /** Parent accounts this chunk created. */
+  createdParents: string[];
   linkRemovals: { parentId: string; studentSourcedId: string }[];
   counts: RunCounts;
   rejects: Reject[];
@@ -38,12 +40,22 @@ export class RunLedger {
       m.sadd(k('seenStudents'), ...o.seenStudents.slice(i, i + BATCH));
     for (let i = 0; i < o.seenParents.length; i += BATCH)
       m.sadd(k('seenParents'), ...o.seenParents.slice(i, i + BATCH));
+    for (let i = 0; i < o.createdParents.length; i += BATCH)
+      m.sadd(k('createdParents'), ...o.createdParents.slice(i, i + BATCH));
     if (o.linkRemovals.length)
       m.sadd(k('linkRemovals'), ...o.linkRemovals.map(l => `${l.parentId}\t${l.studentSourcedId}`));
     m.hsetnx(k('counts'), `chunk:${o.chunkNo}`, JSON.stringify(o.counts));
     if (o.rejects.length) m.hsetnx(k('rejects'), `chunk:${o.chunkNo}`, JSON.stringify(o.rejects));
     m.sadd(k('applied'), String(o.chunkNo));
-    for (const p of ['seenStudents', 'seenParents', 'linkRemovals', 'counts', 'rejects', 'applied'])
+    for (const p of [
+      'seenStudents',
+      'seenParents',
+      'createdParents',
+      'linkRemovals',
+      'counts',
+      'rejects',
+      'applied',
+    ])
       m.expire(k(p), LEDGER_TTL_SECONDS);
     await m.exec();
   }
@@ -88,6 +100,11 @@ export class RunLedger {
       this.readSet(this.key(runId, 'seenParents')),
     ]);
     return { students, parents };
+  }
+
+  /** Parent accounts created by this run's chunks. */
+  async createdParents(runId: string): Promise<string[]> {
+    return [...(await this.readSet(this.key(runId, 'createdParents')))];
   }
 
   async linkRemovals(runId: string): Promise<{ parentId: string; studentSourcedId: string }[]> {

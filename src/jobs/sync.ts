@@ -12,6 +12,7 @@ import { chunkKeys, planChunk } from '../reconcile/plan.js';
 import type { ChunkPlan, Reject, RunCounts, SyncRun } from '../models/types.js';
 import { ActiveRunExistsError } from '../models/types.js';
 import { jobId } from '../workers/queues.js';
+import { FINALIZE_HOOKS, type FinalizeHookInput } from './finalize-hooks.js';
 import { mergeCounts } from './ledger.js';
 import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
 
@@ -169,6 +170,7 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     chunkNo: p.chunkNo,
     seenStudents: p.chunk.students.filter(s => s.status === 'active').map(s => s.sourcedId),
     seenParents: [...seenParents],
+    createdParents: plan.parentCreates.map(a => a.id),
     linkRemovals: plan.linkRemovals,
     counts,
     rejects: plan.rejects,
@@ -229,8 +231,24 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   if (d.studentSourcedIds.length) deactCounts.student = { deactivate: d.studentSourcedIds.length };
   if (d.parentIds.length) deactCounts.parent = { deactivate: d.parentIds.length };
   if (d.links.length) deactCounts.link = { remove: d.links.length };
-  const held = decision.hold || run.dryRun;
-  if (!held) await ctx.store.applyDeactivations(districtId, d);
+  const held = decision.hold && !run.dryRun;
+  if (!decision.hold && !run.dryRun) await ctx.store.applyDeactivations(districtId, d);
+
+  const hookCounts: RunCounts = {};
+  if (FINALIZE_HOOKS.length) {
+    const input: FinalizeHookInput = {
+      run,
+      district,
+      capabilities: ctx.connectorFor(district).capabilities,
+      dryRun: run.dryRun,
+      held,
+      createdParentIds: await ctx.ledger.createdParents(runId),
+    };
+    for (const hook of FINALIZE_HOOKS) {
+      const c = await hook.run(ctx, input);
+      if (c) mergeCounts(hookCounts, c);
+    }
+  }
 
   await ctx.store.addRejects(runId, rejects);
   const finishedAt = new Date();
@@ -240,18 +258,15 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     finalize: Date.now() - started,
     total: finishedAt.getTime() - Date.parse(run.startedAt ?? run.createdAt),
   };
-  const status = run.dryRun ? 'succeeded' : decision.hold ? 'needs-approval' : 'succeeded';
+  const status = held ? 'needs-approval' : 'succeeded';
   const updated = await ctx.store.updateRun(runId, {
     status,
     finishedAt: finishedAt.toISOString(),
-    counts: mergeCounts(mergeCounts({}, counts), deactCounts),
+    counts: mergeCounts(mergeCounts(mergeCounts({}, counts), deactCounts), hookCounts),
     rejectCount: rejects.length,
     timings,
-    held: decision.hold && !run.dryRun ? d : undefined,
-    error:
-      decision.hold && !run.dryRun
-        ? `held by deletion safeguard: ${decision.holdReason}`
-        : undefined,
+    held: held ? d : undefined,
+    error: held ? `held by deletion safeguard: ${decision.holdReason}` : undefined,
   });
   await ctx.ledger.clear(runId);
   ctx.logger.info(

@@ -1,0 +1,28 @@
+/**
+ * Steps that run at the end of every finished run, after deactivations (or the hold) and
+ * before the run is closed: access-code issuance, activation emails, run notifications…
+ * Each feature registers one hook in `FINALIZE_HOOKS`; counts it returns are merged into
+ * the run's counts (e.g. `{ code: { issue: 12 } }`). A hook that throws fails the finalize
+ * job, which BullMQ retries, so hooks must be idempotent.
+ */
+import type { AppContext } from '../app.js';
+import type { DistrictConfig } from '../config/district.js';
+import type { ConnectorCapabilities } from '../connectors/types.js';
+import type { RunCounts, SyncRun } from '../models/types.js';
+
+export interface FinalizeHookInput {
+  run: SyncRun;
+  district: DistrictConfig;
+  capabilities: ConnectorCapabilities;
+  /** True for a dry run: hooks compute what they would do and change nothing. */
+  dryRun: boolean;
+  /** True when the deletion safeguard held this run's deactivations. */
+  held: boolean;
+  /** Parent account ids this run created (for activation emails). */
+  createdParentIds: string[];
+}
+
+export type FinalizeHook = (ctx: AppContext, input: FinalizeHookInput) => Promise<RunCounts | void>;
+
+/** Registered hooks, run in order. */
+export const FINALIZE_HOOKS: { name: string; run: FinalizeHook }[] = [];
