@@ -86,6 +86,12 @@ export interface RosterChunk {
   guardians: Guardian[];
   relationships: Relationship[];
   relationshipsSupplied: boolean;
+  /**
+   * Sections these students are enrolled in and those enrollments, when the connector
+   * supplies them (`capabilities.enrollments`). Absent means "not supplied".
+   */
+  sections?: Section[] | undefined;
+  enrollments?: Enrollment[] | undefined;
 }
 
 /** Normalise an email for identity comparison: trimmed, lower-cased. Undefined when blank. */
@@ -101,4 +107,6 @@ export const RosterChunkSchema = z.strictObject({
   guardians: z.array(Guardian),
   relationships: z.array(Relationship),
   relationshipsSupplied: z.boolean(),
+  sections: z.array(Section).optional(),
+  enrollments: z.array(Enrollment).optional(),
 });
