@@ -5,7 +5,15 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+    // content-disposition 3 is ESM-only and `require`d by @fastify/static (Bull Board, Swagger
+    // UI). Node 20.19 loads it natively (require(esm)); Jest's runtime cannot before Node 24.9,
+    // so Jest compiles that one package to CommonJS.
+    '^.+/node_modules/content-disposition/.+\\.js$': [
+      'ts-jest',
+      { useESM: false, tsconfig: { allowJs: true, module: 'commonjs' } },
+    ],
   },
+  transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 60000,
   maxWorkers: 2,

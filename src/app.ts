@@ -45,6 +45,11 @@ export interface AppOptions {
   store?: RosterStore;
   /** Code-level connector extras (tests: fast retry timing). */
   connectorOverrides?: ConnectorOverrides;
+  /**
+   * Build a district's connector in code instead of from its config (tests: a link-less
+   * dev connector); returning undefined falls back to the registry.
+   */
+  connectorFactory?: (district: DistrictConfig) => SisConnector | undefined;
 }
 
 /**
@@ -56,26 +61,50 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
   const districts = opts.districts ?? loadDistricts(env.DISTRICTS_DIR);
   const connection = redisOptionsFromUrl(env.REDIS_URL);
   const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
-  await redis.connect();
+  redis.on('error', err => logger.warn({ err: describeError(err) }, 'redis connection error'));
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new ConfigError(
+      `REDIS_URL: cannot connect to Redis at ${connection.host ?? '?'}:${connection.port ?? '?'} (${describeError(err)})`,
+    );
+  }
   try {
     await checkEvictionPolicy(redis);
   } catch (err) {
     redis.disconnect();
     throw err;
   }
-  const store = opts.store ?? (await openStore(env.storeUrl));
+  let store: RosterStore;
+  try {
+    store = opts.store ?? (await openStore(env.storeUrl));
+  } catch (err) {
+    redis.disconnect();
+    if (err instanceof ConfigError) throw err;
+    // never echo the URL itself: it may carry credentials
+    throw new ConfigError(`STORE_URL: cannot open the store (${describeError(err)})`);
+  }
   const prefix = env.QUEUE_PREFIX;
-  const mk = (name: QueueName) =>
-    new Queue(name, {
+  const mk = (name: QueueName) => {
+    const q = new Queue(name, {
       connection,
       prefix,
-      defaultJobOptions: { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } },
+      // Finished jobs are kept briefly for dashboards; failed ones longer, for diagnosis.
+      defaultJobOptions: {
+        removeOnComplete: { count: 200, age: 24 * 3600 },
+        removeOnFail: { count: 1000, age: 7 * 24 * 3600 },
+      },
     });
+    q.on('error', err => logger.warn({ queue: name, err: describeError(err) }, 'queue error'));
+    return q;
+  };
   const queues = {
     trigger: mk(QueueName.trigger),
     pull: mk(QueueName.pull),
     apply: mk(QueueName.apply),
     finalize: mk(QueueName.finalize),
+    notifications: mk(QueueName.notifications),
   };
   const byId = new Map(districts.map(d => [d.id, d]));
   const secrets = opts.secrets ?? process.env;
@@ -91,7 +120,8 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     secrets,
     ledger: new RunLedger(redis, prefix),
     queues,
-    connectorFor: d => createConnector(d, secrets, logger, opts.connectorOverrides),
+    connectorFor: d =>
+      opts.connectorFactory?.(d) ?? createConnector(d, secrets, logger, opts.connectorOverrides),
     district(id) {
       const d = byId.get(id);
       if (!d)

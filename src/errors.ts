@@ -80,3 +80,8 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
 }
+
+/** An operation does not fit a run's current state (approve a run that is not held…). */
+export class RunStateError extends GuardianSyncError {
+  readonly retryable = false;
+}

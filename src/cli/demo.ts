@@ -19,6 +19,7 @@ import { startFakePowerSchool } from '../dev/powerschool-server.js';
 import { triggerSync, waitForRun } from '../jobs/sync.js';
 import { createLogger } from '../logger.js';
 import { startWorkers } from '../workers/index.js';
+import { startDemoMail } from './demo-notifications.js';
 import { formatRun } from './format.js';
 import type { SyncRun } from '../models/types.js';
 
@@ -29,6 +30,8 @@ export interface DemoOptions {
   dbPath?: string;
   /** Where to print (default console.log). */
   print?: (line: string) => void;
+  /** Activation emails per hour for the demo district (default 500; 0: no cap). */
+  activationRatePerHour?: number;
 }
 
 /** Run the demo; returns the three finished runs (for tests). */
@@ -36,8 +39,11 @@ export async function runDemo(opts: DemoOptions) {
   const print = opts.print ?? ((l: string) => console.log(l));
   const dbPath = opts.dbPath ?? './data/demo.db';
   for (const suffix of ['', '-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
+  const mail = await startDemoMail({ ratePerHour: opts.activationRatePerHour });
   const env = parseEnv({
     ...process.env,
+    SMTP_URL: mail.smtpUrl,
+    NOTIFY_CONCURRENCY: process.env.NOTIFY_CONCURRENCY ?? '16',
     STORE_URL: `sqlite:${dbPath}`,
     QUEUE_PREFIX: `gsync-demo-${process.pid}-${Date.now().toString(36)}`,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
@@ -55,6 +61,7 @@ export async function runDemo(opts: DemoOptions) {
       clientIdEnv: 'DEMO_PS_CLIENT_ID',
       clientSecretEnv: 'DEMO_PS_CLIENT_SECRET',
     },
+    notifications: mail.settings,
   });
   const ctx = await createApp({
     env,
@@ -92,6 +99,7 @@ export async function runDemo(opts: DemoOptions) {
     };
 
     await sync('1. initial sync');
+    await mail.report(ctx, district.id, print);
     const truth = expectedRoster(sis, { requireDataAccess: true, requireCustodial: false });
     const [students, parents, links] = await Promise.all([
       ctx.store.getStudents(district.id),
@@ -119,6 +127,7 @@ export async function runDemo(opts: DemoOptions) {
       await q.obliterate({ force: true }).catch(() => undefined);
     await ctx.close();
     await fake.close();
+    await mail.close();
   }
   return runs;
 }

@@ -42,7 +42,7 @@ export function formatRunList(runs: SyncRun[]): string {
       const c = Object.entries(r.counts)
         .map(([e, a]) => `${e}:${Object.values(a).reduce((x, y) => x + y, 0)}`)
         .join(' ');
-      return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)} ${c || '-'}  rejects:${r.rejectCount}`;
+      return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)}${r.dryRun ? ' dry-run' : ''} ${c || '-'}  rejects:${r.rejectCount}`;
     })
     .join('\n');
 }

@@ -3,20 +3,51 @@
  * `guardian-sync` command line: worker, sync, runs, approve, discard, demo.
  * Configuration errors exit with status 2 and a message naming each bad variable or key.
  */
-import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { pino } from 'pino';
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
-import { ConfigError, describeError } from '../errors.js';
+import { ConfigError, describeError, GuardianSyncError } from '../errors.js';
 import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js';
 import { createLogger } from '../logger.js';
 import { closeOnSignals, startWorkers, syncSchedules } from '../workers/index.js';
+import { registerApiCommands } from './api.js';
+import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
+import { registerImportCommands } from './imports.js';
+import { registerActivationCommands } from './notifications.js';
 import { formatRun, formatRunList } from './format.js';
+
+/** Parse a whole-number option; commander reports the option name on error. */
+export function intOption(min = 0): (value: string) => number {
+  return value => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(`must be a whole number ≥ ${min}, got "${value}"`);
+    return n;
+  };
+}
+
+function packageVersion(): string {
+  try {
+    const raw = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+    const v = (JSON.parse(raw) as { version?: unknown }).version;
+    return typeof v === 'string' ? v : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Exit status of `sync --wait` per run status (documented in the README). */
+export const WAIT_EXIT_CODES: Record<string, number> = { failed: 1, 'needs-approval': 3 };
 
 async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
   const env = parseEnv();
-  const ctx = await createApp({ env, logger: createLogger(env.LOG_LEVEL) });
+  // Command output goes to stdout; logs go to stderr so the two never mix.
+  const logger = createLogger(env.LOG_LEVEL, pino.destination({ fd: 2, sync: true }));
+  const ctx = await createApp({ env, logger });
   try {
     return await fn(ctx);
   } finally {
@@ -27,16 +58,24 @@ async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
 export function buildProgram(): Command {
   const program = new Command('guardian-sync')
     .description('Keeps parent accounts and guardian links in step with a district SIS')
+    .version(packageVersion())
     .showHelpAfterError();
 
   program
     .command('worker')
     .description("run the queue workers and the districts' cron schedules until SIGTERM/SIGINT")
-    .option('--concurrency <n>', 'apply jobs in parallel', v => Number(v))
+    .option('--concurrency <n>', 'apply jobs in parallel', intOption(1))
     .action(async (opts: { concurrency?: number }) => {
       const env = parseEnv();
       const logger = createLogger(env.LOG_LEVEL);
       const ctx = await createApp({ env, logger });
+      try {
+        // Fail at start, not at 2 a.m.: every district's secrets must be there now.
+        for (const d of ctx.districts.values()) ctx.connectorFor(d);
+      } catch (err) {
+        await ctx.close();
+        throw err;
+      }
       const schedules = await syncSchedules(ctx);
       const running = startWorkers(ctx, { concurrency: opts.concurrency });
       closeOnSignals(ctx, running);
@@ -64,9 +103,13 @@ export function buildProgram(): Command {
             : `run ${run.id} is already ${run.status}; not starting another`,
         );
         if (opts.wait) {
+          if ((await ctx.queues.pull.getWorkers()).length === 0)
+            console.error(
+              'warning: no worker is connected to the queues; the run starts when one is (guardian-sync worker)',
+            );
           const done = await waitForRun(ctx, run.id);
           console.log(formatRun(done));
-          if (done.status === 'failed') process.exitCode = 1;
+          process.exitCode = WAIT_EXIT_CODES[done.status] ?? 0;
         }
       });
     });
@@ -74,7 +117,7 @@ export function buildProgram(): Command {
   program
     .command('runs <district>')
     .description('list recent runs of a district')
-    .option('-n, --limit <n>', 'how many', v => Number(v), 20)
+    .option('-n, --limit <n>', 'how many', intOption(1), 20)
     .action(async (districtId: string, opts: { limit: number }) => {
       await withApp(async ctx => {
         ctx.district(districtId);
@@ -112,11 +155,20 @@ export function buildProgram(): Command {
     .description(
       'sync a seeded district from a local fake PowerSchool into SQLite and print the runs',
     )
-    .option('--students <n>', 'district size', v => Number(v), 1500)
-    .option('--seed <n>', 'generator seed', v => Number(v), 7)
+    .option('--students <n>', 'district size', intOption(1), 1500)
+    .option('--seed <n>', 'generator seed', intOption(0), 7)
+    .option(
+      '--activation-rate-per-hour <n>',
+      'cap on activation emails per hour (default 500, shows deferral; 0: no cap)',
+      v => Number(v),
+    )
     .action(async (opts: { students: number; seed: number }) => {
       await runDemo(opts);
     });
+  registerApiCommands(program);
+  registerActivationCommands(program, withApp);
+  registerCodesCommands(program, withApp);
+  registerImportCommands(program, withApp);
   return program;
 }
 
@@ -129,7 +181,7 @@ async function main(): Promise<void> {
       console.error(`configuration error: ${err.message}`);
       process.exit(2);
     }
-    console.error(`error: ${describeError(err)}`);
+    console.error(`error: ${err instanceof GuardianSyncError ? err.message : describeError(err)}`);
     process.exit(1);
   }
 }

@@ -5,8 +5,52 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import {
+  InfiniteCampusConnectorConfig,
+  OneRosterConnectorConfig,
+  OneRosterCsvConnectorConfig,
+  SkywardConnectorConfig,
+} from './oneroster.js';
+import { NotificationSettings } from './notifications.js';
+import { AccessCodeSettings, DEFAULT_ACCESS_CODE_SETTINGS } from './access-codes.js';
+import { AeriesConnectorConfig } from './aeries.js';
+import { ESchoolPlusConnectorConfig } from './eschoolplus.js';
+
+/** A cron pattern BullMQ's job scheduler accepts (parsed with the same library, cron-parser). */
+const CronPattern = z
+  .string()
+  .trim()
+  .min(1)
+  .superRefine((value, ctx) => {
+    try {
+      CronExpressionParser.parse(value);
+    } catch (err) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a valid cron pattern: ${(err as Error).message}`,
+      });
+    }
+  });
+
+/** An IANA time zone name (e.g. `America/Chicago`), as Intl knows them. */
+const TimeZone = z
+  .string()
+  .trim()
+  .min(1)
+  .refine(
+    tz => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'not a known IANA time zone (e.g. America/Chicago)' },
+  );
 
 const EnvVarName = z
   .string()
@@ -44,11 +88,34 @@ export const PowerSchoolConnectorConfig = z.strictObject({
   /** Attempts per request for 429/5xx/network errors. */
   retries: z.number().int().min(0).max(10).default(5),
   contacts: PowerSchoolContactPolicy.default({ requireDataAccess: true, requireCustodial: false }),
+  /** Also read course sections and their enrollments (`/ws/v1/school/{id}/section`). */
+  sections: z.boolean().default(false),
 });
 export type PowerSchoolConnectorConfig = z.infer<typeof PowerSchoolConnectorConfig>;
 
-export const ConnectorConfig = z.discriminatedUnion('kind', [PowerSchoolConnectorConfig]);
+export const ConnectorConfig = z.discriminatedUnion('kind', [
+  PowerSchoolConnectorConfig,
+  InfiniteCampusConnectorConfig,
+  SkywardConnectorConfig,
+  OneRosterConnectorConfig,
+  OneRosterCsvConnectorConfig,
+  AeriesConnectorConfig,
+  ESchoolPlusConnectorConfig,
+]);
 export type ConnectorConfig = z.infer<typeof ConnectorConfig>;
+
+const IsoDate = z.iso.date('must be a date YYYY-MM-DD');
+
+/** A period in which a district does not sync on schedule, or syncs add-only. */
+export const FreezeWindow = z
+  .strictObject({
+    from: IsoDate,
+    to: IsoDate,
+    mode: z.enum(['no-sync', 'add-only']),
+    reason: z.string().trim().min(1).optional(),
+  })
+  .refine(w => w.from <= w.to, { message: '"from" must not be after "to"', path: ['to'] });
+export type FreezeWindow = z.infer<typeof FreezeWindow>;
 
 export const DistrictPolicies = z.strictObject({
   /** Percent of a district's active students or parents a run may deactivate before it is held. */
@@ -57,6 +124,13 @@ export const DistrictPolicies = z.strictObject({
   parentRole: z.string().trim().min(1).default('Parent'),
   /** OneRoster `relative` users become guardians only when true (IC: not legal guardians). */
   includeRelatives: z.boolean().default(false),
+  /** Add-only: runs create and update but never deactivate students, parents or links. */
+  addOnly: z.boolean().default(false),
+  /**
+   * Dates (inclusive, `YYYY-MM-DD` in the schedule's time zone, else UTC) when scheduled syncs
+   * are skipped (`no-sync`) or run add-only (`add-only`), e.g. the summer rollover.
+   */
+  freezeWindows: z.array(FreezeWindow).default([]),
 });
 export type DistrictPolicies = z.infer<typeof DistrictPolicies>;
 
@@ -68,15 +142,27 @@ export const DistrictConfig = z.strictObject({
   /** Cron schedule for nightly syncs (BullMQ job scheduler). */
   schedule: z
     .strictObject({
-      cron: z.string().trim().min(1),
-      timezone: z.string().trim().min(1).default('UTC'),
+      cron: CronPattern,
+      timezone: TimeZone.default('UTC'),
     })
     .optional(),
   policies: DistrictPolicies.default({
     deletionThresholdPercent: 10,
     parentRole: 'Parent',
     includeRelatives: false,
+    addOnly: false,
+    freezeWindows: [],
   }),
+  /** Activation emails (src/config/notifications.ts); absent: no emails for this district. */
+  notifications: NotificationSettings.optional(),
+  /** Parent Access Codes (src/config/access-codes.ts); default disabled. */
+  accessCodes: AccessCodeSettings.default(DEFAULT_ACCESS_CODE_SETTINGS),
+  /**
+   * Custom parent roles of the district's platform, besides `Parent` (and the roles named by
+   * `policies.parentRole` and `accessCodes.defaultRole`, which always exist). Import files
+   * may name only these roles (src/imports/roles.ts).
+   */
+  roles: z.array(z.string().trim().min(1)).default([]),
 });
 export type DistrictConfig = z.infer<typeof DistrictConfig>;
 

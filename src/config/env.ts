@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { ApiTokensJson } from './api-tokens.js';
 
 const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -22,6 +23,17 @@ export const EnvSchema = z.object({
     .string()
     .regex(/^mongodb(\+srv)?:\/\/.+$/, 'must start with mongodb://')
     .optional(),
+  /**
+   * SMTP server for activation emails, e.g. `smtp://user:pass@mail.example.org:587` or
+   * `smtps://…:465`; nodemailer URL options may follow as a query (`?pool=true`). Unset: the
+   * notifications worker does not start and emails wait in the queue.
+   */
+  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  /**
+   * Activation emails sent in parallel per worker process (with `?pool=true` the pool's
+   * `maxConnections` still caps SMTP connections).
+   */
+  NOTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   LOG_LEVEL: LogLevel.default('info'),
   /** Folder of district files. */
   DISTRICTS_DIR: z.string().min(1).default('config/districts'),
@@ -32,6 +44,15 @@ export const EnvSchema = z.object({
     .default('gsync'),
   /** Apply jobs processed in parallel per worker process. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** Admin/status API (`guardian-sync api`): listen address and port. */
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** API bearer tokens as JSON `[{name, sha256, role, districts?}]` (src/config/api-tokens.ts). */
+  API_TOKENS: ApiTokensJson.optional(),
+  /** File with the same list, used when `API_TOKENS` is not set. */
+  API_TOKENS_FILE: z.string().min(1).default('config/api-tokens.json'),
+  /** Largest accepted request body in bytes (routes that take files may allow more). */
+  API_BODY_LIMIT: z.coerce.number().int().min(1024).max(1073741824).default(1048576),
 });
 export type Env = z.infer<typeof EnvSchema> & { storeUrl: string };
 

@@ -7,7 +7,13 @@ import type { RosterChunk, School } from '../mapping/canonical.js';
 import type { Reject } from '../models/types.js';
 
 export type ConnectorKind =
-  'powerschool' | 'infinite-campus' | 'aeries' | 'skyward' | 'eschoolplus';
+  | 'powerschool'
+  | 'infinite-campus'
+  | 'aeries'
+  | 'skyward'
+  | 'eschoolplus'
+  | 'oneroster'
+  | 'oneroster-csv';
 
 /** What a connector can deliver (design.md vocabulary). */
 export interface ConnectorCapabilities {
@@ -17,6 +23,23 @@ export interface ConnectorCapabilities {
   enrollments: boolean;
   /** The SIS can return only what changed since a point in time. */
   delta: boolean;
+  /**
+   * The SIS lists every guardian of a student (so a guardian it no longer lists is gone).
+   * False when the feed omits some guardians for configuration reasons (Infinite Campus
+   * lists only guardians with portal access): then no link or parent account is removed
+   * because of absence (invariant 9). Undefined means true.
+   */
+  guardianLinksComplete?: boolean;
+}
+
+/**
+ * What the pipeline remembers between runs for a connector that can pull deltas: the
+ * watermark of the last successful run (ISO date-time; records modified after it are read)
+ * and how many delta runs followed the last full pull.
+ */
+export interface DeltaState {
+  watermark?: string | undefined;
+  runsSinceFull: number;
 }
 
 export interface PullContext {
@@ -25,6 +48,11 @@ export interface PullContext {
   signal: AbortSignal;
   /** A record that failed validation or policy. The pull goes on. */
   reject(r: Reject): void;
+  /**
+   * The district's saved delta state (connectors with `capabilities.delta`); undefined when
+   * there is none yet, or the pipeline keeps none: the connector then pulls in full.
+   */
+  deltaState?: DeltaState | undefined;
 }
 
 /** Figures a connector reports after a pull (for the run summary and benchmarks). */
@@ -34,6 +62,13 @@ export interface PullStats {
   httpByStatus: Record<string, number>;
   /** Students the SIS said it has (count endpoint), when it says. */
   expectedStudents?: number | undefined;
+  /**
+   * `delta` when the last pull read only what changed: it adds and updates, and the run must
+   * not deactivate anything for absence. Undefined means `full`.
+   */
+  snapshot?: 'full' | 'delta' | undefined;
+  /** The delta watermark to save when the run succeeds (connectors with `capabilities.delta`). */
+  watermark?: string | undefined;
 }
 
 export interface SisConnector {

@@ -28,6 +28,7 @@ import {
   studentLowerBound,
   studentsWithStatus,
 } from './district-index.js';
+import type { SyntheticSections } from './section-generator.js';
 
 /** Name of the PowerQuery the district plugin ships. */
 export const POWERQUERY_NAME = 'com.guardiansync.roster.student_contacts';
@@ -62,6 +63,12 @@ export interface FakePowerSchoolOptions {
   bulkAccess?: boolean;
   /** Default: all false except `emptyExpansionsAsString` (true). */
   quirks?: Partial<FakePowerSchoolQuirks>;
+  /**
+   * Course sections to serve (`generateSections`): enables `GET /ws/v1/school/{id}/section`
+   * (+ `/count`), `GET /ws/v1/course/{id}` and `GET /ws/v1/section/{id}/section_enrollment`.
+   * Absent: those routes answer 404, like a plugin without section access.
+   */
+  sections?: SyntheticSections;
 }
 
 /** Live fault switches. Counters (`rateLimit`, `serverError`) apply to `/ws/...` requests only. */
@@ -296,6 +303,9 @@ export async function startFakePowerSchool(
         student_max_page_size: maxPageSize,
         school_max_page_size: maxPageSize,
         schema_table_query_max_page_size: maxPageSize,
+        ...(opts.sections
+          ? { section_max_page_size: maxPageSize, section_enrollment_max_page_size: maxPageSize }
+          : {}),
       },
     }),
   );
@@ -402,6 +412,68 @@ export async function startFakePowerSchool(
     if (rows.length > 0) body.student = page(rows);
     return { students: body };
   });
+
+  // ---- sections (optional) -------------------------------------------------------------
+  if (opts.sections) registerSectionRoutes(opts.sections);
+
+  function registerSectionRoutes(sec: SyntheticSections): void {
+    const bySchool = new Map<number, typeof sec.sections>();
+    for (const row of sec.sections) {
+      const list = bySchool.get(row.school_id);
+      if (list) list.push(row);
+      else bySchool.set(row.school_id, [row]);
+    }
+    const sectionIds = new Set(sec.sections.map(r => r.id));
+    const enrollmentsOf = new Map<number, typeof sec.enrollments>();
+    for (const e of sec.enrollments) {
+      const list = enrollmentsOf.get(e.section_id);
+      if (list) list.push(e);
+      else enrollmentsOf.set(e.section_id, [e]);
+    }
+    const courses = new Map(sec.courses.map(c => [c.id, c]));
+    const idParam = (v: string): number => (/^\d+$/.test(v) ? Number(v) : -1);
+
+    app.get<{ Params: { id: string } }>('/ws/v1/school/:id/section/count', (req, reply) =>
+      reply.send({ resource: { count: bySchool.get(idParam(req.params.id))?.length ?? 0 } }),
+    );
+    app.get<{ Params: { id: string } }>('/ws/v1/school/:id/section', async (req, reply) => {
+      const p = paging(req, reply);
+      if (!p) return reply;
+      const rows: Json[] = (bySchool.get(idParam(req.params.id)) ?? [])
+        .slice(p.start, p.start + p.size)
+        .map(r => ({
+          id: num(r.id),
+          school_id: num(r.school_id),
+          course_id: num(r.course_id),
+          section_number: r.section_number,
+          expression: r.expression,
+        }));
+      return { sections: rows.length > 0 ? { section: page(rows) } : '' };
+    });
+    app.get<{ Params: { id: string } }>('/ws/v1/course/:id', async (req, reply) => {
+      const c = courses.get(idParam(req.params.id));
+      if (!c) return reply.code(404).send({ message: 'not found' });
+      return {
+        course: { id: num(c.id), course_number: c.course_number, course_name: c.course_name },
+      };
+    });
+    app.get<{ Params: { id: string } }>(
+      '/ws/v1/section/:id/section_enrollment',
+      async (req, reply) => {
+        const id = idParam(req.params.id);
+        if (!sectionIds.has(id)) return reply.code(404).send({ message: 'not found' });
+        const rows: Json[] = (enrollmentsOf.get(id) ?? []).map(e => ({
+          id: num(e.id),
+          section_id: num(e.section_id),
+          student_id: num(e.student_id),
+          entry_date: '2025-08-20',
+          exit_date: '2026-06-05',
+          dropped: e.dropped,
+        }));
+        return { section_enrollments: rows.length > 0 ? { section_enrollment: page(rows) } : '' };
+      },
+    );
+  }
 
   // ---- contacts -----------------------------------------------------------------------
   const contactJson = (c: PsContactRow): Json => {

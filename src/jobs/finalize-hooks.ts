@@ -9,6 +9,9 @@ import type { AppContext } from '../app.js';
 import type { DistrictConfig } from '../config/district.js';
 import type { ConnectorCapabilities } from '../connectors/types.js';
 import type { RunCounts, SyncRun } from '../models/types.js';
+import { activationEmailsHook } from './notifications.js';
+import { ACCESS_CODES_HOOK_NAME, accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
+import { connectorStateHook } from './connector-state.js';
 
 export interface FinalizeHookInput {
   run: SyncRun;
@@ -25,4 +28,8 @@ export interface FinalizeHookInput {
 export type FinalizeHook = (ctx: AppContext, input: FinalizeHookInput) => Promise<RunCounts | void>;
 
 /** Registered hooks, run in order. */
-export const FINALIZE_HOOKS: { name: string; run: FinalizeHook }[] = [];
+export const FINALIZE_HOOKS: { name: string; run: FinalizeHook }[] = [
+  { name: 'activation-emails', run: activationEmailsHook },
+  { name: ACCESS_CODES_HOOK_NAME, run: accessCodesFinalizeHook },
+  { name: 'connector-state', run: connectorStateHook },
+];

@@ -9,7 +9,46 @@ import type { Redis } from 'ioredis';
 import type { Reject, RunCounts } from '../models/types.js';
 
 export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
-const BATCH = 5000;
+
+/** Ledger parts cleared when a new pull generation starts (and at the end of the run). */
+const PARTS = [
+  'seenStudents',
+  'seenParents',
+  'createdParents',
+  'linkRemovals',
+  'counts',
+  'rejects',
+  'applied',
+  'meta',
+] as const;
+
+/**
+ * KEYS: generation, seenStudents, seenParents, createdParents, linkRemovals, counts, rejects,
+ * applied. ARGV: generation, ttl, chunk field, counts json, rejects json ('' = none),
+ * then four list lengths followed by the members of the four sets in that order.
+ */
+const RECORD_CHUNK_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ttl = tonumber(ARGV[2])
+local i = 10
+for s = 2, 5 do
+  local n = tonumber(ARGV[4 + s])
+  for _ = 1, n do
+    redis.call('SADD', KEYS[s], ARGV[i])
+    i = i + 1
+  end
+  if n > 0 then redis.call('EXPIRE', KEYS[s], ttl) end
+end
+redis.call('HSETNX', KEYS[6], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[6], ttl)
+if ARGV[5] ~= '' then
+  redis.call('HSETNX', KEYS[7], ARGV[3], ARGV[5])
+  redis.call('EXPIRE', KEYS[7], ttl)
+end
+redis.call('SADD', KEYS[8], string.sub(ARGV[3], 7))
+redis.call('EXPIRE', KEYS[8], ttl)
+return 1
+`;
 
 export interface ChunkOutcome {
   chunkNo: number;
@@ -32,22 +71,55 @@ export class RunLedger {
     return `${this.prefix}:ledger:${runId}:${part}`;
   }
 
-  /** Record what one chunk saw and did. Safe to call twice for the same chunk. */
-  async recordChunk(runId: string, o: ChunkOutcome): Promise<void> {
+  /**
+   * Start a new pull generation for a run: forget what earlier (failed or interrupted)
+   * pull attempts recorded and return the new generation number. Apply jobs of older
+   * generations are then ignored (`recordChunk` returns false), so a retried pull whose
+   * pages shifted can never leave stale chunks standing.
+   */
+  async startGeneration(runId: string): Promise<number> {
+    const res = await this.redis
+      .multi()
+      .del(...PARTS.map(p => this.key(runId, p)))
+      .incr(this.key(runId, 'generation'))
+      .expire(this.key(runId, 'generation'), LEDGER_TTL_SECONDS)
+      .exec();
+    const gen = res?.[1]?.[1];
+    if (typeof gen !== 'number')
+      throw new Error(`run ${runId}: could not start a ledger generation`);
+    return gen;
+  }
+
+  /** The run's current pull generation (0 when none started). */
+  async generation(runId: string): Promise<number> {
+    return Number((await this.redis.get(this.key(runId, 'generation'))) ?? 0);
+  }
+
+  /**
+   * Record what one chunk of pull generation `generation` saw and did, atomically (one Lua
+   * script). Safe to call twice for the same chunk. Returns false, recording nothing, when
+   * the run has moved on to another generation.
+   */
+  async recordChunk(runId: string, generation: number, o: ChunkOutcome): Promise<boolean> {
     const k = (p: string) => this.key(runId, p);
-    const m = this.redis.multi();
-    for (let i = 0; i < o.seenStudents.length; i += BATCH)
-      m.sadd(k('seenStudents'), ...o.seenStudents.slice(i, i + BATCH));
-    for (let i = 0; i < o.seenParents.length; i += BATCH)
-      m.sadd(k('seenParents'), ...o.seenParents.slice(i, i + BATCH));
-    for (let i = 0; i < o.createdParents.length; i += BATCH)
-      m.sadd(k('createdParents'), ...o.createdParents.slice(i, i + BATCH));
-    if (o.linkRemovals.length)
-      m.sadd(k('linkRemovals'), ...o.linkRemovals.map(l => `${l.parentId}\t${l.studentSourcedId}`));
-    m.hsetnx(k('counts'), `chunk:${o.chunkNo}`, JSON.stringify(o.counts));
-    if (o.rejects.length) m.hsetnx(k('rejects'), `chunk:${o.chunkNo}`, JSON.stringify(o.rejects));
-    m.sadd(k('applied'), String(o.chunkNo));
-    for (const p of [
+    const links = o.linkRemovals.map(l => `${l.parentId}\t${l.studentSourcedId}`);
+    const args: (string | number)[] = [
+      generation,
+      LEDGER_TTL_SECONDS,
+      `chunk:${o.chunkNo}`,
+      JSON.stringify(o.counts),
+      o.rejects.length ? JSON.stringify(o.rejects) : '',
+      o.seenStudents.length,
+      o.seenParents.length,
+      o.createdParents.length,
+      links.length,
+      ...o.seenStudents,
+      ...o.seenParents,
+      ...o.createdParents,
+      ...links,
+    ];
+    const keys = [
+      'generation',
       'seenStudents',
       'seenParents',
       'createdParents',
@@ -55,9 +127,9 @@ export class RunLedger {
       'counts',
       'rejects',
       'applied',
-    ])
-      m.expire(k(p), LEDGER_TTL_SECONDS);
-    await m.exec();
+    ].map(k);
+    const ok = await this.redis.eval(RECORD_CHUNK_LUA, keys.length, ...keys, ...args);
+    return ok === 1;
   }
 
   /** Rejects found while pulling (before chunk `seq` was enqueued). */
@@ -131,16 +203,7 @@ export class RunLedger {
   }
 
   async clear(runId: string): Promise<void> {
-    const parts = [
-      'seenStudents',
-      'seenParents',
-      'linkRemovals',
-      'counts',
-      'rejects',
-      'applied',
-      'meta',
-    ];
-    await this.redis.del(...parts.map(p => this.key(runId, p)));
+    await this.redis.del(...[...PARTS, 'generation'].map(p => this.key(runId, p)));
   }
 
   private async readSet(key: string): Promise<Set<string>> {

@@ -22,6 +22,8 @@ export const ApplyPayload = z.strictObject({
   districtId: z.string().min(1),
   runId: z.string().min(1),
   chunkNo: z.number().int().min(0),
+  /** Pull generation that produced the chunk; stale generations are ignored. */
+  generation: z.number().int().min(1),
   chunk: RosterChunkSchema,
 });
 export type ApplyPayload = z.infer<typeof ApplyPayload>;

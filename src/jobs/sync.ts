@@ -4,22 +4,34 @@
  * (src/workers) turn non-retryable errors into BullMQ `UnrecoverableError`.
  */
 import { randomBytes } from 'node:crypto';
-import type { Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import type { AppContext } from '../app.js';
-import { describeError } from '../errors.js';
+import { describeError, RunStateError } from '../errors.js';
 import { decideFinalize } from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
+import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
 import type { ChunkPlan, Reject, RunCounts, SyncRun } from '../models/types.js';
 import { ActiveRunExistsError } from '../models/types.js';
+import { processMetrics } from '../workers/metrics.js';
 import { jobId } from '../workers/queues.js';
 import { FINALIZE_HOOKS, type FinalizeHookInput } from './finalize-hooks.js';
+import { loadDeltaState, scopeFinalizeInput, snapshotMeta } from './connector-state.js';
 import { mergeCounts } from './ledger.js';
+import { releaseHeldActivations } from './notifications.js';
+import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
+import { applyChunkExtras } from './chunk-extras.js';
 import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
 
 /** Default BullMQ options per step: retries with exponential backoff and jitter. */
 export const JOB_OPTIONS = {
   pull: { attempts: 2, backoff: { type: 'exponential', delay: 5000, jitter: 0.5 } },
-  apply: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
+  // Chunk payloads are large (≈ 1 MB per 1,000 students): keep only a few finished ones in
+  // Redis (a re-added chunk is simply applied again: applying is idempotent).
+  apply: {
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+    removeOnComplete: { count: 10 },
+  },
   finalize: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
 } as const;
 
@@ -77,21 +89,45 @@ export async function handlePull(
   ctx: AppContext,
   job: Job,
   signal?: AbortSignal,
+  token?: string,
+): Promise<{ chunks: number }> {
+  try {
+    return await pullSnapshot(ctx, job, signal);
+  } catch (err) {
+    // Shutdown, not failure: hand the pull back to the queue without using up an attempt.
+    if (signal?.aborted && token) {
+      await job.moveToDelayed(Date.now() + 1000, token);
+      throw new DelayedError();
+    }
+    throw err;
+  }
+}
+
+async function pullSnapshot(
+  ctx: AppContext,
+  job: Job,
+  signal?: AbortSignal,
 ): Promise<{ chunks: number }> {
   const { districtId, runId } = PullPayload.parse(job.data);
   const district = ctx.district(districtId);
   const log = ctx.logger.child({ districtId, runId, step: 'pull', attempt: job.attemptsMade + 1 });
   const started = Date.now();
+  const previous = await ctx.store.getRun(runId);
   await ctx.store.updateRun(runId, {
     status: 'running',
-    startedAt: new Date(started).toISOString(),
+    // a retried or resumed pull keeps the run's first start, so timings stay honest
+    startedAt: previous?.startedAt ?? new Date(started).toISOString(),
   });
+  // Every pull attempt starts a new ledger generation: chunks of an earlier attempt
+  // (whose pages may have shifted since) are ignored, never mixed with this one's.
+  const generation = await ctx.ledger.startGeneration(runId);
   const connector = ctx.connectorFor(district);
   let pending: Reject[] = [];
   const pullCtx = {
     logger: log,
     signal: signal ?? new AbortController().signal,
     reject: (r: Reject) => void pending.push(r),
+    deltaState: await loadDeltaState(ctx, districtId, connector),
   };
   const run = await ctx.store.getRun(runId);
   const dryRun = run?.dryRun ?? false;
@@ -103,9 +139,9 @@ export async function handlePull(
   for await (const chunk of connector.readRoster(pullCtx)) {
     await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
     pending = [];
-    const payload: ApplyPayload = { districtId, runId, chunkNo: n, chunk };
+    const payload: ApplyPayload = { districtId, runId, chunkNo: n, generation, chunk };
     await ctx.queues.apply.add('apply', payload, {
-      jobId: jobId.chunk(districtId, runId, n),
+      jobId: jobId.chunk(districtId, runId, generation, n),
       ...JOB_OPTIONS.apply,
     });
     n++;
@@ -113,10 +149,12 @@ export async function handlePull(
   }
   await ctx.ledger.recordPullRejects(runId, 'end', pending);
   const stats = connector.stats();
+  processMetrics(ctx).recordPull(districtId, connector.kind, stats);
   await ctx.ledger.setTotal(runId, n, {
     pullMs: String(Date.now() - started),
     httpRequests: String(stats.httpRequests),
     schools: String(schools.length),
+    ...snapshotMeta(stats),
   });
   log.info(
     { chunks: n, httpRequests: stats.httpRequests, ms: Date.now() - started },
@@ -153,6 +191,14 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
   const district = ctx.district(p.districtId);
   const run = await ctx.store.getRun(p.runId);
   if (!run) throw new Error(`run ${p.runId} not found`);
+  if ((await ctx.ledger.generation(p.runId)) !== p.generation) {
+    // A chunk of an earlier pull attempt of this run: its data may be stale, skip it.
+    ctx.logger.info(
+      { districtId: p.districtId, runId: p.runId, chunk: p.chunkNo, generation: p.generation },
+      'stale chunk skipped',
+    );
+    return {};
+  }
   const planCtx = {
     districtId: p.districtId,
     connector: district.connector.kind,
@@ -164,9 +210,9 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     state => planChunk(p.chunk, state, planCtx),
     { dryRun: run.dryRun },
   );
-  const counts = countPlan(plan);
+  const counts = mergeCounts(countPlan(plan), await applyChunkExtras(ctx, p, plan, run.dryRun));
   const seenParents = new Set(Object.values(plan.guardianAccounts));
-  await ctx.ledger.recordChunk(p.runId, {
+  const recorded = await ctx.ledger.recordChunk(p.runId, p.generation, {
     chunkNo: p.chunkNo,
     seenStudents: p.chunk.students.filter(s => s.status === 'active').map(s => s.sourcedId),
     seenParents: [...seenParents],
@@ -175,12 +221,16 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     counts,
     rejects: plan.rejects,
   });
-  await maybeFinalize(ctx, p.districtId, p.runId);
+  if (recorded) await maybeFinalize(ctx, p.districtId, p.runId);
   return counts;
 }
 
 /** Enqueue finalize once the pull is done and every chunk is applied (idempotent job id). */
-async function maybeFinalize(ctx: AppContext, districtId: string, runId: string): Promise<void> {
+export async function maybeFinalize(
+  ctx: AppContext,
+  districtId: string,
+  runId: string,
+): Promise<void> {
   if (!(await ctx.ledger.isComplete(runId))) return;
   const payload: FinalizePayload = { districtId, runId };
   await ctx.queues.finalize.add('finalize', payload, {
@@ -210,14 +260,21 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       ctx.store.listActiveStudentIds(districtId),
       ctx.store.listActiveSisParents(districtId),
     ]);
-  const decision = decideFinalize({
-    activeStudentIds,
-    activeSisParentIds: sisParents.map(p => p.id),
-    seenStudents: seen.students,
-    seenParents: seen.parents,
-    linkRemovals,
-    thresholdPercent: district.policies.deletionThresholdPercent,
-  });
+  // A delta, or a feed that does not list every guardian, removes nothing for absence.
+  const decision = decideFinalize(
+    scopeFinalizeInput(
+      {
+        activeStudentIds,
+        activeSisParentIds: sisParents.map(p => p.id),
+        seenStudents: seen.students,
+        seenParents: seen.parents,
+        linkRemovals,
+        thresholdPercent: district.policies.deletionThresholdPercent,
+      },
+      meta,
+      ctx.connectorFor(district).capabilities,
+    ),
+  );
   const d = decision.deactivations;
   // Links go with the students and parents they belong to; they come back with them too.
   d.links = unionLinks(
@@ -227,12 +284,19 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       parentIds: d.parentIds,
     }),
   );
+  // Add-only (district policy, or a freeze window when the run was created): nothing is
+  // deactivated and nothing is held; the counts say what was skipped.
+  const mode = syncModeAt(district, new Date(run.createdAt));
+  const addOnly = mode.mode !== 'normal';
+  const sfx = addOnly ? '-skipped' : '';
   const deactCounts: RunCounts = {};
-  if (d.studentSourcedIds.length) deactCounts.student = { deactivate: d.studentSourcedIds.length };
-  if (d.parentIds.length) deactCounts.parent = { deactivate: d.parentIds.length };
-  if (d.links.length) deactCounts.link = { remove: d.links.length };
-  const held = decision.hold && !run.dryRun;
-  if (!decision.hold && !run.dryRun) await ctx.store.applyDeactivations(districtId, d);
+  if (d.studentSourcedIds.length)
+    deactCounts.student = { [`deactivate${sfx}`]: d.studentSourcedIds.length };
+  if (d.parentIds.length) deactCounts.parent = { [`deactivate${sfx}`]: d.parentIds.length };
+  if (d.links.length) deactCounts.link = { [`remove${sfx}`]: d.links.length };
+  const held = decision.hold && !run.dryRun && !addOnly;
+  if (!decision.hold && !run.dryRun && !addOnly) await ctx.store.applyDeactivations(districtId, d);
+  if (addOnly) ctx.logger.info({ districtId, runId, mode: describeSyncMode(mode) }, 'add-only run');
 
   const hookCounts: RunCounts = {};
   if (FINALIZE_HOOKS.length) {
@@ -266,9 +330,14 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     rejectCount: rejects.length,
     timings,
     held: held ? d : undefined,
-    error: held ? `held by deletion safeguard: ${decision.holdReason}` : undefined,
+    error: held
+      ? `held by deletion safeguard: ${decision.holdReason}`
+      : run.dryRun && decision.hold
+        ? `dry run: the deletion safeguard would hold this run: ${decision.holdReason}`
+        : undefined,
   });
   await ctx.ledger.clear(runId);
+  processMetrics(ctx).recordRun(updated);
   ctx.logger.info(
     {
       districtId,
@@ -292,33 +361,73 @@ function unionLinks(
   return [...out.values()];
 }
 
-/** Apply the deactivations a `needs-approval` run holds. Throws when the run is not held. */
+/**
+ * Apply the deactivations a `needs-approval` run holds. Throws when the run is not held, or
+ * when a newer run of the district exists (its snapshot supersedes the held list: a student
+ * held for deactivation may be back by now — start a new sync instead).
+ */
 export async function approveRun(ctx: AppContext, runId: string): Promise<SyncRun> {
-  const run = await ctx.store.getRun(runId);
-  if (!run || run.status !== 'needs-approval' || !run.held)
-    throw new Error(`run ${runId} is not waiting for approval`);
-  await ctx.store.applyDeactivations(run.districtId, run.held);
-  return ctx.store.updateRun(runId, { status: 'succeeded', error: undefined });
+  const run = await heldRun(ctx, runId);
+  const [latest] = await ctx.store.listRuns(run.districtId, 1);
+  if (latest && latest.id !== run.id) {
+    throw new RunStateError(
+      `run ${runId} is superseded by the newer run ${latest.id} (${latest.status}); its held ` +
+        'list may be stale: discard it, and approve a held run from a fresh sync instead',
+    );
+  }
+  await ctx.store.applyDeactivations(
+    run.districtId,
+    run.held ?? { studentSourcedIds: [], parentIds: [], links: [] },
+  );
+  // Activation emails and access codes this held run kept back go out now.
+  await releaseHeldActivations(ctx, run.districtId, run.id);
+  const district = ctx.district(run.districtId);
+  const codes = await accessCodesFinalizeHook(ctx, {
+    run,
+    district,
+    capabilities: ctx.connectorFor(district).capabilities,
+    dryRun: false,
+    held: false,
+    createdParentIds: [],
+  });
+  const counts = { ...run.counts };
+  if (codes) {
+    mergeCounts(counts, codes);
+    if (counts.code?.held !== undefined) delete counts.code.held;
+  }
+  return ctx.store.updateRun(runId, {
+    status: 'succeeded',
+    error: undefined,
+    held: undefined,
+    counts,
+  });
 }
 
 /** Drop the held deactivations of a `needs-approval` run (nothing is deactivated). */
 export async function discardRun(ctx: AppContext, runId: string): Promise<SyncRun> {
+  await heldRun(ctx, runId);
+  return ctx.store.updateRun(runId, { status: 'discarded', held: undefined });
+}
+
+async function heldRun(ctx: AppContext, runId: string): Promise<SyncRun> {
   const run = await ctx.store.getRun(runId);
-  if (!run || run.status !== 'needs-approval')
-    throw new Error(`run ${runId} is not waiting for approval`);
-  return ctx.store.updateRun(runId, { status: 'discarded' });
+  if (!run) throw new RunStateError(`no run ${runId}`);
+  if (run.status !== 'needs-approval' || !run.held)
+    throw new RunStateError(`run ${runId} is ${run.status}, not waiting for approval`);
+  return run;
 }
 
 /** Mark a run failed with the reason (called when a pull/apply/finalize job fails for good). */
 export async function failRun(ctx: AppContext, runId: string, err: unknown): Promise<void> {
   const run = await ctx.store.getRun(runId);
   if (!run || (run.status !== 'running' && run.status !== 'queued')) return;
-  await ctx.store.updateRun(runId, {
+  const failed = await ctx.store.updateRun(runId, {
     status: 'failed',
     finishedAt: new Date().toISOString(),
     error: describeError(err),
   });
   await ctx.ledger.clear(runId);
+  processMetrics(ctx).recordRun(failed);
 }
 
 const TERMINAL = new Set(['succeeded', 'failed', 'needs-approval', 'discarded']);

@@ -113,7 +113,8 @@ export function contactFromApi(raw: PsContact): PsContactRecord {
  */
 export function contactsFromRosterRows(rows: readonly PsRosterContactRow[]): PsContactRecord[] {
   const byPerson = new Map<string, PsContactRecord>();
-  const detailKeys = new Map<string, Set<string>>();
+  // Distinct detail rows per link (a link is one personid × studentdcid).
+  const detailKeys = new Map<PsLink, Set<string>>();
   for (const row of rows) {
     let c = byPerson.get(row.personid);
     if (!c) {
@@ -143,9 +144,8 @@ export function contactsFromRosterRows(rows: readonly PsRosterContactRow[]): PsC
       livesWith: row.liveswithflg,
       active: row.isactive,
     };
-    const seenKey = `${row.personid}\u0000${row.studentdcid}`;
-    const seen = detailKeys.get(seenKey) ?? new Set<string>();
-    detailKeys.set(seenKey, seen);
+    let seen = detailKeys.get(link);
+    if (!seen) detailKeys.set(link, (seen = new Set<string>()));
     const key = JSON.stringify(detail);
     if (!seen.has(key)) {
       seen.add(key);
@@ -376,6 +376,12 @@ export function mapPowerSchoolGuardian(
 // Chunk
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Id order (numeric-aware, `"9" < "10"`): the same as `a.localeCompare(b, 'en', { numeric: true })`
+ * but with one shared collator (localeCompare with options builds one per call: ~20× slower).
+ */
+const NUMERIC_ID_ORDER = new Intl.Collator('en', { numeric: true });
+
 export interface PowerSchoolChunkInput {
   /** One students page, parsed (server order, by DCID). */
   students: readonly PsStudent[];
@@ -489,7 +495,7 @@ export function buildPowerSchoolChunk(input: PowerSchoolChunkInput): {
     relationships.push(...rels);
   }
 
-  const byId = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+  const byId = NUMERIC_ID_ORDER.compare;
   guardians.sort((a, b) => byId(a.sourcedId, b.sourcedId));
   relationships.sort(
     (a, b) =>

@@ -115,7 +115,8 @@ export type ParentAction = 'create' | 'update' | 'reactivate' | 'match';
 export type LinkAction = 'add' | 'reactivate' | 'update';
 
 export interface Reject {
-  entity: 'school' | 'student' | 'guardian' | 'relationship' | 'chunk' | 'run';
+  entity:
+    'school' | 'student' | 'guardian' | 'relationship' | 'section' | 'enrollment' | 'chunk' | 'run';
   /** The SIS record id (or file row) the reject is about. */
   recordId: string;
   reason: string;

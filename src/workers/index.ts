@@ -7,6 +7,9 @@ import type { AppContext } from '../app.js';
 import { describeError, isRetryable } from '../errors.js';
 import { failRun, handleApply, handleFinalize, handlePull, triggerSync } from '../jobs/sync.js';
 import { TriggerPayload } from '../jobs/payloads.js';
+import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
+import { instrumentWorkers } from './metrics.js';
+import { notificationWorkers } from './notifications.js';
 import { QueueName } from './queues.js';
 
 export interface RunningWorkers {
@@ -16,10 +19,12 @@ export interface RunningWorkers {
 }
 
 /** Wrap a handler: non-retryable errors skip the remaining attempts. */
-function classify<T>(fn: (job: Job) => Promise<T>): (job: Job) => Promise<T> {
-  return async job => {
+function classify<T>(
+  fn: (job: Job, token?: string) => Promise<T>,
+): (job: Job, token?: string) => Promise<T> {
+  return async (job, token) => {
     try {
-      return await fn(job);
+      return await fn(job, token);
     } catch (err) {
       if (!isRetryable(err)) throw new UnrecoverableError(describeError(err));
       throw err;
@@ -37,6 +42,8 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
       QueueName.trigger,
       classify(async job => {
         const req = TriggerPayload.parse(job.data);
+        const skipped = scheduledSyncSkipped(ctx, req);
+        if (skipped) return { skipped };
         const r = await triggerSync(ctx, req);
         return { runId: r.run.id, started: r.started };
       }),
@@ -44,7 +51,7 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     ),
     new Worker(
       QueueName.pull,
-      classify(job => handlePull(ctx, job, shutdown.signal)),
+      classify((job, token) => handlePull(ctx, job, shutdown.signal, token)),
       { ...base, concurrency: 2, lockDuration: 120000 },
     ),
     new Worker(
@@ -57,7 +64,9 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
       classify(job => handleFinalize(ctx, job)),
       { ...base, concurrency: 1, lockDuration: 120000 },
     ),
+    ...notificationWorkers(ctx, base),
   ];
+  instrumentWorkers(ctx, workers);
   for (const w of workers) {
     w.on('failed', (job, err) => {
       if (!job) return;

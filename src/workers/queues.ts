@@ -14,12 +14,16 @@ export const QueueName = {
   apply: 'roster-apply',
   /** Deactivations, safeguard, run summary. */
   finalize: 'roster-finalize',
+  /** Activation emails, one job per parent account and generation (src/jobs/notifications.ts). */
+  notifications: 'notifications',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 
 export const jobId = {
   pull: (districtId: string, runId: string) => `${districtId}.${runId}.pull`,
-  chunk: (districtId: string, runId: string, n: number) => `${districtId}.${runId}.chunk-${n}`,
+  /** `generation`: the pull attempt (see `RunLedger.startGeneration`). */
+  chunk: (districtId: string, runId: string, generation: number, n: number) =>
+    `${districtId}.${runId}.g${generation}.chunk-${n}`,
   finalize: (districtId: string, runId: string) => `${districtId}.${runId}.finalize`,
 };
 

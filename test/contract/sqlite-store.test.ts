@@ -58,7 +58,7 @@ describe('SqliteRosterStore specifics', () => {
       busyTimeoutMs: 5000,
       synchronous: 1,
       foreignKeys: true,
-      walAutocheckpoint: 1000,
+      walAutocheckpoint: 16000,
     });
     await store.close();
     await store.close(); // idempotent

@@ -11,6 +11,12 @@ import { DistrictConfig } from '../../src/config/district.js';
 import { parseEnv } from '../../src/config/env.js';
 import { generateDistrict, type SyntheticDistrict } from '../../src/dev/district-generator.js';
 import { startFakePowerSchool, type FakePowerSchool } from '../../src/dev/powerschool-server.js';
+import {
+  generateSections,
+  type GenerateSectionsOptions,
+  type SyntheticSections,
+} from '../../src/dev/section-generator.js';
+import type { SisConnector } from '../../src/connectors/types.js';
 import { triggerSync, waitForRun } from '../../src/jobs/sync.js';
 import { createLogger } from '../../src/logger.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
@@ -19,6 +25,8 @@ import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
 
 export interface Harness {
   sis: SyntheticDistrict;
+  /** Sections served by the fake (when the `sections` option was given). */
+  sections?: SyntheticSections | undefined;
   fake: FakePowerSchool;
   ctx: AppContext;
   store: SqliteRosterStore;
@@ -34,10 +42,19 @@ export async function startHarness(opts: {
   seed: number;
   district?: Record<string, unknown>;
   fake?: Parameters<typeof startFakePowerSchool>[1];
+  /** Extra environment variables (e.g. `SMTP_URL` of a test SMTP catcher). */
+  env?: Record<string, string>;
+  /** Extra keys of the district's `connector` block (e.g. `{ sections: true }`). */
+  connector?: Record<string, unknown>;
+  /** Serve generated course sections from the fake (`generateSections(sis, options)`). */
+  sections?: GenerateSectionsOptions;
+  /** Build the district's connector in code (e.g. a link-less dev connector over `sis`). */
+  connectorFactory?: (sis: SyntheticDistrict) => SisConnector | undefined;
 }): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'gsync-test-'));
   const sis = generateDistrict({ seed: opts.seed, students: opts.students });
-  const fake = await startFakePowerSchool(sis, opts.fake);
+  const sections = opts.sections ? generateSections(sis, opts.sections) : undefined;
+  const fake = await startFakePowerSchool(sis, { ...opts.fake, ...(sections ? { sections } : {}) });
   const store = new SqliteRosterStore(join(dir, 'store.db'));
   await store.init();
   const env = parseEnv({
@@ -45,6 +62,7 @@ export async function startHarness(opts: {
     STORE_URL: `sqlite:${join(dir, 'store.db')}`,
     QUEUE_PREFIX: `gsync-test-${randomUUID().slice(0, 8)}`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...opts.env,
   });
   const district = DistrictConfig.parse({
     id: 'test-district',
@@ -57,6 +75,7 @@ export async function startHarness(opts: {
       pageSize: 100,
       retries: 2,
       timeoutMs: 5000,
+      ...opts.connector,
     },
     ...opts.district,
   });
@@ -67,10 +86,12 @@ export async function startHarness(opts: {
     secrets: { PS_ID: fake.clientId, PS_SECRET: fake.clientSecret },
     store,
     connectorOverrides: { powerschool: { client: { minBackoffMs: 5, maxBackoffMs: 20 } } },
+    ...(opts.connectorFactory ? { connectorFactory: () => opts.connectorFactory?.(sis) } : {}),
   });
   const workers = startWorkers(ctx, { concurrency: 2 });
   return {
     sis,
+    sections,
     fake,
     ctx,
     store,

@@ -64,3 +64,27 @@ describe('guardian-sync CLI configuration errors', () => {
     expect(r.stderr).toContain('unknown district "nowhere"');
   });
 });
+
+describe('guardian-sync CLI startup errors', () => {
+  it('names REDIS_URL when Redis cannot be reached', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsync-cli-'));
+    // port 9 (discard) is closed on loopback
+    const r = await runCli(['runs', 'x'], {
+      REDIS_URL: 'redis://127.0.0.1:9',
+      DISTRICTS_DIR: dir,
+      STORE_URL: `sqlite:${join(dir, 's.db')}`,
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('REDIS_URL: cannot connect to Redis at 127.0.0.1:9');
+  });
+
+  it('names the option when a number is not a number', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsync-cli-'));
+    const r = await runCli(['runs', 'x', '-n', 'abc'], {
+      DISTRICTS_DIR: dir,
+      STORE_URL: `sqlite:${join(dir, 's.db')}`,
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/option '-n, --limit <n>' argument 'abc' is invalid/);
+  });
+});

@@ -145,6 +145,8 @@ describe('worker process', () => {
         DISTRICTS_DIR: dir,
         STORE_URL: `sqlite:${join(dir, 'store.db')}`,
         QUEUE_PREFIX: `gsync-sigterm-${process.pid}`,
+        X_ID: 'id',
+        X_SECRET: 'secret',
         LOG_LEVEL: 'info',
       },
     });

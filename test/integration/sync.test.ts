@@ -12,7 +12,7 @@ import {
   withdrawStudent,
   type SyntheticDistrict,
 } from '../../src/dev/district-generator.js';
-import { approveRun, handleApply } from '../../src/jobs/sync.js';
+import { approveRun, handleApply, newRunId, triggerSync, waitForRun } from '../../src/jobs/sync.js';
 import { jobId } from '../../src/workers/queues.js';
 import type { RosterStore } from '../../src/models/types.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
@@ -222,18 +222,108 @@ describe('sync pipeline (PowerSchool → SQLite through BullMQ)', () => {
     expect(await activeRoster(h.store, h.districtId, h.sis)).toEqual(truthRoster(h.sis));
   });
 
-  it('re-delivering an apply job leaves the same final state and writes nothing', async () => {
-    const { run } = await h.sync();
-    const state = await activeRoster(h.store, h.districtId, h.sis);
-    const writesBefore = h.store.writeCount();
-    for (const n of [0, 1, 2]) {
-      const job = await Job.fromId(h.ctx.queues.apply, jobId.chunk(h.districtId, run.id, n));
-      if (!job) throw new Error(`chunk ${n} job not kept in Redis`);
+  it('re-delivering apply jobs (each chunk applied three times) leaves the state of one application', async () => {
+    const student = h.sis.students[7]!;
+    addGuardian(h.sis, student.id);
+    // A run driven by hand: read the chunks, then deliver every chunk job to the worker
+    // AND apply it twice more directly, as a stalled-job re-delivery would.
+    const run = await h.store.createRun({
+      id: newRunId(),
+      districtId: h.districtId,
+      connector: 'powerschool',
+      status: 'running',
+      dryRun: false,
+      trigger: 'test',
+      createdAt: new Date().toISOString(),
+      counts: {},
+      rejectCount: 0,
+      timings: {},
+    });
+    const generation = await h.ctx.ledger.startGeneration(run.id);
+    const connector = h.ctx.connectorFor(h.ctx.district(h.districtId));
+    const ac = new AbortController();
+    const chunks = [];
+    for await (const chunk of connector.readRoster({
+      logger: h.ctx.logger,
+      signal: ac.signal,
+      reject: () => undefined,
+    }))
+      chunks.push(chunk);
+    await h.ctx.ledger.setTotal(run.id, chunks.length);
+    const before = h.store.writeCount();
+    for (const [chunkNo, chunk] of chunks.entries()) {
+      const job = await h.ctx.queues.apply.add(
+        'apply',
+        { districtId: h.districtId, runId: run.id, chunkNo, generation, chunk },
+        { jobId: jobId.chunk(h.districtId, run.id, generation, chunkNo) },
+      );
       await handleApply(h.ctx, job);
       await handleApply(h.ctx, job);
     }
-    expect(h.store.writeCount() - writesBefore).toBe(0);
-    expect(await activeRoster(h.store, h.districtId, h.sis)).toEqual(state);
+    const done = await waitForRun(h.ctx, run.id, { timeoutMs: 30000 });
+    expect(done.status).toBe('succeeded');
+    expect(done.counts.parent).toEqual({ create: 1 });
+    expect(done.counts.link).toEqual({ add: 1 });
+    // SQLite rows: the account, its source row and the link — once, not three times
+    expect(h.store.writeCount() - before).toBe(3);
+    expect(await activeRoster(h.store, h.districtId, h.sis)).toEqual(truthRoster(h.sis));
+    const again = await h.sync();
+    expect(again.writes).toBe(0);
+  });
+
+  it('a chunk of an earlier pull attempt is ignored once a new attempt started', async () => {
+    const { run } = await h.sync();
+    const generation = await h.ctx.ledger.startGeneration(run.id);
+    const stale = await h.ctx.ledger.recordChunk(run.id, generation - 1, {
+      chunkNo: 0,
+      seenStudents: ['x'],
+      seenParents: [],
+      createdParents: [],
+      linkRemovals: [],
+      counts: { student: { create: 1 } },
+      rejects: [],
+    });
+    expect(stale).toBe(false);
+    expect(await h.ctx.ledger.counts(run.id)).toEqual({});
+    const fresh = await h.ctx.ledger.recordChunk(run.id, generation, {
+      chunkNo: 0,
+      seenStudents: ['x'],
+      seenParents: [],
+      createdParents: [],
+      linkRemovals: [],
+      counts: { student: { create: 1 } },
+      rejects: [],
+    });
+    expect(fresh).toBe(true);
+    expect(await h.ctx.ledger.counts(run.id)).toEqual({ student: { create: 1 } });
+    await h.ctx.ledger.clear(run.id);
+  });
+
+  it("a pull retried after the SIS changed mid-run applies only the retry's pages", async () => {
+    // first attempt fails on page 3; meanwhile a student on page 1 withdraws, shifting pages
+    h.fake.faults.failStudentsAfterPage(2);
+    const { run } = await triggerSync(h.ctx, {
+      districtId: h.districtId,
+      dryRun: false,
+      trigger: 'test',
+    });
+    const pullJob = jobId.pull(h.districtId, run.id);
+    const deadline = Date.now() + 30000;
+    for (;;) {
+      const job = await Job.fromId(h.ctx.queues.pull, pullJob);
+      if ((job?.attemptsMade ?? 0) >= 1) break;
+      if (Date.now() > deadline) throw new Error('first pull attempt did not fail in time');
+      await new Promise(r => setTimeout(r, 50));
+    }
+    const leaver = h.sis.students[3]!;
+    withdrawStudent(h.sis, leaver.id);
+    h.fake.faults.failStudentsAfterPage(null);
+    const done = await waitForRun(h.ctx, run.id, { timeoutMs: 60000 });
+    expect(done.status).toBe('succeeded');
+    expect(done.counts.student).toEqual({ deactivate: 1 });
+    expect(await activeRoster(h.store, h.districtId, h.sis)).toEqual(truthRoster(h.sis));
+    restoreStudent(h.sis, leaver.id);
+    expect((await h.sync()).run.counts.student).toEqual({ reactivate: 1 });
   });
 
   it('holds deactivations above the threshold and applies them on approval', async () => {
@@ -286,7 +376,6 @@ describe('sync pipeline (PowerSchool → SQLite through BullMQ)', () => {
   });
 
   it('a second trigger while a run is active returns the active run', async () => {
-    const { triggerSync, waitForRun } = await import('../../src/jobs/sync.js');
     h.fake.faults.slowMs(30);
     try {
       const a = await triggerSync(h.ctx, {

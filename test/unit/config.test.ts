@@ -104,3 +104,29 @@ describe('district files', () => {
     expect(() => secretFromEnv({}, 'springfield', 'PS_SECRET')).toThrow(/PS_SECRET is not set/);
   });
 });
+
+describe('district schedules', () => {
+  it('names a bad cron pattern and an unknown time zone', () => {
+    const dir = dirWith({
+      'a.json': { ...good, schedule: { cron: '0 3 * * eve' } },
+      'b.json': { ...good, id: 'b', schedule: { cron: '0 3 * * *', timezone: 'Mars/Olympus' } },
+    });
+    const problems = problemsOf(() => loadDistricts(dir));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/a\.json: schedule\.cron: not a valid cron pattern/),
+        expect.stringMatching(/b\.json: schedule\.timezone: not a known IANA time zone/),
+      ]),
+    );
+  });
+
+  it('accepts a valid cron pattern and time zone', () => {
+    const dir = dirWith({
+      'a.json': { ...good, schedule: { cron: '15 2 * * 1-5', timezone: 'America/Chicago' } },
+    });
+    expect(loadDistricts(dir)[0]?.schedule).toEqual({
+      cron: '15 2 * * 1-5',
+      timezone: 'America/Chicago',
+    });
+  });
+});

@@ -19,6 +19,8 @@ export interface PowerSchoolClientOptions {
   baseUrl: string;
   clientId: string;
   clientSecret: string;
+  /** Where the credentials come from, for error messages (e.g. "PS_ID/PS_SECRET of district x"). */
+  credentialsSource?: string;
   /** Per-request timeout (ms). */
   timeoutMs: number;
   /**
@@ -212,7 +214,7 @@ export class PowerSchoolClient {
         throw new AbortError(
           new ConfigError(
             `PowerSchool refused the client credentials (POST ${path}: HTTP ${res.status}); ` +
-              'check the client id/secret environment variables and the plugin',
+              `check the client id/secret (${this.opts.credentialsSource ?? 'environment variables'}) and the plugin`,
           ),
         );
       }

@@ -15,8 +15,10 @@ import {
   type PsContactRecord,
 } from '../../mapping/powerschool.js';
 import type { Reject } from '../../models/types.js';
+import { attachSections, type SectionSnapshot } from '../../mapping/powerschool-sections.js';
 import type { ConnectorCapabilities, PullContext, PullStats, SisConnector } from '../types.js';
 import { PowerSchoolClient, type ClientStats, type PowerSchoolClientOptions } from './client.js';
+import { readPowerSchoolSections } from './sections.js';
 import {
   parseEach,
   PsContact,
@@ -57,6 +59,7 @@ export interface PowerSchoolLimits {
   studentMaxPageSize?: number | undefined;
   schoolMaxPageSize?: number | undefined;
   queryMaxPageSize?: number | undefined;
+  sectionMaxPageSize?: number | undefined;
 }
 
 /** Stats of this connector: `PullStats` plus the token requests made. */
@@ -91,6 +94,13 @@ async function mapPool<T, R>(
   return results;
 }
 
+/** True when two PowerQuery pages hold the same rows (cheap test first: length, first row). */
+function samePage(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  if (JSON.stringify(a[0]) !== JSON.stringify(b[0])) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 function dedupeRejects(rejects: readonly Reject[]): Reject[] {
   const seen = new Set<string>();
   return rejects.filter(r => {
@@ -107,11 +117,7 @@ function dedupeRejects(rejects: readonly Reject[]): Reject[] {
  */
 export class PowerSchoolConnector implements SisConnector {
   readonly kind = 'powerschool' as const;
-  readonly capabilities: ConnectorCapabilities = {
-    guardianLinks: true,
-    enrollments: false,
-    delta: false,
-  };
+  readonly capabilities: ConnectorCapabilities;
   private readonly client: PowerSchoolClient;
   private readonly logger: Logger;
   private readonly now: () => Date;
@@ -119,17 +125,21 @@ export class PowerSchoolConnector implements SisConnector {
   private expectedStudents: number | undefined;
   /** Set (for the rest of one pull) when the plugin refused the bulk PowerQuery (403/404) in `auto` mode. */
   private bulkUnavailable = false;
+  /** School ids of the last `readSchools` (sections are read per school). */
+  private schoolIds: string[] | undefined;
 
   constructor(
     private readonly config: PowerSchoolConnectorConfig,
     options: PowerSchoolConnectorOptions,
   ) {
     this.logger = options.logger;
+    this.capabilities = { guardianLinks: true, enrollments: config.sections, delta: false };
     this.now = options.now ?? (() => new Date());
     this.client = new PowerSchoolClient({
       baseUrl: config.baseUrl,
       clientId: options.clientId,
       clientSecret: options.clientSecret,
+      credentialsSource: `${config.clientIdEnv}/${config.clientSecretEnv}`,
       timeoutMs: config.timeoutMs,
       retries: config.retries,
       logger: options.logger,
@@ -158,6 +168,7 @@ export class PowerSchoolConnector implements SisConnector {
       studentMaxPageSize: m.student_max_page_size,
       schoolMaxPageSize: m.school_max_page_size,
       queryMaxPageSize: m.schema_table_query_max_page_size,
+      sectionMaxPageSize: m.section_max_page_size,
     };
     return this.limitsCache;
   }
@@ -201,6 +212,7 @@ export class PowerSchoolConnector implements SisConnector {
         else ctx.reject(m.reject);
       }
     }
+    this.schoolIds = schools.map(s => s.sourcedId);
     if (seen.size !== count) {
       throw new IncompleteSnapshotError(
         `PowerSchool schools: received ${seen.size} unique schools, the count endpoint said ${count}`,
@@ -239,14 +251,19 @@ export class PowerSchoolConnector implements SisConnector {
     this.expectedStudents = count;
     const pages = Math.ceil(count / size);
     ctx.logger.info({ count, pageSize: size, pages }, 'PowerSchool roster pull started');
+    const sections = this.config.sections ? await this.readSections(ctx) : undefined;
 
     const seen = new Set<string>();
-    for (let page = 1; page <= pages; page++) {
-      signal.throwIfAborted();
-      const body = await this.client.get('/ws/v1/district/student', PsStudentsPage, {
+    const fetchStudents = (page: number) =>
+      this.client.get('/ws/v1/district/student', PsStudentsPage, {
         params: { q: ACTIVE_STUDENTS_Q, expansions: STUDENT_EXPANSIONS, page, pagesize: size },
         signal,
       });
+    let prefetched: { page: number; body: ReturnType<typeof fetchStudents> } | undefined;
+    for (let page = 1; page <= pages; page++) {
+      signal.throwIfAborted();
+      const body = await (prefetched?.page === page ? prefetched.body : fetchStudents(page));
+      prefetched = undefined;
       const { ok, failures } = parseEach(PsStudent, body.students?.student ?? [], ['id']);
       for (const f of failures) {
         // A record we could not parse was still received: count it once (by id if it has one).
@@ -263,6 +280,15 @@ export class PowerSchoolConnector implements SisConnector {
       if (fresh.length === 0) continue;
 
       const { contacts, complete, rejects: contactRejects } = await this.readContacts(fresh, ctx);
+      // Bulk reads: ask for the next students page now, so that the SIS prepares it while this
+      // chunk is built and handed on (failures still surface in page order). Per-student
+      // reads keep one page at a time: their parallel requests would all meet a token that
+      // expired meanwhile.
+      if (page < pages && this.bulkReads()) {
+        const next = fetchStudents(page + 1);
+        next.catch(() => undefined); // rejections surface when the page is awaited
+        prefetched = { page: page + 1, body: next };
+      }
       const { chunk, rejects } = buildPowerSchoolChunk({
         students: fresh,
         contacts,
@@ -271,7 +297,7 @@ export class PowerSchoolConnector implements SisConnector {
         contactsComplete: complete,
       });
       for (const r of dedupeRejects([...contactRejects, ...rejects])) ctx.reject(r);
-      yield chunk;
+      yield sections ? attachSections(chunk, sections) : chunk;
     }
 
     if (seen.size !== count) {
@@ -279,6 +305,32 @@ export class PowerSchoolConnector implements SisConnector {
         `PowerSchool students: received ${seen.size} unique students, the count endpoint said ${count}`,
       );
     }
+  }
+
+  /**
+   * Sections and enrollments of every school (`connector.sections`), read completely before
+   * the first chunk so each chunk carries its students' whole enrollment lists.
+   */
+  private async readSections(ctx: PullContext): Promise<SectionSnapshot> {
+    if (!this.schoolIds) await this.readSchools({ ...ctx, reject: () => undefined });
+    const limits = await this.limits(ctx.signal);
+    const { snapshot, stats } = await readPowerSchoolSections(
+      this.client,
+      {
+        schoolIds: this.schoolIds ?? [],
+        pageSize: this.pageSize(limits.sectionMaxPageSize),
+        concurrency: this.config.contactsConcurrency,
+      },
+      ctx,
+    );
+    ctx.logger.info(stats, 'PowerSchool sections read');
+    return snapshot;
+  }
+
+  /** True while guardians are read with the bulk PowerQuery. */
+  private bulkReads(): boolean {
+    const mode = this.config.guardianReads;
+    return mode === 'bulk' || (mode === 'auto' && !this.bulkUnavailable);
   }
 
   /** Contacts of one page's students, by the configured path (with `auto` fallback). */
@@ -329,41 +381,55 @@ export class PowerSchoolConnector implements SisConnector {
     const limits = await this.limits(ctx.signal);
     // Rows, not students: the plugin's query maximum is the only cap (config.pageSize counts students).
     const size = Math.max(1, limits.queryMaxPageSize ?? this.config.pageSize);
-    const rows: unknown[] = [];
-    let previous: string | undefined;
-    for (let page = 1; ; page++) {
+    const rejects: Reject[] = [];
+    let complete = true;
+    const ok: PsRosterContactRow[] = [];
+    let parsed = 0; // rows of this page's students parsed so far (`#<index>` of id-less rows)
+    const take = (records: readonly unknown[]) => {
+      const inPage = records.filter(r => {
+        const dcid = rawRecordId(r, ['studentdcid']);
+        return dcid === undefined || dcids.has(dcid);
+      });
+      const res = parseEach(PsRosterContactRow, inPage, ['personid'], parsed);
+      parsed += inPage.length;
+      for (const row of res.ok) ok.push(row);
+      for (const f of res.failures) {
+        complete = false;
+        rejects.push({
+          entity: 'guardian',
+          recordId: f.recordId,
+          reason: `query row: ${f.reason}`,
+        });
+      }
+    };
+    const fetchPage = (page: number) => {
       ctx.signal.throwIfAborted();
-      const res = await this.client.post(
-        `/ws/schema/query/${ROSTER_CONTACTS_QUERY}`,
-        PsPowerQueryPage,
-        {
-          params: { page, pagesize: size },
-          body,
-          signal: ctx.signal,
-        },
-      );
-      const fingerprint = JSON.stringify(res.record);
-      if (res.record.length > 0 && fingerprint === previous) {
+      return this.client.post(`/ws/schema/query/${ROSTER_CONTACTS_QUERY}`, PsPowerQueryPage, {
+        params: { page, pagesize: size },
+        body,
+        signal: ctx.signal,
+      });
+    };
+    let previous: unknown[] | undefined;
+    let pending = fetchPage(1);
+    for (let page = 1; ; page++) {
+      const res = await pending;
+      if (res.record.length > 0 && previous !== undefined && samePage(previous, res.record)) {
         // A server that ignores `page` would otherwise loop forever.
         throw new IncompleteSnapshotError(
           `PowerSchool query ${ROSTER_CONTACTS_QUERY}: page ${page} repeats page ${page - 1}`,
         );
       }
-      previous = fingerprint;
-      rows.push(...res.record);
-      if (res.record.length < size) break;
-    }
-
-    const rejects: Reject[] = [];
-    let complete = true;
-    const inPage = rows.filter(r => {
-      const dcid = rawRecordId(r, ['studentdcid']);
-      return dcid === undefined || dcids.has(dcid);
-    });
-    const { ok, failures } = parseEach(PsRosterContactRow, inPage, ['personid']);
-    for (const f of failures) {
-      complete = false;
-      rejects.push({ entity: 'guardian', recordId: f.recordId, reason: `query row: ${f.reason}` });
+      // A full page means there may be more: ask for the next one first, then parse this
+      // one while the SIS works (still one request at a time; the same requests as before).
+      const more = res.record.length >= size;
+      if (more) {
+        pending = fetchPage(page + 1);
+        pending.catch(() => undefined); // rejections surface at the await above
+      }
+      take(res.record);
+      previous = res.record;
+      if (!more) break;
     }
     return { contacts: contactsFromRosterRows(ok), complete, rejects };
   }

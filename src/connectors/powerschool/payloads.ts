@@ -22,18 +22,21 @@ import { z } from 'zod';
  * An identifier that may be a JSON number or a string (`1234` or `"1234"`), output as a
  * trimmed, non-empty string (sis-reference §7.1: ids are strings, always).
  */
+// Union options below are disjoint by JSON type, so their order never changes a result or
+// an error; strings come first because the PowerQuery rows (the bulk of every pull) carry
+// only strings, and a union stops at the first option that matches.
 export const PsId = z
-  .union([z.number().int(), z.string().trim().min(1, 'must not be empty')])
+  .union([z.string().trim().min(1, 'must not be empty'), z.number().int()])
   .transform(v => String(v));
 
 /** An integer that may arrive as a string (`5` or `"5"`), output as a number. */
 export const PsInt = z.union([
-  z.number().int(),
   z
     .string()
     .trim()
     .regex(/^-?\d+$/, 'must be an integer')
     .transform(s => Number.parseInt(s, 10)),
+  z.number().int(),
 ]);
 
 const TRUE_STRINGS = new Set(['true', '1', 'y', 'yes', 't']);
@@ -44,9 +47,6 @@ const FALSE_STRINGS = new Set(['false', '0', 'n', 'no', 'f']);
  * false counterparts). Any other value is a validation error, never silently false.
  */
 export const PsBool = z.union([
-  z.boolean(),
-  z.literal(1).transform(() => true),
-  z.literal(0).transform(() => false),
   z.string().transform((s, ctx) => {
     const k = s.trim().toLowerCase();
     if (TRUE_STRINGS.has(k)) return true;
@@ -54,6 +54,9 @@ export const PsBool = z.union([
     ctx.addIssue({ code: 'custom', message: 'not a recognised boolean value' });
     return z.NEVER;
   }),
+  z.boolean(),
+  z.literal(1).transform(() => true),
+  z.literal(0).transform(() => false),
 ]);
 
 /** An optional string where `null` means unset (PowerSchool's "unset strings are null"). */
@@ -118,6 +121,7 @@ export const PsMetadata = z.object({
     student_max_page_size: PsInt.optional(),
     school_max_page_size: PsInt.optional(),
     schema_table_query_max_page_size: PsInt.optional(),
+    section_max_page_size: PsInt.optional(),
   }),
 });
 export type PsMetadata = z.infer<typeof PsMetadata>;
@@ -327,6 +331,8 @@ export function parseEach<T extends z.ZodType>(
   schema: T,
   records: readonly unknown[],
   idKeys: readonly string[],
+  /** Position of `records[0]` in the whole list (for `#<index>` ids when parsing in parts). */
+  offset = 0,
 ): { ok: z.output<T>[]; failures: RecordParseFailure[] } {
   const ok: z.output<T>[] = [];
   const failures: RecordParseFailure[] = [];
@@ -335,7 +341,7 @@ export function parseEach<T extends z.ZodType>(
     if (r.success) ok.push(r.data);
     else
       failures.push({
-        recordId: rawRecordId(rec, idKeys) ?? `#${i}`,
+        recordId: rawRecordId(rec, idKeys) ?? `#${offset + i}`,
         reason: formatZodIssues(r.error),
       });
   });

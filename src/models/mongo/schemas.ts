@@ -218,7 +218,16 @@ export const rejectSchema = new Schema<RejectDoc>(
     seq: { type: Number, required: true },
     entity: {
       type: String,
-      enum: ['school', 'student', 'guardian', 'relationship', 'chunk', 'run'],
+      enum: [
+        'school',
+        'student',
+        'guardian',
+        'relationship',
+        'section',
+        'enrollment',
+        'chunk',
+        'run',
+      ],
       required: true,
     },
     recordId: { type: String, default: '' },

@@ -1,0 +1,553 @@
+/**
+ * `npm run bench -- --students N [--scenario initial,nochange,churn,codes,import-preview]`
+ *
+ * The benchmark orchestrator. It starts, each in its own process:
+ * - the fake PowerSchool over a seeded synthetic district (`bench/sis-server.ts`),
+ * - for every scenario, guardian-sync itself (`bench/ours.ts`), the naive baseline
+ *   (`bench/baseline.ts`) and the raw-insert limit (`bench/limit.ts`), one after the other,
+ * and a private redis-server, then writes a Markdown table and a JSON file under
+ * `bench/results/`. Ratios (ours / baseline, ours / limit) come from the same process run,
+ * so they hold on a noisy machine. See docs/performance.md.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { ChurnSummary, SnapshotFigures } from './churn.js';
+import type { PartResult, Progress, SisAccess } from './common.js';
+import { BenchChild } from './ipc.js';
+import type { OursFinish, OursRun, OursStart, WorkerRole } from './ours.js';
+import { RedisMemorySampler, startPrivateRedis, type PrivateRedis } from './redis.js';
+import {
+  checkTargets,
+  mib,
+  partFigures,
+  ratiosOf,
+  renderMarkdown,
+  writeReference,
+  type BenchReport,
+  type PartFigures,
+  type ScenarioReport,
+} from './report.js';
+import type { SisStarted } from './sis-server.js';
+import { pendingScenario } from './scenarios.js';
+
+/** Scenarios in the order they run (each resync starts from the store the previous left). */
+export const SCENARIOS = ['initial', 'nochange', 'churn', 'codes', 'import-preview'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+const TITLES: Record<ScenarioName, string> = {
+  initial: 'initial full sync (empty store)',
+  nochange: 'no-change resync',
+  churn: '1 % churn resync',
+  codes: 'link-less sync with code issuance',
+  'import-preview': '100,000-row association import preview',
+};
+
+/** Options of one bench run (the CLI flags). */
+export interface BenchOptions {
+  students: number;
+  scenarios: ScenarioName[];
+  seed: number;
+  pageSize: number;
+  concurrency: number;
+  churnPercent: number;
+  baseline: boolean;
+  limit: boolean;
+  /** Also time the SIS read alone (initial scenario). */
+  pullOnly: boolean;
+  /** Write the V8 CPU profile of our worker process into this folder. */
+  cpuProf?: string | undefined;
+  /** Use this Redis instead of a private redis-server. */
+  redisUrl?: string | undefined;
+  /**
+   * Node flags of every measured process (ours, baseline, limit); default
+   * `--max-semi-space-size=64`, the setting docs/performance.md recommends for workers.
+   */
+  nodeArgs: string[];
+  /** 1: one worker process serving every queue; 2: a pull process and an apply process. */
+  workerProcs: 1 | 2;
+  /** Results folder (default bench/results). */
+  out: string;
+  /** Merge into `reference-<name>.{json,md}`. */
+  reference?: string | undefined;
+  /** Keep the SQLite files of the run (default: deleted). */
+  keep: boolean;
+  /** Show progress bars (default true; the smoke test turns them off). */
+  progress: boolean;
+  /** Description of the machine for the report. */
+  machine: string;
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+function machineDescription(): string {
+  return `${process.platform}-${cpus().length}core`;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function scenarioList(v: string, prev: ScenarioName[] = []): ScenarioName[] {
+  const out = [...prev];
+  for (const s of v
+    .split(',')
+    .map(x => x.trim())
+    .filter(Boolean)) {
+    if (!(SCENARIOS as readonly string[]).includes(s))
+      throw new InvalidArgumentError(`unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
+    out.push(s as ScenarioName);
+  }
+  return out;
+}
+
+/** Progress bar of one part (cli-progress; periodic plain lines when not on a TTY). */
+class PartProgress {
+  private bar: cliProgress.SingleBar | undefined;
+
+  constructor(private readonly enabled: boolean) {}
+
+  update(p: Progress): void {
+    if (!this.enabled) return;
+    if (!this.bar) {
+      this.bar = new cliProgress.SingleBar(
+        {
+          format: `${p.phase.padEnd(34)} [{bar}] {percentage}% | {value}/{total} | {duration_formatted}`,
+          noTTYOutput: true,
+          notTTYSchedule: 10000,
+          hideCursor: true,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(p.total, 0);
+    }
+    this.bar.setTotal(Math.max(p.total, p.done));
+    this.bar.update(p.done);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+}
+
+/** Run the benchmark; returns the report (also written to `opts.out`). */
+export async function runBench(
+  opts: BenchOptions,
+): Promise<{ report: BenchReport; files: string[] }> {
+  const startedAt = new Date().toISOString();
+  const loadStart = loadavg();
+  const log = (line: string) => {
+    if (opts.progress) process.stderr.write(`${line}\n`);
+  };
+  // A resync needs the store of the initial sync: running one always runs `initial` first.
+  const wanted = new Set<ScenarioName>(opts.scenarios.length ? opts.scenarios : SCENARIOS);
+  if (wanted.has('nochange') || wanted.has('churn')) wanted.add('initial');
+  const scenarios = SCENARIOS.filter(s => wanted.has(s));
+
+  const stamp = startedAt.replace(/[:.]/g, '-');
+  const work = resolve(here, '..', 'data', 'bench', `${opts.students}-${stamp}`);
+  mkdirSync(work, { recursive: true });
+  mkdirSync(opts.out, { recursive: true });
+  const files = { ours: join(work, 'ours.db'), baseline: join(work, 'baseline.db') };
+
+  let privateRedis: PrivateRedis | undefined;
+  const redisUrl = opts.redisUrl ?? (privateRedis = await startPrivateRedis()).url;
+  const sampler = new RedisMemorySampler(redisUrl);
+  const bar = new PartProgress(opts.progress);
+  const children: BenchChild[] = [];
+  const child = (name: string, script: string, nodeArgs: string[] = []) => {
+    const c = BenchChild.start(name, script, {
+      nodeArgs,
+      onEvent: (ev, data) => {
+        if (ev === 'progress') bar.update(data as Progress);
+      },
+    });
+    children.push(c);
+    return c;
+  };
+
+  const sis = child('fake SIS', './sis-server.ts', ['--max-old-space-size=6144']);
+  try {
+    log(`generating ${opts.students.toLocaleString('en-US')} students (seed ${opts.seed})…`);
+    const started = await sis.call<SisStarted>('start', {
+      students: opts.students,
+      seed: opts.seed,
+      maxPageSize: opts.pageSize,
+    });
+    const access: SisAccess = {
+      url: started.url,
+      clientId: started.clientId,
+      clientSecret: started.clientSecret,
+    };
+    log(
+      `fake PowerSchool at ${access.url}: ${started.schools} schools, ${started.contacts.toLocaleString('en-US')} contacts (${(started.generateMs / 1000).toFixed(1)} s)`,
+    );
+    const sisRequests = async () => (await sis.call<{ requests: number }>('stats')).requests;
+
+    /** Run one part in a fresh child process and collect its figures. */
+    const measure = async (
+      part: PartFigures['part'],
+      records: number,
+      script: string,
+      method: string,
+      params: Record<string, unknown>,
+      nodeArgs: string[] = [],
+    ): Promise<PartFigures> => {
+      const c = child(part, script, nodeArgs);
+      try {
+        await c.call('ping'); // loaded: its start-up is not measured
+        await sampler.mark();
+        const req0 = await sisRequests();
+        const cpu0 = { part: c.cpuSeconds() ?? 0, sis: sis.cpuSeconds() ?? 0 };
+        const r = await c.call<PartResult>(method, params);
+        const cpu = {
+          part: (c.cpuSeconds() ?? 0) - cpu0.part,
+          sis: (sis.cpuSeconds() ?? 0) - cpu0.sis,
+        };
+        bar.stop();
+        const redis = await sampler.window();
+        const req1 = await sisRequests();
+        const peakRss = Math.max(r.peakRss, c.peakRss());
+        const f = partFigures(part, records, { ...r, peakRss }, redis.added, req1 - req0, cpu);
+        log(
+          `  ${part.padEnd(8)} ${f.wallS.toFixed(2)} s, ${f.recordsPerS.toLocaleString('en-US')} records/s, ` +
+            `peak RSS ${f.peakRssMiB} MiB, Redis +${f.redisPeakMiB} MiB, ${f.writes.toLocaleString('en-US')} writes, ${f.sisRequests} SIS requests, CPU ${f.cpuS} s + SIS ${f.sisCpuS} s`,
+        );
+        return f;
+      } finally {
+        bar.stop();
+        await c.stop();
+      }
+    };
+
+    /**
+     * Our worker processes for one scenario: one process serving every queue, or (the
+     * default) a `pull` process (trigger, pull, finalize) and an `apply` process.
+     */
+    const measureOurs = async (
+      name: string,
+      records: number,
+      params: Omit<OursStart, 'role' | 'queuePrefix'>,
+    ): Promise<PartFigures> => {
+      const roles: WorkerRole[] = opts.workerProcs === 1 ? ['all'] : ['apply', 'pull'];
+      const nodeArgs = (role: WorkerRole) => [
+        '--max-old-space-size=2048',
+        ...opts.nodeArgs,
+        // One profile per thread (tsx's loader thread too): the biggest file is the worker.
+        ...(opts.cpuProf
+          ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProf, `${stamp}-${name}-${role}`)}`]
+          : []),
+      ];
+      const procs = roles.map(role => ({
+        role,
+        c: child(`ours-${role}`, './ours.ts', nodeArgs(role)),
+      }));
+      const queuePrefix = `gsync-bench-${randomUUID().slice(0, 8)}`;
+      try {
+        for (const { role, c } of procs) await c.call('start', { ...params, role, queuePrefix });
+        const runner = procs[procs.length - 1]!;
+        await sampler.mark();
+        const req0 = await sisRequests();
+        const cpu0 = procs.map(({ c }) => c.cpuSeconds() ?? 0);
+        const sisCpu0 = sis.cpuSeconds() ?? 0;
+        const r = await runner.c.call<OursRun>('run', {});
+        const cpuEach = procs.map(({ c }, i) => (c.cpuSeconds() ?? 0) - (cpu0[i] ?? 0));
+        const cpu = cpuEach.reduce((a, b) => a + b, 0);
+        const sisCpu = (sis.cpuSeconds() ?? 0) - sisCpu0;
+        bar.stop();
+        const redis = await sampler.window();
+        const req1 = await sisRequests();
+        const finished = [];
+        for (const [i, { role, c }] of procs.entries()) {
+          const f = await c.call<OursFinish>('finish', { obliterate: i === procs.length - 1 });
+          finished.push({
+            role,
+            ...f,
+            peakRss: Math.max(f.peakRss, c.peakRss()),
+            cpuS: Math.round((cpuEach[i] ?? 0) * 10) / 10,
+          });
+        }
+        const active = finished[finished.length - 1]?.active;
+        const f = partFigures(
+          'ours',
+          records,
+          {
+            wallMs: r.wallMs,
+            writes: finished.reduce((a, x) => a + x.writes, 0),
+            peakRss: Math.max(...finished.map(x => x.peakRss)),
+            details: {
+              status: r.status,
+              counts: r.counts,
+              rejectCount: r.rejectCount,
+              timings: r.timings,
+              error: r.error,
+              active,
+              applyTimeline: finished.find(x => x.role !== 'pull')?.applyTimeline,
+              processes: finished.map(x => ({
+                role: x.role,
+                peakRssMiB: mib(x.peakRss),
+                cpuS: x.cpuS,
+                writes: x.writes,
+              })),
+            },
+          },
+          redis.added,
+          req1 - req0,
+          { part: cpu, sis: sisCpu },
+        );
+        if (process.env.BENCH_DEBUG)
+          log(`  ${JSON.stringify({ timings: r.timings, apply: f.details.applyTimeline })}`);
+        log(
+          `  ours     ${f.wallS.toFixed(2)} s, ${f.recordsPerS.toLocaleString('en-US')} records/s, ` +
+            `peak RSS ${finished.map(x => `${x.role} ${mib(x.peakRss)}`).join(', ')} MiB, Redis +${f.redisPeakMiB} MiB, ` +
+            `${f.writes.toLocaleString('en-US')} writes, ${f.sisRequests} SIS requests, ` +
+            `CPU ${finished.map(x => `${x.role} ${x.cpuS}`).join(', ')} + SIS ${f.sisCpuS} s`,
+        );
+        return f;
+      } finally {
+        bar.stop();
+        for (const { c } of procs) await c.stop();
+      }
+    };
+
+    const reports: ScenarioReport[] = [];
+    for (const name of scenarios) {
+      const title = TITLES[name];
+      const pending = pendingScenario(name);
+      if (pending) {
+        log(`${title}: not yet measurable (${pending})`);
+        reports.push({ name, title, measurable: false, reason: pending, parts: [], ratios: {} });
+        continue;
+      }
+      let churn: ChurnSummary | undefined;
+      if (name === 'churn') {
+        churn = await sis.call<ChurnSummary>('churn', {
+          percent: opts.churnPercent,
+          seed: opts.seed + 1,
+        });
+      }
+      const snapshot = await sis.call<SnapshotFigures>('snapshot');
+      log(`${title}: ${snapshot.records.toLocaleString('en-US')} records`);
+      const common = { sis: access, pageSize: opts.pageSize, students: snapshot.students };
+      const parts: PartFigures[] = [];
+      const ours = await measureOurs(name, snapshot.records, {
+        ...common,
+        storeFile: files.ours,
+        redisUrl,
+        concurrency: opts.concurrency,
+        phase: `${name}: guardian-sync`,
+      });
+      parts.push(ours);
+      const active = (ours.details.active ?? {}) as Record<string, number>;
+      const correct =
+        ours.details.status === 'succeeded' &&
+        active.students === snapshot.expected.students &&
+        active.accounts === snapshot.expected.accounts &&
+        active.links === snapshot.expected.links;
+      if (!correct)
+        log(
+          `  WARNING: store differs from the ground truth: ${JSON.stringify({ status: ours.details.status, active, expected: snapshot.expected })}`,
+        );
+      if (opts.baseline) {
+        parts.push(
+          await measure(
+            'baseline',
+            snapshot.records,
+            './baseline.ts',
+            'sync',
+            { ...common, storeFile: files.baseline, phase: `${name}: naive baseline` },
+            ['--max-old-space-size=2048', ...opts.nodeArgs],
+          ),
+        );
+      }
+      if (opts.pullOnly && name === 'initial') {
+        parts.push(
+          await measure(
+            'pull',
+            snapshot.records,
+            './baseline.ts',
+            'pullOnly',
+            { ...common, phase: `${name}: SIS read only` },
+            ['--max-old-space-size=2048', ...opts.nodeArgs],
+          ),
+        );
+      }
+      if (opts.limit) {
+        parts.push(
+          await measure(
+            'limit',
+            snapshot.records,
+            './limit.ts',
+            'insert',
+            {
+              sourceFile: files.ours,
+              targetFile: join(work, 'limit.db'),
+              phase: `${name}: raw-insert limit`,
+            },
+            ['--max-old-space-size=6144', ...opts.nodeArgs],
+          ),
+        );
+      }
+      reports.push({
+        name,
+        title,
+        measurable: true,
+        snapshot,
+        ...(churn ? { churn } : {}),
+        parts,
+        ratios: ratiosOf(parts),
+        correct,
+      });
+    }
+
+    const report: BenchReport = {
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      machine: {
+        description: opts.machine,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+        platform: `${process.platform} ${process.arch}`,
+        loadAverageStart: loadStart,
+        loadAverageEnd: loadavg(),
+      },
+      options: {
+        students: opts.students,
+        seed: opts.seed,
+        pageSize: opts.pageSize,
+        concurrency: opts.concurrency,
+        workerProcs: opts.workerProcs,
+        nodeArgs: opts.nodeArgs.join(' '),
+        churnPercent: opts.churnPercent,
+        scenarios,
+        redis: privateRedis ? 'private redis-server' : redisUrl.replace(/\/\/[^@]*@/, '//'),
+      },
+      sis: {
+        schools: started.schools,
+        contacts: started.contacts,
+        generateS: Math.round(started.generateMs / 100) / 10,
+      },
+      scenarios: reports,
+      targets: checkTargets(opts.students, reports),
+    };
+    const base = join(opts.out, `bench-${opts.students}-${stamp}`);
+    writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+    writeFileSync(`${base}.md`, renderMarkdown(report));
+    const written = [`${base}.json`, `${base}.md`];
+    if (opts.reference) {
+      const ref = join(opts.out, `reference-${opts.reference}`);
+      writeReference(ref, opts.reference, report);
+      written.push(`${ref}.json`, `${ref}.md`);
+    }
+    return { report, files: written };
+  } finally {
+    bar.stop();
+    await sis.call('close').catch(() => undefined);
+    for (const c of children) await c.stop();
+    await sampler.close();
+    await privateRedis?.stop();
+    if (!opts.keep) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = new Command('bench')
+    .description('Benchmark guardian-sync against a naive baseline and the store limit')
+    .option('--students <n>', 'students in the synthetic district', positiveInt, 50000)
+    .addOption(
+      new Option(
+        '--scenario <names>',
+        `comma-separated scenarios (default all: ${SCENARIOS.join(', ')})`,
+      ).argParser(scenarioList),
+    )
+    .option('--seed <n>', 'generator seed', positiveInt, 42)
+    .option('--page-size <n>', 'students per page (the plugin maximum)', positiveInt, 1000)
+    .option('--concurrency <n>', 'apply-worker concurrency', positiveInt, 2)
+    .option(
+      '--churn-percent <p>',
+      'percent of students changed in the churn scenario',
+      parseFloat,
+      1,
+    )
+    .option('--no-baseline', 'skip the naive baseline')
+    .option('--no-limit', 'skip the raw-insert limit')
+    .option('--no-pull-only', 'skip timing the SIS read alone')
+    .option('--cpu-prof <dir>', 'write a V8 CPU profile of our worker process into <dir>')
+    .option('--redis-url <url>', 'use this Redis instead of a private redis-server')
+    .option(
+      '--node-args <flags>',
+      'node flags of every measured process',
+      '--max-semi-space-size=64',
+    )
+    .addOption(
+      new Option('--worker-procs <n>', 'worker processes: 1 (all queues) or 2 (pull | apply)')
+        .choices(['1', '2'])
+        .default('2'),
+    )
+    .option('--out <dir>', 'results folder', join(here, 'results'))
+    .option('--reference <machine>', 'also merge into bench/results/reference-<machine>.{json,md}')
+    .option('--keep', 'keep the SQLite files under data/bench/', false)
+    .option('--machine <text>', 'machine description for the report', machineDescription());
+  program.parse(argv);
+  const o = program.opts<{
+    students: number;
+    scenario?: ScenarioName[];
+    seed: number;
+    pageSize: number;
+    concurrency: number;
+    churnPercent: number;
+    baseline: boolean;
+    limit: boolean;
+    pullOnly: boolean;
+    cpuProf?: string;
+    redisUrl?: string;
+    nodeArgs: string;
+    workerProcs: '1' | '2';
+    out: string;
+    reference?: string;
+    keep: boolean;
+    machine: string;
+  }>();
+  if (o.cpuProf) mkdirSync(o.cpuProf, { recursive: true });
+  const { report, files } = await runBench({
+    students: o.students,
+    scenarios: o.scenario ?? [],
+    seed: o.seed,
+    pageSize: o.pageSize,
+    concurrency: o.concurrency,
+    churnPercent: o.churnPercent,
+    baseline: o.baseline,
+    limit: o.limit,
+    pullOnly: o.pullOnly,
+    cpuProf: o.cpuProf ? resolve(o.cpuProf) : undefined,
+    redisUrl: o.redisUrl,
+    nodeArgs: o.nodeArgs.split(' ').filter(Boolean),
+    workerProcs: o.workerProcs === '1' ? 1 : 2,
+    out: resolve(o.out),
+    reference: o.reference,
+    keep: o.keep,
+    progress: true,
+    machine: o.machine,
+  });
+  process.stdout.write(`\n${renderMarkdown(report)}\n`);
+  process.stdout.write(`written: ${files.join(', ')}\n`);
+  process.stdout.write(`free memory now ${(freemem() / 2 ** 30).toFixed(1)} GiB\n`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv).catch((err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  });
+}

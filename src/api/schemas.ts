@@ -1,0 +1,180 @@
+/**
+ * zod schemas of the API's request parameters and responses. They validate input, shape
+ * output (unknown keys are stripped, so nothing internal leaks) and generate the OpenAPI
+ * document (`/docs/json`). Schemas with `.meta({ id })` become named OpenAPI components.
+ */
+import { z } from 'zod';
+import type { DistrictConfig } from '../config/district.js';
+import type { SyncRun } from '../models/types.js';
+import { syncModeAt, describeSyncMode } from '../reconcile/freeze.js';
+
+export const DistrictIdParams = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a district id'),
+});
+export const RunIdParams = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a run id'),
+});
+
+export const RunCounts = z
+  .record(z.string(), z.record(z.string(), z.number()))
+  .describe('entity → action → number, e.g. {"student":{"create":10}}');
+
+/** A string, not an enum: a status added later must not make run lists fail to serialize. */
+export const RunStatus = z
+  .string()
+  .describe('queued, running, succeeded, failed, needs-approval or discarded');
+
+export const RunSummary = z
+  .object({
+    id: z.string(),
+    districtId: z.string(),
+    connector: z.string(),
+    status: RunStatus,
+    dryRun: z.boolean(),
+    trigger: z.string().describe('schedule, api, cli, …'),
+    createdAt: z.string(),
+    startedAt: z.string().optional(),
+    finishedAt: z.string().optional(),
+    counts: RunCounts,
+    rejectCount: z.number().int(),
+    timings: z.record(z.string(), z.number()).describe('milliseconds per phase'),
+    error: z.string().optional(),
+    held: z
+      .object({ students: z.number(), parents: z.number(), links: z.number() })
+      .optional()
+      .describe('numbers of deactivations held by the deletion safeguard'),
+  })
+  .meta({ id: 'RunSummary' });
+export type RunSummary = z.infer<typeof RunSummary>;
+
+export const RunDetail = RunSummary.extend({
+  heldDeactivations: z
+    .object({
+      studentSourcedIds: z.array(z.string()),
+      parentIds: z.array(z.string()),
+      links: z.array(z.object({ parentId: z.string(), studentSourcedId: z.string() })),
+    })
+    .optional()
+    .describe('what approving this run deactivates'),
+}).meta({ id: 'RunDetail' });
+export type RunDetail = z.infer<typeof RunDetail>;
+
+/** A run as the API shows it in lists. */
+export function runSummary(run: SyncRun): RunSummary {
+  return {
+    id: run.id,
+    districtId: run.districtId,
+    connector: run.connector,
+    status: run.status,
+    dryRun: run.dryRun,
+    trigger: run.trigger,
+    createdAt: run.createdAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    counts: run.counts,
+    rejectCount: run.rejectCount,
+    timings: run.timings,
+    error: run.error,
+    held: run.held && {
+      students: run.held.studentSourcedIds.length,
+      parents: run.held.parentIds.length,
+      links: run.held.links.length,
+    },
+  };
+}
+
+/** A run with the deactivations it holds. */
+export function runDetail(run: SyncRun): RunDetail {
+  return { ...runSummary(run), heldDeactivations: run.held };
+}
+
+export const RejectItem = z
+  .object({
+    entity: z.string(),
+    recordId: z.string().describe('SIS record id or file row'),
+    reason: z.string(),
+  })
+  .meta({ id: 'Reject' });
+
+export const DistrictSummary = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    connector: z.object({
+      kind: z.string(),
+      baseUrl: z.string().optional().describe('without credentials'),
+    }),
+    schedule: z
+      .object({
+        cron: z.string(),
+        timezone: z.string(),
+        installed: z.boolean().describe('a worker has installed the job scheduler'),
+        nextRunAt: z.string().nullable().describe('next scheduled run (ISO 8601)'),
+      })
+      .nullable(),
+    policies: z.object({
+      deletionThresholdPercent: z.number(),
+      parentRole: z.string(),
+      addOnly: z.boolean(),
+      freezeWindows: z.array(
+        z.object({
+          from: z.string(),
+          to: z.string(),
+          mode: z.string(),
+          reason: z.string().optional(),
+        }),
+      ),
+    }),
+    syncMode: z.string().describe('normal, add-only or no-sync now, with the reason'),
+  })
+  .meta({ id: 'DistrictSummary' });
+export type DistrictSummary = z.infer<typeof DistrictSummary>;
+
+export const DistrictDetail = DistrictSummary.extend({
+  lastRun: RunSummary.nullable(),
+  activeRun: RunSummary.nullable(),
+}).meta({ id: 'DistrictDetail' });
+
+/** `url` without user info (a base URL could carry credentials). */
+function withoutCredentials(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The public part of a district's configuration (no secrets, no variable names). */
+export function districtSummary(
+  d: DistrictConfig,
+  scheduler: { installed: boolean; next?: number | undefined },
+  now = new Date(),
+): DistrictSummary {
+  const conn = d.connector as { kind: string; baseUrl?: unknown };
+  return {
+    id: d.id,
+    name: d.name,
+    connector: {
+      kind: conn.kind,
+      baseUrl: typeof conn.baseUrl === 'string' ? withoutCredentials(conn.baseUrl) : undefined,
+    },
+    schedule: d.schedule
+      ? {
+          cron: d.schedule.cron,
+          timezone: d.schedule.timezone,
+          installed: scheduler.installed,
+          nextRunAt: scheduler.next !== undefined ? new Date(scheduler.next).toISOString() : null,
+        }
+      : null,
+    policies: {
+      deletionThresholdPercent: d.policies.deletionThresholdPercent,
+      parentRole: d.policies.parentRole,
+      addOnly: d.policies.addOnly,
+      freezeWindows: d.policies.freezeWindows,
+    },
+    syncMode: describeSyncMode(syncModeAt(d, now)),
+  };
+}

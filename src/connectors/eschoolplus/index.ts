@@ -1,0 +1,547 @@
+/**
+ * The eSchoolPLUS connector (sis-reference §6): reads the files a district's Download
+ * Definitions write — REG (students), REG_BUILDING, REG_CONTACT, REG_CONTACT_PHONE and,
+ * when the definition has it, REG_STU_CONTACT — from a local folder or an SFTP drop.
+ *
+ * Files are decoded as Windows-1252 unless configured otherwise, split on the definition's
+ * delimiter, and rows broken by raw line breaks or delimiters are rejoined (see
+ * `records.ts`); rows that cannot be repaired are rejects with their line numbers. Every file
+ * is present and every header matches the definition before anything is read, so a bad file
+ * set fails the pull and changes nothing.
+ *
+ * Links: by default (`links: "none"`) parent accounts come from the guardian contacts and no
+ * links are made (`capabilities.guardianLinks: false`; the access-code fallback gives each
+ * student a code). With `links: "student-contact"`, the `G` rows of REG_STU_CONTACT that pass
+ * the district's policy become links.
+ */
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { ESchoolPlusConnectorConfig } from '../../config/eschoolplus.js';
+import { SisPayloadError } from '../../errors.js';
+import type {
+  Guardian,
+  Relationship,
+  RosterChunk,
+  School,
+  Student,
+} from '../../mapping/canonical.js';
+import {
+  judgeJoinedContact,
+  judgeStudentContact,
+  mapESchoolBuilding,
+  mapESchoolGuardian,
+  mapESchoolRelationship,
+  mapESchoolStudent,
+  preferredPhones,
+  type ESchoolContact,
+} from '../../mapping/eschoolplus.js';
+import type { Reject } from '../../models/types.js';
+import { formatZodIssues } from '../powerschool/payloads.js';
+import type { ConnectorCapabilities, PullContext, PullStats, SisConnector } from '../types.js';
+import {
+  EsBuildingRow,
+  EsContactPhoneRow,
+  EsContactRow,
+  EsStudentContactRow,
+  EsStudentRow,
+  REQUIRED_COLUMNS,
+  TABLE_OF,
+  type ESchoolFileKind,
+} from './definitions.js';
+import {
+  openFolderFileSet,
+  openSftpFileSet,
+  type FileSet,
+  type ResolvedFile,
+  type SftpSecrets,
+} from './files.js';
+import { fileLines, readHeader, RecordAssembler } from './records.js';
+
+/** Code-level options: resolved SFTP secrets (when the source is SFTP) and the logger. */
+export interface ESchoolPlusConnectorOptions {
+  logger: Logger;
+  sftp?: SftpSecrets | undefined;
+}
+
+/** Figures of the last pull (rows read, repaired and rejected; contact-type outcomes). */
+export interface ESchoolPullFigures {
+  /** Records read per file name. */
+  records: Record<string, number>;
+  /** Records rejoined from several physical lines. */
+  rejoinedLineBreaks: number;
+  /** Records whose extra delimiters went into the free-text column. */
+  foldedDelimiters: number;
+  /** Physical-line rejects (rows that could not be repaired). */
+  unrepairable: number;
+  /** Rows lost per file (unrepairable, or not matching the row schema). */
+  lostRows: Partial<Record<ESchoolFileKind, number>>;
+  /** REG_STU_CONTACT / joined types: guardian rows used, address rows (P/M), other contacts (C/O), parked duplicates, rows failing the policy. */
+  guardianRows: number;
+  addressRows: number;
+  otherContactRows: number;
+  parkedRows: number;
+  policyRows: number;
+}
+
+export interface ESchoolPullStats extends PullStats {
+  figures: ESchoolPullFigures;
+}
+
+function emptyFigures(): ESchoolPullFigures {
+  return {
+    records: {},
+    rejoinedLineBreaks: 0,
+    foldedDelimiters: 0,
+    unrepairable: 0,
+    lostRows: {},
+    guardianRows: 0,
+    addressRows: 0,
+    otherContactRows: 0,
+    parkedRows: 0,
+    policyRows: 0,
+  };
+}
+
+const ENTITY_OF: Record<ESchoolFileKind, Reject['entity']> = {
+  students: 'student',
+  buildings: 'school',
+  contacts: 'guardian',
+  contactPhones: 'guardian',
+  studentContacts: 'relationship',
+};
+
+const byNumericId = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+
+/** The validated layout of one file: its data columns and the free-text column index. */
+interface Layout {
+  file: ResolvedFile;
+  columns: string[];
+  freeTextIndex?: number | undefined;
+}
+
+/** `SisConnector` for eSchoolPLUS download-definition files. */
+export class ESchoolPlusConnector implements SisConnector {
+  readonly kind = 'eschoolplus' as const;
+  readonly capabilities: ConnectorCapabilities;
+  private readonly logger: Logger;
+  private prepared: { set: FileSet; layouts: Map<ESchoolFileKind, Layout> } | undefined;
+  private figures: ESchoolPullFigures = emptyFigures();
+
+  constructor(
+    private readonly config: ESchoolPlusConnectorConfig,
+    options: ESchoolPlusConnectorOptions,
+  ) {
+    this.logger = options.logger;
+    this.sftp = options.sftp;
+    this.capabilities = {
+      guardianLinks:
+        config.links === 'student-contact' && config.files.studentContacts !== undefined,
+      enrollments: false,
+      delta: false,
+    };
+  }
+
+  private readonly sftp: SftpSecrets | undefined;
+
+  /** Pick up the file set and check every header. Throws `SisPayloadError` naming the file and column. */
+  async checkConnection(): Promise<void> {
+    const p = await this.prepare();
+    this.prepared = undefined;
+    await p.set.dispose();
+  }
+
+  /**
+   * Pick up the file set and validate every file's header against the definition (so a bad
+   * set fails before anything is written), then read REG_BUILDING. A building without a
+   * name is a reject.
+   */
+  async readSchools(ctx: PullContext): Promise<School[]> {
+    this.figures = emptyFigures();
+    if (this.prepared) await this.prepared.set.dispose();
+    this.prepared = undefined;
+    const p = await this.prepare();
+    this.prepared = p;
+    const schools: School[] = [];
+    const seen = new Set<string>();
+    try {
+      for await (const { row, where } of this.rows(ctx, p, 'buildings', EsBuildingRow)) {
+        if (seen.has(row.BUILDING)) continue;
+        seen.add(row.BUILDING);
+        const m = mapESchoolBuilding(row, where);
+        if (m.ok) schools.push(m.school);
+        else ctx.reject(m.reject);
+      }
+    } catch (err) {
+      this.prepared = undefined;
+      await p.set.dispose();
+      throw err;
+    }
+    return schools;
+  }
+
+  /**
+   * Stream the roster (see the module header). Throws `SisPayloadError` when a file is
+   * missing or a header does not match the definition (before the first chunk), and for
+   * I/O errors reading a file.
+   */
+  async *readRoster(ctx: PullContext): AsyncGenerator<RosterChunk> {
+    if (!this.prepared) ctx.signal.throwIfAborted();
+    const p = this.prepared ?? (await this.prepare());
+    this.prepared = undefined;
+    try {
+      ctx.signal.throwIfAborted();
+      yield* this.roster(ctx, p);
+    } finally {
+      await p.set.dispose();
+    }
+  }
+
+  /**
+   * Figures of the last pull. `snapshot` is `delta` (adds and updates only: nothing is
+   * deactivated for absence, invariant 4) when rows of REG, REG_CONTACT or REG_STU_CONTACT
+   * were lost (unrepairable or invalid): the file set is then incomplete.
+   */
+  stats(): ESchoolPullStats {
+    const lost = this.figures.lostRows;
+    const partial = (lost.students ?? 0) + (lost.contacts ?? 0) + (lost.studentContacts ?? 0) > 0;
+    return {
+      httpRequests: 0,
+      httpByStatus: {},
+      snapshot: partial ? 'delta' : 'full',
+      figures: { ...this.figures, records: { ...this.figures.records }, lostRows: { ...lost } },
+    };
+  }
+
+  // ---- file set ---------------------------------------------------------------------------
+
+  private async prepare(): Promise<{ set: FileSet; layouts: Map<ESchoolFileKind, Layout> }> {
+    const src = this.config.source;
+    let set: FileSet;
+    if (src.type === 'folder') set = await openFolderFileSet(this.config, src.path);
+    else {
+      if (!this.sftp) throw new Error('eSchoolPLUS SFTP source without resolved credentials');
+      set = await openSftpFileSet(this.config, this.sftp, this.logger);
+    }
+    try {
+      const layouts = new Map<ESchoolFileKind, Layout>();
+      for (const file of set.files.values()) layouts.set(file.kind, await this.layout(set, file));
+      return { set, layouts };
+    } catch (err) {
+      await set.dispose();
+      throw err;
+    }
+  }
+
+  /** The file's columns (header or definition), checked against the definition. */
+  private async layout(set: FileSet, file: ResolvedFile): Promise<Layout> {
+    const def = this.config.files[file.kind];
+    const { delimiter, encoding, headerRow, endOfRecordMarker } = this.config.format;
+    const table = TABLE_OF[file.kind];
+    const fail = (what: string) =>
+      new SisPayloadError(
+        `eSchoolPLUS file set (${set.origin}): ${file.name} (${table}): ${what}; nothing was changed`,
+      );
+    let columns: string[];
+    if (headerRow) {
+      const header = await readHeader(file.path, encoding, delimiter);
+      if (header.length === 0) throw fail('the file is empty (no header row)');
+      columns = endOfRecordMarker !== null ? header.slice(0, -1) : header;
+      if (def?.columns) {
+        const n = Math.max(def.columns.length, columns.length);
+        for (let i = 0; i < n; i++) {
+          if (columns[i] !== def.columns[i])
+            throw fail(
+              `header column ${i + 1} is "${columns[i] ?? '(none)'}", the definition says "${def.columns[i] ?? '(none)'}"`,
+            );
+        }
+      }
+    } else {
+      columns = [...(def?.columns ?? [])];
+    }
+    const seen = new Set<string>();
+    for (const c of columns) {
+      if (seen.has(c)) throw fail(`column ${c} appears twice in the header`);
+      seen.add(c);
+    }
+    const required = [...REQUIRED_COLUMNS[file.kind]];
+    if (file.kind === 'contacts' && !this.config.files.studentContacts) {
+      // Without REG_STU_CONTACT the contact type must be joined into REG_CONTACT (§6.4).
+      required.push('CONTACT_TYPE');
+    }
+    for (const c of required) {
+      if (!seen.has(c)) {
+        const hint =
+          file.kind === 'contacts' && c === 'CONTACT_TYPE'
+            ? ' (without REG_STU_CONTACT the definition must join CONTACT_TYPE into REG_CONTACT: guardians cannot be told from emergency contacts and addresses otherwise)'
+            : '';
+        throw fail(`column ${c} is missing from the ${headerRow ? 'header' : 'definition'}${hint}`);
+      }
+    }
+    const free = def?.freeTextColumn ?? (file.kind === 'studentContacts' ? 'COMMENTS' : undefined);
+    const freeTextIndex = free === undefined ? undefined : columns.indexOf(free);
+    if (def?.freeTextColumn && freeTextIndex === -1)
+      throw fail(`the free-text column ${def.freeTextColumn} is not in the file`);
+    return {
+      file,
+      columns,
+      freeTextIndex: freeTextIndex === undefined || freeTextIndex < 0 ? undefined : freeTextIndex,
+    };
+  }
+
+  /**
+   * Rows of one file parsed with `schema`. Physical lines that form no record and records
+   * that fail the schema are rejects naming the file and line numbers. Calls `onReject` for
+   * each (the caller may mark data incomplete).
+   */
+  private async *rows<S extends z.ZodType>(
+    ctx: PullContext,
+    p: { layouts: Map<ESchoolFileKind, Layout> },
+    kind: ESchoolFileKind,
+    schema: S,
+    onReject?: () => void,
+  ): AsyncGenerator<{ row: z.output<S>; where: string }> {
+    const layout = p.layouts.get(kind);
+    if (!layout) return;
+    const { delimiter, encoding, headerRow, endOfRecordMarker } = this.config.format;
+    const name = layout.file.name;
+    const entity = ENTITY_OF[kind];
+    const assembler = new RecordAssembler({
+      columns: layout.columns.length,
+      delimiter,
+      marker: endOfRecordMarker,
+      freeTextIndex: layout.freeTextIndex,
+    });
+    const f = this.figures;
+    f.records[name] = 0;
+    const lines = (a: number, b: number) => (a === b ? `line ${a}` : `lines ${a}-${b}`);
+    const handle = function* (
+      out: ReturnType<RecordAssembler['push']>,
+    ): Generator<{ row: z.output<S>; where: string }> {
+      for (const r of out.rejects) {
+        f.unrepairable++;
+        f.lostRows[kind] = (f.lostRows[kind] ?? 0) + 1;
+        onReject?.();
+        ctx.reject({
+          entity,
+          recordId: `${name} ${lines(r.firstLine, r.lastLine)}`,
+          reason: `unrepairable row: ${r.reason}`,
+        });
+      }
+      for (const rec of out.records) {
+        const obj: Record<string, string> = {};
+        layout.columns.forEach((c, i) => {
+          obj[c] = rec.values[i] ?? '';
+        });
+        const where = `${name} ${lines(rec.firstLine, rec.lastLine)}`;
+        const parsed = schema.safeParse(obj);
+        if (!parsed.success) {
+          f.lostRows[kind] = (f.lostRows[kind] ?? 0) + 1;
+          onReject?.();
+          ctx.reject({ entity, recordId: where, reason: formatZodIssues(parsed.error) });
+          continue;
+        }
+        f.records[name] = (f.records[name] ?? 0) + 1;
+        if (rec.lastLine > rec.firstLine) f.rejoinedLineBreaks++;
+        if (rec.foldedDelimiters) f.foldedDelimiters++;
+        yield { row: parsed.data, where };
+      }
+    };
+    for await (const [text, no] of fileLines(layout.file.path, encoding)) {
+      if (no % 1000 === 0) ctx.signal.throwIfAborted(); // shutdown
+      if (headerRow && no === 1) continue;
+      yield* handle(assembler.push(text, no));
+    }
+    yield* handle(assembler.end());
+  }
+
+  // ---- roster -----------------------------------------------------------------------------
+
+  private async *roster(
+    ctx: PullContext,
+    p: { set: FileSet; layouts: Map<ESchoolFileKind, Layout> },
+  ): AsyncGenerator<RosterChunk> {
+    const cfg = this.config;
+    const f = this.figures;
+    const withLinks = this.capabilities.guardianLinks;
+
+    // Students first: links and accounts are made for students on the roster only.
+    const students: Student[] = [];
+    const seen = new Set<string>();
+    for await (const { row, where } of this.rows(ctx, p, 'students', EsStudentRow)) {
+      if (seen.has(row.STUDENT_ID)) {
+        ctx.reject({
+          entity: 'student',
+          recordId: where,
+          reason: `STUDENT_ID ${row.STUDENT_ID} appears twice; the first row is used`,
+        });
+        continue;
+      }
+      seen.add(row.STUDENT_ID);
+      const m = mapESchoolStudent(row, cfg.activeStatuses, where);
+      if (m === undefined) continue;
+      if (!m.ok) ctx.reject(m.reject);
+      else students.push(m.student);
+    }
+    seen.clear();
+    students.sort((a, b) => byNumericId(a.sourcedId, b.sourcedId));
+    const onRoster = new Set(students.map(s => s.sourcedId));
+
+    // Phones and people.
+    const phoneRows = [];
+    for await (const { row } of this.rows(ctx, p, 'contactPhones', EsContactPhoneRow))
+      phoneRows.push(row);
+    const phones = preferredPhones(phoneRows);
+    phoneRows.length = 0;
+    const contacts = new Map<string, ESchoolContact>();
+    for await (const { row, where } of this.rows(ctx, p, 'contacts', EsContactRow)) {
+      let c = contacts.get(row.CONTACT_ID);
+      if (!c) {
+        c = { row, types: [], where };
+        contacts.set(row.CONTACT_ID, c);
+      }
+      if (row.CONTACT_TYPE)
+        c.types.push({ type: row.CONTACT_TYPE, priority: row.CONTACT_PRIORITY });
+    }
+
+    // Who is a guardian (and, in link mode, of whom).
+    const qualifying = new Map<string, (string | undefined)[]>(); // contact → relationship texts
+    const linksOf = new Map<string, Relationship[]>(); // student → links
+    const incompleteStudents = new Set<string>();
+    let linksIncomplete = false;
+    if (p.layouts.has('studentContacts')) {
+      const markIncomplete = () => {
+        linksIncomplete = true;
+      };
+      for await (const { row, where } of this.rows(
+        ctx,
+        p,
+        'studentContacts',
+        EsStudentContactRow,
+        markIncomplete,
+      )) {
+        if (!onRoster.has(row.STUDENT_ID)) continue; // an inactive (or rejected) student's contacts
+        const v = judgeStudentContact(row, cfg.contacts);
+        if (!v.use) {
+          if (v.kind === 'address') f.addressRows++;
+          else if (v.kind === 'not-guardian') f.otherContactRows++;
+          else if (v.kind === 'policy') f.policyRows++;
+          else if ('reason' in v) {
+            if (v.kind === 'parked') f.parkedRows++;
+            else incompleteStudents.add(row.STUDENT_ID);
+            ctx.reject({
+              entity: 'relationship',
+              recordId: `${row.CONTACT_ID}->${row.STUDENT_ID} (${where})`,
+              reason: v.reason,
+            });
+          }
+          continue;
+        }
+        if (!contacts.has(row.CONTACT_ID)) {
+          incompleteStudents.add(row.STUDENT_ID);
+          ctx.reject({
+            entity: 'relationship',
+            recordId: `${row.CONTACT_ID}->${row.STUDENT_ID} (${where})`,
+            reason: `CONTACT_ID ${row.CONTACT_ID} is not in ${p.layouts.get('contacts')?.file.name ?? 'REG_CONTACT'} (its row is missing or was rejected)`,
+          });
+          continue;
+        }
+        f.guardianRows++;
+        const rel = mapESchoolRelationship(row, cfg.relationCodes);
+        const texts = qualifying.get(row.CONTACT_ID) ?? [];
+        texts.push(rel.relationship);
+        qualifying.set(row.CONTACT_ID, texts);
+        if (withLinks) {
+          const list = linksOf.get(row.STUDENT_ID) ?? [];
+          if (!list.some(l => l.guardianSourcedId === rel.guardianSourcedId)) list.push(rel);
+          linksOf.set(row.STUDENT_ID, list);
+        }
+      }
+    } else {
+      for (const c of contacts.values()) {
+        for (const t of c.types) {
+          const type = t.type.toUpperCase();
+          if (type === 'P' || type === 'M') f.addressRows++;
+          else if (type === 'C' || type === 'O') f.otherContactRows++;
+          else if (
+            type === 'G' &&
+            cfg.contacts.parkedPriority !== null &&
+            t.priority === cfg.contacts.parkedPriority
+          )
+            f.parkedRows++;
+          else if (type === 'G') f.guardianRows++;
+        }
+        const j = judgeJoinedContact(c, cfg.contacts.parkedPriority);
+        if (j.reject) ctx.reject(j.reject);
+        if (j.guardian) qualifying.set(c.row.CONTACT_ID, []);
+      }
+    }
+
+    // Guardians.
+    const guardians = new Map<string, Guardian>();
+    for (const [id, texts] of [...qualifying].sort((a, b) => byNumericId(a[0], b[0]))) {
+      const c = contacts.get(id);
+      if (!c) continue;
+      const m = mapESchoolGuardian(c, phones.get(id), texts);
+      if (!m.ok) {
+        ctx.reject(m.reject);
+        for (const [student, list] of linksOf)
+          if (list.some(l => l.guardianSourcedId === id)) incompleteStudents.add(student);
+        continue;
+      }
+      if (m.emailReject) ctx.reject(m.emailReject);
+      guardians.set(id, m.guardian);
+    }
+    contacts.clear();
+
+    ctx.logger.info(
+      { students: students.length, guardians: guardians.size, links: withLinks, figures: f },
+      'eSchoolPLUS files read',
+    );
+    if (this.stats().snapshot === 'delta')
+      ctx.logger.warn(
+        { lostRows: f.lostRows },
+        'eSchoolPLUS file set incomplete (rows lost, see rejects): this run adds and updates but deactivates nothing',
+      );
+
+    const size = cfg.pageSize;
+    for (let i = 0; i < students.length; i += size) {
+      const page = students.slice(i, i + size);
+      if (!withLinks) {
+        yield { students: page, guardians: [], relationships: [], relationshipsSupplied: false };
+        continue;
+      }
+      const relationships: Relationship[] = [];
+      const ids = new Set<string>();
+      let complete = !linksIncomplete;
+      for (const s of page) {
+        if (incompleteStudents.has(s.sourcedId)) complete = false;
+        for (const r of linksOf.get(s.sourcedId) ?? []) {
+          if (!guardians.has(r.guardianSourcedId)) continue;
+          relationships.push(r);
+          ids.add(r.guardianSourcedId);
+        }
+      }
+      const chunkGuardians = [...ids].sort(byNumericId).flatMap(id => {
+        const g = guardians.get(id);
+        return g ? [g] : [];
+      });
+      yield {
+        students: page,
+        guardians: chunkGuardians,
+        relationships,
+        relationshipsSupplied: complete,
+      };
+    }
+    if (!withLinks) {
+      // Link-less: parent accounts in chunks of their own (no student, no relationship).
+      const all = [...guardians.values()];
+      for (let i = 0; i < all.length; i += size)
+        yield {
+          students: [],
+          guardians: all.slice(i, i + size),
+          relationships: [],
+          relationshipsSupplied: false,
+        };
+    }
+  }
+}

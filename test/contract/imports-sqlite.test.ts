@@ -1,0 +1,57 @@
+/** The imports repository contract on SQLite (a temp file and `:memory:`). */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
+import type { RosterStore } from '../../src/models/types.js';
+import { runImportRepositoryContract } from './imports-repository.contract.js';
+
+const dirs = new Map<RosterStore, string>();
+
+runImportRepositoryContract(
+  'sqlite (temp file)',
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gs-imports-'));
+    const store = new SqliteRosterStore(join(dir, 'store.db'));
+    await store.init();
+    dirs.set(store, dir);
+    return store;
+  },
+  async store => {
+    await store.close();
+    const dir = dirs.get(store);
+    dirs.delete(store);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  },
+);
+
+runImportRepositoryContract(
+  'sqlite (:memory:)',
+  async () => {
+    const store = new SqliteRosterStore(':memory:');
+    await store.init();
+    return store;
+  },
+  store => store.close(),
+);
+
+describe('SqliteImportRepository specifics', () => {
+  it('resolves student Unique IDs through its index (no scan of the district)', async () => {
+    const store = new SqliteRosterStore(':memory:');
+    await store.init();
+    const { importRepository } = await import('../../src/models/imports/index.js');
+    await importRepository(store);
+    const h = store.handle();
+    if (h.kind !== 'sqlite') throw new Error('expected sqlite');
+    const plan = h.db
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT s.sourced_id FROM json_each(?) AS k CROSS JOIN students AS s
+         ON s.district_id = ? AND s.unique_id = k.value`,
+      )
+      .all('["S1"]', 'd') as { detail: string }[];
+    expect(plan.map(p => p.detail).join('\n')).toMatch(
+      /USING (COVERING )?INDEX imports_students_unique_id/,
+    );
+    await store.close();
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * `guardian-sync codes …` as a user runs it (a child process through tsx), against the
+ * SQLite store a real sync filled (fake PowerSchool, BullMQ on real Redis).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { startHarness, type Harness } from '../helpers/harness.js';
+
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      cwd: process.cwd(),
+    });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', code => resolve({ code, stderr, stdout }));
+  });
+}
+
+describe('guardian-sync codes (CLI)', () => {
+  let h: Harness;
+  let dir: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      students: 60,
+      seed: 47,
+      district: { accessCodes: { enabled: true } },
+    });
+    const { run } = await h.sync();
+    expect(run.status).toBe('succeeded');
+    dir = mkdtempSync(join(tmpdir(), 'gsync-codes-cli-'));
+    const district = h.ctx.district(h.districtId);
+    writeFileSync(
+      join(dir, 'test-district.json'),
+      JSON.stringify({
+        id: district.id,
+        name: district.name,
+        connector: {
+          kind: 'powerschool',
+          baseUrl: h.fake.url,
+          clientIdEnv: 'PS_ID',
+          clientSecretEnv: 'PS_SECRET',
+        },
+        accessCodes: { enabled: true },
+      }),
+    );
+    env = {
+      DISTRICTS_DIR: dir,
+      STORE_URL: h.ctx.env.storeUrl,
+      REDIS_URL: h.ctx.env.REDIS_URL,
+      QUEUE_PREFIX: h.ctx.prefix,
+      LOG_LEVEL: 'silent',
+      PS_ID: h.fake.clientId,
+      PS_SECRET: h.fake.clientSecret,
+    };
+  });
+  afterAll(async () => {
+    await h?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('settings, export to a file, reset one student, show their codes', async () => {
+    const s = await runCli(
+      ['codes', 'settings', h.districtId, '--issue-to', 'all', '--actor', 'cli:test'],
+      env,
+    );
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/issueTo\s+all\s+\(override by cli:test\)/);
+
+    const issue = await runCli(['codes', 'issue', h.districtId], env);
+    expect(issue.code).toBe(0);
+    const active = (await h.store.getStudents(h.districtId)).filter(x => x.status === 'active');
+    expect(issue.stdout).toContain(`active code(s) in ${h.districtId}`);
+    expect(issue.stdout).toMatch(new RegExp(`; ${active.length} active code`));
+
+    const out = join(dir, 'codes.csv');
+    const e = await runCli(['codes', 'export', h.districtId, '-o', out], env);
+    expect(e.code).toBe(0);
+    const bytes = readFileSync(out);
+    expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    const rows: string[][] = parse(bytes.subarray(3).toString('utf8'));
+    expect(rows.length - 1).toBe(active.length);
+    const first = rows[1] ?? [];
+
+    const r = await runCli(
+      ['codes', 'reset', h.districtId, '--student', first[0] ?? '', '--student', 'nobody'],
+      env,
+    );
+    expect(r.code).toBe(1); // one student not found
+    expect(r.stdout).toMatch(/\(list\) by cli:.*2 requested, 1 revoked, 1 issued/);
+    expect(r.stdout).toContain('not found: nobody');
+    const newCode = /\t([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/.exec(r.stdout)?.[1];
+    expect(newCode).toBeDefined();
+    expect(newCode).not.toBe(first[5]);
+
+    const show = await runCli(['codes', 'show', h.districtId, first[0] ?? ''], env);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain(`${newCode}  active`);
+    expect(show.stdout).toContain(`${first[5]}  revoked`);
+
+    const all = await runCli(['codes', 'reset', h.districtId, '--all'], env);
+    expect(all.code).toBe(2); // refuses without --yes
+    expect(all.stderr).toContain('--yes');
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * Smoke test of the benchmark harness (`npm run bench`): a tiny district through every part
+ * (guardian-sync in two worker processes, the naive baseline, the SIS read alone, the
+ * raw-insert limit), checking the report's structure and invariant 1 (a no-change resync
+ * writes nothing). No timing is asserted: figures depend on the machine.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runBench } from '../../bench/run.js';
+import type { BenchReport } from '../../bench/report.js';
+
+describe('bench harness (300 students)', () => {
+  let out: string;
+  let report: BenchReport;
+  let files: string[];
+
+  beforeAll(async () => {
+    out = mkdtempSync(join(tmpdir(), 'gsync-bench-test-'));
+    ({ report, files } = await runBench({
+      students: 300,
+      scenarios: ['nochange'],
+      seed: 7,
+      pageSize: 100,
+      concurrency: 2,
+      churnPercent: 1,
+      baseline: true,
+      limit: true,
+      pullOnly: true,
+      nodeArgs: [],
+      workerProcs: 2,
+      redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      out,
+      keep: false,
+      progress: false,
+      machine: 'jest',
+    }));
+  }, 120000);
+
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('runs the initial sync before the resync and measures every part', () => {
+    expect(report.scenarios.map(s => s.name)).toEqual(['initial', 'nochange']);
+    const initial = report.scenarios[0];
+    expect(initial?.parts.map(p => p.part)).toEqual(['ours', 'baseline', 'pull', 'limit']);
+    const nochange = report.scenarios[1];
+    expect(nochange?.parts.map(p => p.part)).toEqual(['ours', 'baseline', 'limit']);
+    for (const s of report.scenarios) {
+      expect(s.measurable).toBe(true);
+      expect(s.correct).toBe(true);
+      expect(s.snapshot?.students).toBe(300);
+      expect(s.ratios.oursOverBaseline).toBeGreaterThan(0);
+      expect(s.ratios.oursOverLimit).toBeGreaterThan(0);
+      for (const p of s.parts) {
+        expect(p.wallS).toBeGreaterThan(0);
+        expect(p.peakRssMiB).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('writes every roster row on the initial sync and nothing on the no-change resync', () => {
+    const [initial, nochange] = report.scenarios;
+    const ours = (s: typeof initial) => s?.parts.find(p => p.part === 'ours');
+    const snapshot = initial?.snapshot;
+    expect(snapshot).toBeDefined();
+    // students + accounts + their sources + links, at least one row each
+    expect(ours(initial)?.writes).toBeGreaterThanOrEqual(
+      (snapshot?.expected.students ?? 0) +
+        (snapshot?.expected.accounts ?? 0) +
+        (snapshot?.expected.links ?? 0),
+    );
+    expect(ours(nochange)?.writes).toBe(0);
+    // the naive baseline writes every record again; the limit writes the final rows
+    expect(nochange?.parts.find(p => p.part === 'baseline')?.writes).toBeGreaterThan(0);
+    expect(nochange?.parts.find(p => p.part === 'limit')?.writes).toBe(ours(initial)?.writes);
+    // every part that reads the SIS made requests; the limit made none
+    for (const p of initial?.parts ?? [])
+      if (p.part === 'limit') expect(p.sisRequests).toBe(0);
+      else expect(p.sisRequests).toBeGreaterThan(0);
+    const target = report.targets.find(t => t.target.includes('writes exactly 0'));
+    expect(target?.met).toBe(true);
+  });
+
+  it('writes the JSON and Markdown results', () => {
+    expect(files).toHaveLength(2);
+    const json = JSON.parse(readFileSync(files[0] ?? '', 'utf8')) as BenchReport;
+    expect(json.options.students).toBe(300);
+    const md = readFileSync(files[1] ?? '', 'utf8');
+    expect(md).toContain('| no-change resync | guardian-sync |');
+    expect(md).toContain('raw-insert limit');
+  });
+});

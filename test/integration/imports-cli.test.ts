@@ -1,0 +1,129 @@
+/**
+ * The import CLI as an admin runs it (a child process, real SQLite file, real Redis): preview
+ * a messy real file from test/fixtures, write the row report, confirm with the preview id.
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
+import { seed, sisParent, student } from '../helpers/imports.js';
+
+const D = 'cli-district';
+let dir: string;
+let env: Record<string, string>;
+let storeFile: string;
+
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      cwd: process.cwd(),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', code => resolve({ code, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gsync-imports-cli-'));
+  storeFile = join(dir, 'store.db');
+  const districts = join(dir, 'districts');
+  mkdirSync(districts);
+  writeFileSync(
+    join(districts, `${D}.json`),
+    JSON.stringify({
+      id: D,
+      name: 'CLI District',
+      connector: {
+        kind: 'powerschool',
+        baseUrl: 'https://ps.example.org',
+        clientIdEnv: 'PS_ID',
+        clientSecretEnv: 'PS_SECRET',
+      },
+    }),
+  );
+  const store = new SqliteRosterStore(storeFile);
+  await store.init();
+  await store.upsertSchools(D, [
+    { sourcedId: 'sch-1', name: 'Lincoln Elementary' },
+    { sourcedId: 'sch-2', name: 'Washington Middle' },
+  ]);
+  await seed(store, D, {
+    students: [student(D, 1), student(D, 2), student(D, 3)],
+    parents: [sisParent(D, 1), sisParent(D, 2)],
+  });
+  await store.close();
+  env = {
+    STORE_URL: `sqlite:${storeFile}`,
+    DISTRICTS_DIR: districts,
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: `gsync-imp-cli-${randomUUID().slice(0, 8)}`,
+    LOG_LEVEL: 'silent',
+  };
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('guardian-sync import', () => {
+  it('previews the messy fixture, writes the report, confirms; then imports associations', async () => {
+    const fixture = 'test/fixtures/imports/messy-parents.csv';
+    const report = join(dir, 'report.csv');
+    const p = await runCli([
+      'import',
+      'parents',
+      D,
+      fixture,
+      '--school-from-file',
+      '--school-value',
+      'LES=sch-1',
+      '--report',
+      report,
+    ]);
+    expect(p.stderr).toBe('');
+    expect(p.code).toBe(0);
+    expect(p.stdout).toMatch(/file {5}messy-parents\.csv \(csv, utf-8-bom, delimiter ";"/);
+    expect(p.stdout).toMatch(/rows {5}8 data rows: 4 used, 4 with errors, 2 with warnings/);
+    expect(p.stdout).toMatch(/plan {5}create 1 · update 2 · reactivate 0 · unchanged 0/);
+    const id = /preview {2}(imp_[0-9a-f]{24})/.exec(p.stdout)?.[1];
+    expect(id).toBeDefined();
+    const lines = readFileSync(report, 'utf8')
+      .replace(/^\ufeff/, '')
+      .trimEnd()
+      .split('\r\n');
+    expect(lines.map(l => l.split(',').slice(1, 3).join(','))).toEqual([
+      'row,column',
+      '4,Unique ID', // collapsed repeat of row 3 (warning)
+      '5,Unique ID', // scientific notation
+      '6,E-mail', // not an email
+      '7,First Name', // blank
+      '8,School', // Hogwarts: not in the value table, no such school
+      '9,Unique ID', // email of P00002: merged into that account (warning)
+    ]);
+
+    const c = await runCli(['import', 'parents', D, fixture, '--confirm', id ?? '']);
+    expect(c.stderr).toBe('');
+    expect(c.code).toBe(0);
+    expect(c.stdout).toMatch(new RegExp(`applied  ${id} {2}parents`));
+    const a = await runCli(['import', 'associations', D, 'test/fixtures/imports/associations.csv']);
+    expect(a.code).toBe(0);
+    expect(a.stdout).toMatch(/plan {5}add 2 · reactivate 0 · unchanged 0 · remove 0/);
+    expect(a.stdout).toMatch(/row 4 {2}"N-100 \/ S00002" {2}error: duplicate pair: same as row 3/);
+    expect(a.stdout).toMatch(
+      /row 5 {2}Parent Unique ID {2}"NOPE" {2}error: no parent account has this Unique ID/,
+    );
+    expect(a.stdout).toMatch(/row 6 {2}Parent Unique ID {2}error: Parent Unique ID is blank/);
+  }, 60_000);
+
+  it('a legacy .xls exits non-zero with the save-as message and changes nothing', async () => {
+    const xls = join(dir, 'old.xls');
+    writeFileSync(xls, Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0]));
+    const r = await runCli(['import', 'parents', D, xls]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/old\.xls: this is a legacy Excel 97-2003 workbook/);
+  }, 30_000);
+});
