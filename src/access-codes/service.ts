@@ -200,6 +200,21 @@ export async function updateAccessCodeSettings(
   const input = parseInput(UpdateSettingsInput, raw);
   const district = districtOf(ctx, input.districtId);
   const repo = await accessCodeRepository(ctx.store);
+  if (typeof input.defaultRole === 'string') {
+    // Only a role the district defines (its file) may be the default: a setting must never
+    // invent a role (imports accept the effective default role as an existing one).
+    const known = [
+      'Parent',
+      district.policies.parentRole,
+      district.accessCodes.defaultRole,
+      ...district.roles,
+    ];
+    const role = input.defaultRole;
+    if (!known.some(r => r.toLowerCase() === role.toLowerCase()))
+      throw new InvalidInputError('invalid input', [
+        `defaultRole: "${role}" is not a role of district ${district.id} (known: ${[...new Set(known)].join(', ')}; add custom roles to the district file's "roles")`,
+      ]);
+  }
   const prev = await repo.getSettingsOverride(district.id);
   const pick = <K extends 'enabled' | 'defaultRole' | 'issueTo'>(k: K) =>
     input[k] === undefined ? prev?.[k] : (input[k] ?? undefined);

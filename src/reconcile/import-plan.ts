@@ -404,6 +404,21 @@ export function planParentImport(
           `matched by email to the account of Unique ID ${c.account.uniqueId} (one mailbox, one account); the Unique ID ${r.uniqueId} is not stored`,
         );
       }
+      if (
+        c &&
+        (c.account.givenName !== r.firstName || c.account.familyName !== r.lastName) &&
+        !opts.dontUpdateExisting
+      ) {
+        // Matching by email is the identity rule, but a different name on the row may be a
+        // different person sharing a mailbox: say so before the name is overwritten.
+        issue(
+          'warning',
+          row,
+          col('email'),
+          r.email,
+          `matched by email to the existing account of ${c.account.givenName} ${c.account.familyName}; its name will change to ${r.firstName} ${r.lastName}`,
+        );
+      }
       w = c;
     }
     if (username) {

@@ -103,6 +103,7 @@ describe('guardian-sync import', () => {
       '7,First Name', // blank
       '8,School', // Hogwarts: not in the value table, no such school
       '9,Unique ID', // email of P00002: merged into that account (warning)
+      '9,E-mail', // …whose name differs: the name will change (warning)
     ]);
 
     const c = await runCli(['import', 'parents', D, fixture, '--confirm', id ?? '']);

@@ -201,7 +201,26 @@ describe('planParentImport', () => {
             /matched by email to the account of Unique ID X9/,
           ) as unknown,
         }),
+        expect.objectContaining({
+          row: 2,
+          severity: 'warning',
+          reason: expect.stringMatching(/^matched by email to the existing account of /) as unknown,
+        }),
       ]);
+    });
+
+    it('warns before a different name overwrites the matched account, not when names agree', () => {
+      const same = account('pa_y', {
+        uniqueId: 'X9',
+        emailNormalized: 'p1@example.org',
+        email: 'p1@example.org',
+        givenName: rec(2, 'P1').firstName,
+        familyName: rec(2, 'P1').lastName,
+      });
+      const quiet = planParentImport([rec(2, 'P1')], state([same]), opts());
+      expect(quiet.issues.filter(i => /its name will change/.test(i.reason))).toEqual([]);
+      const loud = planParentImport([rec(2, 'P1')], state([other]), opts());
+      expect(loud.issues.filter(i => /its name will change/.test(i.reason))).toHaveLength(1);
     });
 
     it('is rejected, never merged, with "don\'t allow duplicates"', () => {

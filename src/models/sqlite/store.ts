@@ -321,11 +321,10 @@ export const SQL = {
     WHERE l.origin = 'sis' AND l.status = 'active'`,
   activeStudentIds: `SELECT sourced_id FROM students WHERE district_id = ? AND status = 'active'
     ORDER BY sourced_id`,
-  activeSisParents: `SELECT id FROM parent_accounts WHERE district_id = ? AND status = 'active'
-    AND origin = 'sis' ORDER BY id`,
-  activeSisParentSources: `SELECT s.parent_id, s.connector, s.sourced_id FROM parent_sources s
-    JOIN parent_accounts p ON p.district_id = s.district_id AND p.id = s.parent_id
-    WHERE p.district_id = ? AND p.status = 'active' AND p.origin = 'sis' ORDER BY s.rowid`,
+  // One pass, by account, each account's sources in the order they were attached.
+  activeSisParentsWithSources: `SELECT p.id, s.connector, s.sourced_id FROM parent_accounts p
+    LEFT JOIN parent_sources s ON s.district_id = p.district_id AND s.parent_id = p.id
+    WHERE p.district_id = ? AND p.status = 'active' AND p.origin = 'sis' ORDER BY p.id, s.rowid`,
   countActiveStudents: `SELECT count(*) AS n FROM students WHERE district_id = ?
     AND status = 'active'`,
   countActiveParents: `SELECT count(*) AS n FROM parent_accounts WHERE district_id = ?
@@ -679,18 +678,16 @@ export class SqliteRosterStore implements RosterStore {
   /** Active accounts with origin `sis`, each with its sources. */
   listActiveSisParents(districtId: string): Promise<{ id: string; sources: ParentSource[] }[]> {
     return this.run(() => {
-      const byId = new Map<string, { id: string; sources: ParentSource[] }>();
-      for (const id of this.stmt('activeSisParents').pluck().all(districtId)) {
-        byId.set(String(id), { id: String(id), sources: [] });
+      const out: { id: string; sources: ParentSource[] }[] = [];
+      let last: { id: string; sources: ParentSource[] } | undefined;
+      const rows = this.stmt('activeSisParentsWithSources').raw().iterate(districtId) as Iterable<
+        [string, string | null, string | null]
+      >;
+      for (const [id, connector, sourcedId] of rows) {
+        if (last?.id !== id) out.push((last = { id, sources: [] }));
+        if (connector !== null && sourcedId !== null) last.sources.push({ connector, sourcedId });
       }
-      for (const row of this.stmt('activeSisParentSources').iterate(
-        districtId,
-      ) as Iterable<SourceRow>) {
-        byId
-          .get(row.parent_id)
-          ?.sources.push({ connector: row.connector, sourcedId: row.sourced_id });
-      }
-      return [...byId.values()];
+      return out;
     });
   }
 
