@@ -10,6 +10,7 @@ import { basename } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import type { AppContext } from '../app.js';
+import { registerAssociationCommands } from './associations.js';
 import { ImportFileError } from '../imports/errors.js';
 import { DEFAULT_MAX_IMPORT_BYTES } from '../imports/read.js';
 import {
@@ -308,4 +309,5 @@ export function registerImportCommands(program: Command, withApp: WithApp): void
         });
       },
     );
+  registerAssociationCommands(program, withApp);
 }

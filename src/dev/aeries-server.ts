@@ -9,7 +9,6 @@
  * changed (detected by comparing each student's records with the previous request's).
  */
 import type { AddressInfo } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
@@ -21,6 +20,7 @@ import {
   type AeriesViewOptions,
 } from './aeries-adapter.js';
 import type { SyntheticDistrict } from './district-generator.js';
+import { countRequest, countStatus, FaultInjector } from './faults.js';
 
 /** Aeries behaviours that differ between installs (§4.2); all can be toggled live. */
 export interface FakeAeriesQuirks {
@@ -130,22 +130,18 @@ export async function startFakeAeries(
   const initialQuirks: FakeAeriesQuirks = { ...DEFAULT_QUIRKS, ...opts.quirks };
   const quirks: FakeAeriesQuirks = { ...initialQuirks };
   const f = {
-    rateLimit: 0,
-    retryAfter: '1',
-    serverError: 0,
     failContactsOf: null as number | null,
     failStudentsAfter: null as number | null,
     studentListRequests: 0,
-    slowMs: 0,
   };
   const stats: FakeAeriesStats = { requests: 0, byRoute: {}, byStatus: {} };
+  const injector = new FaultInjector();
   const faults: FakeAeriesFaults = {
     rateLimit(n, retryAfter) {
-      f.rateLimit = n;
-      f.retryAfter = String(retryAfter);
+      injector.rateLimit(n, retryAfter);
     },
     serverError(n) {
-      f.serverError = n;
+      injector.serverError(n);
     },
     failSchoolContacts(code) {
       f.failContactsOf = code;
@@ -156,15 +152,13 @@ export async function startFakeAeries(
     },
     expireTokens() {},
     slowMs(ms) {
-      f.slowMs = ms;
+      injector.slowMs(ms);
     },
     quirks,
     reset() {
-      f.rateLimit = 0;
-      f.serverError = 0;
+      injector.reset();
       f.failContactsOf = null;
       f.failStudentsAfter = null;
-      f.slowMs = 0;
       Object.assign(quirks, initialQuirks);
     },
   };
@@ -235,22 +229,20 @@ export async function startFakeAeries(
     reply.code(404).send({ Message: 'No HTTP resource was found that matches the request URI.' }),
   );
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    stats.requests++;
-    const route =
-      req.routeOptions.url === undefined ? '404' : `${req.method} ${req.routeOptions.url}`;
-    stats.byRoute[route] = (stats.byRoute[route] ?? 0) + 1;
+    countRequest(
+      stats,
+      req.routeOptions.url === undefined ? '404' : `${req.method} ${req.routeOptions.url}`,
+    );
     if (!req.url.startsWith('/aeries/api/v5/') || req.url.startsWith('/aeries/api/v5/systeminfo'))
       return;
-    if (f.slowMs > 0) await delay(f.slowMs);
-    if (f.rateLimit > 0) {
-      f.rateLimit--;
+    const fault = await injector.next();
+    if (fault?.kind === 'rate-limit') {
       return reply
         .code(429)
-        .header('retry-after', f.retryAfter)
+        .header('retry-after', fault.retryAfter)
         .send({ Message: 'Too many requests' });
     }
-    if (f.serverError > 0) {
-      f.serverError--;
+    if (fault?.kind === 'server-error') {
       return reply.code(500).send({ Message: 'An error has occurred.' });
     }
     if (req.headers['aeries-cert'] !== cert) {
@@ -267,7 +259,7 @@ export async function startFakeAeries(
         .send({ Message: `Database year ${year.data.DatabaseYear} not found.` });
   });
   app.addHook('onSend', async (req, reply, payload) => {
-    stats.byStatus[String(reply.statusCode)] = (stats.byStatus[String(reply.statusCode)] ?? 0) + 1;
+    countStatus(stats, reply.statusCode);
     const accept = req.headers.accept ?? '';
     if (reply.statusCode < 300 && !/json/i.test(accept) && typeof payload === 'string') {
       // Aeries answers XML unless JSON is asked for.

@@ -19,7 +19,6 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import OAuth from 'oauth-1.0a';
@@ -31,6 +30,7 @@ import {
   type OneRosterView,
   type OneRosterViewOptions,
 } from './oneroster-adapter.js';
+import { countRequest, countStatus, FaultInjector } from './faults.js';
 
 /** Paging signals the server sends (all on by default). */
 export interface PagingSignals {
@@ -243,31 +243,27 @@ export async function startFakeOneRoster(
   const signals = { ...initialSignals };
   const quirks = { ...initialQuirks };
   const f = {
-    rateLimit: 0,
-    retryAfter: '1',
-    serverError: 0,
     failAfterPage: null as number | null,
-    slowMs: 0,
     repeat: 0,
     dangling: false,
   };
   const tokens = new Map<string, number>();
   const nonces = new Set<string>();
   const stats: FakeOneRosterStats = { requests: 0, byRoute: {}, byStatus: {}, recordsServed: {} };
+  const injector = new FaultInjector();
 
   const faults: OneRosterFaults = {
     rateLimit(n, retryAfter) {
-      f.rateLimit = n;
-      f.retryAfter = String(retryAfter);
+      injector.rateLimit(n, retryAfter);
     },
     serverError(n) {
-      f.serverError = n;
+      injector.serverError(n);
     },
     failStudentsAfterPage(p) {
       f.failAfterPage = p;
     },
     slowMs(ms) {
-      f.slowMs = ms;
+      injector.slowMs(ms);
     },
     expireTokens() {
       tokens.clear();
@@ -281,14 +277,8 @@ export async function startFakeOneRoster(
     signals,
     quirks,
     reset() {
-      Object.assign(f, {
-        rateLimit: 0,
-        serverError: 0,
-        failAfterPage: null,
-        slowMs: 0,
-        repeat: 0,
-        dangling: false,
-      });
+      injector.reset();
+      Object.assign(f, { failAfterPage: null, repeat: 0, dangling: false });
       Object.assign(signals, initialSignals);
       Object.assign(quirks, initialQuirks);
     },
@@ -371,18 +361,14 @@ export async function startFakeOneRoster(
   };
 
   app.addHook('onRequest', async (req, reply) => {
-    stats.requests++;
-    const r = route(req);
-    stats.byRoute[r] = (stats.byRoute[r] ?? 0) + 1;
+    countRequest(stats, route(req));
     if (!req.url.startsWith(`${base}/`)) return;
-    if (f.slowMs > 0) await delay(f.slowMs);
-    if (f.rateLimit > 0) {
-      f.rateLimit--;
-      reply.header('retry-after', f.retryAfter);
+    const fault = await injector.next();
+    if (fault?.kind === 'rate-limit') {
+      reply.header('retry-after', fault.retryAfter);
       return imsx(reply, 429, 'server_busy', 'Too many requests');
     }
-    if (f.serverError > 0) {
-      f.serverError--;
+    if (fault?.kind === 'server-error') {
       return imsx(reply, 500, 'internal_server_error', 'Internal server error');
     }
     if (authKind === 'oauth1') {
@@ -399,8 +385,7 @@ export async function startFakeOneRoster(
     }
   });
   app.addHook('onSend', async (_req, reply, payload) => {
-    const k = String(reply.statusCode);
-    stats.byStatus[k] = (stats.byStatus[k] ?? 0) + 1;
+    countStatus(stats, reply.statusCode);
     return payload;
   });
 

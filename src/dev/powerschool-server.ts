@@ -8,7 +8,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -29,6 +28,7 @@ import {
   studentsWithStatus,
 } from './district-index.js';
 import type { SyntheticSections } from './section-generator.js';
+import { countRequest, countStatus, FaultInjector } from './faults.js';
 
 /** Name of the PowerQuery the district plugin ships. */
 export const POWERQUERY_NAME = 'com.guardiansync.roster.student_contacts';
@@ -179,30 +179,26 @@ export async function startFakePowerSchool(
 
   const tokens = new Map<string, number>(); // token → expiry (epoch ms)
   const f = {
-    rateLimit: 0,
-    retryAfter: '1',
-    serverError: 0,
     failAfterPage: null as number | null,
-    slowMs: 0,
     bulkAccess: initialBulk,
     accountRotation: 0,
   };
   const quirks: FakePowerSchoolQuirks = { ...initialQuirks };
   const stats: FakePowerSchoolStats = { requests: 0, byRoute: {}, byStatus: {} };
+  const injector = new FaultInjector();
 
   const faults: FaultControls = {
     rateLimit(n, retryAfter) {
-      f.rateLimit = n;
-      f.retryAfter = String(retryAfter);
+      injector.rateLimit(n, retryAfter);
     },
     serverError(n) {
-      f.serverError = n;
+      injector.serverError(n);
     },
     failStudentsAfterPage(p) {
       f.failAfterPage = p;
     },
     slowMs(ms) {
-      f.slowMs = ms;
+      injector.slowMs(ms);
     },
     expireTokens() {
       tokens.clear();
@@ -212,10 +208,8 @@ export async function startFakePowerSchool(
     },
     quirks,
     reset() {
-      f.rateLimit = 0;
-      f.serverError = 0;
+      injector.reset();
       f.failAfterPage = null;
-      f.slowMs = 0;
       f.bulkAccess = initialBulk;
       Object.assign(quirks, initialQuirks);
     },
@@ -238,21 +232,19 @@ export async function startFakePowerSchool(
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ message: 'not found' }));
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    stats.requests++;
-    const route =
-      req.routeOptions.url === undefined ? '404' : `${req.method} ${req.routeOptions.url}`;
-    stats.byRoute[route] = (stats.byRoute[route] ?? 0) + 1;
+    countRequest(
+      stats,
+      req.routeOptions.url === undefined ? '404' : `${req.method} ${req.routeOptions.url}`,
+    );
     if (!req.url.startsWith('/ws/')) return;
-    if (f.slowMs > 0) await delay(f.slowMs);
-    if (f.rateLimit > 0) {
-      f.rateLimit--;
+    const fault = await injector.next();
+    if (fault?.kind === 'rate-limit') {
       return reply
         .code(429)
-        .header('retry-after', f.retryAfter)
+        .header('retry-after', fault.retryAfter)
         .send({ message: 'Too many requests' });
     }
-    if (f.serverError > 0) {
-      f.serverError--;
+    if (fault?.kind === 'server-error') {
       return reply.code(500).send({ message: 'Internal server error' });
     }
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
@@ -264,8 +256,7 @@ export async function startFakePowerSchool(
     }
   });
   app.addHook('onSend', async (_req, reply, payload) => {
-    const key = String(reply.statusCode);
-    stats.byStatus[key] = (stats.byStatus[key] ?? 0) + 1;
+    countStatus(stats, reply.statusCode);
     return payload;
   });
 

@@ -20,13 +20,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { PsContactRow, PsStudentRow, SyntheticDistrict } from './district-generator.js';
 import { linksOfStudent, studentIndex, studentsWithStatus } from './district-index.js';
 import type { Json, JsonObject } from './oneroster-adapter.js';
 import { generateSections, type SyntheticSections } from './section-generator.js';
+import { countRequest, countStatus, FaultInjector } from './faults.js';
 
 export interface FakeSkywardOptions {
   clientId?: string;
@@ -139,30 +139,26 @@ export async function startFakeSkyward(
   const totalCount = opts.totalCount ?? true;
   const tokens = new Map<string, number>();
   const f = {
-    rateLimit: 0,
-    retryAfter: '1',
-    serverError: 0,
     failAfterPage: null as number | null,
-    slowMs: 0,
     repeat: 0,
     dangling: false,
   };
   const stats: FakeSkywardStats = { requests: 0, byRoute: {}, byStatus: {} };
+  const injector = new FaultInjector();
   let sections: SyntheticSections | undefined;
 
   const faults: SkywardFaults = {
     rateLimit(n, retryAfter) {
-      f.rateLimit = n;
-      f.retryAfter = String(retryAfter);
+      injector.rateLimit(n, retryAfter);
     },
     serverError(n) {
-      f.serverError = n;
+      injector.serverError(n);
     },
     failStudentsAfterPage(p) {
       f.failAfterPage = p;
     },
     slowMs(ms) {
-      f.slowMs = ms;
+      injector.slowMs(ms);
     },
     expireTokens() {
       tokens.clear();
@@ -174,14 +170,8 @@ export async function startFakeSkyward(
       f.dangling = on;
     },
     reset() {
-      Object.assign(f, {
-        rateLimit: 0,
-        serverError: 0,
-        failAfterPage: null,
-        slowMs: 0,
-        repeat: 0,
-        dangling: false,
-      });
+      injector.reset();
+      Object.assign(f, { failAfterPage: null, repeat: 0, dangling: false });
     },
   };
 
@@ -197,23 +187,21 @@ export async function startFakeSkyward(
       .send({ Message: status === 500 ? 'An error has occurred.' : err.message });
   });
   app.addHook('onRequest', async (req, reply) => {
-    stats.requests++;
-    const r =
+    countRequest(
+      stats,
       req.routeOptions.url === undefined
         ? '404'
-        : `${req.method} ${req.routeOptions.url.slice(BASE.length)}`;
-    stats.byRoute[r] = (stats.byRoute[r] ?? 0) + 1;
+        : `${req.method} ${req.routeOptions.url.slice(BASE.length)}`,
+    );
     if (!req.url.startsWith(`${BASE}/v1/`)) return;
-    if (f.slowMs > 0) await delay(f.slowMs);
-    if (f.rateLimit > 0) {
-      f.rateLimit--;
+    const fault = await injector.next();
+    if (fault?.kind === 'rate-limit') {
       return reply
         .code(429)
-        .header('retry-after', f.retryAfter)
+        .header('retry-after', fault.retryAfter)
         .send({ Message: 'Too many requests' });
     }
-    if (f.serverError > 0) {
-      f.serverError--;
+    if (fault?.kind === 'server-error') {
       return reply.code(500).send({ Message: 'An error has occurred.' });
     }
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
@@ -223,8 +211,7 @@ export async function startFakeSkyward(
     }
   });
   app.addHook('onSend', async (_req, reply, payload) => {
-    const k = String(reply.statusCode);
-    stats.byStatus[k] = (stats.byStatus[k] ?? 0) + 1;
+    countStatus(stats, reply.statusCode);
     return payload;
   });
 

@@ -5,6 +5,7 @@
  * `../auth.js`) and add one line below.
  */
 import { accessCodeRoutes } from './access-codes.js';
+import { associationRoutes } from './associations.js';
 import { districtRoutes } from './districts.js';
 import { healthRoutes } from './health.js';
 import { importRoutes } from './imports.js';
@@ -21,4 +22,5 @@ export const ROUTE_PLUGINS: readonly ApiRoutePlugin[] = [
   { name: 'metrics', routes: metricsRoutes },
   { name: 'access-codes', routes: accessCodeRoutes },
   { name: 'imports', routes: importRoutes },
+  { name: 'associations', routes: associationRoutes },
 ];

@@ -13,7 +13,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { SisHttpError, SisPayloadError } from '../../errors.js';
-import { parseRetryAfter } from '../powerschool/client.js';
+import { abortReason, headerValue, parseRetryAfter, sleep } from '../http.js';
 import { formatZodIssues } from '../powerschool/payloads.js';
 
 /** Construction options. Retry timing knobs are code-level (tests), not district config. */
@@ -60,37 +60,6 @@ export interface AeriesClientStats {
   httpRequests: number;
   /** Attempts by HTTP status (`"200"`, `"429"`) or `"network"`. */
   httpByStatus: Record<string, number>;
-}
-
-function headerValue(res: AxiosResponse, name: string): string | undefined {
-  const v: unknown = res.headers[name];
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number') return String(v);
-  if (Array.isArray(v) && typeof v[0] === 'string') return v[0];
-  return undefined;
-}
-
-function abortReason(signal: AbortSignal | undefined): Error {
-  const r: unknown = signal?.reason;
-  return r instanceof Error ? r : new Error('aborted');
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortReason(signal));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortReason(signal));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** An Aeries API client; safe for concurrent requests. */

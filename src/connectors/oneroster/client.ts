@@ -21,7 +21,7 @@ import OAuth from 'oauth-1.0a';
 import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
-import { parseRetryAfter } from '../powerschool/client.js';
+import { abortReason, parseRetryAfter, sleep } from '../http.js';
 import { imsxStatusOf, OrTokenResponse, zodReason, type OrImsxStatus } from './payloads.js';
 
 /** How requests are authorised. */
@@ -122,29 +122,6 @@ export class OneRosterApiError extends SisHttpError {
 interface CachedToken {
   value: string;
   refreshAt: number;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortReason(signal));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortReason(signal));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function abortReason(signal: AbortSignal | undefined): Error {
-  const r: unknown = signal?.reason;
-  return r instanceof Error ? r : new Error('aborted');
 }
 
 function headerValue(res: AxiosResponse, name: string): string | undefined {

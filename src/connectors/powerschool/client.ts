@@ -11,7 +11,11 @@ import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
+import { abortReason, headerValue, parseRetryAfter, sleep } from '../http.js';
 import { formatZodIssues, PsTokenResponse } from './payloads.js';
+
+/** Re-exported from `../http.js` (its former home). */
+export { parseRetryAfter };
 
 /** Construction options. Retry timing knobs are code-level (tests), not district config. */
 export interface PowerSchoolClientOptions {
@@ -63,59 +67,6 @@ interface CachedToken {
   value: string;
   /** ms since epoch after which the token is not used any more (expiry minus margin). */
   refreshAt: number;
-}
-
-/**
- * Parse a `Retry-After` header value: delta-seconds (`"120"`) or an HTTP date. Returns the
- * wait in ms (≥ 0, at most `capMs`), or undefined when absent/unparseable.
- */
-export function parseRetryAfter(
-  value: string | undefined,
-  nowMs: number,
-  capMs: number,
-): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (v === '') return undefined;
-  let ms: number;
-  if (/^\d+$/.test(v)) ms = Number.parseInt(v, 10) * 1000;
-  else {
-    const at = Date.parse(v);
-    if (Number.isNaN(at)) return undefined;
-    ms = at - nowMs;
-  }
-  return Math.min(Math.max(0, ms), capMs);
-}
-
-function headerValue(res: AxiosResponse, name: string): string | undefined {
-  const v: unknown = res.headers[name];
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number') return String(v);
-  if (Array.isArray(v) && typeof v[0] === 'string') return v[0];
-  return undefined;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortReason(signal));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortReason(signal));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function abortReason(signal: AbortSignal | undefined): Error {
-  const r: unknown = signal?.reason;
-  return r instanceof Error ? r : new Error('aborted');
 }
 
 /**

@@ -1,0 +1,68 @@
+/**
+ * Small HTTP helpers shared by the SIS connector clients (PowerSchool, Aeries, OneRoster
+ * REST / Infinite Campus / Skyward): `Retry-After` parsing, first-value header reads and an
+ * abortable wait that rejects with the signal's own reason.
+ */
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import type { AxiosResponse } from 'axios';
+
+/**
+ * Parse a `Retry-After` header value (RFC 9110 §10.2.3): delta-seconds (`"120"`) or an HTTP
+ * date. Returns the wait in ms (≥ 0, at most `capMs`), or undefined when absent/unparseable.
+ *
+ * @param value the raw header value
+ * @param nowMs the current time (ms since epoch), for HTTP-date values
+ * @param capMs the largest wait honoured (ms)
+ */
+export function parseRetryAfter(
+  value: string | undefined,
+  nowMs: number,
+  capMs: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (v === '') return undefined;
+  let ms: number;
+  if (/^\d+$/.test(v)) ms = Number.parseInt(v, 10) * 1000;
+  else {
+    const at = Date.parse(v);
+    if (Number.isNaN(at)) return undefined;
+    ms = at - nowMs;
+  }
+  return Math.min(Math.max(0, ms), capMs);
+}
+
+/**
+ * A response header as a string: numbers are stringified, for repeated headers the first
+ * value; undefined when absent. `name` is lower-case (axios normalises header names).
+ */
+export function headerValue(res: AxiosResponse, name: string): string | undefined {
+  const v: unknown = res.headers[name];
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v) && typeof v[0] === 'string') return v[0];
+  return undefined;
+}
+
+/**
+ * Why a request was aborted: the signal's `reason` when it is an `Error`, otherwise
+ * `Error('aborted')`.
+ */
+export function abortReason(signal: AbortSignal | undefined): Error {
+  const r: unknown = signal?.reason;
+  return r instanceof Error ? r : new Error('aborted');
+}
+
+/**
+ * Wait `ms` milliseconds (Node's `timers/promises` `setTimeout`), or less when `signal`
+ * aborts. Rejects with `abortReason(signal)` (the signal's own reason, not Node's
+ * `AbortError` wrapper) when the signal is aborted before or during the wait.
+ */
+export async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleepFor(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * MongoDB student lookup (see `student-lookup.ts`), on the roster store's private mongoose
+ * connection, using the roster models the store registered (`Student`, `ParentAccount`,
+ * `GuardianLink`).
+ *
+ * Name search relies on a collation instead of a key table (MongoDB has no triggers, and a
+ * change stream needs a replica set): `init()` adds two indexes to the roster's `students`
+ * collection, `{districtId, givenName}` and `{districtId, familyName}`, with the collation
+ * `{locale: 'en', strength: 1, alternate: 'shifted'}` — strength 1 compares base letters only
+ * (case and accents ignored), `shifted` ignores spaces and punctuation ("obr" matches
+ * "O'Brien"). A prefix is the collated range `[q, q + U+FFFF)`; U+FFFF sorts after every
+ * character in the CLDR root collation, which documents it for exactly this use
+ * (https://www.unicode.org/reports/tr35/tr35-collation.html#tailored_noncharacter_weights).
+ * Both range queries use those indexes (the query's collation equals the index's).
+ *
+ * Difference from SQLite: only the start of the whole first or last name matches, not each
+ * word of a multi-word name. The collated `districtId` comparison is case-insensitive too,
+ * so results are filtered on the exact district id.
+ */
+import type { Connection, Model } from 'mongoose';
+import type { LinkDoc, ParentDoc, StudentDoc } from '../mongo/schemas.js';
+import type { GuardianLink, StoredStudent } from '../types.js';
+import type { ParentRef, StudentLookup } from './student-lookup.js';
+
+/** The collation of the name indexes and of every name search. */
+export const NAME_COLLATION = { locale: 'en', strength: 1, alternate: 'shifted' } as const;
+
+function rosterModel<T>(conn: Connection, name: string): Model<T> {
+  const m = conn.models[name] as Model<T> | undefined;
+  if (!m) throw new Error(`MongoDB roster model ${name} is not registered on this connection`);
+  return m;
+}
+
+function toStudent(d: StudentDoc): StoredStudent {
+  const s: StoredStudent = {
+    districtId: d.districtId,
+    sourcedId: d.sourcedId,
+    uniqueId: d.uniqueId,
+    givenName: d.givenName ?? '',
+    familyName: d.familyName ?? '',
+    schoolSourcedIds: [...(d.schoolSourcedIds ?? [])],
+    status: d.status,
+  };
+  if (d.email != null) s.email = d.email;
+  if (d.grade != null) s.grade = d.grade;
+  return s;
+}
+
+const STUDENT_FIELDS = {
+  _id: 0,
+  districtId: 1,
+  sourcedId: 1,
+  uniqueId: 1,
+  givenName: 1,
+  familyName: 1,
+  email: 1,
+  schoolSourcedIds: 1,
+  grade: 1,
+  status: 1,
+} as const;
+
+export class MongoStudentLookup implements StudentLookup {
+  private readonly students: Model<StudentDoc>;
+  private readonly parents: Model<ParentDoc>;
+  private readonly links: Model<LinkDoc>;
+
+  constructor(conn: Connection) {
+    this.students = rosterModel<StudentDoc>(conn, 'Student');
+    this.parents = rosterModel<ParentDoc>(conn, 'ParentAccount');
+    this.links = rosterModel<LinkDoc>(conn, 'GuardianLink');
+  }
+
+  async init(): Promise<void> {
+    // searchActive: collated prefix ranges on first and last name
+    await this.students.collection.createIndex(
+      { districtId: 1, givenName: 1 },
+      { name: 'district_givenName_ci', collation: NAME_COLLATION },
+    );
+    await this.students.collection.createIndex(
+      { districtId: 1, familyName: 1 },
+      { name: 'district_familyName_ci', collation: NAME_COLLATION },
+    );
+    // studentsByUniqueId
+    await this.students.collection.createIndex(
+      { districtId: 1, uniqueId: 1 },
+      { name: 'district_uniqueId' },
+    );
+  }
+
+  /**
+   * `keyPrefix` is matched by the collation, so the caller's `nameKey` (letters and digits,
+   * lower-case, no accents) compares as the typed text would.
+   */
+  async searchActive(
+    districtId: string,
+    keyPrefix: string,
+    limit: number,
+  ): Promise<StoredStudent[]> {
+    const range = { $gte: keyPrefix, $lt: `${keyPrefix}\uffff` };
+    const docs = await this.students
+      .find(
+        { districtId, status: 'active', $or: [{ givenName: range }, { familyName: range }] },
+        STUDENT_FIELDS,
+      )
+      .collation(NAME_COLLATION)
+      .sort({ familyName: 1, givenName: 1, sourcedId: 1 })
+      .limit(limit * 2)
+      .lean<StudentDoc[]>();
+    return docs
+      .filter(d => d.districtId === districtId)
+      .slice(0, limit)
+      .map(toStudent);
+  }
+
+  async studentsByUniqueId(districtId: string, uniqueId: string): Promise<StoredStudent[]> {
+    const docs = await this.students
+      .find({ districtId, uniqueId }, STUDENT_FIELDS)
+      .sort({ sourcedId: 1 })
+      .lean<StudentDoc[]>();
+    return docs.map(toStudent);
+  }
+
+  async studentBySourcedId(
+    districtId: string,
+    sourcedId: string,
+  ): Promise<StoredStudent | undefined> {
+    const d = await this.students
+      .findOne({ districtId, sourcedId }, STUDENT_FIELDS)
+      .lean<StudentDoc>();
+    return d ? toStudent(d) : undefined;
+  }
+
+  async parentById(districtId: string, parentId: string): Promise<ParentRef | undefined> {
+    const d = await this.parents
+      .findOne(
+        { districtId, id: parentId },
+        { _id: 0, id: 1, uniqueId: 1, givenName: 1, familyName: 1, status: 1 },
+      )
+      .lean<Pick<ParentDoc, 'id' | 'uniqueId' | 'givenName' | 'familyName' | 'status'>>();
+    if (!d) return undefined;
+    const p: ParentRef = {
+      id: d.id,
+      givenName: d.givenName,
+      familyName: d.familyName,
+      status: d.status,
+    };
+    if (d.uniqueId != null) p.uniqueId = d.uniqueId;
+    return p;
+  }
+
+  async linksBetween(
+    districtId: string,
+    parentId: string,
+    studentSourcedId: string,
+  ): Promise<GuardianLink[]> {
+    const docs = await this.links
+      .find({ districtId, parentId, studentSourcedId }, { _id: 0 })
+      .sort({ origin: 1 })
+      .lean<LinkDoc[]>();
+    return docs.map(d => {
+      const l: GuardianLink = {
+        districtId: d.districtId,
+        parentId: d.parentId,
+        studentSourcedId: d.studentSourcedId,
+        origin: d.origin,
+        status: d.status,
+      };
+      if (d.relationship != null) l.relationship = d.relationship;
+      return l;
+    });
+  }
+}
