@@ -15,10 +15,13 @@ import { createLogger } from '../src/logger.js';
 import { normalizeEmail } from '../src/mapping/canonical.js';
 import { SqliteRosterStore } from '../src/models/sqlite/store.js';
 import { parentAccountId } from '../src/reconcile/plan.js';
+import { generateAccessCode } from '../src/access-codes/code.js';
+import { accessCodeRepository } from '../src/models/access-codes/index.js';
 import {
   BENCH_DISTRICT_ID,
-  benchDistrict,
   benchSecrets,
+  districtFor,
+  type BenchSource,
   type PartResult,
   type Progress,
   type SisAccess,
@@ -28,6 +31,10 @@ import { emit, memoryOf, serve } from './ipc.js';
 /** Parameters of `sync`. */
 export interface BaselineParams {
   sis: SisAccess;
+  /** Default: the PowerSchool district. */
+  source?: BenchSource;
+  /** Also give every student without one an access code (one read + one write each). */
+  codes?: boolean;
   storeFile: string;
   pageSize: number;
   students: number;
@@ -71,8 +78,9 @@ async function sync(params: unknown): Promise<PartResult> {
     Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)]),
   ) as Record<keyof typeof SQL, Statement<unknown[]>>;
   const logger = createLogger(process.env.BENCH_LOG_LEVEL ?? 'warn');
-  const district = benchDistrict(p.sis, p.pageSize);
+  const district = districtFor(p.source ?? { kind: 'powerschool' }, p.sis, p.pageSize);
   const connector = createConnector(district, benchSecrets(p.sis), logger);
+  if (p.codes) await accessCodeRepository(store); // creates its tables
   const connectorKind = district.connector.kind;
   const d = BENCH_DISTRICT_ID;
   const nul = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
@@ -80,6 +88,7 @@ async function sync(params: unknown): Promise<PartResult> {
   let writes = 0;
   let reads = 0;
   let done = 0;
+  const studentIds: string[] = [];
   const progress = setInterval(
     () => emit('progress', { phase: p.phase, done, total: p.students } satisfies Progress),
     250,
@@ -107,6 +116,7 @@ async function sync(params: unknown): Promise<PartResult> {
           nul(s.grade),
           s.status,
         ).changes;
+        if (p.codes) studentIds.push(s.sourcedId);
         done++;
       }
       const accountOf = new Map<string, string>();
@@ -151,13 +161,25 @@ async function sync(params: unknown): Promise<PartResult> {
         writes += st.writeLink.run(d, parentId, r.studentSourcedId, nul(r.relationship)).changes;
       }
     }
+    let codes = 0;
+    if (p.codes) {
+      const readCode = db.prepare(`SELECT code FROM access_codes WHERE district_id = ?
+        AND student_sourced_id = ? AND status = 'active'`);
+      const writeCode = db.prepare(`INSERT INTO access_codes (code, district_id,
+        student_sourced_id, status, created_at) VALUES (?, ?, ?, 'active', ?)`);
+      for (const id of studentIds) {
+        reads++;
+        if (readCode.get(d, id) !== undefined) continue;
+        codes += writeCode.run(generateAccessCode(), d, id, new Date().toISOString()).changes;
+      }
+    }
     const wallMs = performance.now() - t0;
     const peakRss = memoryOf('self')?.peakRss ?? process.memoryUsage().rss;
     return {
       wallMs,
-      writes,
+      writes: writes + codes,
       peakRss,
-      details: { reads, httpRequests: connector.stats().httpRequests },
+      details: { reads, codes, httpRequests: connector.stats().httpRequests },
     };
   } finally {
     clearInterval(progress);
@@ -172,7 +194,11 @@ async function sync(params: unknown): Promise<PartResult> {
 async function pullOnly(params: unknown): Promise<PartResult> {
   const p = params as BaselineParams;
   const logger = createLogger(process.env.BENCH_LOG_LEVEL ?? 'warn');
-  const connector = createConnector(benchDistrict(p.sis, p.pageSize), benchSecrets(p.sis), logger);
+  const connector = createConnector(
+    districtFor(p.source ?? { kind: 'powerschool' }, p.sis, p.pageSize),
+    benchSecrets(p.sis),
+    logger,
+  );
   let done = 0;
   const progress = setInterval(
     () => emit('progress', { phase: p.phase, done, total: p.students } satisfies Progress),

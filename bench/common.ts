@@ -3,6 +3,7 @@
  * the SIS connection they are given, and the shape of each part's measurement.
  */
 import { DistrictConfig } from '../src/config/district.js';
+import { ESCHOOL_RELATION_CODES } from '../src/dev/eschoolplus-adapter.js';
 
 /** District id used in every benchmark store. */
 export const BENCH_DISTRICT_ID = 'bench-district';
@@ -36,6 +37,36 @@ export function benchDistrict(sis: SisAccess, pageSize: number): DistrictConfig 
       timeoutMs: 120000,
     },
   });
+}
+
+/**
+ * The link-less benchmark district: eSchoolPLUS files in `dir` (written by the fake SIS
+ * without REG_STU_CONTACT, so no links), access codes enabled: every active student gets a
+ * code at finalize (issue 5).
+ */
+export function eschoolDistrict(dir: string, pageSize: number): DistrictConfig {
+  return DistrictConfig.parse({
+    id: BENCH_DISTRICT_ID,
+    name: 'Benchmark Unified School District (eSchoolPLUS)',
+    connector: {
+      kind: 'eschoolplus',
+      source: { type: 'folder', path: dir },
+      format: { endOfRecordMarker: '#!#' },
+      relationCodes: ESCHOOL_RELATION_CODES,
+      pageSize,
+    },
+    accessCodes: { enabled: true },
+  });
+}
+
+/** Which district a part syncs: the PowerSchool one, or the eSchoolPLUS file set in a folder. */
+export type BenchSource = { kind: 'powerschool' } | { kind: 'eschoolplus'; dir: string };
+
+/** The district config for `source`. */
+export function districtFor(source: BenchSource, sis: SisAccess, pageSize: number): DistrictConfig {
+  return source.kind === 'eschoolplus'
+    ? eschoolDistrict(source.dir, pageSize)
+    : benchDistrict(sis, pageSize);
 }
 
 /** Secrets map for `benchDistrict`. */

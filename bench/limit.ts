@@ -7,6 +7,7 @@
  */
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { accessCodeRepository } from '../src/models/access-codes/index.js';
 import { SqliteRosterStore } from '../src/models/sqlite/store.js';
 import { BENCH_DISTRICT_ID, type PartResult, type Progress } from './common.js';
 import { emit, memoryOf, serve } from './ipc.js';
@@ -20,15 +21,25 @@ export interface LimitParams {
   phase: string;
 }
 
-/** Roster tables, in an order that satisfies the foreign keys. */
-const TABLES = ['students', 'parent_accounts', 'parent_sources', 'guardian_links'] as const;
+/** Roster tables (and access codes, when the run issued some), in foreign-key order. */
+const TABLES = [
+  'students',
+  'parent_accounts',
+  'parent_sources',
+  'guardian_links',
+  'access_codes',
+] as const;
 
 async function insert(params: unknown): Promise<PartResult> {
   const p = params as LimitParams;
   const src = new Database(p.sourceFile, { readonly: true });
   const rows = new Map<string, unknown[][]>();
   let total = 0;
+  const present = new Set(
+    src.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[],
+  );
   for (const t of TABLES) {
+    if (!present.has(t)) continue;
     const r = src
       .prepare(`SELECT * FROM ${t} WHERE district_id = ?`)
       .raw()
@@ -41,6 +52,7 @@ async function insert(params: unknown): Promise<PartResult> {
   for (const suffix of ['', '-wal', '-shm']) rmSync(p.targetFile + suffix, { force: true });
   const store = new SqliteRosterStore(p.targetFile);
   await store.init();
+  if (rows.get('access_codes')?.length) await accessCodeRepository(store); // its tables
   const h = store.handle();
   if (h.kind !== 'sqlite') throw new Error('limit store must be SQLite');
   const db = h.db;

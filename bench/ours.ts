@@ -20,8 +20,9 @@ import { startWorkers, type RunningWorkers } from '../src/workers/index.js';
 import { QueueName } from '../src/workers/queues.js';
 import {
   BENCH_DISTRICT_ID,
-  benchDistrict,
   benchSecrets,
+  districtFor,
+  type BenchSource,
   type Progress,
   type SisAccess,
 } from './common.js';
@@ -41,6 +42,8 @@ export const ROLE_QUEUES: Record<WorkerRole, readonly string[] | undefined> = {
 export interface OursStart {
   role: WorkerRole;
   sis: SisAccess;
+  /** Default: the PowerSchool district. */
+  source?: BenchSource;
   storeFile: string;
   redisUrl: string;
   queuePrefix: string;
@@ -68,7 +71,7 @@ export interface OursFinish {
   peakRss: number;
   /** Apply jobs of this process (see `timelineSummary`); empty for a process without them. */
   applyTimeline: Record<string, number>;
-  active: { students: number; accounts: number; links: number };
+  active: { students: number; accounts: number; links: number; codes: number };
 }
 
 /** Active roster rows in the store (for the correctness check of a run). */
@@ -76,7 +79,14 @@ export function activeFigures(store: SqliteRosterStore): OursFinish['active'] {
   const h = store.handle();
   if (h.kind !== 'sqlite') throw new Error('benchmark store must be SQLite');
   const n = (sql: string) => h.db.prepare(sql).pluck().get(BENCH_DISTRICT_ID) as number;
+  const hasCodes =
+    h.db
+      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'access_codes'`)
+      .get() !== undefined;
   return {
+    codes: hasCodes
+      ? n(`SELECT count(*) FROM access_codes WHERE district_id = ? AND status = 'active'`)
+      : 0,
     students: n(`SELECT count(*) FROM students WHERE district_id = ? AND status = 'active'`),
     accounts: n(
       `SELECT count(*) FROM parent_accounts WHERE district_id = ? AND status = 'active' AND origin = 'sis'`,
@@ -135,7 +145,7 @@ async function start(params: unknown): Promise<{ pid: number }> {
   const ctx = await createApp({
     env,
     logger,
-    districts: [benchDistrict(p.sis, p.pageSize)],
+    districts: [districtFor(p.source ?? { kind: 'powerschool' }, p.sis, p.pageSize)],
     secrets: benchSecrets(p.sis),
     store,
   });

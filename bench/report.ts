@@ -36,6 +36,8 @@ export interface ScenarioReport {
   /** Why the scenario was not measured (feature not landed yet). */
   reason?: string;
   snapshot?: SnapshotFigures;
+  /** Records of a scenario without a SIS snapshot (import rows). */
+  records?: number;
   churn?: ChurnSummary;
   parts: PartFigures[];
   /** ours wall / baseline wall, ours wall / limit wall (< 1 = ours faster). */
@@ -233,7 +235,10 @@ export function renderMarkdown(r: BenchReport, heading = '#'): string {
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of r.scenarios) {
     if (!s.measurable) {
-      lines.push(`| ${s.title} | — | not yet measurable: ${s.reason ?? ''} | | | | | | | |`);
+      const why = s.reason?.startsWith('failed')
+        ? s.reason
+        : `not yet measurable: ${s.reason ?? ''}`;
+      lines.push(`| ${s.title} | — | ${why} | | | | | | | |`);
       continue;
     }
     const ours = s.parts.find(p => p.part === 'ours');
@@ -247,8 +252,27 @@ export function renderMarkdown(r: BenchReport, heading = '#'): string {
     }
   }
   lines.push('');
-  lines.push('Records = students + guardians + relationships the SIS delivers in the scenario:');
+  lines.push(
+    'Records = students + guardians + relationships the SIS delivers in the scenario (import: file rows):',
+  );
   for (const s of r.scenarios) {
+    if (s.name === 'codes' && s.measurable && s.records !== undefined) {
+      const active = s.parts.find(p => p.part === 'ours')?.details.active;
+      lines.push(
+        `- ${s.title}: ${fmt(s.records)} (students + accounts + one code per student); store after the run ${JSON.stringify(active ?? {})}` +
+          `, ${s.correct ? 'equal to' : 'DIFFERENT FROM'} the ground truth (no links, every active student has a code)`,
+      );
+      continue;
+    }
+    if (s.measurable && !s.snapshot && s.records !== undefined) {
+      const counts = s.parts.find(p => p.part === 'ours')?.details.counts;
+      lines.push(
+        `- ${s.title}: ${fmt(s.records)} file rows; preview counts ${JSON.stringify(counts ?? {})}` +
+          (s.correct === undefined
+            ? ''
+            : `; planned links ${s.correct ? 'equal' : 'DIFFER FROM'} the rows the raw insert wrote`),
+      );
+    }
     if (!s.measurable || !s.snapshot) continue;
     const sn = s.snapshot;
     let line = `- ${s.title}: ${fmt(sn.records)} (${fmt(sn.students)} students, ${fmt(sn.guardians)} guardians, ${fmt(sn.relationships)} relationships)`;

@@ -17,8 +17,9 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ChurnSummary, SnapshotFigures } from './churn.js';
-import type { PartResult, Progress, SisAccess } from './common.js';
+import type { BenchSource, PartResult, Progress, SisAccess } from './common.js';
 import { BenchChild } from './ipc.js';
+import type { ImportFiles } from './imports.js';
 import type { OursFinish, OursRun, OursStart, WorkerRole } from './ours.js';
 import { RedisMemorySampler, startPrivateRedis, type PrivateRedis } from './redis.js';
 import {
@@ -36,7 +37,9 @@ import type { SisStarted } from './sis-server.js';
 import { pendingScenario } from './scenarios.js';
 
 /** Scenarios in the order they run (each resync starts from the store the previous left). */
-export const SCENARIOS = ['initial', 'nochange', 'churn', 'codes', 'import-preview'] as const;
+// `codes` runs before `churn` so that its eSchoolPLUS files (and their ground truth) come
+// from the district as generated, not as the churn left it.
+export const SCENARIOS = ['initial', 'nochange', 'codes', 'churn', 'import-preview'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 const TITLES: Record<ScenarioName, string> = {
@@ -59,6 +62,8 @@ export interface BenchOptions {
   limit: boolean;
   /** Also time the SIS read alone (initial scenario). */
   pullOnly: boolean;
+  /** Rows of the association import preview scenario (default 100,000). */
+  importRows: number;
   /** Write the V8 CPU profile of our worker process into this folder. */
   cpuProf?: string | undefined;
   /** Use this Redis instead of a private redis-server. */
@@ -148,7 +153,8 @@ export async function runBench(
   };
   // A resync needs the store of the initial sync: running one always runs `initial` first.
   const wanted = new Set<ScenarioName>(opts.scenarios.length ? opts.scenarios : SCENARIOS);
-  if (wanted.has('nochange') || wanted.has('churn')) wanted.add('initial');
+  if (wanted.has('nochange') || wanted.has('churn') || wanted.has('import-preview'))
+    wanted.add('initial');
   const scenarios = SCENARIOS.filter(s => wanted.has(s));
 
   const stamp = startedAt.replace(/[:.]/g, '-');
@@ -317,15 +323,146 @@ export async function runBench(
       }
     };
 
-    const reports: ScenarioReport[] = [];
-    for (const name of scenarios) {
-      const title = TITLES[name];
-      const pending = pendingScenario(name);
-      if (pending) {
-        log(`${title}: not yet measurable (${pending})`);
-        reports.push({ name, title, measurable: false, reason: pending, parts: [], ratios: {} });
-        continue;
+    /**
+     * Link-less sync with code issuance (issue 5): the district as eSchoolPLUS files without
+     * REG_STU_CONTACT (no relationships), access codes enabled, into an empty store: parent
+     * accounts without links, and a code for every active student at finalize.
+     */
+    const codesScenario = async (title: string): Promise<ScenarioReport> => {
+      const dir = join(work, 'eschoolplus');
+      const w = await sis.call<{
+        rows: Record<string, number>;
+        expected: { students: number; accounts: number; links: number };
+      }>('eschool', { dir });
+      const source: BenchSource = { kind: 'eschoolplus', dir };
+      const records = 2 * w.expected.students + w.expected.accounts;
+      log(
+        `${title}: ${records.toLocaleString('en-US')} records (${w.expected.students.toLocaleString('en-US')} students, ` +
+          `${w.expected.accounts.toLocaleString('en-US')} accounts, a code per student)`,
+      );
+      const common = { sis: access, pageSize: opts.pageSize, students: w.expected.students };
+      const codesDb = join(work, 'codes-ours.db');
+      const parts: PartFigures[] = [
+        await measureOurs('codes', records, {
+          ...common,
+          source,
+          storeFile: codesDb,
+          redisUrl,
+          concurrency: opts.concurrency,
+          phase: 'codes: guardian-sync',
+        }),
+      ];
+      const ours = parts[0];
+      const active = (ours?.details.active ?? {}) as Record<string, number>;
+      const correct =
+        ours?.details.status === 'succeeded' &&
+        active.students === w.expected.students &&
+        active.accounts === w.expected.accounts &&
+        active.links === 0 &&
+        active.codes === w.expected.students;
+      if (!correct)
+        log(
+          `  WARNING: store differs from the ground truth: ${JSON.stringify({ active, expected: w.expected })}`,
+        );
+      const nodeArgs = ['--max-old-space-size=2048', ...opts.nodeArgs];
+      if (opts.baseline)
+        parts.push(
+          await measure(
+            'baseline',
+            records,
+            './baseline.ts',
+            'sync',
+            {
+              ...common,
+              source,
+              codes: true,
+              storeFile: join(work, 'codes-baseline.db'),
+              phase: 'codes: naive baseline',
+            },
+            nodeArgs,
+          ),
+        );
+      if (opts.limit)
+        parts.push(
+          await measure(
+            'limit',
+            records,
+            './limit.ts',
+            'insert',
+            {
+              sourceFile: codesDb,
+              targetFile: join(work, 'limit.db'),
+              phase: 'codes: raw-insert limit',
+            },
+            ['--max-old-space-size=6144', ...opts.nodeArgs],
+          ),
+        );
+      return {
+        name: 'codes',
+        title,
+        measurable: true,
+        records,
+        parts,
+        ratios: ratiosOf(parts),
+        correct,
+      };
+    };
+
+    /**
+     * The association import preview (issue 6) on copies of the store our sync left: ours
+     * (`previewAssociationImport`), the naive per-row script, and the raw insert of the rows
+     * the preview plans to add.
+     */
+    const importScenario = async (title: string): Promise<ScenarioReport> => {
+      const rows = opts.importRows;
+      const f: ImportFiles = {
+        source: files.ours,
+        ours: join(work, 'import-ours.db'),
+        baseline: join(work, 'import-baseline.db'),
+        limit: join(work, 'import-limit.db'),
+        csv: join(work, 'associations.csv'),
+      };
+      const setup = child('import setup', './imports.ts', ['--max-old-space-size=2048']);
+      try {
+        await setup.call('setup', { files: f, rows, parents: 50000, seed: opts.seed + 2 });
+      } finally {
+        await setup.stop();
       }
+      log(`${title}: ${rows.toLocaleString('en-US')} rows`);
+      const nodeArgs = ['--max-old-space-size=2048', ...opts.nodeArgs];
+      const parts: PartFigures[] = [
+        await measure(
+          'ours',
+          rows,
+          './imports.ts',
+          'preview',
+          { files: f, sis: access, rows, phase: 'import preview: guardian-sync' },
+          nodeArgs,
+        ),
+      ];
+      if (opts.baseline)
+        parts.push(
+          await measure('baseline', rows, './imports.ts', 'baseline', { files: f }, nodeArgs),
+        );
+      if (opts.limit)
+        parts.push(await measure('limit', rows, './imports.ts', 'limit', { files: f }, nodeArgs));
+      const counts = (parts[0]?.details.counts ?? {}) as Record<string, number>;
+      const limitRows = parts.find(p => p.part === 'limit')?.writes;
+      return {
+        name: 'import-preview',
+        title,
+        measurable: true,
+        records: rows,
+        parts,
+        ratios: ratiosOf(parts),
+        // the preview plans exactly the links the raw insert wrote
+        ...(limitRows === undefined ? {} : { correct: counts.add === limitRows }),
+      };
+    };
+
+    const reports: ScenarioReport[] = [];
+    /** The PowerSchool scenarios: initial, nochange, churn. */
+    const syncScenario = async (name: ScenarioName, title: string): Promise<ScenarioReport> => {
       let churn: ChurnSummary | undefined;
       if (name === 'churn') {
         churn = await sis.call<ChurnSummary>('churn', {
@@ -395,7 +532,7 @@ export async function runBench(
           ),
         );
       }
-      reports.push({
+      return {
         name,
         title,
         measurable: true,
@@ -404,7 +541,31 @@ export async function runBench(
         parts,
         ratios: ratiosOf(parts),
         correct,
-      });
+      };
+    };
+
+    for (const name of scenarios) {
+      const title = TITLES[name];
+      const pending = pendingScenario(name);
+      if (pending) {
+        log(`${title}: not yet measurable (${pending})`);
+        reports.push({ name, title, measurable: false, reason: pending, parts: [], ratios: {} });
+        continue;
+      }
+      try {
+        reports.push(
+          name === 'codes'
+            ? await codesScenario(title)
+            : name === 'import-preview'
+              ? await importScenario(title)
+              : await syncScenario(name, title),
+        );
+      } catch (err) {
+        // One failed scenario must not lose the others' figures.
+        const reason = `failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+        log(`${title}: ${reason}`);
+        reports.push({ name, title, measurable: false, reason, parts: [], ratios: {} });
+      }
     }
 
     const report: BenchReport = {
@@ -481,6 +642,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--no-baseline', 'skip the naive baseline')
     .option('--no-limit', 'skip the raw-insert limit')
     .option('--no-pull-only', 'skip timing the SIS read alone')
+    .option('--import-rows <n>', 'rows of the association import preview', positiveInt, 100000)
     .option('--cpu-prof <dir>', 'write a V8 CPU profile of our worker process into <dir>')
     .option('--redis-url <url>', 'use this Redis instead of a private redis-server')
     .option(
@@ -508,6 +670,7 @@ async function main(argv: string[]): Promise<void> {
     baseline: boolean;
     limit: boolean;
     pullOnly: boolean;
+    importRows: number;
     cpuProf?: string;
     redisUrl?: string;
     nodeArgs: string;
@@ -528,6 +691,7 @@ async function main(argv: string[]): Promise<void> {
     baseline: o.baseline,
     limit: o.limit,
     pullOnly: o.pullOnly,
+    importRows: o.importRows,
     cpuProf: o.cpuProf ? resolve(o.cpuProf) : undefined,
     redisUrl: o.redisUrl,
     nodeArgs: o.nodeArgs.split(' ').filter(Boolean),

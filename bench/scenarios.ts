@@ -12,10 +12,7 @@ const src = (path: string) => fileURLToPath(new URL(`../src/${path}`, import.met
 export function pendingScenario(scenario: string): string | undefined {
   if (scenario === 'codes' && !FINALIZE_HOOKS.some(h => h.name === 'access-codes'))
     return 'issue #5 (access codes) has not landed: no finalize hook "access-codes"';
-  if (scenario === 'codes') return 'the access-code scenario is not wired into the bench yet';
   if (scenario === 'import-preview' && !existsSync(src('imports')))
     return 'issue #6 (association import) has not landed: no src/imports/';
-  if (scenario === 'import-preview')
-    return 'the import-preview scenario is not wired into the bench yet';
   return undefined;
 }

@@ -3,9 +3,11 @@
  * (`src/dev/`). It lives in its own process because the generator's district is large
  * (≈ 520 MB of heap at 500,000 students) and must not count against the worker.
  *
- * Methods (see `bench/ipc.ts`): `start`, `snapshot`, `stats`, `churn`, `close`.
+ * Methods (see `bench/ipc.ts`): `start`, `snapshot`, `stats`, `churn`, `eschool`, `close`.
  */
 import { generateDistrict, type SyntheticDistrict } from '../src/dev/district-generator.js';
+import { expectedESchoolRoster } from '../src/dev/eschoolplus-adapter.js';
+import { writeESchoolFiles } from '../src/dev/eschoolplus-files.js';
 import { startFakePowerSchool, type FakePowerSchool } from '../src/dev/powerschool-server.js';
 import { applyChurn, snapshotFigures } from './churn.js';
 import { serve } from './ipc.js';
@@ -55,6 +57,23 @@ serve({
   churn(params) {
     const p = params as { percent: number; seed: number };
     return Promise.resolve(applyChurn(need().d, p.percent, p.seed));
+  },
+  /**
+   * Write the district as an eSchoolPLUS download-definition file set without
+   * REG_STU_CONTACT (a link-less SIS) into `dir`; returns its rows and the ground truth.
+   */
+  async eschool(params) {
+    const { dir } = params as { dir: string };
+    const w = await writeESchoolFiles(need().d, { dir, studentContacts: false });
+    const t = expectedESchoolRoster(need().d, {
+      studentContacts: false,
+      requireWebAccess: false,
+      requireCustodialGuardian: false,
+    });
+    return {
+      rows: w.rows,
+      expected: { students: t.students.length, accounts: t.persons.length, links: t.links },
+    };
   },
   async close() {
     await server?.close();

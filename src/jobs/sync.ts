@@ -136,17 +136,23 @@ async function pullSnapshot(
   if (!dryRun) await ctx.store.upsertSchools(districtId, schools);
 
   let n = 0;
+  // Chunk n is added to the queue while the connector reads chunk n+1 (one add in flight at
+  // most); a failed add surfaces at the next await, before anything else is enqueued.
+  let adding: Promise<unknown> = Promise.resolve();
   for await (const chunk of connector.readRoster(pullCtx)) {
+    await adding;
     await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
     pending = [];
     const payload: ApplyPayload = { districtId, runId, chunkNo: n, generation, chunk };
-    await ctx.queues.apply.add('apply', payload, {
+    adding = ctx.queues.apply.add('apply', payload, {
       jobId: jobId.chunk(districtId, runId, generation, n),
       ...JOB_OPTIONS.apply,
     });
+    adding.catch(() => undefined); // handled by the await above / below
     n++;
     if (n % 10 === 0) await waitForApplyBacklog(ctx, signal);
   }
+  await adding;
   await ctx.ledger.recordPullRejects(runId, 'end', pending);
   const stats = connector.stats();
   processMetrics(ctx).recordPull(districtId, connector.kind, stats);

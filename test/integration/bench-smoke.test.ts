@@ -27,6 +27,7 @@ describe('bench harness (300 students)', () => {
       baseline: true,
       limit: true,
       pullOnly: true,
+      importRows: 1000,
       nodeArgs: [],
       workerProcs: 2,
       redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
