@@ -256,6 +256,14 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   if (!run) throw new Error(`run ${runId} not found`);
   if (run.status !== 'running' && run.status !== 'queued') return run; // already finalized
   const started = Date.now();
+  // Where finalize spends its time, by step (ms): kept on the run next to pull/total.
+  const steps: Record<string, number> = {};
+  let stepStart = started;
+  const step = (name: string) => {
+    const now = Date.now();
+    steps[`finalize.${name}`] = now - stepStart;
+    stepStart = now;
+  };
   const [seen, linkRemovals, counts, rejects, meta, activeStudentIds, sisParents] =
     await Promise.all([
       ctx.ledger.seen(runId),
@@ -264,14 +272,15 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       ctx.ledger.rejects(runId),
       ctx.ledger.meta(runId),
       ctx.store.listActiveStudentIds(districtId),
-      ctx.store.listActiveSisParents(districtId),
+      ctx.store.listActiveSisParentIds(districtId),
     ]);
+  step('read');
   // A delta, or a feed that does not list every guardian, removes nothing for absence.
   const decision = decideFinalize(
     scopeFinalizeInput(
       {
         activeStudentIds,
-        activeSisParentIds: sisParents.map(p => p.id),
+        activeSisParentIds: sisParents,
         seenStudents: seen.students,
         seenParents: seen.parents,
         linkRemovals,
@@ -301,7 +310,9 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   if (d.parentIds.length) deactCounts.parent = { [`deactivate${sfx}`]: d.parentIds.length };
   if (d.links.length) deactCounts.link = { [`remove${sfx}`]: d.links.length };
   const held = decision.hold && !run.dryRun && !addOnly;
+  step('decide');
   if (!decision.hold && !run.dryRun && !addOnly) await ctx.store.applyDeactivations(districtId, d);
+  step('deactivate');
   if (addOnly) ctx.logger.info({ districtId, runId, mode: describeSyncMode(mode) }, 'add-only run');
 
   const hookCounts: RunCounts = {};
@@ -317,6 +328,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     for (const hook of FINALIZE_HOOKS) {
       const c = await hook.run(ctx, input);
       if (c) mergeCounts(hookCounts, c);
+      step(hook.name);
     }
   }
 
@@ -324,6 +336,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   const finishedAt = new Date();
   const timings: Record<string, number> = {
     ...run.timings,
+    ...steps,
     pull: Number(meta.pullMs ?? 0),
     finalize: Date.now() - started,
     total: finishedAt.getTime() - Date.parse(run.startedAt ?? run.createdAt),

@@ -217,8 +217,8 @@ export interface RosterStore {
   ): Promise<ChunkPlan>;
   /** sourcedIds of the district's active students. */
   listActiveStudentIds(districtId: string): Promise<string[]>;
-  /** Active `sis`-origin parent accounts with their sources. */
-  listActiveSisParents(districtId: string): Promise<{ id: string; sources: ParentSource[] }[]>;
+  /** Ids of the district's active `sis`-origin parent accounts, in id order. */
+  listActiveSisParentIds(districtId: string): Promise<string[]>;
   /**
    * Active `sis` links of the given students or parents (finalize deactivates the links of
    * deactivated students and parents with them, and restores them when they return).

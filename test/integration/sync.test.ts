@@ -13,6 +13,7 @@ import {
   type SyntheticDistrict,
 } from '../../src/dev/district-generator.js';
 import { approveRun, handleApply, newRunId, triggerSync, waitForRun } from '../../src/jobs/sync.js';
+import { FINALIZE_HOOKS } from '../../src/jobs/finalize-hooks.js';
 import { jobId } from '../../src/workers/queues.js';
 import type { RosterStore } from '../../src/models/types.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
@@ -73,6 +74,14 @@ describe('sync pipeline (PowerSchool → SQLite through BullMQ)', () => {
     expect(got.persons).toEqual(truth.persons);
     expect(got.links).toEqual(truth.links);
     expect(run.counts.student?.create).toBe(truth.students.length);
+    // finalize reports its steps (ms), each hook by name, within the finalize total
+    const steps = Object.keys(run.timings).filter(k => k.startsWith('finalize.'));
+    expect(steps).toEqual(
+      expect.arrayContaining(['finalize.read', 'finalize.decide', 'finalize.deactivate']),
+    );
+    expect(steps).toEqual(expect.arrayContaining(FINALIZE_HOOKS.map(h => `finalize.${h.name}`)));
+    const stepSum = steps.reduce((sum, k) => sum + (run.timings[k] ?? 0), 0);
+    expect(stepSum).toBeLessThanOrEqual(run.timings.finalize ?? -1);
     expect(run.counts.parent?.create).toBe(truth.persons.length);
     expect(writes).toBeGreaterThan(truth.students.length + truth.persons.length);
     // emergency-only contacts never became parent accounts

@@ -155,7 +155,7 @@ parentSchema.index(
 );
 // reconcileChunk: match guardians by normalized email (not unique: ambiguity is reported)
 parentSchema.index({ districtId: 1, emailNormalized: 1 }, { name: 'district_email' });
-// listActiveSisParents, countActive
+// listActiveSisParentIds, countActive
 parentSchema.index({ districtId: 1, status: 1, origin: 1 }, { name: 'district_status_origin' });
 
 export const linkSchema = new Schema<LinkDoc>(

@@ -33,7 +33,6 @@ import {
   type Deactivations,
   type GuardianLink,
   type ParentAccount,
-  type ParentSource,
   type ParentUpdate,
   type Reject,
   type RosterStore,
@@ -516,17 +515,12 @@ export class MongoRosterStore implements RosterStore {
   }
 
   /** Active accounts with origin `sis`, each with its sources, by id. */
-  async listActiveSisParents(
-    districtId: string,
-  ): Promise<{ id: string; sources: ParentSource[] }[]> {
+  async listActiveSisParentIds(districtId: string): Promise<string[]> {
     const docs = await this.m.parents
-      .find({ districtId, status: 'active', origin: 'sis' }, { id: 1, sources: 1, _id: 0 })
+      .find({ districtId, status: 'active', origin: 'sis' }, { id: 1, _id: 0 })
       .sort({ id: 1 })
-      .lean<Pick<ParentDoc, 'id' | 'sources'>[]>();
-    return docs.map(d => ({
-      id: d.id,
-      sources: (d.sources ?? []).map(s => ({ connector: s.connector, sourcedId: s.sourcedId })),
-    }));
+      .lean<Pick<ParentDoc, 'id'>[]>();
+    return docs.map(d => d.id);
   }
 
   /** Number of active students and active parent accounts. */

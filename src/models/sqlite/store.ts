@@ -91,7 +91,7 @@ export const MIGRATIONS: readonly string[] = [
   -- identity match by normalized email (not unique: ambiguity is reported, not prevented)
   CREATE INDEX parent_accounts_email ON parent_accounts (district_id, email_normalized)
     WHERE email_normalized IS NOT NULL;
-  -- listActiveSisParents, countActive
+  -- listActiveSisParentIds, countActive
   CREATE INDEX parent_accounts_status_origin ON parent_accounts (district_id, status, origin);
 
   CREATE TABLE parent_sources (
@@ -321,10 +321,8 @@ export const SQL = {
     WHERE l.origin = 'sis' AND l.status = 'active'`,
   activeStudentIds: `SELECT sourced_id FROM students WHERE district_id = ? AND status = 'active'
     ORDER BY sourced_id`,
-  // One pass, by account, each account's sources in the order they were attached.
-  activeSisParentsWithSources: `SELECT p.id, s.connector, s.sourced_id FROM parent_accounts p
-    LEFT JOIN parent_sources s ON s.district_id = p.district_id AND s.parent_id = p.id
-    WHERE p.district_id = ? AND p.status = 'active' AND p.origin = 'sis' ORDER BY p.id, s.rowid`,
+  activeSisParentIds: `SELECT id FROM parent_accounts
+    WHERE district_id = ? AND status = 'active' AND origin = 'sis' ORDER BY id`,
   countActiveStudents: `SELECT count(*) AS n FROM students WHERE district_id = ?
     AND status = 'active'`,
   countActiveParents: `SELECT count(*) AS n FROM parent_accounts WHERE district_id = ?
@@ -675,20 +673,14 @@ export class SqliteRosterStore implements RosterStore {
     );
   }
 
-  /** Active accounts with origin `sis`, each with its sources. */
-  listActiveSisParents(districtId: string): Promise<{ id: string; sources: ParentSource[] }[]> {
-    return this.run(() => {
-      const out: { id: string; sources: ParentSource[] }[] = [];
-      let last: { id: string; sources: ParentSource[] } | undefined;
-      const rows = this.stmt('activeSisParentsWithSources').raw().iterate(districtId) as Iterable<
-        [string, string | null, string | null]
-      >;
-      for (const [id, connector, sourcedId] of rows) {
-        if (last?.id !== id) out.push((last = { id, sources: [] }));
-        if (connector !== null && sourcedId !== null) last.sources.push({ connector, sourcedId });
-      }
-      return out;
-    });
+  /** Ids of the active accounts with origin `sis` (an index range scan; no sources). */
+  listActiveSisParentIds(districtId: string): Promise<string[]> {
+    return this.run(() =>
+      this.stmt('activeSisParentIds')
+        .pluck()
+        .all(districtId)
+        .map(v => String(v)),
+    );
   }
 
   /** Active `sis` links of the given students or parents, each once. */
