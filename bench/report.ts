@@ -266,11 +266,16 @@ export function renderMarkdown(r: BenchReport, heading = '#'): string {
     }
     if (s.measurable && !s.snapshot && s.records !== undefined) {
       const counts = s.parts.find(p => p.part === 'ours')?.details.counts;
+      const base = s.parts.find(p => p.part === 'baseline')?.details;
       lines.push(
         `- ${s.title}: ${fmt(s.records)} file rows; preview counts ${JSON.stringify(counts ?? {})}` +
           (s.correct === undefined
             ? ''
-            : `; planned links ${s.correct ? 'equal' : 'DIFFER FROM'} the rows the raw insert wrote`),
+            : `; planned links ${s.correct ? 'equal' : 'DIFFER FROM'} the rows the raw insert wrote`) +
+          (base?.projected
+            ? `; naive baseline timed on its first ${fmt(Number(base.sampledRows))} rows ` +
+              `(${(Number(base.measuredMs) / 1000).toFixed(2)} s) and projected to all rows`
+            : ''),
       );
     }
     if (!s.measurable || !s.snapshot) continue;

@@ -28,6 +28,7 @@ describe('bench harness (300 students)', () => {
       limit: true,
       pullOnly: true,
       importRows: 1000,
+      importBaselineRows: 1000,
       nodeArgs: [],
       workerProcs: 2,
       redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
@@ -89,5 +90,62 @@ describe('bench harness (300 students)', () => {
     const md = readFileSync(files[1] ?? '', 'utf8');
     expect(md).toContain('| no-change resync | guardian-sync |');
     expect(md).toContain('raw-insert limit');
+  });
+});
+
+describe('bench harness: link-less codes and the association import preview (300 students)', () => {
+  let out: string;
+  let report: BenchReport;
+
+  beforeAll(async () => {
+    out = mkdtempSync(join(tmpdir(), 'gsync-bench-test-'));
+    ({ report } = await runBench({
+      students: 300,
+      scenarios: ['codes', 'import-preview'],
+      seed: 9,
+      pageSize: 100,
+      concurrency: 2,
+      churnPercent: 1,
+      baseline: true,
+      limit: true,
+      pullOnly: false,
+      importRows: 1000,
+      importBaselineRows: 250,
+      nodeArgs: [],
+      workerProcs: 2,
+      redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      out,
+      keep: false,
+      progress: false,
+      machine: 'jest',
+    }));
+  }, 180000);
+
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  const scenario = (name: string) => report.scenarios.find(s => s.name === name);
+
+  it('issues a code per student with no links, and counts the codes among the writes', () => {
+    expect(report.scenarios.map(s => s.name)).toEqual(['initial', 'codes', 'import-preview']);
+    const codes = scenario('codes');
+    expect(codes?.measurable).toBe(true);
+    expect(codes?.correct).toBe(true);
+    const ours = codes?.parts.find(p => p.part === 'ours');
+    const active = ours?.details.active as { students: number; codes: number; links: number };
+    expect(active.links).toBe(0);
+    expect(active.codes).toBe(active.students);
+    // the raw insert writes the same final rows, codes included
+    expect(ours?.writes).toBe(codes?.parts.find(p => p.part === 'limit')?.writes);
+  });
+
+  it('projects the naive import baseline from its first rows and plans what the limit wrote', () => {
+    const imp = scenario('import-preview');
+    expect(imp?.measurable).toBe(true);
+    expect(imp?.correct).toBe(true);
+    const base = imp?.parts.find(p => p.part === 'baseline');
+    expect(base?.details).toMatchObject({ rows: 1000, projected: true, sampledRows: 250 });
+    const measuredS = Number(base?.details.measuredMs) / 1000;
+    expect(base?.wallS).toBeCloseTo(measuredS * 4, 1);
+    expect(imp?.ratios.oursOverBaseline).toBeGreaterThan(0);
   });
 });
