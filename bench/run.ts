@@ -111,7 +111,23 @@ function scenarioList(v: string, prev: ScenarioName[] = []): ScenarioName[] {
       throw new InvalidArgumentError(`unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
     out.push(s as ScenarioName);
   }
+  if (out.length === 0)
+    throw new InvalidArgumentError(`name at least one scenario (known: ${SCENARIOS.join(', ')})`);
   return out;
+}
+
+function percent(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 100)
+    throw new InvalidArgumentError('must be a number above 0 and at most 100');
+  return n;
+}
+
+function rowsOrAll(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError('must be 0 (every row) or a positive integer');
+  return n;
 }
 
 /** Progress bar of one part (cli-progress; periodic plain lines when not on a TTY). */
@@ -646,20 +662,15 @@ async function main(argv: string[]): Promise<void> {
     .option('--seed <n>', 'generator seed', positiveInt, 42)
     .option('--page-size <n>', 'students per page (the plugin maximum)', positiveInt, 1000)
     .option('--concurrency <n>', 'apply-worker concurrency', positiveInt, 2)
-    .option(
-      '--churn-percent <p>',
-      'percent of students changed in the churn scenario',
-      parseFloat,
-      1,
-    )
+    .option('--churn-percent <p>', 'percent of students changed in the churn scenario', percent, 1)
     .option('--no-baseline', 'skip the naive baseline')
     .option('--no-limit', 'skip the raw-insert limit')
     .option('--no-pull-only', 'skip timing the SIS read alone')
     .option('--import-rows <n>', 'rows of the association import preview', positiveInt, 100000)
     .option(
       '--import-baseline-rows <n>',
-      'rows the naive import baseline times before projecting to all rows (its cost per row is constant)',
-      positiveInt,
+      'rows the naive import baseline times before projecting to all rows (0 = time every row; its cost per row is constant)',
+      rowsOrAll,
       5000,
     )
     .option('--cpu-prof <dir>', 'write a V8 CPU profile of our worker process into <dir>')

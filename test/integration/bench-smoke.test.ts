@@ -145,7 +145,9 @@ describe('bench harness: link-less codes and the association import preview (300
     const base = imp?.parts.find(p => p.part === 'baseline');
     expect(base?.details).toMatchObject({ rows: 1000, projected: true, sampledRows: 250 });
     const measuredS = Number(base?.details.measuredMs) / 1000;
-    expect(base?.wallS).toBeCloseTo(measuredS * 4, 1);
+    // the sample's row work ×4; reading the file counts once (wallS has 2 decimals)
+    expect(base?.wallS).toBeGreaterThan(measuredS);
+    expect(base?.wallS).toBeLessThanOrEqual(measuredS * 4 + 0.01);
     expect(imp?.ratios.oursOverBaseline).toBeGreaterThan(0);
   });
 });
