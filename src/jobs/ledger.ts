@@ -162,19 +162,19 @@ export class RunLedger {
 
   async seen(runId: string): Promise<{ students: Set<string>; parents: Set<string> }> {
     const [students, parents] = await Promise.all([
-      this.readSet(this.key(runId, 'seenStudents')),
-      this.readSet(this.key(runId, 'seenParents')),
+      this.readLists(this.key(runId, 'seenStudents')),
+      this.readLists(this.key(runId, 'seenParents')),
     ]);
     return { students, parents };
   }
 
   /** Parent accounts created by this run's chunks. */
   async createdParents(runId: string): Promise<string[]> {
-    return [...(await this.readSet(this.key(runId, 'createdParents')))];
+    return [...(await this.readLists(this.key(runId, 'createdParents')))];
   }
 
   async linkRemovals(runId: string): Promise<{ parentId: string; studentSourcedId: string }[]> {
-    const raw = await this.readSet(this.key(runId, 'linkRemovals'));
+    const raw = await this.readLists(this.key(runId, 'linkRemovals'));
     return [...raw].map(s => {
       const [parentId = '', studentSourcedId = ''] = s.split('\t');
       return { parentId, studentSourcedId };
@@ -203,7 +203,7 @@ export class RunLedger {
   }
 
   /** The union of the JSON lists a hash holds (one field per chunk). */
-  private async readSet(key: string): Promise<Set<string>> {
+  private async readLists(key: string): Promise<Set<string>> {
     const out = new Set<string>();
     let cursor = '0';
     do {

@@ -264,7 +264,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     steps[`finalize.${name}`] = now - stepStart;
     stepStart = now;
   };
-  const [seen, linkRemovals, counts, rejects, meta, activeStudentIds, sisParents] =
+  const [seen, linkRemovals, counts, rejects, meta, activeStudentIds, activeSisParentIds] =
     await Promise.all([
       ctx.ledger.seen(runId),
       ctx.ledger.linkRemovals(runId),
@@ -280,7 +280,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     scopeFinalizeInput(
       {
         activeStudentIds,
-        activeSisParentIds: sisParents,
+        activeSisParentIds,
         seenStudents: seen.students,
         seenParents: seen.parents,
         linkRemovals,

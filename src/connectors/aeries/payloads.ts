@@ -12,11 +12,10 @@
  * Unknown keys are stripped: Aeries adds fields per version. No I/O here.
  */
 import { z } from 'zod';
+import { toId } from '../scalars.js';
 
 /** An id that may be a JSON number or a string, output as a trimmed non-empty string. */
-export const AeId = z
-  .union([z.number().int(), z.string().trim().min(1, 'must not be empty')])
-  .transform(v => String(v));
+export const AeId = z.unknown().transform(toId);
 
 /** An integer that may arrive as a string; `null`/`""` → undefined. */
 export const AeOptInt = z

@@ -15,32 +15,17 @@
  * Unknown keys are stripped, never an error.
  */
 import { z } from 'zod';
+import { toBool, toId } from '../scalars.js';
 
 // ---------------------------------------------------------------------------------------------
 // Scalars
 // ---------------------------------------------------------------------------------------------
 
 /** An id as number or non-blank string, output as a trimmed string. */
-export const OrId = z
-  .union([z.number().int(), z.string().trim().min(1, 'must not be empty')])
-  .transform(v => String(v));
-
-const TRUE_STRINGS = new Set(['true', '1', 'y', 'yes', 't']);
-const FALSE_STRINGS = new Set(['false', '0', 'n', 'no', 'f']);
+export const OrId = z.unknown().transform(toId);
 
 /** A boolean sent as `true`, `"true"`, `"TRUE"`, `"1"`, `"Y"`, `1` (and the false forms). */
-export const OrBool = z.union([
-  z.boolean(),
-  z.literal(1).transform(() => true),
-  z.literal(0).transform(() => false),
-  z.string().transform((s, ctx) => {
-    const k = s.trim().toLowerCase();
-    if (TRUE_STRINGS.has(k)) return true;
-    if (FALSE_STRINGS.has(k)) return false;
-    ctx.addIssue({ code: 'custom', message: 'not a recognised boolean value' });
-    return z.NEVER;
-  }),
-]);
+export const OrBool = z.unknown().transform(toBool);
 
 /** Optional boolean; `null`/`""` mean unset. */
 export const OrOptBool = z

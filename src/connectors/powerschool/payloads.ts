@@ -13,60 +13,14 @@
  * This module has no I/O; the mapping (`src/mapping/powerschool.ts`) imports its types.
  */
 import { z } from 'zod';
+import { toBool, toId, toInt, unsetOr } from '../scalars.js';
 
 // ---------------------------------------------------------------------------------------------
 // Scalar helpers
 // ---------------------------------------------------------------------------------------------
 
-// Each scalar helper is one transform over the raw JSON value rather than a union of
-// transformed options: a roster pull parses millions of these fields, and a single function
-// per field costs about a third of the union/pipe chain in zod 4 (measured with the bench's
-// pull profile, docs/performance.md). Semantics and messages are those of the documented
-// quirks; the output types are what the mapping reads.
-
-type Ctx = z.core.$RefinementCtx<unknown>;
-
-function fail(ctx: Ctx, message: string): never {
-  ctx.addIssue({ code: 'custom', message });
-  return z.NEVER;
-}
-
-function toId(v: unknown, ctx: Ctx): string {
-  if (typeof v === 'string') {
-    const t = v.trim();
-    return t !== '' ? t : fail(ctx, 'must not be empty');
-  }
-  if (typeof v === 'number' && Number.isInteger(v)) return String(v);
-  return fail(ctx, 'expected a string or an integer');
-}
-
-const INTEGER = /^-?\d+$/;
-
-function toInt(v: unknown, ctx: Ctx): number {
-  if (typeof v === 'number') return Number.isInteger(v) ? v : fail(ctx, 'must be an integer');
-  if (typeof v === 'string') {
-    const t = v.trim();
-    return INTEGER.test(t) ? Number.parseInt(t, 10) : fail(ctx, 'must be an integer');
-  }
-  return fail(ctx, 'expected an integer or a string holding one');
-}
-
-const TRUE_STRINGS = new Set(['true', '1', 'y', 'yes', 't']);
-const FALSE_STRINGS = new Set(['false', '0', 'n', 'no', 'f']);
-
-function toBool(v: unknown, ctx: Ctx): boolean {
-  if (typeof v === 'boolean') return v;
-  if (v === 1) return true;
-  if (v === 0) return false;
-  if (typeof v === 'string') {
-    const k = v.trim().toLowerCase();
-    if (TRUE_STRINGS.has(k)) return true;
-    if (FALSE_STRINGS.has(k)) return false;
-  }
-  return fail(ctx, 'not a recognised boolean value');
-}
-
-const absent = (v: unknown): v is null | undefined => v === null || v === undefined;
+// Each scalar helper is one transform over the raw JSON value (src/connectors/scalars.ts says
+// why); semantics and messages are those of the documented quirks.
 
 /**
  * An identifier that may be a JSON number or a string (`1234` or `"1234"`), output as a
@@ -78,10 +32,7 @@ export const PsId = z.unknown().transform(toId);
 export const PsInt = z.unknown().transform(toInt);
 
 /** `PsInt` where `null` or a missing key means unset (output undefined). */
-export const PsOptInt = z
-  .unknown()
-  .transform((v, ctx) => (absent(v) ? undefined : toInt(v, ctx)))
-  .optional();
+export const PsOptInt = unsetOr(toInt);
 
 /**
  * A boolean that may arrive as `true`, `"true"`, `"TRUE"`, `"1"`, `"Y"`, `1` (and the
@@ -96,16 +47,10 @@ export const PsOptString = z
   .transform(v => v ?? undefined);
 
 /** An optional boolean where `null` means unset. */
-export const PsOptBool = z
-  .unknown()
-  .transform((v, ctx) => (absent(v) ? undefined : toBool(v, ctx)))
-  .optional();
+export const PsOptBool = unsetOr(toBool);
 
 /** An optional id where `null` means unset. */
-export const PsOptId = z
-  .unknown()
-  .transform((v, ctx) => (absent(v) ? undefined : toId(v, ctx)))
-  .optional();
+export const PsOptId = unsetOr(toId);
 
 /** A list that may be an array, a single object (one-record quirk), null or missing → array. */
 export function psList<T extends z.ZodType>(item: T) {
