@@ -105,6 +105,8 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     apply: mk(QueueName.apply),
     finalize: mk(QueueName.finalize),
     notifications: mk(QueueName.notifications),
+    changes: mk(QueueName.changes),
+    webhooks: mk(QueueName.webhooks),
   };
   const byId = new Map(districts.map(d => [d.id, d]));
   const secrets = opts.secrets ?? process.env;

@@ -64,7 +64,15 @@ export function assertPlanInDistrict(districtId: string, plan: ChunkPlan): void 
 }
 
 /** Optional `SyncRun` fields: a patch key present with `undefined` clears them. */
-export const OPTIONAL_RUN_FIELDS = ['startedAt', 'finishedAt', 'held', 'error'] as const;
+export const OPTIONAL_RUN_FIELDS = [
+  'startedAt',
+  'finishedAt',
+  'held',
+  'error',
+  'actor',
+  'decidedBy',
+  'decidedAt',
+] as const;
 
 /**
  * Apply a `SyncRunPatch` to a run: present keys replace, `undefined` clears optional fields

@@ -16,6 +16,7 @@
 import type { Database } from 'better-sqlite3';
 import type { Connection } from 'mongoose';
 import type { GuardianRole, RecordStatus } from '../mapping/canonical.js';
+import type { ChangeContext } from './changes/types.js';
 
 /** Where a guardian link came from. Sync owns only `sis` links (invariant 6). */
 export type LinkOrigin = 'sis' | 'import' | 'access-code' | 'manual';
@@ -159,6 +160,11 @@ export interface SyncRun {
   dryRun: boolean;
   /** `schedule`, `api`, `cli`, … */
   trigger: string;
+  /** Who started it: `schedule`, `api:<token name>`, `cli:<os user>` (change-log actor). */
+  actor?: string | undefined;
+  /** Who approved or discarded a held run, and when (ISO). */
+  decidedBy?: string | undefined;
+  decidedAt?: string | undefined;
   createdAt: string;
   startedAt?: string | undefined;
   finishedAt?: string | undefined;
@@ -207,13 +213,14 @@ export interface RosterStore {
   upsertSchools(districtId: string, schools: { sourcedId: string; name: string }[]): Promise<void>;
   /**
    * Atomically: load the state for `keys`, call `planner(state)`, and unless `dryRun`,
-   * write the plan. Returns the plan that was (or would be) applied.
+   * write the plan and its change-log entries (cause and actor from `options.change`,
+   * default `SYSTEM_CHANGE`). Returns the plan that was (or would be) applied.
    */
   reconcileChunk(
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean },
+    options: { dryRun: boolean; change?: ChangeContext | undefined },
   ): Promise<ChunkPlan>;
   /** sourcedIds of the district's active students. */
   listActiveStudentIds(districtId: string): Promise<string[]>;
@@ -228,16 +235,27 @@ export interface RosterStore {
     of: { studentSourcedIds: string[]; parentIds: string[] },
   ): Promise<{ parentId: string; studentSourcedId: string }[]>;
   countActive(districtId: string): Promise<{ students: number; parents: number }>;
-  /** Deactivate (never delete). Returns the number of records whose status changed. */
-  applyDeactivations(districtId: string, d: Deactivations): Promise<number>;
+  /**
+   * Deactivate (never delete), logging one change-log entry per record whose status changed
+   * (cause and actor from `change`). Returns the number of records whose status changed.
+   */
+  applyDeactivations(
+    districtId: string,
+    d: Deactivations,
+    change?: ChangeContext | undefined,
+  ): Promise<number>;
 
   getStudents(districtId: string): Promise<StoredStudent[]>;
   getParents(districtId: string): Promise<ParentAccount[]>;
   getLinks(districtId: string): Promise<GuardianLink[]>;
-  /** Insert or reactivate a non-sis link (import/manual/access-code). */
-  addLink(link: GuardianLink): Promise<void>;
-  /** Create an account outside the sync (import/manual). */
-  createParent(account: ParentAccount): Promise<void>;
+  /**
+   * Insert a link, or update the status/relationship of the existing link of that origin
+   * (import/manual/access-code; also deactivates with `status: 'inactive'`). Logs the change.
+   * Returns true when a row changed.
+   */
+  addLink(link: GuardianLink, change?: ChangeContext | undefined): Promise<boolean>;
+  /** Create an account outside the sync (import/manual/access-code). Logs the creation. */
+  createParent(account: ParentAccount, change?: ChangeContext | undefined): Promise<void>;
 
   // --- runs ---------------------------------------------------------------------------
   /** Create a run; throws `ActiveRunExistsError` when the district has a queued/running one. */

@@ -10,6 +10,7 @@ import { TriggerPayload } from '../jobs/payloads.js';
 import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
+import { webhookWorkers } from './webhooks.js';
 import { QueueName } from './queues.js';
 
 export interface RunningWorkers {
@@ -65,6 +66,7 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
       { ...base, concurrency: 1, lockDuration: 120000 },
     ),
     ...notificationWorkers(ctx, base),
+    ...webhookWorkers(ctx, base),
   ];
   instrumentWorkers(ctx, workers);
   for (const w of workers) {

@@ -16,6 +16,13 @@ export const QueueName = {
   finalize: 'roster-finalize',
   /** Activation emails, one job per parent account and generation (src/jobs/notifications.ts). */
   notifications: 'notifications',
+  /**
+   * Change-log consumers (src/jobs/changes.ts): one job per district reads new change-log
+   * entries and derives activation emails and metrics from them; also log retention.
+   */
+  changes: 'change-consumers',
+  /** Webhook deliveries of the change feed, one job per district (src/jobs/webhooks.ts). */
+  webhooks: 'webhooks',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 

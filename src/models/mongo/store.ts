@@ -602,9 +602,9 @@ export class MongoRosterStore implements RosterStore {
   }
 
   /** Insert the link, or update status/relationship of the existing link of that origin. */
-  async addLink(link: GuardianLink): Promise<void> {
+  async addLink(link: GuardianLink): Promise<boolean> {
     const ops = [linkWriteOp(link.districtId, link)];
-    await this.bulk(() => this.m.links.bulkWrite(ops, BULK));
+    return (await this.bulk(() => this.m.links.bulkWrite(ops, BULK))) > 0;
   }
 
   /**

@@ -16,6 +16,15 @@ import Database from 'better-sqlite3';
 import type { GuardianRole, RecordStatus } from '../../mapping/canonical.js';
 import { StoreConflictError } from '../../errors.js';
 import {
+  chunkChanges,
+  linkChange,
+  linkDeactivateChange,
+  parentCreateChange,
+  statusChange,
+} from '../changes/derive.js';
+import { appendChanges, CHANGE_LOG_DDL } from '../changes/sqlite.js';
+import { SYSTEM_CHANGE, type ChangeContext, type NewChange } from '../changes/types.js';
+import {
   applyRunPatch,
   assertPlanInDistrict,
   isActiveRunStatus,
@@ -151,6 +160,13 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (run_id, entity, record_id, reason)   -- a retried chunk does not duplicate rejects
   );
   `,
+  // 2: the change log (src/models/changes), who started a run and who decided a held one.
+  `
+  ${CHANGE_LOG_DDL}
+  ALTER TABLE sync_runs ADD COLUMN actor TEXT;
+  ALTER TABLE sync_runs ADD COLUMN decided_by TEXT;
+  ALTER TABLE sync_runs ADD COLUMN decided_at TEXT;
+  `,
 ];
 
 /** Options of the SQLite store. */
@@ -217,6 +233,9 @@ interface RunRow {
   timings: string;
   held: string | null;
   error: string | null;
+  actor: string | null;
+  decided_by: string | null;
+  decided_at: string | null;
 }
 
 interface RejectRow {
@@ -305,10 +324,14 @@ export const SQL = {
     WHERE schools.name IS NOT excluded.name`,
   deactivateStudents: `UPDATE students SET status = 'inactive' WHERE rowid IN (
     SELECT s.rowid FROM json_each(@keys) AS k CROSS JOIN students AS s
-    ON s.district_id = @districtId AND s.sourced_id = k.value WHERE s.status = 'active')`,
+    ON s.district_id = @districtId AND s.sourced_id = k.value WHERE s.status = 'active')
+    RETURNING sourced_id`,
   deactivateParents: `UPDATE parent_accounts SET status = 'inactive' WHERE rowid IN (
     SELECT p.rowid FROM json_each(@keys) AS k CROSS JOIN parent_accounts AS p
-    ON p.district_id = @districtId AND p.id = k.value WHERE p.status = 'active')`,
+    ON p.district_id = @districtId AND p.id = k.value WHERE p.status = 'active')
+    RETURNING id`,
+  getLink: `SELECT * FROM guardian_links WHERE district_id = ? AND parent_id = ?
+    AND student_sourced_id = ? AND origin = ?`,
   deactivateSisLink: `UPDATE guardian_links SET status = 'inactive' WHERE district_id = ?
     AND parent_id = ? AND student_sourced_id = ? AND origin = 'sis' AND status = 'active'`,
   activeSisLinksOfStudents: `SELECT l.parent_id, l.student_sourced_id
@@ -334,12 +357,15 @@ export const SQL = {
   allLinks: `SELECT * FROM guardian_links WHERE district_id = ?
     ORDER BY parent_id, student_sourced_id, origin`,
   insertRun: `INSERT INTO sync_runs (id, district_id, connector, status, dry_run, run_trigger,
-      created_at, started_at, finished_at, counts, reject_count, timings, held, error)
+      created_at, started_at, finished_at, counts, reject_count, timings, held, error, actor,
+      decided_by, decided_at)
     VALUES (@id, @districtId, @connector, @status, @dryRun, @trigger, @createdAt, @startedAt,
-      @finishedAt, @counts, @rejectCount, @timings, @held, @error)`,
+      @finishedAt, @counts, @rejectCount, @timings, @held, @error, @actor, @decidedBy,
+      @decidedAt)`,
   updateRun: `UPDATE sync_runs SET status = @status, dry_run = @dryRun, run_trigger = @trigger,
       started_at = @startedAt, finished_at = @finishedAt, counts = @counts,
-      reject_count = @rejectCount, timings = @timings, held = @held, error = @error
+      reject_count = @rejectCount, timings = @timings, held = @held, error = @error,
+      actor = @actor, decided_by = @decidedBy, decided_at = @decidedAt
     WHERE id = @id`,
   getRun: `SELECT * FROM sync_runs WHERE id = ?`,
   activeRun: `SELECT * FROM sync_runs WHERE district_id = ? AND status IN ('queued', 'running')`,
@@ -445,6 +471,9 @@ function toRun(r: RunRow): SyncRun {
   setOpt(run, 'finishedAt', r.finished_at);
   setOpt(run, 'held', parseJson<Deactivations | null>(r.held, null));
   setOpt(run, 'error', r.error);
+  setOpt(run, 'actor', r.actor);
+  setOpt(run, 'decidedBy', r.decided_by);
+  setOpt(run, 'decidedAt', r.decided_at);
   return run;
 }
 
@@ -507,6 +536,9 @@ function runParams(run: SyncRun): Params {
     timings: json(run.timings),
     held: run.held === undefined ? null : json(run.held),
     error: nul(run.error),
+    actor: nul(run.actor),
+    decidedBy: nul(run.decidedBy),
+    decidedAt: nul(run.decidedAt),
   };
 }
 
@@ -640,13 +672,22 @@ export class SqliteRosterStore implements RosterStore {
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean },
+    options: { dryRun: boolean; change?: ChangeContext | undefined },
   ): Promise<ChunkPlan> {
     return this.run(() => {
       const tx = this.db.transaction(() => {
-        const plan = planner(this.loadChunkState(districtId, keys));
+        const state = this.loadChunkState(districtId, keys);
+        const plan = planner(state);
         assertPlanInDistrict(districtId, plan);
-        return { plan, written: options.dryRun ? 0 : this.writePlan(districtId, plan) };
+        if (options.dryRun) return { plan, written: 0 };
+        const written = this.writePlan(districtId, plan);
+        appendChanges(
+          this.db,
+          districtId,
+          options.change ?? SYSTEM_CHANGE,
+          chunkChanges(state, plan),
+        );
+        return { plan, written };
       });
       try {
         const { plan, written } = options.dryRun ? tx.deferred() : tx.immediate();
@@ -724,27 +765,34 @@ export class SqliteRosterStore implements RosterStore {
    * Set `inactive` on the listed active students and parents and on the listed active
    * `sis`-origin links (other origins are never touched). Never deletes. Returns rows changed.
    */
-  applyDeactivations(districtId: string, d: Deactivations): Promise<number> {
+  applyDeactivations(
+    districtId: string,
+    d: Deactivations,
+    change: ChangeContext = SYSTEM_CHANGE,
+  ): Promise<number> {
     return this.run(() => {
       const changed = this.db
         .transaction(() => {
-          let n = 0;
+          const entries: NewChange[] = [];
           if (d.studentSourcedIds.length > 0) {
-            n += this.stmt('deactivateStudents').run({
-              districtId,
-              keys: uniqueJson(d.studentSourcedIds),
-            }).changes;
+            const ids = this.stmt('deactivateStudents')
+              .pluck()
+              .all({ districtId, keys: uniqueJson(d.studentSourcedIds) }) as string[];
+            for (const id of ids.sort()) entries.push(statusChange('student', id, 'deactivate'));
           }
           if (d.parentIds.length > 0) {
-            n += this.stmt('deactivateParents').run({
-              districtId,
-              keys: uniqueJson(d.parentIds),
-            }).changes;
+            const ids = this.stmt('deactivateParents')
+              .pluck()
+              .all({ districtId, keys: uniqueJson(d.parentIds) }) as string[];
+            for (const id of ids.sort()) entries.push(statusChange('parent', id, 'deactivate'));
           }
           const link = this.stmt('deactivateSisLink');
-          for (const l of d.links)
-            n += link.run(districtId, l.parentId, l.studentSourcedId).changes;
-          return n;
+          for (const l of d.links) {
+            if (link.run(districtId, l.parentId, l.studentSourcedId).changes > 0)
+              entries.push(linkDeactivateChange('sis', l.parentId, l.studentSourcedId));
+          }
+          appendChanges(this.db, districtId, change, entries);
+          return entries.length;
         })
         .immediate();
       this.writes += changed;
@@ -774,12 +822,33 @@ export class SqliteRosterStore implements RosterStore {
   }
 
   /** Insert the link, or update status/relationship of the existing link of that origin. */
-  addLink(link: GuardianLink): Promise<void> {
+  addLink(link: GuardianLink, change: ChangeContext = SYSTEM_CHANGE): Promise<boolean> {
     return this.run(() => {
       const changes = this.db
-        .transaction(() => this.stmt('upsertLink').run(linkParams(link.districtId, link)).changes)
+        .transaction(() => {
+          const prevRow = this.stmt('getLink').get(
+            link.districtId,
+            link.parentId,
+            link.studentSourcedId,
+            link.origin,
+          ) as LinkRow | undefined;
+          const n = this.stmt('upsertLink').run(linkParams(link.districtId, link)).changes;
+          if (n > 0) {
+            const prev = prevRow && toLink(prevRow);
+            const action = !prev
+              ? 'create'
+              : prev.status !== link.status
+                ? link.status === 'active'
+                  ? 'reactivate'
+                  : 'deactivate'
+                : 'update';
+            appendChanges(this.db, link.districtId, change, [linkChange(action, link, prev)]);
+          }
+          return n;
+        })
         .immediate();
       this.writes += changes;
+      return changes > 0;
     });
   }
 
@@ -787,7 +856,7 @@ export class SqliteRosterStore implements RosterStore {
    * Insert an account with its sources. Throws `StoreConflictError` when the id, uniqueId
    * or a source is already taken in the district.
    */
-  createParent(account: ParentAccount): Promise<void> {
+  createParent(account: ParentAccount, change: ChangeContext = SYSTEM_CHANGE): Promise<void> {
     return this.run(() => {
       try {
         const changes = this.db
@@ -798,6 +867,7 @@ export class SqliteRosterStore implements RosterStore {
             for (const s of account.sources) {
               n += this.insertSource(account.districtId, account.id, s);
             }
+            appendChanges(this.db, account.districtId, change, [parentCreateChange(account)]);
             return n;
           })
           .immediate();

@@ -1,0 +1,408 @@
+/**
+ * The change log on SQLite: the `change_log` table (created by the roster store's migration 2,
+ * `CHANGE_LOG_DDL`), the writer `appendChanges` that every roster write calls inside its own
+ * `BEGIN IMMEDIATE` transaction, and the reader `SqliteChangeLogRepository`.
+ *
+ * - `change_log` is a WITHOUT ROWID table keyed by (district_id, seq): a district's entries are
+ *   appended at the end of its key range, and the feed reads them with one range scan.
+ * - Sequence numbers come from `change_seq` (one counter row per district), incremented in the
+ *   writer's transaction, so they are gap-free and in commit order (SQLite has one writer).
+ * - `change_cursors` holds each consumer's position per district (activation emails and
+ *   metrics, webhooks), moved by compare-and-set.
+ */
+import type { Database, Statement } from 'better-sqlite3';
+import type { LinkOrigin } from '../types.js';
+import {
+  CHANGE_ENTITIES,
+  type ChangeAction,
+  type ChangeCauseKind,
+  type ChangeContext,
+  type ChangeCounts,
+  type ChangeEntity,
+  type ChangeEntry,
+  type ChangeFields,
+  type ChangeLogRepository,
+  type ChangeQuery,
+  type ConsumerCursor,
+  type NewChange,
+} from './types.js';
+
+/** Tables of the change log (run once by the roster store's migrations). */
+export const CHANGE_LOG_DDL = `
+  CREATE TABLE change_log (
+    district_id        TEXT NOT NULL,
+    seq                INTEGER NOT NULL,
+    at                 TEXT NOT NULL,
+    entity             TEXT NOT NULL CHECK (entity IN ('parent', 'link', 'student', 'code')),
+    entity_id          TEXT NOT NULL,
+    action             TEXT NOT NULL,
+    parent_id          TEXT,
+    student_sourced_id TEXT,
+    origin             TEXT,
+    before             TEXT,          -- JSON object of the changed fields' previous values
+    after              TEXT,          -- JSON object of their new values
+    cause_kind         TEXT NOT NULL,
+    cause_id           TEXT,
+    cause_trigger      TEXT,
+    cause_notify       INTEGER,
+    actor              TEXT NOT NULL,
+    PRIMARY KEY (district_id, seq)    -- the feed: a range scan per district
+  ) WITHOUT ROWID;
+  -- audit: history of a parent account and of its links
+  CREATE INDEX change_log_parent ON change_log (district_id, parent_id, seq)
+    WHERE parent_id IS NOT NULL;
+  -- audit: history of a student and of its links ("why is this parent linked")
+  CREATE INDEX change_log_student ON change_log (district_id, student_sourced_id, seq)
+    WHERE student_sourced_id IS NOT NULL;
+  -- run counts: every entry of a run (sync, approval, code issuance)
+  CREATE INDEX change_log_cause ON change_log (district_id, cause_id)
+    WHERE cause_id IS NOT NULL;
+
+  CREATE TABLE change_seq (
+    district_id TEXT PRIMARY KEY,
+    last        INTEGER NOT NULL
+  );
+
+  CREATE TABLE change_cursors (
+    consumer    TEXT NOT NULL,
+    district_id TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    updated_at  TEXT,
+    state       TEXT NOT NULL DEFAULT '{}',  -- JSON
+    PRIMARY KEY (consumer, district_id)
+  );
+`;
+
+interface Row {
+  district_id: string;
+  seq: number;
+  at: string;
+  entity: string;
+  entity_id: string;
+  action: string;
+  parent_id: string | null;
+  student_sourced_id: string | null;
+  origin: string | null;
+  before: string | null;
+  after: string | null;
+  cause_kind: string;
+  cause_id: string | null;
+  cause_trigger: string | null;
+  cause_notify: number | null;
+  actor: string;
+}
+
+const INSERT = `INSERT INTO change_log (district_id, seq, at, entity, entity_id, action, parent_id,
+    student_sourced_id, origin, before, after, cause_kind, cause_id, cause_trigger, cause_notify,
+    actor)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const BUMP = `INSERT INTO change_seq (district_id, last) VALUES (?, ?)
+  ON CONFLICT (district_id) DO UPDATE SET last = last + excluded.last RETURNING last`;
+
+const writers = new WeakMap<Database, { insert: Statement; bump: Statement }>();
+
+const fieldsJson = (f: ChangeFields | undefined): string | null =>
+  f === undefined ? null : JSON.stringify(f);
+
+/**
+ * Append `changes` to the district's log with the next sequence numbers, in order. Must run
+ * inside the caller's write transaction (the same one as the change). `at` defaults to now.
+ * Returns the last sequence number written (unchanged when `changes` is empty).
+ */
+export function appendChanges(
+  db: Database,
+  districtId: string,
+  context: ChangeContext,
+  changes: readonly NewChange[],
+  at: string = new Date().toISOString(),
+): number {
+  if (changes.length === 0) return 0;
+  if (!db.inTransaction) throw new Error('appendChanges must run inside the write transaction');
+  let w = writers.get(db);
+  if (!w) {
+    w = { insert: db.prepare(INSERT), bump: db.prepare(BUMP) };
+    writers.set(db, w);
+  }
+  const last = w.bump.pluck().get(districtId, changes.length) as number;
+  let seq = last - changes.length;
+  const { cause, actor } = context;
+  const notify = cause.notify === undefined ? null : cause.notify ? 1 : 0;
+  for (const c of changes) {
+    w.insert.run(
+      districtId,
+      ++seq,
+      at,
+      c.entity,
+      c.entityId,
+      c.action,
+      c.parentId ?? null,
+      c.studentSourcedId ?? null,
+      c.origin ?? null,
+      fieldsJson(c.before),
+      fieldsJson(c.after),
+      cause.kind,
+      cause.id ?? null,
+      cause.trigger ?? null,
+      notify,
+      actor,
+    );
+  }
+  return last;
+}
+
+function fromRow(r: Row): ChangeEntry {
+  const e: ChangeEntry = {
+    districtId: r.district_id,
+    seq: r.seq,
+    at: r.at,
+    entity: r.entity as ChangeEntity,
+    entityId: r.entity_id,
+    action: r.action as ChangeAction,
+    cause: { kind: r.cause_kind as ChangeCauseKind },
+    actor: r.actor,
+  };
+  if (r.parent_id !== null) e.parentId = r.parent_id;
+  if (r.student_sourced_id !== null) e.studentSourcedId = r.student_sourced_id;
+  if (r.origin !== null) e.origin = r.origin as LinkOrigin;
+  if (r.before !== null) e.before = JSON.parse(r.before) as ChangeFields;
+  if (r.after !== null) e.after = JSON.parse(r.after) as ChangeFields;
+  if (r.cause_id !== null) e.cause.id = r.cause_id;
+  if (r.cause_trigger !== null) e.cause.trigger = r.cause_trigger;
+  if (r.cause_notify !== null) e.cause.notify = r.cause_notify === 1;
+  return e;
+}
+
+function addCount(out: ChangeCounts, entity: string, action: string, n: number): void {
+  const t = (out[entity] ??= {});
+  t[action] = (t[action] ?? 0) + n;
+}
+
+/** Upper bound of `ChangeQuery.limit`. */
+export const MAX_CHANGE_PAGE = 10_000;
+
+/** `ChangeLogRepository` on the roster store's SQLite database. */
+export class SqliteChangeLogRepository implements ChangeLogRepository {
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(private readonly db: Database) {}
+
+  /** The tables come with the roster store's migrations; this only checks they exist. */
+  init(): Promise<void> {
+    const found = this.db
+      .prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'change_log'`)
+      .pluck()
+      .get() as number;
+    if (found !== 1)
+      return Promise.reject(
+        new Error('the change_log table is missing: open the store with openStore() first'),
+      );
+    return Promise.resolve();
+  }
+
+  list(districtId: string, q: ChangeQuery): Promise<ChangeEntry[]> {
+    return this.run(() => {
+      const where = ['district_id = @districtId', 'seq > @after'];
+      const params: Record<string, string | number> = {
+        districtId,
+        after: Math.max(0, Math.floor(q.afterSeq ?? 0)),
+        limit: Math.min(MAX_CHANGE_PAGE, Math.max(1, Math.floor(q.limit))),
+      };
+      if (q.toSeq !== undefined) {
+        where.push('seq <= @to');
+        params.to = q.toSeq;
+      }
+      if (q.entity !== undefined) {
+        where.push('entity = @entity');
+        params.entity = q.entity;
+      }
+      if (q.actions !== undefined) {
+        where.push('action IN (SELECT value FROM json_each(@actions))');
+        params.actions = JSON.stringify(q.actions);
+      }
+      if (q.parentId !== undefined) {
+        where.push('parent_id = @parentId');
+        params.parentId = q.parentId;
+      }
+      if (q.studentSourcedId !== undefined) {
+        where.push('student_sourced_id = @student');
+        params.student = q.studentSourcedId;
+      }
+      if (q.causeIds !== undefined) {
+        where.push('cause_id IN (SELECT value FROM json_each(@causes))');
+        params.causes = JSON.stringify(q.causeIds);
+      }
+      const sql = `SELECT * FROM change_log WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`;
+      return (this.stmt(sql).all(params) as Row[]).map(fromRow);
+    });
+  }
+
+  lastSeq(districtId: string): Promise<number> {
+    return this.run(
+      () =>
+        (this.stmt('SELECT last FROM change_seq WHERE district_id = ?').pluck().get(districtId) as
+          | number
+          | undefined) ?? 0,
+    );
+  }
+
+  countByCause(districtId: string, causeIds: readonly string[]): Promise<ChangeCounts> {
+    return this.run(() => {
+      const rows = this.stmt(
+        `SELECT entity, action, count(*) AS n FROM change_log
+         WHERE district_id = ? AND cause_id IN (SELECT value FROM json_each(?))
+         GROUP BY entity, action`,
+      ).all(districtId, JSON.stringify(causeIds)) as { entity: string; action: string; n: number }[];
+      const out: ChangeCounts = {};
+      for (const r of rows) addCount(out, r.entity, r.action, r.n);
+      return out;
+    });
+  }
+
+  countRange(districtId: string, afterSeq: number, toSeq: number): Promise<ChangeCounts> {
+    return this.run(() => {
+      const rows = this.stmt(
+        `SELECT entity, action, count(*) AS n FROM change_log
+         WHERE district_id = ? AND seq > ? AND seq <= ? GROUP BY entity, action`,
+      ).all(districtId, afterSeq, toSeq) as { entity: string; action: string; n: number }[];
+      const out: ChangeCounts = {};
+      for (const r of rows) addCount(out, r.entity, r.action, r.n);
+      return out;
+    });
+  }
+
+  districts(): Promise<string[]> {
+    return this.run(
+      () =>
+        this.stmt('SELECT district_id FROM change_seq ORDER BY district_id').pluck().all() as string[],
+    );
+  }
+
+  cursor(consumer: string, districtId: string): Promise<ConsumerCursor> {
+    return this.run(() => {
+      const row = this.stmt(
+        'SELECT * FROM change_cursors WHERE consumer = ? AND district_id = ?',
+      ).get(consumer, districtId) as CursorRow | undefined;
+      return row ? cursorFromRow(row) : { consumer, districtId, seq: 0, state: {} };
+    });
+  }
+
+  advance(
+    consumer: string,
+    districtId: string,
+    fromSeq: number,
+    toSeq: number,
+    state?: Record<string, unknown>,
+  ): Promise<boolean> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const row = this.stmt(
+            'SELECT * FROM change_cursors WHERE consumer = ? AND district_id = ?',
+          ).get(consumer, districtId) as CursorRow | undefined;
+          const current = row?.seq ?? 0;
+          if (current !== fromSeq) return false;
+          const json = JSON.stringify(state ?? (row ? JSON.parse(row.state) : {}));
+          this.stmt(
+            `INSERT INTO change_cursors (consumer, district_id, seq, updated_at, state)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (consumer, district_id) DO UPDATE SET
+             seq = excluded.seq, updated_at = excluded.updated_at, state = excluded.state`,
+          ).run(consumer, districtId, toSeq, new Date().toISOString(), json);
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  setState(consumer: string, districtId: string, state: Record<string, unknown>): Promise<void> {
+    return this.run(() => {
+      this.stmt(
+        `INSERT INTO change_cursors (consumer, district_id, seq, updated_at, state)
+         VALUES (?, ?, 0, NULL, ?) ON CONFLICT (consumer, district_id) DO UPDATE SET
+         state = excluded.state`,
+      ).run(consumer, districtId, JSON.stringify(state));
+    });
+  }
+
+  cursors(consumer: string): Promise<ConsumerCursor[]> {
+    return this.run(() =>
+      (
+        this.stmt('SELECT * FROM change_cursors WHERE consumer = ? ORDER BY district_id').all(
+          consumer,
+        ) as CursorRow[]
+      ).map(cursorFromRow),
+    );
+  }
+
+  prune(districtId: string, before: string): Promise<number> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          // The newest create/reactivate entry of each active link and active account stays:
+          // it is the answer to "why can this person see this child".
+          const keep = `
+            SELECT max(c.seq) FROM change_log AS c
+            JOIN guardian_links AS l ON l.district_id = c.district_id
+              AND l.parent_id = c.parent_id AND l.student_sourced_id = c.student_sourced_id
+              AND l.origin = c.origin AND l.status = 'active'
+            WHERE c.district_id = @districtId AND c.entity = 'link'
+              AND c.action IN ('create', 'reactivate')
+            GROUP BY c.parent_id, c.student_sourced_id, c.origin
+            UNION ALL
+            SELECT max(c.seq) FROM change_log AS c
+            JOIN parent_accounts AS p ON p.district_id = c.district_id AND p.id = c.parent_id
+              AND p.status = 'active'
+            WHERE c.district_id = @districtId AND c.entity = 'parent'
+              AND c.action IN ('create', 'reactivate')
+            GROUP BY c.parent_id`;
+          return this.db
+            .prepare(
+              `DELETE FROM change_log WHERE district_id = @districtId AND at < @before
+               AND seq NOT IN (${keep})`,
+            )
+            .run({ districtId, before }).changes;
+        })
+        .immediate(),
+    );
+  }
+
+  private stmt(sql: string): Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+}
+
+interface CursorRow {
+  consumer: string;
+  district_id: string;
+  seq: number;
+  updated_at: string | null;
+  state: string;
+}
+
+function cursorFromRow(r: CursorRow): ConsumerCursor {
+  const c: ConsumerCursor = {
+    consumer: r.consumer,
+    districtId: r.district_id,
+    seq: r.seq,
+    state: JSON.parse(r.state) as Record<string, unknown>,
+  };
+  if (r.updated_at !== null) c.updatedAt = r.updated_at;
+  return c;
+}
+
+/** True for an entity name of the log (for validating query strings). */
+export function isChangeEntity(v: string): v is ChangeEntity {
+  return (CHANGE_ENTITIES as readonly string[]).includes(v);
+}
