@@ -4,6 +4,7 @@
  * Configuration errors exit with status 2 and a message naming each bad variable or key.
  */
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { config as loadDotenv } from 'dotenv';
@@ -37,6 +38,15 @@ function packageVersion(): string {
     return typeof v === 'string' ? v : 'unknown';
   } catch {
     return 'unknown';
+  }
+}
+
+/** The change-log actor of a CLI command: `cli:<os user>` (`cli:unknown` when unreadable). */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli:unknown';
   }
 }
 
@@ -96,6 +106,7 @@ export function buildProgram(): Command {
           districtId,
           dryRun: opts.dryRun,
           trigger: 'cli',
+          actor: cliActor(),
         });
         console.log(
           started
@@ -140,14 +151,14 @@ export function buildProgram(): Command {
     .command('approve <runId>')
     .description('apply the deactivations a needs-approval run holds')
     .action(async (runId: string) => {
-      await withApp(async ctx => console.log(formatRun(await approveRun(ctx, runId))));
+      await withApp(async ctx => console.log(formatRun(await approveRun(ctx, runId, cliActor()))));
     });
 
   program
     .command('discard <runId>')
     .description('drop the deactivations a needs-approval run holds')
     .action(async (runId: string) => {
-      await withApp(async ctx => console.log(formatRun(await discardRun(ctx, runId))));
+      await withApp(async ctx => console.log(formatRun(await discardRun(ctx, runId, cliActor()))));
     });
 
   program

@@ -1,6 +1,7 @@
 /**
  * Steps that run at the end of every finished run, after deactivations (or the hold) and
- * before the run is closed: access-code issuance, activation emails, run notifications…
+ * before the run is closed: access-code issuance, connector state… (Activation emails are
+ * not a hook: they are derived from the change log, src/jobs/changes.ts.)
  * Each feature registers one hook in `FINALIZE_HOOKS`; counts it returns are merged into
  * the run's counts (e.g. `{ code: { issue: 12 } }`). A hook that throws fails the finalize
  * job, which BullMQ retries, so hooks must be idempotent.
@@ -9,7 +10,6 @@ import type { AppContext } from '../app.js';
 import type { DistrictConfig } from '../config/district.js';
 import type { ConnectorCapabilities } from '../connectors/types.js';
 import type { RunCounts, SyncRun } from '../models/types.js';
-import { activationEmailsHook } from './notifications.js';
 import { ACCESS_CODES_HOOK_NAME, accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import { connectorStateHook } from './connector-state.js';
 
@@ -21,15 +21,12 @@ export interface FinalizeHookInput {
   dryRun: boolean;
   /** True when the deletion safeguard held this run's deactivations. */
   held: boolean;
-  /** Parent account ids this run created (for activation emails). */
-  createdParentIds: string[];
 }
 
 export type FinalizeHook = (ctx: AppContext, input: FinalizeHookInput) => Promise<RunCounts | void>;
 
 /** Registered hooks, run in order. */
 export const FINALIZE_HOOKS: { name: string; run: FinalizeHook }[] = [
-  { name: 'activation-emails', run: activationEmailsHook },
   { name: ACCESS_CODES_HOOK_NAME, run: accessCodesFinalizeHook },
   { name: 'connector-state', run: connectorStateHook },
 ];

@@ -17,7 +17,6 @@ export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
 const PARTS = [
   'seenStudents',
   'seenParents',
-  'createdParents',
   'linkRemovals',
   'counts',
   'rejects',
@@ -26,22 +25,22 @@ const PARTS = [
 ] as const;
 
 /**
- * KEYS: generation, seenStudents, seenParents, createdParents, linkRemovals, counts, rejects,
- * applied (all hashes keyed by chunk field, except `applied`: a set of chunk numbers).
- * ARGV: generation, ttl, chunk field, then one value per hash in KEYS order 2..7 ('' = none).
+ * KEYS: generation, seenStudents, seenParents, linkRemovals, counts, rejects, applied (all
+ * hashes keyed by chunk field, except `applied`: a set of chunk numbers).
+ * ARGV: generation, ttl, chunk field, then one value per hash in KEYS order 2..6 ('' = none).
  */
 const RECORD_CHUNK_LUA = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local ttl = tonumber(ARGV[2])
-for s = 2, 7 do
+for s = 2, 6 do
   local v = ARGV[2 + s]
   if v ~= '' then
     redis.call('HSETNX', KEYS[s], ARGV[3], v)
     redis.call('EXPIRE', KEYS[s], ttl)
   end
 end
-redis.call('SADD', KEYS[8], string.sub(ARGV[3], 7))
-redis.call('EXPIRE', KEYS[8], ttl)
+redis.call('SADD', KEYS[7], string.sub(ARGV[3], 7))
+redis.call('EXPIRE', KEYS[7], ttl)
 return 1
 `;
 
@@ -52,8 +51,6 @@ export interface ChunkOutcome {
   chunkNo: number;
   seenStudents: string[];
   seenParents: string[];
-  /** Parent accounts this chunk created. */
-  createdParents: string[];
   linkRemovals: { parentId: string; studentSourcedId: string }[];
   counts: RunCounts;
   rejects: Reject[];
@@ -107,7 +104,6 @@ export class RunLedger {
       `chunk:${o.chunkNo}`,
       listField(o.seenStudents),
       listField(o.seenParents),
-      listField(o.createdParents),
       listField(links),
       JSON.stringify(o.counts),
       o.rejects.length ? JSON.stringify(o.rejects) : '',
@@ -116,7 +112,6 @@ export class RunLedger {
       'generation',
       'seenStudents',
       'seenParents',
-      'createdParents',
       'linkRemovals',
       'counts',
       'rejects',
@@ -166,11 +161,6 @@ export class RunLedger {
       this.readLists(this.key(runId, 'seenParents')),
     ]);
     return { students, parents };
-  }
-
-  /** Parent accounts created by this run's chunks. */
-  async createdParents(runId: string): Promise<string[]> {
-    return [...(await this.readLists(this.key(runId, 'createdParents')))];
   }
 
   async linkRemovals(runId: string): Promise<{ parentId: string; studentSourcedId: string }[]> {

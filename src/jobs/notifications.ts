@@ -33,7 +33,6 @@ import {
   newActivationToken,
   renderActivationEmail,
 } from '../notifications/template.js';
-import type { FinalizeHook } from './finalize-hooks.js';
 
 /** Payload of a `notifications` job (no PII: names and addresses are read at send time). */
 export const ActivationSendPayload = z.strictObject({
@@ -214,34 +213,6 @@ export async function enqueueActivationEmails(
   }
   return out;
 }
-
-/**
- * Finalize hook `activation-emails`: queue one activation email per parent account this run
- * created, when the district turned `notifications.activationEmails` on. Dry run: counts only
- * (`planned`). Held run (deletion safeguard): the records are stored as `held` and sent only
- * when `releaseHeldActivations` is called for the run (on approval).
- */
-export const activationEmailsHook: FinalizeHook = async (ctx, input) => {
-  const settings = input.district.notifications;
-  if (!settings?.activationEmails || input.createdParentIds.length === 0) return;
-  if (input.dryRun)
-    return { activation: { [ACTIVATION_COUNT.planned]: input.createdParentIds.length } };
-  const r = await enqueueActivationEmails(ctx, input.district.id, input.createdParentIds, 'sync', {
-    heldRunId: input.held ? input.run.id : undefined,
-  });
-  const counts: RunCounts[string] = {};
-  if (r.queued) counts[ACTIVATION_COUNT.queued] = r.queued;
-  if (r.held) counts[ACTIVATION_COUNT.held] = r.held;
-  if (r.noEmail.length) counts[ACTIVATION_COUNT.noEmail] = r.noEmail.length;
-  const already = r.skipped.filter(s => s.reason.startsWith('activation email')).length;
-  if (already) counts[ACTIVATION_COUNT.already] = already;
-  if (r.noEmail.length)
-    ctx.logger.info(
-      { districtId: input.district.id, runId: input.run.id, parentIds: r.noEmail.slice(0, 50) },
-      `activation not sent: no email (${r.noEmail.length} accounts)`,
-    );
-  return Object.keys(counts).length ? { activation: counts } : undefined;
-};
 
 /**
  * Send the activation emails a held run kept back (call when the run is approved).

@@ -9,6 +9,8 @@ export const TriggerPayload = z.strictObject({
   districtId: z.string().min(1),
   dryRun: z.boolean().default(false),
   trigger: z.string().min(1).default('schedule'),
+  /** Who asked: `schedule`, `api:<token name>`, `cli:<os user>` (default: the trigger). */
+  actor: z.string().min(1).optional(),
 });
 export type TriggerPayload = z.infer<typeof TriggerPayload>;
 

@@ -17,8 +17,10 @@ import { jobId } from '../workers/queues.js';
 import { FINALIZE_HOOKS, type FinalizeHookInput } from './finalize-hooks.js';
 import { loadDeltaState, scopeFinalizeInput, snapshotMeta } from './connector-state.js';
 import { mergeCounts } from './ledger.js';
-import { releaseHeldActivations } from './notifications.js';
+import { kickChanges, runCountsFromLog, ROSTER_COUNT_ENTITIES } from './changes.js';
+import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
 import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
+import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
 import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
 
@@ -60,6 +62,7 @@ export async function triggerSync(
     status: 'queued',
     dryRun: req.dryRun,
     trigger: req.trigger,
+    actor: req.actor ?? req.trigger,
     createdAt: now.toISOString(),
     counts: {},
     rejectCount: 0,
@@ -78,7 +81,13 @@ export async function triggerSync(
     ...JOB_OPTIONS.pull,
   });
   ctx.logger.info(
-    { districtId: run.districtId, runId: run.id, dryRun: run.dryRun, trigger: run.trigger },
+    {
+      districtId: run.districtId,
+      runId: run.id,
+      dryRun: run.dryRun,
+      trigger: run.trigger,
+      actor: run.actor,
+    },
     'run queued',
   );
   return { run, started: true };
@@ -191,7 +200,18 @@ export function countPlan(plan: ChunkPlan): RunCounts {
   return c;
 }
 
-/** roster-apply: plan and write one chunk atomically, then record it in the ledger. */
+/** Cause and actor of the changes a sync run makes (change log). */
+export function runChange(run: SyncRun): ChangeContext {
+  return {
+    cause: { kind: 'sync', id: run.id, trigger: run.trigger },
+    actor: run.actor ?? run.trigger,
+  };
+}
+
+/**
+ * roster-apply: plan and write one chunk atomically (with its change-log entries), then
+ * record what it saw in the ledger.
+ */
 export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts> {
   const p = ApplyPayload.parse(job.data);
   const district = ctx.district(p.districtId);
@@ -214,7 +234,7 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     p.districtId,
     chunkKeys(p.chunk, planCtx.connector),
     state => planChunk(p.chunk, state, planCtx),
-    { dryRun: run.dryRun },
+    { dryRun: run.dryRun, change: runChange(run) },
   );
   const counts = mergeCounts(countPlan(plan), await applyChunkExtras(ctx, p, plan, run.dryRun));
   const seenParents = new Set(Object.values(plan.guardianAccounts));
@@ -222,13 +242,17 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     chunkNo: p.chunkNo,
     seenStudents: p.chunk.students.filter(s => s.status === 'active').map(s => s.sourcedId),
     seenParents: [...seenParents],
-    createdParents: plan.parentCreates.map(a => a.id),
     linkRemovals: plan.linkRemovals,
     counts,
     rejects: plan.rejects,
   });
+  if (!run.dryRun && countPlanChanges(plan) > 0) await kickChanges(ctx, p.districtId);
   if (recorded) await maybeFinalize(ctx, p.districtId, p.runId);
   return counts;
+}
+
+function countPlanChanges(plan: ChunkPlan): number {
+  return plan.students.length + plan.parentCreates.length + plan.parentUpdates.length + plan.links.length;
 }
 
 /** Enqueue finalize once the pull is done and every chunk is applied (idempotent job id). */
@@ -303,15 +327,21 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   // deactivated and nothing is held; the counts say what was skipped.
   const mode = syncModeAt(district, new Date(run.createdAt));
   const addOnly = mode.mode !== 'normal';
-  const sfx = addOnly ? '-skipped' : '';
-  const deactCounts: RunCounts = {};
-  if (d.studentSourcedIds.length)
-    deactCounts.student = { [`deactivate${sfx}`]: d.studentSourcedIds.length };
-  if (d.parentIds.length) deactCounts.parent = { [`deactivate${sfx}`]: d.parentIds.length };
-  if (d.links.length) deactCounts.link = { [`remove${sfx}`]: d.links.length };
   const held = decision.hold && !run.dryRun && !addOnly;
+  // Deactivations that are not applied are counted with a suffix saying why (dry run: what
+  // it would do; held: waiting for approval; add-only: skipped); applied ones are counted
+  // from the change log like every other change of the run.
+  const sfx = addOnly ? '-skipped' : held ? '-held' : run.dryRun ? '' : undefined;
+  const deactCounts: RunCounts = {};
+  if (sfx !== undefined) {
+    if (d.studentSourcedIds.length)
+      deactCounts.student = { [`deactivate${sfx}`]: d.studentSourcedIds.length };
+    if (d.parentIds.length) deactCounts.parent = { [`deactivate${sfx}`]: d.parentIds.length };
+    if (d.links.length) deactCounts.link = { [`remove${sfx}`]: d.links.length };
+  }
   step('decide');
-  if (!decision.hold && !run.dryRun && !addOnly) await ctx.store.applyDeactivations(districtId, d);
+  if (!decision.hold && !run.dryRun && !addOnly)
+    await ctx.store.applyDeactivations(districtId, d, runChange(run));
   step('deactivate');
   if (addOnly) ctx.logger.info({ districtId, runId, mode: describeSyncMode(mode) }, 'add-only run');
 
@@ -323,7 +353,6 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       capabilities: ctx.connectorFor(district).capabilities,
       dryRun: run.dryRun,
       held,
-      createdParentIds: await ctx.ledger.createdParents(runId),
     };
     for (const hook of FINALIZE_HOOKS) {
       const c = await hook.run(ctx, input);
@@ -341,11 +370,14 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     finalize: Date.now() - started,
     total: finishedAt.getTime() - Date.parse(run.startedAt ?? run.createdAt),
   };
+  // A dry run says how many activation emails the real run would queue (one per new account).
+  if (run.dryRun && district.notifications?.activationEmails && counts.parent?.create)
+    mergeCounts(hookCounts, { activation: { [ACTIVATION_COUNT.planned]: counts.parent.create } });
   const status = held ? 'needs-approval' : 'succeeded';
   const updated = await ctx.store.updateRun(runId, {
     status,
     finishedAt: finishedAt.toISOString(),
-    counts: mergeCounts(mergeCounts(mergeCounts({}, counts), deactCounts), hookCounts),
+    counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts]),
     rejectCount: rejects.length,
     timings,
     held: held ? d : undefined,
@@ -356,6 +388,10 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
         : undefined,
   });
   await ctx.ledger.clear(runId);
+  // Activation emails held with the run go out now that it succeeded (the change-log
+  // consumer does the same if this process dies here).
+  if (status === 'succeeded' && !run.dryRun) await releaseHeldActivations(ctx, districtId, runId);
+  if (!run.dryRun) await kickChanges(ctx, districtId);
   processMetrics(ctx).recordRun(updated);
   ctx.logger.info(
     {
@@ -371,6 +407,42 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   return updated;
 }
 
+/**
+ * A run's counts (entity → action → n). Roster changes (students, parents, links, codes) of a
+ * real run come from the change log, so a retried, re-pulled or failed run reports exactly
+ * what it changed; a dry run's come from its plans (`planned`, the ledger's sum). `extras`
+ * are counts of things that are not changes (held or skipped deactivations, emails, sections);
+ * their roster-change actions are dropped in favour of the log's.
+ */
+async function runCounts(
+  ctx: AppContext,
+  run: SyncRun,
+  planned: RunCounts,
+  extras: RunCounts[],
+): Promise<RunCounts> {
+  const out: RunCounts = {};
+  if (run.dryRun) mergeCounts(out, planned);
+  else {
+    mergeCounts(out, await runCountsFromLog(ctx, run.districtId, run.id));
+    for (const [entity, actions] of Object.entries(planned))
+      if (!ROSTER_COUNT_ENTITIES.has(entity)) mergeCounts(out, { [entity]: actions });
+  }
+  for (const extra of extras) {
+    for (const [entity, actions] of Object.entries(extra)) {
+      const kept: Record<string, number> = {};
+      for (const [action, n] of Object.entries(actions))
+        if (run.dryRun || !isLoggedAction(entity, action)) kept[action] = n;
+      if (Object.keys(kept).length) mergeCounts(out, { [entity]: kept });
+    }
+  }
+  return out;
+}
+
+/** True for a count label that the change log already counts for a real run. */
+function isLoggedAction(entity: string, action: string): boolean {
+  return ROSTER_COUNT_ENTITIES.has(entity) && !/-(held|skipped)$/.test(action) && action !== 'held';
+}
+
 function unionLinks(
   a: { parentId: string; studentSourcedId: string }[],
   b: { parentId: string; studentSourcedId: string }[],
@@ -381,11 +453,12 @@ function unionLinks(
 }
 
 /**
- * Apply the deactivations a `needs-approval` run holds. Throws when the run is not held, or
- * when a newer run of the district exists (its snapshot supersedes the held list: a student
- * held for deactivation may be back by now — start a new sync instead).
+ * Apply the deactivations a `needs-approval` run holds, as `actor` (recorded on the run as
+ * `decidedBy` and in the change log with cause `approval`). Throws when the run is not held,
+ * or when a newer run of the district exists (its snapshot supersedes the held list: a
+ * student held for deactivation may be back by now — start a new sync instead).
  */
-export async function approveRun(ctx: AppContext, runId: string): Promise<SyncRun> {
+export async function approveRun(ctx: AppContext, runId: string, actor = 'system'): Promise<SyncRun> {
   const run = await heldRun(ctx, runId);
   const [latest] = await ctx.store.listRuns(run.districtId, 1);
   if (latest && latest.id !== run.id) {
@@ -397,9 +470,8 @@ export async function approveRun(ctx: AppContext, runId: string): Promise<SyncRu
   await ctx.store.applyDeactivations(
     run.districtId,
     run.held ?? { studentSourcedIds: [], parentIds: [], links: [] },
+    { cause: { kind: 'approval', id: run.id }, actor },
   );
-  // Activation emails and access codes this held run kept back go out now.
-  await releaseHeldActivations(ctx, run.districtId, run.id);
   const district = ctx.district(run.districtId);
   const codes = await accessCodesFinalizeHook(ctx, {
     run,
@@ -407,25 +479,46 @@ export async function approveRun(ctx: AppContext, runId: string): Promise<SyncRu
     capabilities: ctx.connectorFor(district).capabilities,
     dryRun: false,
     held: false,
-    createdParentIds: [],
   });
-  const counts = { ...run.counts };
-  if (codes) {
-    mergeCounts(counts, codes);
-    if (counts.code?.held !== undefined) delete counts.code.held;
-  }
-  return ctx.store.updateRun(runId, {
+  const extras: RunCounts = {};
+  for (const [entity, actions] of Object.entries(run.counts))
+    for (const [action, n] of Object.entries(actions))
+      if (!isLoggedAction(entity, action) && !/-held$/.test(action) && action !== 'held')
+        mergeCounts(extras, { [entity]: { [action]: n } });
+  if (codes) for (const [entity, actions] of Object.entries(codes))
+    for (const [action, n] of Object.entries(actions))
+      if (!isLoggedAction(entity, action) && action !== 'held')
+        mergeCounts(extras, { [entity]: { [action]: n } });
+  const updated = await ctx.store.updateRun(runId, {
     status: 'succeeded',
     error: undefined,
     held: undefined,
-    counts,
+    counts: await runCounts(ctx, run, {}, [extras]),
+    decidedBy: actor,
+    decidedAt: new Date().toISOString(),
   });
+  // Activation emails this held run kept back go out now.
+  await releaseHeldActivations(ctx, run.districtId, run.id);
+  await kickChanges(ctx, run.districtId);
+  processMetrics(ctx).recordRun(updated);
+  return updated;
 }
 
-/** Drop the held deactivations of a `needs-approval` run (nothing is deactivated). */
-export async function discardRun(ctx: AppContext, runId: string): Promise<SyncRun> {
+/**
+ * Drop the held deactivations of a `needs-approval` run (nothing is deactivated), as
+ * `actor` (recorded on the run as `decidedBy`). What the run did apply (additions, updates)
+ * stays, and its counts still say so.
+ */
+export async function discardRun(ctx: AppContext, runId: string, actor = 'system'): Promise<SyncRun> {
   await heldRun(ctx, runId);
-  return ctx.store.updateRun(runId, { status: 'discarded', held: undefined });
+  const updated = await ctx.store.updateRun(runId, {
+    status: 'discarded',
+    held: undefined,
+    decidedBy: actor,
+    decidedAt: new Date().toISOString(),
+  });
+  processMetrics(ctx).recordRun(updated);
+  return updated;
 }
 
 async function heldRun(ctx: AppContext, runId: string): Promise<SyncRun> {
@@ -436,7 +529,11 @@ async function heldRun(ctx: AppContext, runId: string): Promise<SyncRun> {
   return run;
 }
 
-/** Mark a run failed with the reason (called when a pull/apply/finalize job fails for good). */
+/**
+ * Mark a run failed with the reason (called when a pull/apply/finalize job fails for good).
+ * What its applied chunks changed stays (nothing is rolled back or deactivated) and is
+ * counted from the change log; the accounts they created get their activation emails.
+ */
 export async function failRun(ctx: AppContext, runId: string, err: unknown): Promise<void> {
   const run = await ctx.store.getRun(runId);
   if (!run || (run.status !== 'running' && run.status !== 'queued')) return;
@@ -444,8 +541,13 @@ export async function failRun(ctx: AppContext, runId: string, err: unknown): Pro
     status: 'failed',
     finishedAt: new Date().toISOString(),
     error: describeError(err),
+    counts: await runCounts(ctx, run, {}, []),
   });
   await ctx.ledger.clear(runId);
+  if (!run.dryRun) {
+    await releaseHeldActivations(ctx, run.districtId, runId);
+    await kickChanges(ctx, run.districtId);
+  }
   processMetrics(ctx).recordRun(failed);
 }
 

@@ -7,6 +7,7 @@ import type { AppContext } from '../app.js';
 import { describeError, isRetryable } from '../errors.js';
 import { failRun, handleApply, handleFinalize, handlePull, triggerSync } from '../jobs/sync.js';
 import { TriggerPayload } from '../jobs/payloads.js';
+import { handleChangesJob, upsertChangesSweep } from '../jobs/changes.js';
 import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
@@ -64,6 +65,11 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
       QueueName.finalize,
       classify(job => handleFinalize(ctx, job)),
       { ...base, concurrency: 1, lockDuration: 120000 },
+    ),
+    new Worker(
+      QueueName.changes,
+      classify(job => handleChangesJob(ctx, job)),
+      { ...base, concurrency: 2 },
     ),
     ...notificationWorkers(ctx, base),
     ...webhookWorkers(ctx, base),
@@ -148,6 +154,8 @@ export async function syncSchedules(
       },
     );
   }
+  // The change-log consumers' periodic sweep (src/jobs/changes.ts); not a district schedule.
+  await upsertChangesSweep(ctx);
   return { scheduled: [...wanted.keys()], removed };
 }
 

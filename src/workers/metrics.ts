@@ -50,7 +50,7 @@ export class ProcessMetrics {
   });
   readonly records = new Counter({
     name: 'guardian_sync_records_processed_total',
-    help: 'Records changed by finished (non-dry) runs, by district, entity and action',
+    help: 'Changes recorded in the change log (all causes: runs, approvals, imports, redemptions…), by district, entity and action',
     labelNames: ['district', 'entity', 'action'] as const,
     registers: [this.registry],
   });
@@ -88,7 +88,11 @@ export class ProcessMetrics {
     redis.once('end', () => this.stop());
   }
 
-  /** A run reached `succeeded`, `needs-approval` or `failed`. */
+  /**
+   * A run reached an end state: `succeeded`, `needs-approval`, `failed`, or (after a
+   * decision) `succeeded` again when approved or `discarded`. Records are not counted here:
+   * `recordChanges` counts what the change log says was changed.
+   */
   recordRun(run: SyncRun): void {
     this.runs.inc({
       district: run.districtId,
@@ -96,10 +100,14 @@ export class ProcessMetrics {
       status: run.status,
       dry_run: String(run.dryRun),
     });
-    if (!run.dryRun)
-      for (const [entity, actions] of Object.entries(run.counts))
-        for (const [action, n] of Object.entries(actions))
-          if (n > 0) this.records.inc({ district: run.districtId, entity, action }, n);
+    this.publishSoon();
+  }
+
+  /** Change-log entries a consumer handled (entity → action → n; src/jobs/changes.ts). */
+  recordChanges(districtId: string, counts: Record<string, Record<string, number>>): void {
+    for (const [entity, actions] of Object.entries(counts))
+      for (const [action, n] of Object.entries(actions))
+        if (n > 0) this.records.inc({ district: districtId, entity, action }, n);
     this.publishSoon();
   }
 

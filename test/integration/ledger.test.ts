@@ -10,7 +10,6 @@ const outcome = (chunkNo: number, over: Partial<ChunkOutcome> = {}): ChunkOutcom
   chunkNo,
   seenStudents: [],
   seenParents: [],
-  createdParents: [],
   linkRemovals: [],
   counts: {},
   rejects: [],
@@ -41,7 +40,6 @@ describe('RunLedger (real Redis)', () => {
     const a = outcome(0, {
       seenStudents: ['s1', 's2'],
       seenParents: ['p-shared', 'p"1'],
-      createdParents: ['p"1'],
       linkRemovals: [{ parentId: 'p\t9', studentSourcedId: 's2' }],
       counts: { parent: { create: 1 } },
     });
@@ -58,7 +56,6 @@ describe('RunLedger (real Redis)', () => {
     const seen = await ledger.seen(run);
     expect([...seen.students].sort()).toEqual(['s1', 's2', 's3']);
     expect([...seen.parents].sort()).toEqual(['p"1', 'p-shared']);
-    expect(await ledger.createdParents(run)).toEqual(['p"1']);
     expect(await ledger.counts(run)).toEqual({ parent: { create: 3 } });
     await ledger.setTotal(run, 2);
     expect(await ledger.isComplete(run)).toBe(true);

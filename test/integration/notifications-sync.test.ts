@@ -1,8 +1,8 @@
 /**
- * End to end: a sync of the fake PowerSchool creates parent accounts → the
- * `activation-emails` finalize hook queues one email per new account → the notifications
- * worker delivers them to a real SMTP server. Then: a no-change resync, a deactivated-then-
- * restored account, a new guardian, a dry run and a held run.
+ * End to end: a sync of the fake PowerSchool creates parent accounts → the change log records
+ * them → the change-log consumer queues one email per new account → the notifications worker
+ * delivers them to a real SMTP server. Then: a no-change resync, a deactivated-then-restored
+ * account, a new guardian, a dry run and a held run.
  */
 import {
   addGuardian,
@@ -16,6 +16,7 @@ import {
   activations,
   releaseHeldActivations,
 } from '../../src/jobs/notifications.js';
+import { consumeChanges } from '../../src/jobs/changes.js';
 import { approveRun } from '../../src/jobs/sync.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
@@ -61,10 +62,8 @@ describe('sync → activation emails', () => {
     const withEmail = created.filter(p => p.email);
     const noEmail = created.filter(p => !p.email);
     expect(noEmail.length).toBeGreaterThan(0); // the generator leaves some guardians without email
-    expect(run.counts.activation).toEqual({
-      [ACTIVATION_COUNT.queued]: withEmail.length,
-      [ACTIVATION_COUNT.noEmail]: noEmail.length,
-    });
+    // emails come from the change log, whoever consumes it first (the worker or this call)
+    await consumeChanges(h.ctx, h.districtId);
     await smtp.waitForAccepted(withEmail.length);
     const recipients = smtp.messages.flatMap(m => m.recipients).sort();
     expect(recipients).toEqual(withEmail.map(p => p.email!).sort());
@@ -119,7 +118,7 @@ describe('sync → activation emails', () => {
     touchDistrict(h.sis);
     const back = await h.sync();
     expect(back.run.counts.parent?.reactivate).toBe(1);
-    expect(back.run.counts.activation).toBeUndefined();
+    expect((await consumeChanges(h.ctx, h.districtId)).activation.queued).toBe(0);
     expect((await accountOf(contact.contactId))?.id).toBe(account?.id);
     expect(await idle()).toBe(true);
     expect(smtp.stats.accepted).toBe(before);
@@ -135,7 +134,8 @@ describe('sync → activation emails', () => {
     expect(smtp.stats.accepted).toBe(before);
 
     const real = await h.sync();
-    expect(real.run.counts.activation).toEqual({ [ACTIVATION_COUNT.queued]: 1 });
+    expect(real.run.counts.parent?.create).toBe(1);
+    await consumeChanges(h.ctx, h.districtId);
     await smtp.waitForAccepted(before + 1);
     const m = smtp.messages[smtp.messages.length - 1];
     expect(m?.recipients).toEqual([g.email]);
@@ -148,7 +148,9 @@ describe('sync → activation emails', () => {
     const g = addGuardian(h.sis, h.sis.students[5]!.id);
     const held = await h.sync();
     expect(held.run.status).toBe('needs-approval');
-    expect(held.run.counts.activation).toEqual({ [ACTIVATION_COUNT.held]: 1 });
+    expect(held.run.counts.student?.['deactivate-held']).toBe(20);
+    expect(held.run.counts.student?.deactivate).toBeUndefined();
+    await consumeChanges(h.ctx, h.districtId);
     const account = await accountOf(g.contactId);
     const repo = await activations(h.ctx);
     expect((await repo.get(h.districtId, account!.id))?.status).toBe('held');
@@ -156,7 +158,10 @@ describe('sync → activation emails', () => {
     expect(smtp.stats.accepted).toBe(before);
 
     // approving the run releases its held activation emails
-    await approveRun(h.ctx, held.run.id);
+    const approved = await approveRun(h.ctx, held.run.id, 'cli:alice');
+    expect(approved.decidedBy).toBe('cli:alice');
+    expect(approved.counts.student?.deactivate).toBe(20);
+    expect(approved.counts.student?.['deactivate-held']).toBeUndefined();
     await smtp.waitForAccepted(before + 1);
     expect(smtp.messages[smtp.messages.length - 1]?.recipients).toEqual([g.email]);
     expect(await releaseHeldActivations(h.ctx, h.districtId, held.run.id)).toBe(0);

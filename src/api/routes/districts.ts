@@ -108,6 +108,7 @@ export const districtRoutes: ApiRoutes = (app, { ctx }) => {
         districtId: d.id,
         dryRun: request.body?.dryRun ?? false,
         trigger: 'api',
+        actor: `api:${request.principal?.name ?? 'unknown'}`,
       });
       request.log.info({ districtId: d.id, runId: run.id, started }, 'sync requested');
       return reply.code(started ? 202 : 200).send({ started, run: runSummary(run) });

@@ -146,8 +146,11 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
             'run_not_held',
             `run ${run.id} is ${run.status}; only needs-approval runs can be approved or discarded`,
           );
+        const actor = `api:${request.principal?.name ?? 'unknown'}`;
         const done =
-          decision === 'approve' ? await approveRun(ctx, run.id) : await discardRun(ctx, run.id);
+          decision === 'approve'
+            ? await approveRun(ctx, run.id, actor)
+            : await discardRun(ctx, run.id, actor);
         processMetrics(ctx).recordDecision(
           run.districtId,
           decision === 'approve' ? 'approved' : 'discarded',

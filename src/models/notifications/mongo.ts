@@ -268,6 +268,15 @@ export class MongoActivationRepository implements ActivationRepository {
     });
   }
 
+  async heldRunIds(districtId: string): Promise<string[]> {
+    const ids = (await this.model.distinct('heldRunId', {
+      districtId,
+      status: 'held',
+      heldRunId: { $exists: true },
+    })) as unknown[];
+    return ids.filter((v): v is string => typeof v === 'string').sort();
+  }
+
   async release(districtId: string, runId: string, now: string): Promise<ActivationRecord[]> {
     const held = await this.model
       .find({ districtId, heldRunId: runId, status: 'held' }, { parentId: 1 })

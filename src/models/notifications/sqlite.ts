@@ -252,6 +252,20 @@ export class SqliteActivationRepository implements ActivationRepository {
     );
   }
 
+  heldRunIds(districtId: string): Promise<string[]> {
+    return this.run(
+      () =>
+        this.db
+          .prepare(
+            `SELECT DISTINCT held_run_id FROM activation_emails
+             WHERE district_id = ? AND held_run_id IS NOT NULL AND status = 'held'
+             ORDER BY held_run_id`,
+          )
+          .pluck()
+          .all(districtId) as string[],
+    );
+  }
+
   release(districtId: string, runId: string, now: string): Promise<ActivationRecord[]> {
     return this.run(() =>
       this.db

@@ -143,6 +143,8 @@ export interface ActivationRepository {
    * Otherwise leave the stored record alone. Returns the stored record of every input, in order.
    */
   upsertPending(records: ActivationRecord[]): Promise<ActivationRecord[]>;
+  /** Distinct run ids that `held` records of the district wait for. */
+  heldRunIds(districtId: string): Promise<string[]>;
   /** `held` records of `runId` → `queued`. Returns the records released. */
   release(districtId: string, runId: string, now: string): Promise<ActivationRecord[]>;
   /**
