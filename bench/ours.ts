@@ -17,6 +17,9 @@ import { triggerSync, waitForRun } from '../src/jobs/sync.js';
 import { createLogger } from '../src/logger.js';
 import { SqliteRosterStore } from '../src/models/sqlite/store.js';
 import { startWorkers, type RunningWorkers } from '../src/workers/index.js';
+import { CORE_CONSUMER } from '../src/jobs/changes.js';
+import { changeLogRepository } from '../src/models/changes/index.js';
+import { changeLogWriteStats } from '../src/models/changes/sqlite.js';
 import { QueueName } from '../src/workers/queues.js';
 import {
   BENCH_DISTRICT_ID,
@@ -34,7 +37,8 @@ export type WorkerRole = 'all' | 'pull' | 'apply';
 /** Queues of each role (`pull` also triggers and finalizes runs). */
 export const ROLE_QUEUES: Record<WorkerRole, readonly string[] | undefined> = {
   all: undefined,
-  pull: [QueueName.trigger, QueueName.pull, QueueName.finalize],
+  // The pull process also runs the change-log consumer (activation emails, metrics).
+  pull: [QueueName.trigger, QueueName.pull, QueueName.finalize, QueueName.changes],
   apply: [QueueName.apply],
 };
 
@@ -63,11 +67,17 @@ export interface OursRun {
   rejectCount: number;
   timings: Record<string, number>;
   error?: string | undefined;
+  /** Change-log entries of the district after the run, and how long (ms) after the run's end
+   * the consumer took to catch up with them (emails queued, metrics counted). */
+  logEntries: number;
+  consumerCatchUpMs: number;
 }
 
 /** What `finish` returns. */
 export interface OursFinish {
   writes: number;
+  /** Change-log entries this process appended, and ms spent appending them. */
+  changeLog: { entries: number; ms: number };
   peakRss: number;
   /** Apply jobs of this process (see `timelineSummary`); empty for a process without them. */
   applyTimeline: Record<string, number>;
@@ -185,8 +195,20 @@ async function run(params: unknown): Promise<OursRun> {
     timeoutMs: 60 * 60 * 1000,
     intervalMs: 20,
   });
+  const wallMs = performance.now() - t0;
+  // The change-log consumer runs beside the pipeline; measure how far behind it ends.
+  const log = await changeLogRepository(state.store);
+  const logEntries = await log.lastSeq(BENCH_DISTRICT_ID);
+  const deadline = Date.now() + 10 * 60 * 1000;
+  while ((await log.cursor(CORE_CONSUMER, BENCH_DISTRICT_ID)).seq < logEntries) {
+    if (Date.now() > deadline) throw new Error('the change-log consumer did not catch up');
+    await new Promise(r => setTimeout(r, 20));
+  }
+  const consumerCatchUpMs = performance.now() - t0 - wallMs;
   return {
-    wallMs: performance.now() - t0,
+    wallMs,
+    logEntries,
+    consumerCatchUpMs,
     status: finished.status,
     counts: finished.counts,
     rejectCount: finished.rejectCount,
@@ -206,7 +228,13 @@ async function finish(params: unknown): Promise<OursFinish> {
   try {
     const applyTimeline = timelineSummary(timeline);
     timeline.length = 0;
-    return { writes, peakRss, applyTimeline, active: activeFigures(store) };
+    return {
+      writes,
+      changeLog: changeLogWriteStats(),
+      peakRss,
+      applyTimeline,
+      active: activeFigures(store),
+    };
   } finally {
     await workers.close(10000);
     // The last process of a part leaves nothing behind in Redis (it may be a shared one).

@@ -313,6 +313,14 @@ export async function runBench(
               timings: r.timings,
               error: r.error,
               active,
+              changeLog: {
+                entries: r.logEntries,
+                appendMs: Math.round(finished.reduce((a, x) => a + x.changeLog.ms, 0)),
+                shareOfWallPercent:
+                  Math.round((finished.reduce((a, x) => a + x.changeLog.ms, 0) / r.wallMs) * 1000) /
+                  10,
+                consumerCatchUpS: Math.round(r.consumerCatchUpMs / 10) / 100,
+              },
               applyTimeline: finished.find(x => x.role !== 'pull')?.applyTimeline,
               processes: finished.map(x => ({
                 role: x.role,
@@ -332,7 +340,9 @@ export async function runBench(
           `  ours     ${f.wallS.toFixed(2)} s, ${f.recordsPerS.toLocaleString('en-US')} records/s, ` +
             `peak RSS ${finished.map(x => `${x.role} ${mib(x.peakRss)}`).join(', ')} MiB, Redis +${f.redisPeakMiB} MiB, ` +
             `${f.writes.toLocaleString('en-US')} writes, ${f.sisRequests} SIS requests, ` +
-            `CPU ${finished.map(x => `${x.role} ${x.cpuS}`).join(', ')} + SIS ${f.sisCpuS} s`,
+            `CPU ${finished.map(x => `${x.role} ${x.cpuS}`).join(', ')} + SIS ${f.sisCpuS} s; ` +
+            `change log ${r.logEntries.toLocaleString('en-US')} entries, ` +
+            `${JSON.stringify(f.details.changeLog)}`,
         );
         return f;
       } finally {

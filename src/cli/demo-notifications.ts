@@ -5,6 +5,7 @@
  */
 import type { AppContext } from '../app.js';
 import type { NotificationSettings } from '../config/notifications.js';
+import { consumeChanges } from '../jobs/changes.js';
 import { activationSummary } from '../jobs/notifications.js';
 
 export interface DemoMail {
@@ -45,6 +46,8 @@ export async function startDemoMail(opts: { ratePerHour?: number } = {}): Promis
     },
     async report(ctx, districtId, print) {
       const started = Date.now();
+      // Emails come from the change log: make sure its consumer has caught up with the run.
+      await consumeChanges(ctx, districtId);
       const deadline = started + 5 * 60 * 1000;
       let c = await activationSummary(ctx, districtId);
       while (c.queued - c.deferred + c.sending > 0 && Date.now() < deadline) {

@@ -8,6 +8,9 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
     `run ${run.id}  district ${run.districtId}  connector ${run.connector}${run.dryRun ? '  (dry run)' : ''}`,
   );
   lines.push(`status   ${run.status}${run.error ? `  — ${run.error}` : ''}`);
+  lines.push(`by       ${run.actor ?? run.trigger}${run.actor ? ` (${run.trigger})` : ''}`);
+  if (run.decidedBy)
+    lines.push(`decided  by ${run.decidedBy}${run.decidedAt ? ` at ${run.decidedAt}` : ''}`);
   const t = run.timings;
   if (t.total !== undefined)
     lines.push(

@@ -22,11 +22,14 @@
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import type { AppContext } from '../app.js';
-import { changeLogRepository, type ChangeCounts } from '../models/changes/index.js';
+import {
+  changeLogRepository,
+  MAX_CHANGE_PAGE,
+  type ChangeCounts,
+} from '../models/changes/index.js';
 import { activationRepository } from '../models/notifications/index.js';
 import type { RunCounts, SyncRun } from '../models/types.js';
 import { processMetrics } from '../workers/metrics.js';
-import { QueueName } from '../workers/queues.js';
 import { enqueueActivationEmails, releaseHeldActivations } from './notifications.js';
 import { kickWebhooks } from './webhooks.js';
 
@@ -53,8 +56,10 @@ export const ROSTER_COUNT_ENTITIES: ReadonlySet<string> = new Set([
  * `issue`d and `revoke`d).
  */
 export function countLabel(entity: string, action: string): string {
-  if (entity === 'link') return action === 'create' ? 'add' : action === 'deactivate' ? 'remove' : action;
-  if (entity === 'code') return action === 'create' ? 'issue' : action === 'deactivate' ? 'revoke' : action;
+  if (entity === 'link')
+    return action === 'create' ? 'add' : action === 'deactivate' ? 'remove' : action;
+  if (entity === 'code')
+    return action === 'create' ? 'issue' : action === 'deactivate' ? 'revoke' : action;
   return action;
 }
 
@@ -130,7 +135,7 @@ export async function consumeChanges(
   opts: { batch?: number } = {},
 ): Promise<ConsumeResult> {
   const repo = await changeLogRepository(ctx.store);
-  const batch = opts.batch ?? BATCH;
+  const batch = Math.max(1, Math.min(opts.batch ?? BATCH, MAX_CHANGE_PAGE));
   const district = ctx.districts.get(districtId);
   const start = await repo.cursor(CORE_CONSUMER, districtId);
   const out: ConsumeResult = {
@@ -141,13 +146,18 @@ export async function consumeChanges(
     released: 0,
   };
   let cursor = start.seq;
-  const last = await repo.lastSeq(districtId);
+  let last = await repo.lastSeq(districtId);
   const runs = new Map<string, SyncRun | undefined>();
   const runOf = async (id: string): Promise<SyncRun | undefined> => {
     if (!runs.has(id)) runs.set(id, await ctx.store.getRun(id));
     return runs.get(id);
   };
-  while (cursor < last) {
+  for (;;) {
+    if (cursor >= last) {
+      // Entries written while this job ran (its kick was a no-op then): take them too.
+      last = await repo.lastSeq(districtId);
+      if (cursor >= last) break;
+    }
     const to = Math.min(last, cursor + batch);
     if (district) await activationsFor(ctx, districtId, cursor, to, runOf, out);
     const counts = await repo.countRange(districtId, cursor, to);
@@ -247,7 +257,6 @@ async function releaseEndedRuns(ctx: AppContext, districtId: string): Promise<nu
   }
   return n;
 }
-
 
 const ConsumePayload = z.strictObject({ districtId: z.string().min(1) });
 

@@ -24,7 +24,6 @@ import {
   type ActivationStatus,
   type ConsumeTokenResult,
 } from '../models/notifications/index.js';
-import type { RunCounts } from '../models/types.js';
 import { takeSendSlot } from '../notifications/rate-limit.js';
 import { SmtpSendError, classifySmtpError, type Mailer } from '../notifications/smtp.js';
 import {

@@ -147,6 +147,9 @@ export interface ChangeQuery {
   limit: number;
 }
 
+/** Upper bound of `ChangeQuery.limit` (both adapters clamp to it). */
+export const MAX_CHANGE_PAGE = 10_000;
+
 /** Entity → action → number of entries, e.g. `{ parent: { create: 12 } }`. */
 export type ChangeCounts = Record<string, Record<string, number>>;
 

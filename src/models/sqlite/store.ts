@@ -330,6 +330,8 @@ export const SQL = {
     SELECT p.rowid FROM json_each(@keys) AS k CROSS JOIN parent_accounts AS p
     ON p.district_id = @districtId AND p.id = k.value WHERE p.status = 'active')
     RETURNING id`,
+  parentsByIds: `SELECT p.* FROM json_each(@keys) AS k CROSS JOIN parent_accounts AS p
+    ON p.district_id = @districtId AND p.id = k.value ORDER BY p.id`,
   getLink: `SELECT * FROM guardian_links WHERE district_id = ? AND parent_id = ?
     AND student_sourced_id = ? AND origin = ?`,
   deactivateSisLink: `UPDATE guardian_links SET status = 'inactive' WHERE district_id = ?
@@ -680,13 +682,9 @@ export class SqliteRosterStore implements RosterStore {
         const plan = planner(state);
         assertPlanInDistrict(districtId, plan);
         if (options.dryRun) return { plan, written: 0 };
+        const entries = chunkChanges(this.withPlanTargets(districtId, state, plan), plan);
         const written = this.writePlan(districtId, plan);
-        appendChanges(
-          this.db,
-          districtId,
-          options.change ?? SYSTEM_CHANGE,
-          chunkChanges(state, plan),
-        );
+        appendChanges(this.db, districtId, options.change ?? SYSTEM_CHANGE, entries);
         return { plan, written };
       });
       try {
@@ -1017,6 +1015,49 @@ export class SqliteRosterStore implements RosterStore {
       list.push({ connector: r.connector, sourcedId: r.sourced_id });
     }
     return map;
+  }
+
+  /**
+   * `state` plus the current rows of every record the plan writes that `state` lacks (a
+   * planner may touch records its keys did not load), so the change log gets their true
+   * before-values. The real planner loads everything it writes: then this reads nothing.
+   */
+  private withPlanTargets(districtId: string, state: ChunkState, plan: ChunkPlan): ChunkState {
+    const haveParents = new Set(state.parents.map(p => p.id));
+    const parentIds = [
+      ...plan.parentCreates.map(p => p.id),
+      ...plan.parentUpdates.map(u => u.update.id),
+    ].filter(id => !haveParents.has(id));
+    const haveStudents = new Set(state.students.map(s => s.sourcedId));
+    const studentIds = [
+      ...plan.students.map(s => s.record.sourcedId),
+      ...plan.links.map(l => l.link.studentSourcedId),
+    ].filter(id => !haveStudents.has(id));
+    if (parentIds.length === 0 && studentIds.length === 0) return state;
+    const parents = [...state.parents];
+    if (parentIds.length > 0) {
+      const rows = this.stmt('parentsByIds').all({
+        districtId,
+        keys: uniqueJson(parentIds),
+      }) as ParentRow[];
+      const sources = this.groupSources(
+        this.stmt('loadSources').all({
+          districtId,
+          keys: json(rows.map(r => r.id)),
+        }) as SourceRow[],
+      );
+      for (const r of rows) parents.push(toParent(r, sources.get(r.id) ?? []));
+    }
+    const students = [...state.students];
+    const links = [...state.links];
+    if (studentIds.length > 0) {
+      const keys = uniqueJson(studentIds);
+      students.push(
+        ...(this.stmt('loadStudents').all({ districtId, keys }) as StudentRow[]).map(toStudent),
+      );
+      links.push(...(this.stmt('loadLinks').all({ districtId, keys }) as LinkRow[]).map(toLink));
+    }
+    return { parents, students, links };
   }
 
   private loadChunkState(districtId: string, keys: ChunkKeys): ChunkState {
