@@ -307,6 +307,19 @@ export function renderMarkdown(r: BenchReport, heading = '#'): string {
     lines.push(line);
   }
   lines.push('');
+  lines.push(
+    'Change log (entries our run wrote, time spent appending them inside the write transactions, share of the run wall time, and how long after the run the change-log consumer had handled every entry):',
+  );
+  for (const s of r.scenarios) {
+    const log = s.parts.find(p => p.part === 'ours')?.details.changeLog as
+      | { entries: number; appendMs: number; shareOfWallPercent: number; consumerCatchUpS: number }
+      | undefined;
+    if (!s.measurable || !log) continue;
+    lines.push(
+      `- ${s.title}: ${fmt(log.entries)} entries, ${(log.appendMs / 1000).toFixed(2)} s appending (${log.shareOfWallPercent} % of wall), consumer caught up ${log.consumerCatchUpS} s after the run`,
+    );
+  }
+  lines.push('');
   lines.push('Ratios (ours / baseline, ours / limit; wall time):');
   for (const s of r.scenarios) {
     if (!s.measurable) continue;

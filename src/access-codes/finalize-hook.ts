@@ -15,6 +15,9 @@
  * the codes come with the next run (or `codes issue`). Idempotent (at-least-once safe): a
  * student who holds a code is never given another.
  *
+ * Every code issued is logged in the change log (cause `code-issue` with the run id, actor
+ * the run's actor — its trigger for runs that name none), in the transaction that issues it.
+ *
  * Returns `{ code: { issue: n } }` (or `{ code: { held: n } }`), nothing when n is 0.
  */
 import type { AppContext } from '../app.js';
@@ -53,7 +56,14 @@ export const accessCodesFinalizeHook: FinalizeHook = async (
     n = await dryRunCount(ctx, input, includeLinked);
     await ctx.redis.del(keys.added, keys.linked);
   } else {
-    n = await issueMissingCodes(ctx, district.id, { includeLinked, dryRun: input.held });
+    n = await issueMissingCodes(ctx, district.id, {
+      includeLinked,
+      dryRun: input.held,
+      change: {
+        cause: { kind: 'code-issue', id: input.run.id },
+        actor: input.run.actor ?? input.run.trigger,
+      },
+    });
   }
   if (n === 0) return;
   if (input.held) {

@@ -4,8 +4,14 @@
  * (src/api/routes/access-codes.ts) call the same code. Errors are `AccessCodeServiceError`
  * subclasses carrying an HTTP status and a safe body (./errors.ts).
  *
- * Design references: ../shared/design.md invariant 8 and the access-code paragraph;
+ * Design references: ../shared/design.md invariants 8 and 13 and the access-code paragraph;
  * docs/access-codes.md.
+ *
+ * Change log (invariant 13): every code issued or revoked, and every account and link a
+ * redemption makes, is logged by the store in the same transaction as the write, with its
+ * cause and actor — finalize issuance `code-issue` (run id, the run's actor), `codes issue`
+ * `code-issue` (the admin), reset `code-reset` (reset id, the admin), redemption `redemption`
+ * (the code's `codeRef`, never its value; actor `guardian`).
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -21,6 +27,7 @@ import {
   type AccessCodeSettingsOverride,
   UsernameTakenError,
 } from '../models/access-codes/index.js';
+import { codeRef, type ChangeContext } from '../models/changes/types.js';
 import type { ParentAccount } from '../models/types.js';
 import { StoreConflictError } from '../errors.js';
 import { parentAccountId } from '../reconcile/plan.js';
@@ -63,8 +70,12 @@ export const UpdateSettingsInput = z.strictObject({
 });
 export type UpdateSettingsInput = z.infer<typeof UpdateSettingsInput>;
 
-export const IssueInput = z.strictObject({ districtId: Id });
-export type IssueInput = z.infer<typeof IssueInput>;
+export const IssueInput = z.strictObject({
+  districtId: Id,
+  /** Who asks (change-log actor): `api:<token name>`, `cli:<os user>`. */
+  actor: Actor.default('system'),
+});
+export type IssueInput = z.input<typeof IssueInput>;
 
 export const ResetInput = z
   .strictObject({
@@ -239,13 +250,14 @@ export async function updateAccessCodeSettings(
 /**
  * Issue codes to the district's active students who have none: every such student when
  * `includeLinked`, else only those without an active guardian link. With `dryRun` only
- * counts. Idempotent: a student holding a code is never given a second one.
+ * counts. Idempotent: a student holding a code is never given a second one. Each code issued
+ * is logged with `opts.change` (cause `code-issue`).
  * Returns the number of codes issued (or that would be).
  */
 export async function issueMissingCodes(
   ctx: Pick<AppContext, 'store'>,
   districtId: string,
-  opts: { includeLinked: boolean; dryRun: boolean },
+  opts: { includeLinked: boolean; dryRun: boolean; change: ChangeContext },
 ): Promise<number> {
   const repo = await accessCodeRepository(ctx.store);
   let n = 0;
@@ -262,6 +274,7 @@ export async function issueMissingCodes(
         const r = await repo.issueCodes(districtId, page.ids, {
           generate: generateAccessCode,
           at: new Date().toISOString(),
+          change: opts.change,
         });
         n += r.issued.length;
       }
@@ -274,6 +287,7 @@ export async function issueMissingCodes(
 /**
  * `codes issue`: issue missing codes now (outside a sync) under the district's settings.
  * `guardianLinks` is the connector's capability (false: every active student gets one).
+ * Logged with cause `code-issue` and `actor` (default `system`).
  * Throws `AccessCodesDisabledError` when codes are disabled.
  */
 export async function issueAccessCodes(
@@ -289,6 +303,7 @@ export async function issueAccessCodes(
   const issued = await issueMissingCodes(ctx, district.id, {
     includeLinked: !capabilities.guardianLinks || effective.issueTo === 'all',
     dryRun: false,
+    change: { cause: { kind: 'code-issue' }, actor: input.actor },
   });
   return { districtId: district.id, issued, active: await repo.countActiveCodes(district.id) };
 }
@@ -306,7 +321,8 @@ export interface ResetResult extends AccessCodeReset {
 /**
  * Reset codes: revoke the active code of each student (the old code stops working at
  * once) and issue a new one to each active student. Links made with the old code stay.
- * Recorded with actor, time and counts. Throws `AccessCodesDisabledError`.
+ * Recorded with actor, time and counts; each code revoked and issued is logged with cause
+ * `code-reset` (the reset id) and the actor. Throws `AccessCodesDisabledError`.
  */
 export async function resetAccessCodes(ctx: AccessCodeContext, raw: unknown): Promise<ResetResult> {
   const input = parseInput(ResetInput, raw);
@@ -326,6 +342,10 @@ export async function resetAccessCodes(ctx: AccessCodeContext, raw: unknown): Pr
   };
   const notFound: string[] = [];
   const codes: { studentSourcedId: string; code: string }[] = [];
+  const change: ChangeContext = {
+    cause: { kind: 'code-reset', id: reset.id },
+    actor: input.actor,
+  };
 
   const resetBatch = async (ids: string[], keepCodes: boolean): Promise<void> => {
     const rows = await repo.studentCodeRowsOf(district.id, ids);
@@ -334,11 +354,13 @@ export async function resetAccessCodes(ctx: AccessCodeContext, raw: unknown): Pr
     reset.revoked += await repo.revokeCodes(district.id, [...found], {
       at: reset.at,
       resetId: reset.id,
+      change,
     });
     const active = rows.filter(r => r.status === 'active').map(r => r.sourcedId);
     const r = await repo.issueCodes(district.id, active, {
       generate: generateAccessCode,
       at: reset.at,
+      change,
     });
     reset.issued += r.issued.length;
     if (keepCodes)
@@ -511,6 +533,7 @@ export async function registerWithAccessCode(
   const { record, district, role } = await checkCode(ctx, repo, input.code, input.client, opts);
   const districtId = district.id;
   const student = record.studentSourcedId;
+  const change = redemptionChange(record, 'register');
   const email = normalizeEmail(input.email);
   const username = input.username?.toLowerCase();
 
@@ -555,7 +578,7 @@ export async function registerWithAccessCode(
   };
   let created = true;
   try {
-    await ctx.store.createParent(account);
+    await ctx.store.createParent(account, change);
   } catch (err) {
     // The same registration, submitted twice at once: the deterministic id collided.
     if (
@@ -579,11 +602,11 @@ export async function registerWithAccessCode(
       // Another registration took the username in between: undo ours (deactivate; nothing
       // is ever deleted) and tell this person to pick another or sign in.
       if (created)
-        await ctx.store.applyDeactivations(districtId, {
-          studentSourcedIds: [],
-          parentIds: [id],
-          links: [],
-        });
+        await ctx.store.applyDeactivations(
+          districtId,
+          { studentSourcedIds: [], parentIds: [id], links: [] },
+          change,
+        );
       throw new AccountExistsError();
     }
   }
@@ -622,6 +645,17 @@ export async function addChildWithAccessCode(
   };
 }
 
+/**
+ * Change-log context of a redemption: the code by its ref (never its value), the guardian as
+ * actor.
+ */
+function redemptionChange(record: AccessCodeRecord, kind: 'register' | 'add-child'): ChangeContext {
+  return {
+    cause: { kind: 'redemption', id: codeRef(record.code), trigger: kind },
+    actor: 'guardian',
+  };
+}
+
 /** Add the `access-code` link unless the parent already has an active link to the student. */
 async function link(
   ctx: AccessCodeContext,
@@ -635,13 +669,16 @@ async function link(
   const student = record.studentSourcedId;
   const already = await repo.hasActiveLink(districtId, parentId, student);
   if (!already)
-    await ctx.store.addLink({
-      districtId,
-      parentId,
-      studentSourcedId: student,
-      origin: 'access-code',
-      status: 'active',
-    });
+    await ctx.store.addLink(
+      {
+        districtId,
+        parentId,
+        studentSourcedId: student,
+        origin: 'access-code',
+        status: 'active',
+      },
+      redemptionChange(record, kind),
+    );
   await repo.recordRedemption({
     districtId,
     code: record.code,

@@ -21,6 +21,7 @@ export type ApiErrorCode =
   | 'unsupported_media_type'
   | 'conflict'
   | 'run_not_held'
+  | 'invalid_cursor'
   | 'bad_request'
   | 'service_unavailable'
   | 'internal';

@@ -20,7 +20,8 @@ import {
 
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
 
-function actor(): string {
+/** The change-log actor of a CLI command: `cli:<os user>` (`cli` when it is unknown). */
+export function actor(): string {
   try {
     return `cli:${userInfo().username}`;
   } catch {

@@ -64,10 +64,11 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
   codes
     .command('issue <district>')
     .description('issue codes now to the students who need one (as a sync finalize would)')
-    .action(async (districtId: string) => {
+    .option('--actor <name>', 'who asks (recorded)', defaultActor())
+    .action(async (districtId: string, o: { actor: string }) => {
       await withApp(async ctx => {
         const caps = ctx.connectorFor(ctx.district(districtId)).capabilities;
-        const r = await issueAccessCodes(ctx, { districtId }, caps);
+        const r = await issueAccessCodes(ctx, { districtId, actor: o.actor }, caps);
         console.log(`${r.issued} code(s) issued; ${r.active} active code(s) in ${r.districtId}`);
       });
     });

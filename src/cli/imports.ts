@@ -10,7 +10,7 @@ import { basename } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import type { AppContext } from '../app.js';
-import { registerAssociationCommands } from './associations.js';
+import { actor, registerAssociationCommands } from './associations.js';
 import { ImportFileError } from '../imports/errors.js';
 import { DEFAULT_MAX_IMPORT_BYTES } from '../imports/read.js';
 import {
@@ -100,7 +100,7 @@ export function formatConfirm(r: ConfirmResult): string {
       ];
       if (r.activationEmails)
         lines.push(
-          `emails   activation queued ${r.activationEmails.queued}, no email ${r.activationEmails.noEmail.length}, skipped ${r.activationEmails.skipped.length}`,
+          `emails   activation requested ${r.activationEmails.requested}, no email ${r.activationEmails.noEmail.length} (sent by the worker from the change log)`,
         );
       return lines.join('\n');
     }
@@ -157,7 +157,7 @@ async function runImport(
       const r = await confirmImport(
         ctx,
         { districtId, previewId: flags.confirm },
-        { expect: { file } },
+        { expect: { file }, actor: actor() },
       );
       console.log(formatConfirm(r));
       if (r.status === 'changed') {

@@ -12,9 +12,11 @@ import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
 import { ConfigError, describeError, GuardianSyncError } from '../errors.js';
 import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js';
+import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
 import { createLogger } from '../logger.js';
 import { closeOnSignals, startWorkers, syncSchedules } from '../workers/index.js';
 import { registerApiCommands } from './api.js';
+import { registerAuditCommands } from './audit.js';
 import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
 import { registerImportCommands } from './imports.js';
@@ -82,11 +84,13 @@ export function buildProgram(): Command {
       try {
         // Fail at start, not at 2 a.m.: every district's secrets must be there now.
         for (const d of ctx.districts.values()) ctx.connectorFor(d);
+        checkWebhookSecrets(ctx);
       } catch (err) {
         await ctx.close();
         throw err;
       }
       const schedules = await syncSchedules(ctx);
+      await upsertWebhookSchedulers(ctx); // webhook sweep and change-log retention
       const running = startWorkers(ctx, { concurrency: opts.concurrency });
       closeOnSignals(ctx, running);
       logger.info(
@@ -180,6 +184,7 @@ export function buildProgram(): Command {
   registerActivationCommands(program, withApp);
   registerCodesCommands(program, withApp);
   registerImportCommands(program, withApp);
+  registerAuditCommands(program, withApp);
   return program;
 }
 

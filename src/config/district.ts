@@ -134,6 +134,35 @@ export const DistrictPolicies = z.strictObject({
 });
 export type DistrictPolicies = z.infer<typeof DistrictPolicies>;
 
+/** Hosts where a webhook URL may use plain `http` (a receiver on the same machine, tests). */
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Webhook delivery of the district's change feed (src/jobs/webhooks.ts): batches of change-log
+ * entries POSTed as JSON, signed with HMAC-SHA256 of the secret in `secretEnv`.
+ */
+export const WebhookSettings = z.strictObject({
+  /** Receiver URL: `https://…` (plain `http` only for localhost). No credentials in the URL. */
+  url: z.url({ protocol: /^https?$/ }).superRefine((value, ctx) => {
+    if (!URL.canParse(value)) return; // reported by z.url
+    const u = new URL(value);
+    if (u.username || u.password)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must not contain credentials (the signature authenticates deliveries)',
+      });
+    if (u.protocol === 'http:' && !LOOPBACK_HOSTS.has(u.hostname))
+      ctx.addIssue({ code: 'custom', message: 'must be https (http only for localhost)' });
+  }),
+  /** Environment variable holding the signing secret (at least 16 characters). */
+  secretEnv: EnvVarName,
+  /** Whole-request timeout per delivery (ms). */
+  timeoutMs: z.number().int().min(100).max(120000).default(10000),
+  /** Change-log entries per delivery. */
+  batchSize: z.number().int().min(1).max(1000).default(100),
+});
+export type WebhookSettings = z.infer<typeof WebhookSettings>;
+
 export const DistrictConfig = z.strictObject({
   /** Tenant id: lower-case slug, used in job ids and URLs. */
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case slug (a-z, 0-9, -)'),
@@ -163,6 +192,8 @@ export const DistrictConfig = z.strictObject({
    * may name only these roles (src/imports/roles.ts).
    */
   roles: z.array(z.string().trim().min(1)).default([]),
+  /** Change-feed webhook (src/jobs/webhooks.ts); absent: no deliveries for this district. */
+  webhooks: WebhookSettings.optional(),
 });
 export type DistrictConfig = z.infer<typeof DistrictConfig>;
 

@@ -44,6 +44,16 @@ export const EnvSchema = z.object({
     .default('gsync'),
   /** Apply jobs processed in parallel per worker process. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Job lock of the pipeline workers (pull, apply, finalize, change consumers), in ms; renewed
+   * every half of it while a job runs. A job whose worker died (kill -9, lost host) is taken up
+   * again once its lock has expired and a stalled check saw it. Unset: 120 s for pull and
+   * finalize, BullMQ's 30 s for the others. Short values suit tests; in production a value
+   * shorter than the longest event-loop stall makes live jobs look dead.
+   */
+  WORKER_LOCK_MS: z.coerce.number().int().min(1000).max(3_600_000).optional(),
+  /** How often the pipeline workers look for stalled jobs (ms). Unset: BullMQ's 30 s. */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).optional(),
   /** Admin/status API (`guardian-sync api`): listen address and port. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -53,6 +63,12 @@ export const EnvSchema = z.object({
   API_TOKENS_FILE: z.string().min(1).default('config/api-tokens.json'),
   /** Largest accepted request body in bytes (routes that take files may allow more). */
   API_BODY_LIMIT: z.coerce.number().int().min(1024).max(1073741824).default(1048576),
+  /**
+   * Change-log entries older than this many days are pruned daily (src/jobs/webhooks.ts),
+   * except the entry explaining each active link and account and entries a consumer has not
+   * handled yet. Default 400: more than one school year.
+   */
+  CHANGE_LOG_RETENTION_DAYS: z.coerce.number().int().min(1).max(36500).default(400),
 });
 export type Env = z.infer<typeof EnvSchema> & { storeUrl: string };
 

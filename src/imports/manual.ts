@@ -13,6 +13,9 @@
  * - Remove: the `manual` link is deactivated (never deleted). Links of other origins are never
  *   touched; when only such links exist the error says which and where they are managed.
  *
+ * Both changes are recorded by the store in the change log (design invariant 13) with cause
+ * `manual` and the request's `actor`, in the same transaction as the link write.
+ *
  * Errors are `ManualAssociationError` with a `problem` code (the API maps them to statuses).
  */
 import { z } from 'zod';
@@ -210,14 +213,17 @@ export async function associate(ctx: Ctx, input: AssociateInput): Promise<Associ
   const manual = links.find(l => l.origin === 'manual');
   const status = !manual ? 'created' : manual.status === 'active' ? 'unchanged' : 'reactivated';
   if (status !== 'unchanged')
-    await ctx.store.addLink({
-      districtId: v.districtId,
-      parentId: parent.id,
-      studentSourcedId: student.sourcedId,
-      origin: 'manual',
-      status: 'active',
-      ...(manual?.relationship !== undefined ? { relationship: manual.relationship } : {}),
-    });
+    await ctx.store.addLink(
+      {
+        districtId: v.districtId,
+        parentId: parent.id,
+        studentSourcedId: student.sourcedId,
+        origin: 'manual',
+        status: 'active',
+        ...(manual?.relationship !== undefined ? { relationship: manual.relationship } : {}),
+      },
+      { cause: { kind: 'manual' }, actor: v.actor },
+    );
   ctx.logger.info(
     {
       districtId: v.districtId,
@@ -267,7 +273,10 @@ export async function removeAssociation(
   }
   let status: AssociationResult['status'] = 'already-inactive';
   if (manual.status === 'active') {
-    await ctx.store.addLink({ ...manual, status: 'inactive' });
+    await ctx.store.addLink(
+      { ...manual, status: 'inactive' },
+      { cause: { kind: 'manual' }, actor: v.actor },
+    );
     status = 'deactivated';
   }
   ctx.logger.info(

@@ -20,7 +20,8 @@ import { z } from 'zod';
 import type { AppContext } from '../app.js';
 import type { DistrictConfig } from '../config/district.js';
 import { GuardianSyncError } from '../errors.js';
-import { enqueueActivationEmails, type EnqueueActivationResult } from '../jobs/notifications.js';
+import { kickChanges } from '../jobs/changes.js';
+import type { ChangeContext } from '../models/changes/types.js';
 import { importRepository } from '../models/imports/index.js';
 import type {
   ImportKind,
@@ -245,6 +246,12 @@ export interface ImportPreview {
   supersedes?: string | undefined;
 }
 
+/** Activation emails a parent import confirm asked for (see `ConfirmResult`). */
+export interface ActivationRequest {
+  requested: number;
+  noEmail: string[];
+}
+
 export type ConfirmResult =
   | {
       status: 'applied';
@@ -254,7 +261,14 @@ export type ConfirmResult =
       counts: Record<string, number>;
       /** Rows/documents written. */
       writes: number;
-      activationEmails?: EnqueueActivationResult | undefined;
+      /**
+       * Parent imports with "send activation email": what this confirm asked for. Confirm
+       * sends nothing itself: the change-log consumer (src/jobs/changes.ts) queues one email
+       * per account from this import's `parent create` entries (cause `import`, `notify`), so
+       * a process that dies right after the confirm loses none. `requested`: new accounts
+       * with an email; `noEmail`: ids of new accounts without one (never emailed).
+       */
+      activationEmails?: ActivationRequest | undefined;
     }
   | {
       /** Confirmed before: nothing applied again; the first confirm's result. */
@@ -964,6 +978,11 @@ export interface ConfirmOptions {
    * it was given): a different file or other options refuse the confirm (`input-mismatch`).
    */
   expect?: { file: { name: string; data: Uint8Array }; options?: unknown };
+  /**
+   * Who confirms, recorded as the actor of the change-log entries: `api:<token name>`,
+   * `cli:<os user>`. Default `system`.
+   */
+  actor?: string | undefined;
 }
 
 /** Input fingerprint: kind, the file's sha256 and the parsed options. */
@@ -1000,8 +1019,10 @@ function checkSameInput(
 /**
  * Apply a preview's plan exactly (invariant 12). In one step the store re-loads the state the
  * plan was made on and compares its fingerprint with the preview's:
- * - equal → the stored plan is written and the preview marked `applied` → `applied`
- *   (and activation emails are queued when the import asked for them);
+ * - equal → the stored plan is written with its change-log entries (cause `import` with the
+ *   preview id, actor `opts.actor`) and the preview marked `applied` → `applied`; the
+ *   change-log consumers are kicked (activation emails, when the import asked for them, are
+ *   queued by them from the log — see `ConfirmResult`);
  * - different → nothing is written; the same rows are planned again on the current state and
  *   stored as a new preview, which replaces this one → `changed` (confirm the new one).
  * Confirming an applied preview again returns `already-applied` and writes nothing.
@@ -1030,9 +1051,19 @@ export async function confirmImport(
   if (preview.status !== 'previewed' || preview.expiresAt <= now.toISOString())
     throw unavailable(r, preview, now);
   const meta = preview.meta as unknown as PreviewMeta;
+  const actor = opts.actor ?? 'system';
 
   if (preview.kind === 'parents') {
     const options = ParentImportOptions.parse(meta.options);
+    const change: ChangeContext = {
+      cause: {
+        kind: 'import',
+        id: preview.id,
+        trigger: 'parents',
+        notify: options.sendActivationEmail,
+      },
+      actor,
+    };
     const roles = await effectiveDistrictRoles(ctx.store, district);
     const records = (await repo.getPreviewPart(preview.id, 'records')) as ParentImportRecord[];
     const plan = await loadParentPlan(repo, preview.id);
@@ -1047,6 +1078,7 @@ export async function confirmImport(
       isCurrent: state => parentStateFingerprint(state, roles) === meta.fingerprints.state,
       write: parentImportWrite(plan),
       result: { counts },
+      change,
     });
     if (outcome.kind === 'unavailable') return alreadyOr(r, outcome.preview, now);
     if (outcome.kind === 'stale') {
@@ -1081,24 +1113,24 @@ export async function confirmImport(
       });
       return changed(repo, district.id, preview.id, fresh);
     }
-    let activationEmails: EnqueueActivationResult | undefined;
-    if (options.sendActivationEmail && plan.activationParentIds.length > 0)
-      activationEmails = await enqueueActivationEmails(
-        ctx,
-        district.id,
-        plan.activationParentIds,
-        'import',
-      );
+    const activationEmails: ActivationRequest | undefined = options.sendActivationEmail
+      ? {
+          requested: plan.activationParentIds.length,
+          noEmail: plan.creates.filter(c => !c.account.emailNormalized).map(c => c.account.id),
+        }
+      : undefined;
     ctx.logger.info(
       {
         districtId: district.id,
         previewId: preview.id,
         kind: 'parents',
+        actor,
         counts,
         writes: outcome.writes,
       },
       'import applied',
     );
+    await kickAfterApply(ctx, district.id, preview.id);
     return {
       status: 'applied',
       previewId: preview.id,
@@ -1106,7 +1138,7 @@ export async function confirmImport(
       appliedAt: outcome.preview.appliedAt ?? now.toISOString(),
       counts,
       writes: outcome.writes,
-      activationEmails,
+      ...(activationEmails ? { activationEmails } : {}),
     };
   }
 
@@ -1124,6 +1156,7 @@ export async function confirmImport(
     isCurrent: state => associationStateFingerprint(state) === meta.fingerprints.state,
     write: associationWrite(district.id, plan),
     result: { counts },
+    change: { cause: { kind: 'import', id: preview.id, trigger: 'associations' }, actor },
   });
   if (outcome.kind === 'unavailable') return alreadyOr(r, outcome.preview, now);
   if (outcome.kind === 'stale') {
@@ -1167,11 +1200,13 @@ export async function confirmImport(
       districtId: district.id,
       previewId: preview.id,
       kind: 'associations',
+      actor,
       counts,
       writes: outcome.writes,
     },
     'import applied',
   );
+  await kickAfterApply(ctx, district.id, preview.id);
   return {
     status: 'applied',
     previewId: preview.id,
@@ -1180,6 +1215,22 @@ export async function confirmImport(
     counts,
     writes: outcome.writes,
   };
+}
+
+/**
+ * Ask the change-log consumers to catch up after an apply. The apply is committed and its
+ * entries are in the log whatever happens here: a failed kick is logged, not thrown (the
+ * consumers' periodic sweep picks the entries up).
+ */
+async function kickAfterApply(ctx: AppContext, districtId: string, previewId: string) {
+  try {
+    await kickChanges(ctx, districtId);
+  } catch (err) {
+    ctx.logger.warn(
+      { districtId, previewId, err },
+      'import applied; change consumers not kicked (the periodic sweep will catch up)',
+    );
+  }
 }
 
 function alreadyOr(ref: PreviewRef, p: StoredPreview | undefined, now: Date): ConfirmResult {

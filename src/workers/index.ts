@@ -38,6 +38,17 @@ function classify<T>(
 export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {}): RunningWorkers {
   const shutdown = new AbortController();
   const base = { connection: ctx.connection, prefix: ctx.prefix };
+  // Lock and stalled-check timing of the pipeline workers (WORKER_LOCK_MS,
+  // WORKER_STALLED_INTERVAL_MS); unset keeps each worker's default below.
+  const lockMs = ctx.env.WORKER_LOCK_MS;
+  const stalled =
+    ctx.env.WORKER_STALLED_INTERVAL_MS === undefined
+      ? {}
+      : { stalledInterval: ctx.env.WORKER_STALLED_INTERVAL_MS };
+  const lock = (defaultMs?: number) => {
+    const ms = lockMs ?? defaultMs;
+    return { ...stalled, ...(ms === undefined ? {} : { lockDuration: ms }) };
+  };
   const log = ctx.logger.child({ component: 'workers' });
   const workers = [
     new Worker(
@@ -54,22 +65,22 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     new Worker(
       QueueName.pull,
       classify((job, token) => handlePull(ctx, job, shutdown.signal, token)),
-      { ...base, concurrency: 2, lockDuration: 120000 },
+      { ...base, concurrency: 2, ...lock(120000) },
     ),
     new Worker(
       QueueName.apply,
       classify(job => handleApply(ctx, job)),
-      { ...base, concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY },
+      { ...base, concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY, ...lock() },
     ),
     new Worker(
       QueueName.finalize,
       classify(job => handleFinalize(ctx, job)),
-      { ...base, concurrency: 1, lockDuration: 120000 },
+      { ...base, concurrency: 1, ...lock(120000) },
     ),
     new Worker(
       QueueName.changes,
       classify(job => handleChangesJob(ctx, job)),
-      { ...base, concurrency: 2 },
+      { ...base, concurrency: 2, ...lock() },
     ),
     ...notificationWorkers(ctx, base),
     ...webhookWorkers(ctx, base),

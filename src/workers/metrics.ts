@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Counter, Histogram, Registry, type MetricObjectWithValues } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues } from 'prom-client';
 import type { AppContext } from '../app.js';
 import type { PullStats } from '../connectors/types.js';
 import type { SyncRun } from '../models/types.js';
@@ -74,6 +74,35 @@ export class ProcessMetrics {
     registers: [this.registry],
   });
 
+  readonly webhookDeliveries = new Counter({
+    name: 'guardian_sync_webhook_deliveries_total',
+    help: 'Webhook delivery attempts of the change feed, by district and outcome (delivered, http_error, timeout, network_error)',
+    labelNames: ['district', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  /**
+   * Entries a district's webhook is behind its change log. Every worker process computes it
+   * from the store when it publishes (`setWebhookLagSource`), so the processes agree and the
+   * API keeps the largest (`aggregator: 'max'`), never a sum over processes.
+   */
+  readonly webhookLag = new Gauge({
+    name: 'guardian_sync_webhook_lag_entries',
+    help: 'Change-log entries not yet delivered to the district webhook (last seq minus delivered seq)',
+    labelNames: ['district'] as const,
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.webhookLagSource) return;
+      try {
+        for (const [district, lag] of Object.entries(await this.webhookLagSource()))
+          this.webhookLag.set({ district }, lag);
+      } catch (err) {
+        this.logger.warn({ err: describeError(err) }, 'reading webhook lag failed');
+      }
+    },
+  });
+  private webhookLagSource: (() => Promise<Record<string, number>>) | undefined;
+
   private timer: NodeJS.Timeout | undefined;
   private refresh: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -122,6 +151,26 @@ export class ProcessMetrics {
   recordDecision(districtId: string, decision: 'approved' | 'discarded'): void {
     this.decisions.inc({ district: districtId, decision });
     this.publishSoon();
+  }
+
+  /** One webhook delivery attempt of the district ended with `outcome`. */
+  recordWebhookDelivery(districtId: string, outcome: string): void {
+    this.webhookDeliveries.inc({ district: districtId, outcome });
+    this.publishSoon();
+  }
+
+  /** The district's webhook is `lag` entries behind its change log (≥ 0). */
+  setWebhookLag(districtId: string, lag: number): void {
+    this.webhookLag.set({ district: districtId }, Math.max(0, lag));
+    this.publishSoon();
+  }
+
+  /**
+   * Where the lag gauge is read from at every publish (district → lag): the webhook worker
+   * sets it (src/workers/webhooks.ts), so the gauge stays current between deliveries.
+   */
+  setWebhookLagSource(source: () => Promise<Record<string, number>>): void {
+    this.webhookLagSource = source;
   }
 
   /** A job finished (`completed`) or failed an attempt (`failed`). */

@@ -18,10 +18,13 @@ export const QueueName = {
   notifications: 'notifications',
   /**
    * Change-log consumers (src/jobs/changes.ts): one job per district reads new change-log
-   * entries and derives activation emails and metrics from them; also log retention.
+   * entries and derives activation emails and metrics from them.
    */
   changes: 'change-consumers',
-  /** Webhook deliveries of the change feed, one job per district (src/jobs/webhooks.ts). */
+  /**
+   * Webhook deliveries of the change feed, one job per district, and the daily change-log
+   * retention job (src/jobs/webhooks.ts).
+   */
   webhooks: 'webhooks',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];

@@ -3,13 +3,19 @@
  * (SQLite, MongoDB) must pass it. Roster data (students, schools, accounts, links) is
  * written through the roster store itself, as the sync would.
  */
-import { generateAccessCodes } from '../../src/access-codes/code.js';
+import { formatAccessCode, generateAccessCodes } from '../../src/access-codes/code.js';
 import {
   AccessCodeCollisionError,
   accessCodeRepository,
   UsernameTakenError,
   type AccessCodeRepository,
 } from '../../src/models/access-codes/index.js';
+import {
+  changeLogRepository,
+  codeRef,
+  type ChangeContext,
+  type ChangeEntry,
+} from '../../src/models/changes/index.js';
 import { sectionRepository, type SectionRepository } from '../../src/models/sections/index.js';
 import type { RosterStore } from '../../src/models/types.js';
 import { keys, link, parent, plan, student } from './store.contract.js';
@@ -17,6 +23,8 @@ import { keys, link, parent, plan, student } from './store.contract.js';
 const A = 'district-a';
 const B = 'district-b';
 const AT = '2026-01-02T03:04:05.000Z';
+const ISSUE: ChangeContext = { cause: { kind: 'code-issue', id: 'run-1' }, actor: 'cli:tester' };
+const RESET: ChangeContext = { cause: { kind: 'code-reset', id: 'r1' }, actor: 'api:admin' };
 
 /** A generator handing out the given codes first, then fresh random ones. */
 function scripted(...first: string[]): () => string {
@@ -85,14 +93,14 @@ export function runAccessCodesContract(
       expect(all.next).toBeUndefined();
       const unlinked = await repo.studentsNeedingCodes(A, { includeLinked: false, limit: 100 });
       expect(unlinked.ids).toEqual(['s1', 's2', 's3', 's5']); // s5's only link is inactive
-      await repo.issueCodes(A, ['s2'], { generate: fresh, at: AT });
+      await repo.issueCodes(A, ['s2'], { generate: fresh, at: AT, change: ISSUE });
       expect(
         (await repo.studentsNeedingCodes(A, { includeLinked: false, limit: 100 })).ids,
       ).toEqual(['s1', 's3', 's5']);
     });
 
     it('pages with a keyset cursor (limit bounds the students scanned)', async () => {
-      await repo.issueCodes(A, ['s2'], { generate: fresh, at: AT });
+      await repo.issueCodes(A, ['s2'], { generate: fresh, at: AT, change: ISSUE });
       const seen: string[] = [];
       let after: string | undefined;
       let pages = 0;
@@ -107,10 +115,14 @@ export function runAccessCodesContract(
     });
 
     it('issues one active code per student and skips students who hold one', async () => {
-      const r1 = await repo.issueCodes(A, ['s1', 's2', 's1'], { generate: fresh, at: AT });
+      const r1 = await repo.issueCodes(A, ['s1', 's2', 's1'], {
+        generate: fresh,
+        at: AT,
+        change: ISSUE,
+      });
       expect(r1.issued.map(i => i.studentSourcedId).sort()).toEqual(['s1', 's2']);
       expect(r1.skipped).toEqual([]);
-      const r2 = await repo.issueCodes(A, ['s1', 's3'], { generate: fresh, at: AT });
+      const r2 = await repo.issueCodes(A, ['s1', 's3'], { generate: fresh, at: AT, change: ISSUE });
       expect(r2.issued.map(i => i.studentSourcedId)).toEqual(['s3']);
       expect(r2.skipped).toEqual(['s1']);
       expect(await repo.countActiveCodes(A)).toBe(3);
@@ -127,12 +139,21 @@ export function runAccessCodesContract(
 
     it('retries a code collision with a new code — also across districts (system-wide unique)', async () => {
       const [taken = '', next = ''] = generateAccessCodes(2);
-      await repo.issueCodes(A, ['s1'], { generate: scripted(taken), at: AT });
-      const r = await repo.issueCodes(B, ['t1'], { generate: scripted(taken, next), at: AT });
+      await repo.issueCodes(A, ['s1'], { generate: scripted(taken), at: AT, change: ISSUE });
+      const r = await repo.issueCodes(B, ['t1'], {
+        generate: scripted(taken, next),
+        at: AT,
+        change: ISSUE,
+      });
       expect(r.issued).toEqual([{ studentSourcedId: 't1', code: next }]);
       expect((await repo.findCode(taken))?.districtId).toBe(A);
       await expect(
-        repo.issueCodes(A, ['s2'], { generate: () => taken, at: AT, maxAttempts: 3 }),
+        repo.issueCodes(A, ['s2'], {
+          generate: () => taken,
+          at: AT,
+          maxAttempts: 3,
+          change: ISSUE,
+        }),
       ).rejects.toBeInstanceOf(AccessCodeCollisionError);
       expect(await repo.countActiveCodes(A)).toBe(1);
     });
@@ -140,7 +161,7 @@ export function runAccessCodesContract(
     it('concurrent issuers never give a student two active codes', async () => {
       const ids = ['s1', 's2', 's3', 's4', 's5'];
       const results = await Promise.all(
-        [1, 2, 3].map(() => repo.issueCodes(A, ids, { generate: fresh, at: AT })),
+        [1, 2, 3].map(() => repo.issueCodes(A, ids, { generate: fresh, at: AT, change: ISSUE })),
       );
       expect(results.reduce((n, r) => n + r.issued.length, 0)).toBe(5);
       expect(await repo.countActiveCodes(A)).toBe(5);
@@ -151,12 +172,21 @@ export function runAccessCodesContract(
     });
 
     it('revokes (never deletes); the student may then get a new code; history newest first', async () => {
-      const old = (await repo.issueCodes(A, ['s1'], { generate: fresh, at: AT })).issued[0]?.code;
+      const old = (await repo.issueCodes(A, ['s1'], { generate: fresh, at: AT, change: ISSUE }))
+        .issued[0]?.code;
       expect(
-        await repo.revokeCodes(A, ['s1', 's2'], { at: '2026-02-01T00:00:00.000Z', resetId: 'r1' }),
+        await repo.revokeCodes(A, ['s1', 's2'], {
+          at: '2026-02-01T00:00:00.000Z',
+          resetId: 'r1',
+          change: RESET,
+        }),
       ).toBe(1);
       expect(
-        await repo.revokeCodes(A, ['s1'], { at: '2026-02-01T00:00:00.000Z', resetId: 'r1' }),
+        await repo.revokeCodes(A, ['s1'], {
+          at: '2026-02-01T00:00:00.000Z',
+          resetId: 'r1',
+          change: RESET,
+        }),
       ).toBe(0);
       expect(await repo.findCode(old ?? '')).toMatchObject({
         status: 'revoked',
@@ -166,6 +196,7 @@ export function runAccessCodesContract(
       const renewed = await repo.issueCodes(A, ['s1'], {
         generate: fresh,
         at: '2026-02-01T00:00:01.000Z',
+        change: RESET,
       });
       expect(renewed.issued).toHaveLength(1);
       const history = await repo.codesOfStudent(A, 's1');
@@ -173,8 +204,88 @@ export function runAccessCodesContract(
       expect(history[1]?.code).toBe(old);
     });
 
+    /** The district's `code` entries, in log order. */
+    const codeEntries = async (districtId = A): Promise<ChangeEntry[]> =>
+      (await changeLogRepository(store)).list(districtId, { entity: 'code', limit: 1000 });
+
+    it('logs one code entry per code issued: its ref, never its value; skips log nothing', async () => {
+      const r1 = await repo.issueCodes(A, ['s1', 's2'], { generate: fresh, at: AT, change: ISSUE });
+      await repo.issueCodes(A, ['s1'], { generate: fresh, at: AT, change: ISSUE }); // skipped
+      const entries = await codeEntries();
+      expect(entries).toHaveLength(2);
+      const byStudent = new Map(entries.map(e => [e.studentSourcedId, e]));
+      for (const { studentSourcedId, code } of r1.issued) {
+        expect(byStudent.get(studentSourcedId)).toMatchObject({
+          districtId: A,
+          entity: 'code',
+          entityId: codeRef(code),
+          action: 'create',
+          studentSourcedId,
+          after: { status: 'active' },
+          cause: { kind: 'code-issue', id: 'run-1' },
+          actor: 'cli:tester',
+        });
+        expect(byStudent.get(studentSourcedId)?.parentId).toBeUndefined();
+      }
+      const text = JSON.stringify(entries);
+      for (const { code } of r1.issued) {
+        expect(text).not.toContain(code);
+        expect(text).not.toContain(formatAccessCode(code));
+      }
+      expect(await codeEntries(B)).toEqual([]);
+    });
+
+    it('logs each revoked code (before/after status) with the reset as cause; nothing when none is active', async () => {
+      const old = (await repo.issueCodes(A, ['s1'], { generate: fresh, at: AT, change: ISSUE }))
+        .issued[0]?.code;
+      expect(
+        await repo.revokeCodes(A, ['s1', 's2'], { at: AT, resetId: 'r1', change: RESET }),
+      ).toBe(1);
+      expect(await repo.revokeCodes(A, ['s1'], { at: AT, resetId: 'r1', change: RESET })).toBe(0);
+      const entries = await codeEntries();
+      expect(entries.map(e => [e.action, e.studentSourcedId, e.entityId])).toEqual([
+        ['create', 's1', codeRef(old ?? '')],
+        ['deactivate', 's1', codeRef(old ?? '')],
+      ]);
+      expect(entries[1]).toMatchObject({
+        before: { status: 'active' },
+        after: { status: 'revoked' },
+        cause: { kind: 'code-reset', id: 'r1' },
+        actor: 'api:admin',
+      });
+      expect(JSON.stringify(entries)).not.toContain(old ?? '');
+    });
+
+    it('a batch that fails on collisions logs nothing; concurrent issuers log each code once', async () => {
+      const [taken = ''] = generateAccessCodes(1);
+      await repo.issueCodes(A, ['s1'], { generate: scripted(taken), at: AT, change: ISSUE });
+      await expect(
+        repo.issueCodes(A, ['s2'], {
+          generate: () => taken,
+          at: AT,
+          maxAttempts: 2,
+          change: ISSUE,
+        }),
+      ).rejects.toBeInstanceOf(AccessCodeCollisionError);
+      expect((await codeEntries()).map(e => e.studentSourcedId)).toEqual(['s1']);
+
+      const ids = ['s2', 's3', 's4', 's5'];
+      await Promise.all(
+        [1, 2, 3].map(() => repo.issueCodes(A, ids, { generate: fresh, at: AT, change: ISSUE })),
+      );
+      const entries = await codeEntries();
+      expect(entries.map(e => e.studentSourcedId).sort()).toEqual(['s1', ...ids]);
+      expect(entries.map(e => e.seq)).toEqual([1, 2, 3, 4, 5].map(n => entries[0]!.seq + n - 1));
+      for (const e of entries) {
+        const active = (await repo.codesOfStudent(A, e.studentSourcedId ?? '')).find(
+          c => c.status === 'active',
+        );
+        expect(e.entityId).toBe(codeRef(active?.code ?? ''));
+      }
+    });
+
     it('walks the students holding active codes (keyset)', async () => {
-      await repo.issueCodes(A, ['s3', 's1', 's5'], { generate: fresh, at: AT });
+      await repo.issueCodes(A, ['s3', 's1', 's5'], { generate: fresh, at: AT, change: ISSUE });
       const p1 = await repo.studentsWithActiveCodes(A, { limit: 2 });
       expect(p1.ids).toEqual(['s1', 's3']);
       const p2 = await repo.studentsWithActiveCodes(A, { after: p1.next, limit: 2 });
@@ -182,7 +293,7 @@ export function runAccessCodesContract(
     });
 
     it('gives export rows with the active code, schools and grade', async () => {
-      const issued = await repo.issueCodes(A, ['s2'], { generate: fresh, at: AT });
+      const issued = await repo.issueCodes(A, ['s2'], { generate: fresh, at: AT, change: ISSUE });
       const rows = await repo.studentCodeRows(A, { limit: 3 });
       expect(rows.map(r => r.sourcedId)).toEqual(['s1', 's2', 's3']);
       expect(rows[1]).toEqual({

@@ -4,6 +4,12 @@
  * (`reconcileChunk` with hand-made plans), as production data would be.
  */
 import { StoreConflictError } from '../../src/errors.js';
+import {
+  changeLogRepository,
+  linkRef,
+  type ChangeContext,
+  type ChangeEntry,
+} from '../../src/models/changes/index.js';
 import { importRepository } from '../../src/models/imports/index.js';
 import {
   PART_SIZE,
@@ -37,6 +43,18 @@ function importAccount(id: string, over: Partial<ParentAccount> = {}): ParentAcc
 }
 
 const nothing: ParentImportWrite = { creates: [], updates: [] };
+
+/** The change context a confirm of preview `id` passes. */
+function importChange(
+  id: string,
+  trigger: 'parents' | 'associations' = 'parents',
+  notify?: boolean,
+): ChangeContext {
+  return {
+    cause: { kind: 'import', id, trigger, ...(notify === undefined ? {} : { notify }) },
+    actor: 'api:admin-token',
+  };
+}
 
 export function runImportRepositoryContract(
   name: string,
@@ -92,6 +110,12 @@ export function runImportRepositoryContract(
       );
     });
     afterEach(() => dispose(store));
+
+    /** The district's change-log entries written by imports (the seed is logged as system). */
+    const importEntries = async (districtId = A): Promise<ChangeEntry[]> =>
+      (await changeLogRepository(store))
+        .list(districtId, { limit: 1000 })
+        .then(all => all.filter(e => e.cause.kind === 'import'));
 
     it('is cached per store and init is idempotent', async () => {
       expect(await importRepository(store)).toBe(repo);
@@ -200,6 +224,7 @@ export function runImportRepositoryContract(
         },
         write,
         result: { counts: { create: 1 } },
+        change: importChange('imp_p', 'parents', true),
       });
       expect(seen).toEqual([1]);
       expect(out.kind).toBe('applied');
@@ -231,6 +256,56 @@ export function runImportRepositoryContract(
           schoolSourcedIds: ['sch-1'],
         },
       ]);
+      // one entry per account, in the apply's transaction, with cause and actor
+      const entries = await importEntries();
+      expect(entries).toHaveLength(2);
+      for (const e of entries)
+        expect(e).toMatchObject({
+          districtId: A,
+          cause: { kind: 'import', id: 'imp_p', trigger: 'parents', notify: true },
+          actor: 'api:admin-token',
+        });
+      expect(entries[0]).toMatchObject({
+        entity: 'parent',
+        entityId: 'pa_9',
+        action: 'create',
+        parentId: 'pa_9',
+        after: {
+          uniqueId: 'P9',
+          givenName: 'Parent pa_9',
+          role: 'Parent',
+          status: 'active',
+          origin: 'import',
+          username: 'Nine',
+          schoolSourcedIds: ['sch-1'],
+        },
+      });
+      expect(entries[0]?.before).toBeUndefined();
+      expect(entries[1]).toMatchObject({
+        entity: 'parent',
+        entityId: 'pa_1',
+        action: 'update',
+        parentId: 'pa_1',
+        before: {
+          givenName: 'Parent pa_1',
+          role: 'Parent',
+          lockedFields: [],
+          schoolSourcedIds: [],
+        },
+        after: {
+          givenName: 'Renamed',
+          role: 'Guardian',
+          lockedFields: ['givenName'],
+          schoolSourcedIds: ['sch-2'],
+        },
+      });
+      // only the changed fields
+      expect(Object.keys(entries[1]?.after ?? {}).sort()).toEqual([
+        'givenName',
+        'lockedFields',
+        'role',
+        'schoolSourcedIds',
+      ]);
       // the username finds its account now
       const s = await repo.loadParentImportState(A, {
         uniqueIds: [],
@@ -247,8 +322,10 @@ export function runImportRepositoryContract(
         isCurrent: () => true,
         write,
         result: {},
+        change: importChange('imp_p', 'parents', true),
       });
       expect(again).toMatchObject({ kind: 'unavailable', preview: { status: 'applied' } });
+      expect(await importEntries()).toHaveLength(2);
     });
 
     it('writes nothing when the state is stale, the preview expired, was superseded, or is of another district', async () => {
@@ -270,6 +347,7 @@ export function runImportRepositoryContract(
         isCurrent: () => false,
         write,
         result: {},
+        change: importChange('imp_s'),
       };
       const stale = await repo.applyParentImport(req);
       expect(stale.kind).toBe('stale');
@@ -287,6 +365,8 @@ export function runImportRepositoryContract(
         preview: { status: 'superseded', supersededBy: 'imp_t' },
       });
       expect((await store.getParents(A)).map(p => p.id)).toEqual(['pa_1', 'pa_2']);
+      expect(await importEntries()).toEqual([]);
+      expect(await importEntries(B)).toEqual([]);
     });
 
     it('a username taken meanwhile is a StoreConflictError and the preview is not applied', async () => {
@@ -307,6 +387,7 @@ export function runImportRepositoryContract(
         keys: { uniqueIds: [], emailsNormalized: [], usernamesNormalized: [] },
         isCurrent: () => true,
         result: {},
+        change: importChange('imp_u'),
       };
       const first = await repo.applyParentImport({
         ...base,
@@ -318,6 +399,8 @@ export function runImportRepositoryContract(
         repo.applyParentImport({ ...base, previewId: 'imp_u2', write: create('pa_u2', 'U2') }),
       ).rejects.toThrow(StoreConflictError);
       expect(await repo.getPreview(A, 'imp_u2')).toMatchObject({ status: 'previewed' });
+      // the refused apply logged nothing (its transaction rolled back)
+      expect((await importEntries()).map(e => e.entityId)).toEqual(['pa_u1']);
     });
 
     it('applies an association import: upserts import links, deactivates (never deletes) others', async () => {
@@ -341,6 +424,7 @@ export function runImportRepositoryContract(
           deactivations: [{ parentId: 'pa_2', studentSourcedId: 's1', origin: 'manual' }],
         },
         result: { counts: { add: 1, remove: 1 } },
+        change: importChange('imp_a', 'associations'),
       });
       expect(out).toMatchObject({ kind: 'applied', writes: 2 });
       const links = (await store.getLinks(A)).map(l => [
@@ -355,6 +439,110 @@ export function runImportRepositoryContract(
         ['pa_2', 's1', 'manual', 'inactive'],
       ]);
       expect(await store.getLinks(B)).toEqual([]);
+      const entries = await importEntries();
+      expect(entries.map(e => [e.entity, e.action, e.entityId, e.origin])).toEqual([
+        ['link', 'create', linkRef('import', 'pa_1', 's1'), 'import'],
+        ['link', 'deactivate', linkRef('manual', 'pa_2', 's1'), 'manual'],
+      ]);
+      expect(entries[0]).toMatchObject({
+        parentId: 'pa_1',
+        studentSourcedId: 's1',
+        after: { status: 'active' },
+        cause: { kind: 'import', id: 'imp_a', trigger: 'associations' },
+        actor: 'api:admin-token',
+      });
+      expect(entries[1]).toMatchObject({
+        parentId: 'pa_2',
+        studentSourcedId: 's1',
+        before: { status: 'active' },
+        after: { status: 'inactive' },
+      });
+
+      // The same write again (another preview): nothing changes, nothing is logged.
+      await repo.savePreview(preview('imp_a2', { kind: 'associations' }), {}, NOW);
+      const again = await repo.applyAssociationImport({
+        districtId: A,
+        previewId: 'imp_a2',
+        now: NOW,
+        keys: { parentUniqueIds: ['P1'], studentUniqueIds: ['S1'] },
+        isCurrent: () => true,
+        write: {
+          upserts: [
+            {
+              districtId: A,
+              parentId: 'pa_1',
+              studentSourcedId: 's1',
+              origin: 'import',
+              status: 'active',
+            },
+          ],
+          deactivations: [{ parentId: 'pa_2', studentSourcedId: 's1', origin: 'manual' }],
+        },
+        result: {},
+        change: importChange('imp_a2', 'associations'),
+      });
+      expect(again).toMatchObject({ kind: 'applied', writes: 0 });
+      expect(await importEntries()).toHaveLength(2);
+    });
+
+    it('logs a reactivated import link and a reactivated account with before/after status', async () => {
+      await repo.savePreview(preview('imp_r1', { kind: 'associations' }), {}, NOW);
+      await repo.savePreview(preview('imp_r2', { kind: 'associations' }), {}, NOW);
+      await repo.savePreview(preview('imp_r3'), {}, NOW);
+      const assoc = (id: string, active: boolean) =>
+        repo.applyAssociationImport({
+          districtId: A,
+          previewId: id,
+          now: NOW,
+          keys: { parentUniqueIds: ['P1'], studentUniqueIds: ['S1'] },
+          isCurrent: () => true,
+          write: active
+            ? {
+                upserts: [
+                  {
+                    districtId: A,
+                    parentId: 'pa_1',
+                    studentSourcedId: 's1',
+                    origin: 'import',
+                    status: 'active',
+                  },
+                ],
+                deactivations: [],
+              }
+            : {
+                upserts: [],
+                deactivations: [{ parentId: 'pa_1', studentSourcedId: 's1', origin: 'import' }],
+              },
+          result: {},
+          change: importChange(id, 'associations'),
+        });
+      await store.addLink({
+        districtId: A,
+        parentId: 'pa_1',
+        studentSourcedId: 's1',
+        origin: 'import',
+        status: 'active',
+      });
+      expect(await assoc('imp_r1', false)).toMatchObject({ kind: 'applied', writes: 1 });
+      expect(await assoc('imp_r2', true)).toMatchObject({ kind: 'applied', writes: 1 });
+      const out = await repo.applyParentImport({
+        districtId: A,
+        previewId: 'imp_r3',
+        now: NOW,
+        keys: { uniqueIds: ['P2'], emailsNormalized: [], usernamesNormalized: [] },
+        isCurrent: () => true,
+        write: { creates: [], updates: [{ parentId: 'pa_2', set: { status: 'active' } }] },
+        result: {},
+        change: importChange('imp_r3'),
+      });
+      expect(out.kind).toBe('applied');
+      expect(
+        (await importEntries()).map(e => [e.entity, e.action, e.cause.id, e.before, e.after]),
+      ).toEqual([
+        ['link', 'deactivate', 'imp_r1', { status: 'active' }, { status: 'inactive' }],
+        ['link', 'reactivate', 'imp_r2', { status: 'inactive' }, { status: 'active' }],
+        ['parent', 'reactivate', 'imp_r3', { status: 'inactive' }, { status: 'active' }],
+      ]);
     });
 
     it('an empty write applies and counts zero writes', async () => {
@@ -367,8 +555,10 @@ export function runImportRepositoryContract(
         isCurrent: () => true,
         write: nothing,
         result: {},
+        change: importChange('imp_e'),
       });
       expect(out).toMatchObject({ kind: 'applied', writes: 0 });
+      expect(await importEntries()).toEqual([]);
     });
   });
 }

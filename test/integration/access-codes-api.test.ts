@@ -8,6 +8,7 @@ import { buildApiServer } from '../../src/api/server.js';
 import type { ApiServer } from '../../src/api/routes/index.js';
 import { hashToken, type ApiTokenEntry } from '../../src/config/api-tokens.js';
 import { SyntheticLinklessConnector } from '../../src/dev/linkless-connector.js';
+import { changeLogRepository, codeRef } from '../../src/models/changes/index.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const TOKENS = {
@@ -223,5 +224,65 @@ describe('access-code API routes', () => {
     expect(Redeemed.parse(await res.json())).toMatchObject({ parentId, linked: true });
     const again = await call('admin', 'POST', path, { code });
     expect(Redeemed.parse(await again.json()).linked).toBe(false);
+  });
+
+  it('codes issued and reset over HTTP are logged with the token as actor, never with their value', async () => {
+    const d = h.districtId;
+    // A student the last sync did not see (so holds no code yet).
+    await h.store.reconcileChunk(
+      d,
+      {
+        connector: 'test',
+        studentSourcedIds: ['api-new'],
+        guardianSourcedIds: [],
+        guardianUniqueIds: [],
+        emailsNormalized: [],
+      },
+      () => ({
+        students: [
+          {
+            action: 'create',
+            record: {
+              districtId: d,
+              sourcedId: 'api-new',
+              uniqueId: 'API-NEW',
+              givenName: 'New',
+              familyName: 'Student',
+              schoolSourcedIds: [],
+              status: 'active',
+            },
+          },
+        ],
+        parentCreates: [],
+        parentUpdates: [],
+        links: [],
+        linkRemovals: [],
+        rejects: [],
+        guardianAccounts: {},
+      }),
+      { dryRun: false },
+    );
+    const issue = await call('admin', 'POST', `/districts/${d}/access-codes/issue`);
+    expect(issue.status).toBe(200);
+    expect(await issue.json()).toMatchObject({ issued: 1 });
+    const reset = await call('admin', 'POST', `/districts/${d}/access-codes/resets`, {
+      uniqueIds: ['API-NEW'],
+    });
+    const r = z
+      .object({ id: z.string(), codes: z.array(z.object({ code: z.string() })) })
+      .parse(await reset.json());
+    const log = await changeLogRepository(h.store);
+    const entries = await log.list(d, { studentSourcedId: 'api-new', entity: 'code', limit: 100 });
+    expect(entries.map(e => [e.action, e.cause.kind, e.cause.id, e.actor])).toEqual([
+      ['create', 'code-issue', undefined, 'api:portal'],
+      ['deactivate', 'code-reset', r.id, 'api:portal'],
+      ['create', 'code-reset', r.id, 'api:portal'],
+    ]);
+    const fresh = r.codes[0]?.code ?? '';
+    expect(entries[2]?.entityId).toBe(codeRef(fresh.replace(/-/g, '')));
+    expect(entries[1]?.entityId).toBe(entries[0]?.entityId); // the first code, revoked
+    const text = JSON.stringify(entries);
+    expect(text).not.toContain(fresh);
+    expect(text).not.toContain(fresh.replace(/-/g, ''));
   });
 });

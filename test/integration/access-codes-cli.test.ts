@@ -4,9 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { changeLogRepository } from '../../src/models/changes/index.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 function runCli(
@@ -84,6 +85,20 @@ describe('guardian-sync codes (CLI)', () => {
     const active = (await h.store.getStudents(h.districtId)).filter(x => x.status === 'active');
     expect(issue.stdout).toContain(`active code(s) in ${h.districtId}`);
     expect(issue.stdout).toMatch(new RegExp(`; ${active.length} active code`));
+    // Each code issued is logged: cause code-issue (no run), actor the OS user.
+    const issued = Number(/^(\d+) code\(s\) issued/.exec(issue.stdout)?.[1]);
+    expect(issued).toBeGreaterThan(0);
+    const logged = (
+      await (
+        await changeLogRepository(h.store)
+      ).list(h.districtId, {
+        entity: 'code',
+        limit: 10_000,
+      })
+    ).filter(x => x.cause.kind === 'code-issue' && x.cause.id === undefined);
+    expect(logged).toHaveLength(issued);
+    for (const x of logged)
+      expect(x).toMatchObject({ action: 'create', actor: `cli:${userInfo().username}` });
 
     const out = join(dir, 'codes.csv');
     const e = await runCli(['codes', 'export', h.districtId, '-o', out], env);

@@ -3,7 +3,7 @@
  * pipeline (BullMQ on real Redis, SQLite), then redemption, Add Child, reset and the
  * brute-force limits — all against the real store and the real Redis limiter.
  */
-import { formatAccessCode } from '../../src/access-codes/code.js';
+import { formatAccessCode, normalizeAccessCode } from '../../src/access-codes/code.js';
 import {
   AccessCodeServiceError,
   AccountExistsError,
@@ -21,6 +21,13 @@ import {
 import { addStudent, expectedRoster, withdrawStudent } from '../../src/dev/district-generator.js';
 import { SyntheticLinklessConnector } from '../../src/dev/linkless-connector.js';
 import { accessCodeRepository } from '../../src/models/access-codes/index.js';
+import {
+  changeLogRepository,
+  codeRef,
+  linkRef,
+  type ChangeEntry,
+  type ChangeQuery,
+} from '../../src/models/changes/index.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const POLICY = { requireDataAccess: true, requireCustodial: false };
@@ -40,8 +47,22 @@ async function failure(p: Promise<unknown>): Promise<AccessCodeServiceError> {
   throw new Error('expected a rejection');
 }
 
+/** The code's ref in the change log, from its formatted (or typed) value. */
+const refOf = (formatted: string) => codeRef(normalizeAccessCode(formatted) ?? '');
+
+/** Fail when any of the codes (formatted or canonical) appears anywhere in the entries. */
+function expectNoCodeValues(entries: ChangeEntry[], formattedCodes: string[]): void {
+  const text = JSON.stringify(entries);
+  for (const c of formattedCodes) {
+    expect(text).not.toContain(c);
+    expect(text).not.toContain(normalizeAccessCode(c) ?? c);
+  }
+}
+
 describe('access codes with a link-less connector', () => {
   let h: Harness;
+  const entries = async (q: Omit<ChangeQuery, 'limit'>): Promise<ChangeEntry[]> =>
+    (await changeLogRepository(h.store)).list(h.districtId, { ...q, limit: 10_000 });
   const codeOf = new Map<string, string>(); // student sourcedId → formatted active code
 
   async function refreshCodes(): Promise<void> {
@@ -91,6 +112,19 @@ describe('access codes with a link-less connector', () => {
     expect(new Set(codeOf.values()).size).toBe(truth.students.length);
     expect(run.counts.code).toEqual({ issue: truth.students.length });
     expect(run.counts.link).toBeUndefined();
+    // One `code create` entry per code, caused by the run, with the run's actor; the log
+    // names each code by its ref, never by its value.
+    const logged = await entries({ entity: 'code', causeIds: [run.id] });
+    expect(logged).toHaveLength(truth.students.length);
+    for (const e of logged)
+      expect(e).toMatchObject({
+        action: 'create',
+        entityId: refOf(code(e.studentSourcedId ?? '')),
+        after: { status: 'active' },
+        cause: { kind: 'code-issue', id: run.id },
+        actor: run.actor ?? run.trigger,
+      });
+    expectNoCodeValues(logged, [...codeOf.values()]);
   });
 
   it('two guardians register with one code; registering twice is a no-op', async () => {
@@ -170,6 +204,29 @@ describe('access codes with a link-less connector', () => {
     expect(
       await accessCodeRepository(h.store).then(r => r.listRedemptions(h.districtId)),
     ).toHaveLength(2);
+
+    // The change log: each registration created an account and a link, caused by the
+    // redemption of the code (by its ref), the guardian as actor; the replay and the refused
+    // registrations logged nothing.
+    const logged = (await entries({})).filter(e => e.cause.kind === 'redemption');
+    expect(logged.map(e => [e.entity, e.action, e.entityId])).toEqual([
+      ['parent', 'create', r1.parentId],
+      ['link', 'create', linkRef('access-code', r1.parentId, x)],
+      ['parent', 'create', r2.parentId],
+      ['link', 'create', linkRef('access-code', r2.parentId, x)],
+    ]);
+    for (const e of logged)
+      expect(e).toMatchObject({
+        cause: { kind: 'redemption', id: refOf(code(x)), trigger: 'register' },
+        actor: 'guardian',
+      });
+    expect(logged[0]?.after).toMatchObject({
+      givenName: 'Renée',
+      email: 'renee.solberg@example.net',
+      origin: 'access-code',
+      role: 'Family',
+    });
+    expectNoCodeValues(logged, [code(x), code(y ?? '')]);
   });
 
   it('Add Child links a second student to an existing parent, once', async () => {
@@ -183,6 +240,19 @@ describe('access codes with a link-less connector', () => {
     });
     expect(await addChildWithAccessCode(h.ctx, input, ROOMY)).toMatchObject({ linked: false });
     expect((await activeLinks(z ?? '')).map(l => l.parentId)).toEqual([parentId]);
+    const logged = (await entries({ studentSourcedId: z ?? '' })).filter(
+      e => e.cause.kind === 'redemption',
+    );
+    expect(logged.map(e => [e.entity, e.action, e.entityId, e.cause, e.actor])).toEqual([
+      [
+        'link',
+        'create',
+        linkRef('access-code', parentId, z ?? ''),
+        { kind: 'redemption', id: refOf(code(z ?? '')), trigger: 'add-child' },
+        'guardian',
+      ],
+    ]);
+    expectNoCodeValues(logged, [code(z ?? '')]);
     expect(
       await failure(addChildWithAccessCode(h.ctx, { ...input, parentId: 'pa_nobody' }, ROOMY)),
     ).toBeInstanceOf(NotFoundError);
@@ -234,6 +304,20 @@ describe('access codes with a link-less connector', () => {
       revoked: 1,
       issued: 1,
     });
+    // The change log: the old code revoked, the new one issued, both caused by the reset
+    // and done by its actor; neither code's value is in the log.
+    const logged = await entries({ causeIds: [reset.id] });
+    expect(logged.map(e => [e.entity, e.action, e.entityId, e.studentSourcedId])).toEqual([
+      ['code', 'deactivate', refOf(old), sid],
+      ['code', 'create', refOf(fresh), sid],
+    ]);
+    for (const e of logged)
+      expect(e).toMatchObject({
+        cause: { kind: 'code-reset', id: reset.id },
+        actor: 'test:office',
+      });
+    expect(logged[0]).toMatchObject({ before: { status: 'active' }, after: { status: 'revoked' } });
+    expectNoCodeValues(logged, [old, fresh]);
 
     const attempt = {
       code: old,

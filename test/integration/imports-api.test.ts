@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { buildApiServer } from '../../src/api/server.js';
 import type { ApiServer } from '../../src/api/routes/index.js';
 import { hashToken, type ApiTokenEntry } from '../../src/config/api-tokens.js';
+import { changeLogRepository } from '../../src/models/changes/index.js';
 import {
   csv,
   importDistrict,
@@ -105,6 +106,13 @@ describe('imports API', () => {
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ status: 'applied', counts: { create: 1 } });
     expect((await bench.store.getParents(D)).some(a => a.uniqueId === 'N-1')).toBe(true);
+    // logged with the token's name as actor
+    const entries = await (
+      await changeLogRepository(bench.store)
+    ).list(D, { causeIds: [p.previewId], limit: 1000 });
+    expect(entries.map(e => [e.entity, e.action, e.actor, e.cause.kind])).toEqual([
+      ['parent', 'create', 'api:admin', 'import'],
+    ]);
     const again = await call(ADMIN, 'POST', `/districts/${D}/imports/${p.previewId}/confirm`);
     expect(await again.json()).toMatchObject({ status: 'already-applied' });
   });

@@ -9,6 +9,7 @@ import {
   importReportCsv,
   previewAssociationImport,
 } from '../../src/imports/service.js';
+import { changeLogRepository, linkRef } from '../../src/models/changes/index.js';
 import type { GuardianLink } from '../../src/models/types.js';
 import {
   csv,
@@ -131,7 +132,30 @@ describe('association import', () => {
     expect(p.samples.keptSis).toEqual([
       expect.objectContaining({ parentUniqueId: 'P00001', origin: 'sis' }),
     ]);
-    await confirmImport(bench.ctx, { districtId: d, previewId: p.previewId });
+    await confirmImport(
+      bench.ctx,
+      { districtId: d, previewId: p.previewId },
+      { actor: 'api:district-admin' },
+    );
+    // The change log: the added link and the deactivated ("cleared") one with its origin.
+    const entries = await (
+      await changeLogRepository(bench.store)
+    ).list(d, { causeIds: [p.previewId], limit: 1000 });
+    expect(entries.map(e => [e.entity, e.action, e.entityId, e.origin])).toEqual([
+      ['link', 'create', linkRef('import', 'pa_sis_3', 'stu-1'), 'import'],
+      ['link', 'deactivate', linkRef('manual', 'pa_sis_2', 'stu-1'), 'manual'],
+    ]);
+    for (const e of entries)
+      expect(e).toMatchObject({
+        cause: { kind: 'import', id: p.previewId, trigger: 'associations' },
+        actor: 'api:district-admin',
+        studentSourcedId: 'stu-1',
+      });
+    expect(entries[1]).toMatchObject({
+      parentId: 'pa_sis_2',
+      before: { status: 'active' },
+      after: { status: 'inactive' },
+    });
     expect(linkSet(await bench.store.getLinks(d))).toEqual(
       [
         'pa_sis_1>stu-1:sis:active', // owned by the SIS sync: kept (reported)

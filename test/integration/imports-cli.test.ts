@@ -5,8 +5,9 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { changeLogRepository } from '../../src/models/changes/index.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { seed, sisParent, student } from '../helpers/imports.js';
 
@@ -110,6 +111,23 @@ describe('guardian-sync import', () => {
     expect(c.stderr).toBe('');
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(new RegExp(`applied  ${id} {2}parents`));
+    // The change log names the import and the OS user who confirmed it.
+    const store = new SqliteRosterStore(storeFile);
+    await store.init();
+    try {
+      const entries = await (
+        await changeLogRepository(store)
+      ).list(D, { causeIds: [id ?? ''], limit: 1000 });
+      expect(entries.length).toBeGreaterThan(0);
+      for (const e of entries)
+        expect(e).toMatchObject({
+          entity: 'parent',
+          cause: { kind: 'import', id, trigger: 'parents' },
+          actor: `cli:${userInfo().username}`,
+        });
+    } finally {
+      await store.close();
+    }
     const a = await runCli(['import', 'associations', D, 'test/fixtures/imports/associations.csv']);
     expect(a.code).toBe(0);
     expect(a.stdout).toMatch(/plan {5}add 2 · reactivate 0 · unchanged 0 · remove 0/);

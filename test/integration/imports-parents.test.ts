@@ -8,6 +8,8 @@ import ExcelJS from 'exceljs';
 import iconv from 'iconv-lite';
 import { updateAccessCodeSettings } from '../../src/access-codes/service.js';
 import { ImportFileError, ImportPreviewError } from '../../src/imports/errors.js';
+import { changesJobId, consumeChanges } from '../../src/jobs/changes.js';
+import { changeLogRepository } from '../../src/models/changes/index.js';
 import {
   ImportOptionsError,
   confirmImport,
@@ -29,7 +31,7 @@ import {
   type ImportBench,
 } from '../helpers/imports.js';
 
-const IDS = Array.from({ length: 14 }, (_, i) => `d-${i + 1}`);
+const IDS = Array.from({ length: 15 }, (_, i) => `d-${i + 1}`);
 let bench: ImportBench;
 
 beforeAll(async () => {
@@ -200,6 +202,15 @@ describe('parent import: preview, then confirm', () => {
     const r = await confirmImport(bench.ctx, { districtId: d, previewId: p.previewId });
     expect(r.status).toBe('changed');
     if (r.status !== 'changed') return;
+    // nothing applied, nothing logged
+    expect(
+      await (
+        await changeLogRepository(bench.store)
+      ).list(d, {
+        causeIds: [p.previewId],
+        limit: 1000,
+      }),
+    ).toEqual([]);
     expect(r.message).toMatch(
       new RegExp(`the data changed since preview ${p.previewId}; nothing was applied`),
     );
@@ -215,6 +226,88 @@ describe('parent import: preview, then confirm', () => {
     ).toBe('superseded');
     const ok = await confirmImport(bench.ctx, { districtId: d, previewId: r.preview.previewId });
     expect(ok).toMatchObject({ status: 'applied', counts: { create: 0, update: 2 } });
+  });
+
+  it('confirm logs every change it makes in the change log: cause import + preview id, actor, before/after', async () => {
+    const d = 'd-15';
+    await seedBasic(d);
+    const f = file(
+      'p.csv',
+      csv([
+        [...HEADER, 'Role'],
+        ['José', 'Family', 'P00001', 'parent1@example.org', '', 'Guardian'], // name + role change
+        ['Ann', 'Able', 'N-1', 'ann@example.org', 'ann', 'Parent'], // new
+        ['Ina', 'Active', 'P00002', 'parent2@example.org', '', 'Parent'], // inactive → reactivate
+      ]),
+    );
+    const p = await previewParentImport(bench.ctx, {
+      districtId: d,
+      file: f,
+      options: { roleFromFile: true },
+    });
+    expect(p.counts).toMatchObject({ create: 1, update: 1, reactivate: 1 });
+    const log = await changeLogRepository(bench.store);
+    const seq = await log.lastSeq(d);
+    const r = await confirmImport(
+      bench.ctx,
+      { districtId: d, previewId: p.previewId },
+      { actor: 'cli:alice' },
+    );
+    expect(r).toMatchObject({ status: 'applied' });
+    const entries = await log.list(d, { afterSeq: seq, limit: 1000 });
+    // Everything after the confirm's first entry is the confirm's (nothing else wrote).
+    expect(entries.map(e => [e.entity, e.action, e.entityId])).toEqual([
+      ['parent', 'create', importParentAccountId(d, 'N-1')],
+      ['parent', 'update', 'pa_sis_1'],
+      ['parent', 'reactivate', 'pa_sis_2'],
+    ]);
+    for (const e of entries)
+      expect(e).toMatchObject({
+        cause: { kind: 'import', id: p.previewId, trigger: 'parents', notify: false },
+        actor: 'cli:alice',
+      });
+    expect(entries[0]?.after).toMatchObject({
+      uniqueId: 'N-1',
+      givenName: 'Ann',
+      familyName: 'Able',
+      email: 'ann@example.org',
+      role: 'Parent',
+      origin: 'import',
+      status: 'active',
+      username: 'ann',
+    });
+    // before/after of exactly the fields that changed (the admin's edit locks them for sync)
+    expect(entries[1]).toMatchObject({
+      parentId: 'pa_sis_1',
+      before: { givenName: 'Parent1', role: 'Parent', lockedFields: [] },
+      after: { givenName: 'José', role: 'Guardian', lockedFields: ['givenName'] },
+    });
+    expect(Object.keys(entries[1]?.after ?? {}).sort()).toEqual([
+      'givenName',
+      'lockedFields',
+      'role',
+    ]);
+    expect(entries[2]).toMatchObject({
+      before: { status: 'inactive' },
+      after: { status: 'active' },
+    });
+    // The run-count style query by cause finds the same entries.
+    expect(await log.countByCause(d, [p.previewId])).toEqual({
+      parent: { create: 1, update: 1, reactivate: 1 },
+    });
+
+    // Confirming again writes and logs nothing; an unchanged re-import logs nothing either.
+    await confirmImport(bench.ctx, { districtId: d, previewId: p.previewId });
+    const again = await previewParentImport(bench.ctx, {
+      districtId: d,
+      file: f,
+      options: { roleFromFile: true },
+    });
+    expect(again.counts).toMatchObject({ create: 0, update: 0, reactivate: 0 });
+    const last = await log.lastSeq(d);
+    const r2 = await confirmImport(bench.ctx, { districtId: d, previewId: again.previewId });
+    expect(r2).toMatchObject({ status: 'applied', writes: 0 });
+    expect(await log.lastSeq(d)).toBe(last);
   });
 
   it('a preview expires; another district cannot confirm it', async () => {
@@ -329,7 +422,7 @@ describe('parent import options', () => {
     expect(await snapshot(bench, d)).toEqual(before);
   });
 
-  it('send activation email: one queued per new account with an email; rows without email reported', async () => {
+  it('send activation email: confirm logs the creates; the change-log consumer queues one per new account with an email', async () => {
     const d = 'd-7';
     await seedBasic(d);
     const f = file(
@@ -356,7 +449,24 @@ describe('parent import options', () => {
     ]);
     const r = await confirmImport(bench.ctx, { districtId: d, previewId: p.previewId });
     if (r.status !== 'applied') throw new Error(`expected applied, got ${r.status}`);
-    expect(r.activationEmails?.queued).toBe(1);
+    expect(r.activationEmails).toEqual({
+      requested: 1,
+      noEmail: [importParentAccountId(d, 'N-2')],
+    });
+    // Confirm queues no email itself: it kicks the change-log consumers…
+    expect(
+      await bench.ctx.queues.notifications.getJobCountByTypes(
+        'waiting',
+        'delayed',
+        'prioritized',
+        'active',
+      ),
+    ).toBe(0);
+    expect(await bench.ctx.queues.changes.getJob(changesJobId(d))).toBeDefined();
+    // …whose run queues them from the log's `parent create` entries (cause import, notify).
+    const consumed = await consumeChanges(bench.ctx, d);
+    expect(consumed.activation).toEqual({ queued: 1, held: 0, noEmail: 1 });
+    expect((await consumeChanges(bench.ctx, d)).activation.queued).toBe(0); // exactly once
     const jobs = await bench.ctx.queues.notifications.getJobs([
       'waiting',
       'delayed',
@@ -371,7 +481,10 @@ describe('parent import options', () => {
       districtId: d,
       file: file('p.csv', csv([HEADER, ['C', 'C', 'N-3', 'c@example.org', '']])),
     });
-    await confirmImport(bench.ctx, { districtId: d, previewId: none.previewId });
+    const noneResult = await confirmImport(bench.ctx, { districtId: d, previewId: none.previewId });
+    expect(noneResult).toMatchObject({ status: 'applied' });
+    expect(noneResult).not.toHaveProperty('activationEmails');
+    expect((await consumeChanges(bench.ctx, d)).activation.queued).toBe(0);
     expect(
       await bench.ctx.queues.notifications.getJobCountByTypes(
         'waiting',

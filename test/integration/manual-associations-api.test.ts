@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { buildApiServer } from '../../src/api/server.js';
 import type { ApiServer } from '../../src/api/routes/index.js';
 import { hashToken, type ApiTokenEntry } from '../../src/config/api-tokens.js';
+import { changeLogRepository, linkRef } from '../../src/models/changes/index.js';
 import {
   importDistrict,
   seed,
@@ -156,6 +157,40 @@ describe('manual associations API', () => {
     const again = await call(ADMIN, 'POST', path, { studentSourcedId: 'stu-2' });
     expect(Result.parse(again.body).status).toBe('reactivated');
     expect(await linksOf('stu-2')).toEqual(['pa_sis_1:manual:active']);
+
+    // Every change is in the change log with cause manual and the token as actor; the
+    // idempotent calls (unchanged, already-inactive) logged nothing.
+    const entries = await (
+      await changeLogRepository(bench.store)
+    ).list(D, { studentSourcedId: 'stu-2', entity: 'link', limit: 1000 });
+    expect(
+      entries.map(e => [e.action, e.entityId, e.origin, e.cause.kind, e.actor, e.after]),
+    ).toEqual([
+      [
+        'create',
+        linkRef('manual', 'pa_sis_1', 'stu-2'),
+        'manual',
+        'manual',
+        'api:admin',
+        { status: 'active' },
+      ],
+      [
+        'deactivate',
+        linkRef('manual', 'pa_sis_1', 'stu-2'),
+        'manual',
+        'manual',
+        'api:admin',
+        { status: 'inactive' },
+      ],
+      [
+        'reactivate',
+        linkRef('manual', 'pa_sis_1', 'stu-2'),
+        'manual',
+        'manual',
+        'api:admin',
+        { status: 'active' },
+      ],
+    ]);
   });
 
   it('a manual link next to a sis link: remove touches only the manual one; sis-only is refused with the reason', async () => {

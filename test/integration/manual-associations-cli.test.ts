@@ -5,8 +5,9 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { changeLogRepository } from '../../src/models/changes/index.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { seed, sisParent, student } from '../helpers/imports.js';
 
@@ -100,5 +101,20 @@ describe('guardian-sync students / associate / unassociate', () => {
     expect(u.code).toBe(0);
     expect(u.stdout).toMatch(/^deactivated/);
     expect(await links()).toEqual(['pa_sis_1>stu-1:manual:inactive']);
+
+    // Both changes are in the change log with the OS user who ran the commands.
+    const store = new SqliteRosterStore(storeFile);
+    await store.init();
+    try {
+      const entries = await (
+        await changeLogRepository(store)
+      ).list(D, { entity: 'link', studentSourcedId: 'stu-1', limit: 1000 });
+      expect(entries.map(e => [e.action, e.origin, e.cause, e.actor])).toEqual([
+        ['create', 'manual', { kind: 'manual' }, `cli:${userInfo().username}`],
+        ['deactivate', 'manual', { kind: 'manual' }, `cli:${userInfo().username}`],
+      ]);
+    } finally {
+      await store.close();
+    }
   }, 60_000);
 });

@@ -9,15 +9,17 @@
  */
 import mongoose, { type Schema } from 'mongoose';
 import {
+  importLinkUpsertOp,
   linkDeactivateOp,
   parentImportUpdateOp,
+  previewApplyOp,
   partSchema,
   previewSchema,
   profileSchema,
   profileWriteOp,
 } from '../../src/models/imports/mongo.js';
 import { linkSchema, parentSchema } from '../../src/models/mongo/schemas.js';
-import { linkWriteOp, parentCreateOp } from '../../src/models/mongo/store.js';
+import { parentCreateOp } from '../../src/models/mongo/store.js';
 
 const unique = expect.objectContaining({ unique: true }) as unknown;
 const ttl = expect.objectContaining({ expireAfterSeconds: 0 }) as unknown;
@@ -127,9 +129,9 @@ describe('imports operations cast cleanly', () => {
     await expect(Profiles.bulkWrite(ops, { ordered: true })).rejects.toThrow(notConnected);
   });
 
-  it('link upserts and deactivations (filtered on status: active, never a delete)', async () => {
+  it('link upserts (status only: an import never touches a relationship) and deactivations (filtered on status: active, never a delete)', async () => {
     const ops = [
-      linkWriteOp('d1', {
+      importLinkUpsertOp('d1', {
         districtId: 'd1',
         parentId: 'p',
         studentSourcedId: 's',
@@ -138,6 +140,13 @@ describe('imports operations cast cleanly', () => {
       }),
       linkDeactivateOp('d1', { parentId: 'p', studentSourcedId: 's', origin: 'manual' }),
     ];
+    expect(ops[0]).toEqual({
+      updateOne: {
+        filter: { districtId: 'd1', parentId: 'p', studentSourcedId: 's', origin: 'import' },
+        update: { $set: { status: 'active' } },
+        upsert: true,
+      },
+    });
     expect(ops[1]).toEqual({
       updateOne: {
         filter: {
@@ -153,19 +162,25 @@ describe('imports operations cast cleanly', () => {
     await expect(Links.bulkWrite(ops, { ordered: false })).rejects.toThrow(notConnected);
   });
 
-  it('the preview claim and part inserts', async () => {
-    const now = new Date();
+  it('the preview apply mark (only a previewed, unexpired preview) and part inserts', async () => {
+    const now = new Date('2025-03-01T12:00:00.000Z');
+    const op = previewApplyOp('d1', 'imp_1', now, { counts: { create: 1 } });
+    expect(op.filter).toMatchObject({
+      id: 'imp_1',
+      districtId: 'd1',
+      expiresAt: { $gt: now },
+      $or: [{ status: 'previewed' }, expect.objectContaining({ status: 'applying' })],
+    });
+    expect(op.update).toEqual({
+      $set: {
+        status: 'applied',
+        appliedAt: '2025-03-01T12:00:00.000Z',
+        result: '{"counts":{"create":1}}',
+      },
+      $unset: { claimedAt: '' },
+    });
     await expect(
-      Previews.findOneAndUpdate(
-        {
-          id: 'imp_1',
-          districtId: 'd1',
-          expiresAt: { $gt: now },
-          $or: [{ status: 'previewed' }, { status: 'applying', claimedAt: { $lt: now } }],
-        },
-        { $set: { status: 'applying', claimedAt: now } },
-        { returnDocument: 'after' },
-      ).lean(),
+      Previews.findOneAndUpdate(op.filter, op.update, { returnDocument: 'before' }).lean(),
     ).rejects.toThrow(notConnected);
     await expect(
       Parts.insertMany([

@@ -211,9 +211,9 @@ export const accessCodeRoutes: ApiRoutes = (app, { ctx }) => {
       },
     },
     async request => {
-      requireRole(request, 'admin', request.params.id);
+      const p = requireRole(request, 'admin', request.params.id);
       const caps = capabilities(request.params.id);
-      return issueAccessCodes(ctx, { districtId: request.params.id }, caps);
+      return issueAccessCodes(ctx, { districtId: request.params.id, actor: actorOf(p) }, caps);
     },
   );
 

@@ -127,11 +127,12 @@ const ConfirmBody = z.object({
   writes: z.number().int().optional(),
   activationEmails: z
     .object({
-      queued: z.number().int(),
+      requested: z.number().int(),
       noEmail: z.array(z.string()),
-      held: z.number().int(),
-      skipped: z.array(z.object({ parentId: z.string(), reason: z.string() })),
     })
+    .describe(
+      'Activation emails this confirm asked for: the worker sends them from the change log (new accounts with an email: requested; without: noEmail)',
+    )
     .optional(),
   result: z.record(z.string(), z.unknown()).optional(),
   message: z.string().optional(),
@@ -386,9 +387,11 @@ export const importRoutes: ApiRoutes = (app, { ctx }) => {
     },
     async request => {
       const { id: districtId, previewId } = request.params;
-      requireRole(request, 'admin', districtId);
+      const principal = requireRole(request, 'admin', districtId);
       districtOr404(ctx, districtId);
-      const r = await mapped(() => confirmImport(ctx, { districtId, previewId }));
+      const r = await mapped(() =>
+        confirmImport(ctx, { districtId, previewId }, { actor: `api:${principal.name}` }),
+      );
       request.log.info({ districtId, previewId, status: r.status }, 'import confirm');
       return r;
     },

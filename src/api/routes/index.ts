@@ -6,6 +6,8 @@
  */
 import { accessCodeRoutes } from './access-codes.js';
 import { associationRoutes } from './associations.js';
+import { auditRoutes } from './audit.js';
+import { changeRoutes } from './changes.js';
 import { districtRoutes } from './districts.js';
 import { healthRoutes } from './health.js';
 import { importRoutes } from './imports.js';
@@ -23,4 +25,6 @@ export const ROUTE_PLUGINS: readonly ApiRoutePlugin[] = [
   { name: 'access-codes', routes: accessCodeRoutes },
   { name: 'imports', routes: importRoutes },
   { name: 'associations', routes: associationRoutes },
+  { name: 'audit', routes: auditRoutes },
+  { name: 'changes', routes: changeRoutes },
 ];

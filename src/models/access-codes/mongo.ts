@@ -6,11 +6,14 @@
  * (`students`, `schools`, `parent_accounts`, `guardian_links`) are only read, through the
  * native driver with projections (`.lean()`-like plain documents; no `_id` escapes).
  *
- * No multi-document transactions (they need a replica set). Invariants rest on unique
- * indexes instead:
- * - `{code}` unique: a code is unique across the system. A duplicate-key error on insert is
- *   resolved by re-checking the student: if they now hold an active code someone else
- *   issued it (skip), otherwise the code collided and a new one is generated.
+ * Issuing and revoking run in multi-document transactions with their change-log entries
+ * (`withChangeTransaction` + `appendChangesMongo` from `../changes/mongo.ts`; design invariant
+ * 13): one transaction per batch of students, which first takes the district's change-log
+ * write lock, so issuers of a district take turns and each reads who holds a code from a
+ * snapshot holding every earlier issuer's commit. Unique indexes still guard the invariants:
+ * - `{code}` unique: a code is unique across the system. A duplicate-key error on insert (a
+ *   collision, possibly with another district's issuer) aborts the batch's transaction,
+ *   which is then retried with freshly generated codes (`maxAttempts` times).
  * - `{districtId, studentSourcedId}` unique where `status: 'active'`: one active code per
  *   student, whatever the number of concurrent issuers.
  *
@@ -18,9 +21,16 @@
  * sharded on `{code}` (or left unsharded: one small document per student). All other
  * collections here carry `districtId` first in their unique indexes.
  */
-import { Schema, type Connection, type Model, type mongo } from 'mongoose';
+import { Schema, type ClientSession, type Connection, type Model, type mongo } from 'mongoose';
 import type { RecordStatus } from '../../mapping/canonical.js';
+import {
+  appendChangesMongo,
+  changeLogModels,
+  withChangeTransaction,
+  type ChangeLogModels,
+} from '../changes/mongo.js';
 import { COLLECTIONS } from '../mongo/schemas.js';
+import { codeIssueChange, codeRevokeChange } from './changes.js';
 import {
   AccessCodeCollisionError,
   UsernameTakenError,
@@ -32,6 +42,7 @@ import {
   type AccessCodeSettingsOverride,
   type IdPage,
   type IssueOptions,
+  type RevokeOptions,
   type StudentCodeRow,
 } from './types.js';
 
@@ -204,6 +215,14 @@ export function duplicateIndexes(err: unknown): Set<number> {
   return out;
 }
 
+/** Index (into the inserted batch) of the first failed document of a bulk insert error. */
+function firstErrorIndex(err: unknown): number | undefined {
+  const w = (err as { writeErrors?: unknown } | null)?.writeErrors;
+  const first: unknown = Array.isArray(w) ? w[0] : w;
+  const index = (first as { index?: unknown } | undefined)?.index;
+  return typeof index === 'number' ? index : undefined;
+}
+
 function strip<T extends object>(value: T): T {
   return Object.fromEntries(
     Object.entries(value).filter(([, v]) => v !== undefined && v !== null),
@@ -246,8 +265,10 @@ const STUDENT_FIELDS = {
 /** `AccessCodeRepository` on MongoDB. */
 export class MongoAccessCodeRepository implements AccessCodeRepository {
   private readonly m: Models;
+  private readonly changes: ChangeLogModels;
 
   constructor(private readonly conn: Connection) {
+    this.changes = changeLogModels(conn);
     this.m = {
       codes: model(conn, 'AccessCode', accessCodeSchema),
       settings: model(conn, 'AccessCodeSettings', settingsSchema),
@@ -330,57 +351,71 @@ export class MongoAccessCodeRepository implements AccessCodeRepository {
     const all = [...new Set(studentSourcedIds)];
     for (let i = 0; i < all.length; i += IN_BATCH) {
       const batch = all.slice(i, i + IN_BATCH);
-      const holding = await this.activeHolders(districtId, batch);
-      let pending = batch.filter(sid => {
-        if (!holding.has(sid)) return true;
-        skipped.push(sid);
-        return false;
-      });
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        const docs: AccessCodeRecord[] = pending.map(sid => ({
-          code: opts.generate(),
-          districtId,
-          studentSourcedId: sid,
-          status: 'active',
-          createdAt: opts.at,
-        }));
-        let failed = new Set<number>();
+      for (let attempt = 1; ; attempt++) {
+        // The documents of the last run of the body (to name the student of a collision).
+        let tried: AccessCodeRecord[] = [];
         try {
-          await this.m.codes.collection.insertMany(
-            docs.map(d => ({ ...d })),
-            { ordered: false },
-          );
+          const r = await withChangeTransaction(this.changes, districtId, async session => {
+            const holding = await this.activeHolders(districtId, batch, session);
+            const docs: AccessCodeRecord[] = batch
+              .filter(sid => !holding.has(sid))
+              .map(sid => ({
+                code: opts.generate(),
+                districtId,
+                studentSourcedId: sid,
+                status: 'active',
+                createdAt: opts.at,
+              }));
+            tried = docs;
+            if (docs.length > 0)
+              await this.m.codes.collection.insertMany(
+                docs.map(d => ({ ...d })),
+                { session, ordered: true },
+              );
+            await appendChangesMongo(
+              this.changes,
+              session,
+              districtId,
+              opts.change,
+              docs.map(d => codeIssueChange(d.code, d.studentSourcedId)),
+            );
+            return {
+              issued: docs.map(d => ({ studentSourcedId: d.studentSourcedId, code: d.code })),
+              skipped: batch.filter(sid => holding.has(sid)),
+            };
+          });
+          issued.push(...r.issued);
+          skipped.push(...r.skipped);
+          break;
         } catch (err) {
-          failed = duplicateIndexes(err);
-        }
-        docs.forEach((d, k) => {
-          if (!failed.has(k)) issued.push({ studentSourcedId: d.studentSourcedId, code: d.code });
-        });
-        if (failed.size === 0) break;
-        // A duplicate key is either a code collision (retry with a new code) or a concurrent
-        // issuer that gave the student a code first (skip).
-        const retry = docs.filter((_d, k) => failed.has(k)).map(d => d.studentSourcedId);
-        const nowHolding = await this.activeHolders(districtId, retry);
-        pending = retry.filter(sid => {
-          if (!nowHolding.has(sid)) return true;
-          skipped.push(sid);
-          return false;
-        });
-        if (pending.length > 0 && attempt >= max) {
-          throw new AccessCodeCollisionError(pending[0] ?? '', max);
+          // A duplicate key aborted the batch: under the district's lock the one-active-code
+          // index cannot be the cause, so a code collided. Retry with new codes.
+          if (!isDuplicateKey(err)) throw err;
+          if (attempt >= max) {
+            const index = firstErrorIndex(err);
+            throw new AccessCodeCollisionError(
+              tried[index ?? 0]?.studentSourcedId ?? batch[0] ?? '',
+              max,
+            );
+          }
         }
       }
     }
     return { issued, skipped };
   }
 
-  private async activeHolders(districtId: string, ids: string[]): Promise<Set<string>> {
+  private async activeHolders(
+    districtId: string,
+    ids: string[],
+    session?: ClientSession,
+  ): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const docs = await this.m.codes
       .find(
         { districtId, status: 'active', studentSourcedId: { $in: ids } },
         { studentSourcedId: 1, _id: 0 },
       )
+      .session(session ?? null)
       .lean<{ studentSourcedId: string }[]>();
     return new Set(docs.map(d => d.studentSourcedId));
   }
@@ -388,16 +423,39 @@ export class MongoAccessCodeRepository implements AccessCodeRepository {
   async revokeCodes(
     districtId: string,
     studentSourcedIds: string[],
-    opts: { at: string; resetId: string },
+    opts: RevokeOptions,
   ): Promise<number> {
     let n = 0;
     const all = [...new Set(studentSourcedIds)];
     for (let i = 0; i < all.length; i += IN_BATCH) {
-      const r = await this.m.codes.updateMany(
-        { districtId, status: 'active', studentSourcedId: { $in: all.slice(i, i + IN_BATCH) } },
-        { $set: { status: 'revoked', revokedAt: opts.at, resetId: opts.resetId } },
-      );
-      n += r.modifiedCount;
+      const batch = all.slice(i, i + IN_BATCH);
+      n += await withChangeTransaction(this.changes, districtId, async session => {
+        const active = await this.m.codes
+          .find(
+            { districtId, status: 'active', studentSourcedId: { $in: batch } },
+            { code: 1, studentSourcedId: 1, _id: 0 },
+          )
+          .session(session)
+          .lean<{ code: string; studentSourcedId: string }[]>();
+        if (active.length === 0) return 0;
+        const r = await this.m.codes.updateMany(
+          { districtId, status: 'active', code: { $in: active.map(c => c.code) } },
+          { $set: { status: 'revoked', revokedAt: opts.at, resetId: opts.resetId } },
+          { session },
+        );
+        if (r.modifiedCount !== active.length)
+          throw new Error(
+            `revoked ${r.modifiedCount} of ${active.length} active codes read in the same transaction`,
+          );
+        await appendChangesMongo(
+          this.changes,
+          session,
+          districtId,
+          opts.change,
+          active.map(c => codeRevokeChange(c.code, c.studentSourcedId)),
+        );
+        return active.length;
+      });
     }
     return n;
   }

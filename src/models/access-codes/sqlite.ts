@@ -2,10 +2,14 @@
  * SQLite adapter of the access-code repository, on the roster store's better-sqlite3
  * connection. Tables are created with `CREATE … IF NOT EXISTS` in `init()`; every write runs
  * in `db.transaction(...).immediate()` (write lock taken up front). Roster tables
- * (students, schools, parent_accounts, guardian_links) are only read.
+ * (students, schools, parent_accounts, guardian_links) are only read. Codes issued and
+ * revoked are logged (`appendChanges`) inside the transaction that writes them.
  */
 import type { Database, Statement } from 'better-sqlite3';
 import type { RecordStatus } from '../../mapping/canonical.js';
+import { appendChanges } from '../changes/sqlite.js';
+import type { NewChange } from '../changes/types.js';
+import { codeIssueChange, codeRevokeChange } from './changes.js';
 import {
   AccessCodeCollisionError,
   UsernameTakenError,
@@ -17,6 +21,7 @@ import {
   type AccessCodeSettingsOverride,
   type IdPage,
   type IssueOptions,
+  type RevokeOptions,
   type StudentCodeRow,
 } from './types.js';
 
@@ -124,7 +129,7 @@ const SQL = {
   insertCode: `INSERT INTO access_codes (code, district_id, student_sourced_id, status, created_at)
     VALUES (?, ?, ?, 'active', ?) ON CONFLICT DO NOTHING`,
   revoke: `UPDATE access_codes SET status = 'revoked', revoked_at = ?, reset_id = ?
-    WHERE district_id = ? AND student_sourced_id = ? AND status = 'active'`,
+    WHERE district_id = ? AND student_sourced_id = ? AND status = 'active' RETURNING code`,
   withCodes: `SELECT student_sourced_id FROM access_codes
     WHERE district_id = @districtId AND status = 'active' AND student_sourced_id > @after
     ORDER BY student_sourced_id LIMIT @limit`,
@@ -288,6 +293,8 @@ export class SqliteAccessCodeRepository implements AccessCodeRepository {
       const skipped: string[] = [];
       this.db
         .transaction(() => {
+          issued.length = 0;
+          skipped.length = 0;
           for (const sid of new Set(studentSourcedIds)) {
             if (has.get(districtId, sid) !== undefined) {
               skipped.push(sid);
@@ -305,6 +312,12 @@ export class SqliteAccessCodeRepository implements AccessCodeRepository {
             }
             if (!done) throw new AccessCodeCollisionError(sid, max);
           }
+          appendChanges(
+            this.db,
+            districtId,
+            opts.change,
+            issued.map(c => codeIssueChange(c.code, c.studentSourcedId)),
+          );
         })
         .immediate();
       return { issued, skipped };
@@ -314,16 +327,18 @@ export class SqliteAccessCodeRepository implements AccessCodeRepository {
   revokeCodes(
     districtId: string,
     studentSourcedIds: string[],
-    opts: { at: string; resetId: string },
+    opts: RevokeOptions,
   ): Promise<number> {
     return this.run(() => {
-      const revoke = this.stmt('revoke');
+      const revoke = this.stmt('revoke').pluck();
       const n = this.db
         .transaction(() => {
-          let changed = 0;
+          const entries: NewChange[] = [];
           for (const sid of new Set(studentSourcedIds))
-            changed += revoke.run(opts.at, opts.resetId, districtId, sid).changes;
-          return changed;
+            for (const code of revoke.all(opts.at, opts.resetId, districtId, sid) as string[])
+              entries.push(codeRevokeChange(code, sid));
+          appendChanges(this.db, districtId, opts.change, entries);
+          return entries.length;
         })
         .immediate();
       return n;

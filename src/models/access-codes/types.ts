@@ -12,8 +12,13 @@
  * - Codes are never deleted. Reset revokes (status `revoked`, `revokedAt`, `resetId`).
  * - Reads of roster data (students, schools, parent accounts, links) go straight to the
  *   roster store's tables/collections, read-only.
+ * - Issuing and revoking log one change-log entry per code (`src/models/changes`, design
+ *   invariant 13) in the same transaction as the write: entity `code`, entityId `codeRef(code)`
+ *   — never the code's value — action `create` (issued) or `deactivate` (revoked), see
+ *   `./changes.ts`.
  */
 import type { RecordStatus } from '../../mapping/canonical.js';
+import type { ChangeContext } from '../changes/types.js';
 
 export type AccessCodeStatus = 'active' | 'revoked';
 
@@ -105,6 +110,18 @@ export interface IssueOptions {
   at: string;
   /** Attempts per student before giving up on collisions (default 8). */
   maxAttempts?: number;
+  /** Cause and actor of the change-log entries (`code-issue`, `code-reset`). */
+  change: ChangeContext;
+}
+
+/** Options of `revokeCodes`. */
+export interface RevokeOptions {
+  /** ISO timestamp stored as `revokedAt`. */
+  at: string;
+  /** The reset that revokes the codes. */
+  resetId: string;
+  /** Cause and actor of the change-log entries (`code-reset`). */
+  change: ChangeContext;
 }
 
 /** A page of student ids and where the next page starts (undefined: no more). */
@@ -143,18 +160,22 @@ export interface AccessCodeRepository {
   /**
    * Give each listed student a new active code, unless the student already holds one
    * (skipped). Code collisions (system-wide unique index) are retried with `generate()`.
-   * Returns the codes issued. Throws `AccessCodeCollisionError` after `maxAttempts`.
+   * Logs one entry per code issued, in the transaction that inserts it. Returns the codes
+   * issued. Throws `AccessCodeCollisionError` after `maxAttempts`.
    */
   issueCodes(
     districtId: string,
     studentSourcedIds: string[],
     opts: IssueOptions,
   ): Promise<{ issued: { studentSourcedId: string; code: string }[]; skipped: string[] }>;
-  /** Revoke the active codes of the listed students. Returns how many were revoked. */
+  /**
+   * Revoke the active codes of the listed students, logging one entry per code revoked.
+   * Returns how many were revoked.
+   */
   revokeCodes(
     districtId: string,
     studentSourcedIds: string[],
-    opts: { at: string; resetId: string },
+    opts: RevokeOptions,
   ): Promise<number>;
   /** Students holding an active code, in sourcedId order, after `after` (keyset paging). */
   studentsWithActiveCodes(

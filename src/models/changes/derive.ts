@@ -4,7 +4,10 @@
  *
  * A chunk plan is computed from the state the store loaded inside the write transaction, and
  * the planner emits nothing for an unchanged record, so every plan item is a real change and
- * `(state, plan)` gives its before/after values exactly.
+ * `(state, plan)` gives its before/after values exactly. A plan item that changes nothing
+ * against that state (a re-delivered plan: the store's writes are no-ops then) logs nothing,
+ * and a `create`/`add` of a record the state already holds is logged as what the store's
+ * upsert really does to it (update or reactivate).
  */
 import type {
   ChunkPlan,
@@ -163,15 +166,28 @@ export function linkDeactivateChange(
   };
 }
 
+/** The action an upsert of `next` over the existing `prev` performs (by status change). */
+function upsertAction(
+  prevStatus: string,
+  nextStatus: string,
+): 'update' | 'reactivate' | 'deactivate' {
+  if (prevStatus === nextStatus) return 'update';
+  return nextStatus === 'active' ? 'reactivate' : 'deactivate';
+}
+
 /**
  * Every change a chunk plan makes, given the state it was planned on: parent accounts
- * (creates, then updates/matches/reactivations), students, links, in plan order.
+ * (creates, then updates/matches/reactivations), students, links, in plan order. Items that
+ * change nothing against `state` are skipped (see the header).
  * Throws when the plan updates an account or student missing from `state` (a planner bug).
  */
 export function chunkChanges(state: ChunkState, plan: ChunkPlan): NewChange[] {
   const out: NewChange[] = [];
   const parents = new Map(state.parents.map(p => [p.id, p]));
-  for (const p of plan.parentCreates) out.push(parentCreateChange(p));
+  for (const p of plan.parentCreates) {
+    // The store inserts an account only when its id is free: a loaded one stays as it is.
+    if (!parents.has(p.id)) out.push(parentCreateChange(p));
+  }
   for (const { action, update } of plan.parentUpdates) {
     const prev = parents.get(update.id);
     if (!prev) throw new Error(`plan updates parent account ${update.id} that was not loaded`);
@@ -181,7 +197,7 @@ export function chunkChanges(state: ChunkState, plan: ChunkPlan): NewChange[] {
   const students = new Map(state.students.map(s => [s.sourcedId, s]));
   for (const { action, record } of plan.students) {
     const prev = students.get(record.sourcedId);
-    if (action === 'create' || !prev) {
+    if (!prev) {
       out.push({
         entity: 'student',
         entityId: record.sourcedId,
@@ -191,12 +207,14 @@ export function chunkChanges(state: ChunkState, plan: ChunkPlan): NewChange[] {
       });
       continue;
     }
+    const diff = diffFields(studentFields(prev), studentFields(record));
+    if (Object.keys(diff.after).length === 0) continue; // re-delivered: nothing changes
     out.push({
       entity: 'student',
       entityId: record.sourcedId,
-      action,
+      action: action === 'create' ? upsertAction(prev.status, record.status) : action,
       studentSourcedId: record.sourcedId,
-      ...diffFields(studentFields(prev), studentFields(record)),
+      ...diff,
     });
   }
   const links = new Map(
@@ -204,7 +222,16 @@ export function chunkChanges(state: ChunkState, plan: ChunkPlan): NewChange[] {
   );
   for (const { action, link } of plan.links) {
     const prev = links.get(linkRef(link.origin, link.parentId, link.studentSourcedId));
-    out.push(linkChange(action === 'add' ? 'create' : action, link, prev));
+    if (!prev) {
+      out.push(linkChange('create', link, undefined));
+      continue;
+    }
+    const entry = linkChange(
+      action === 'add' ? upsertAction(prev.status, link.status) : action,
+      link,
+      prev,
+    );
+    if (Object.keys(entry.after ?? {}).length > 0) out.push(entry);
   }
   return out;
 }

@@ -13,6 +13,6 @@ export const changeLogRepository = repositoryCache<ChangeLogRepository>({
   sqlite: db => new SqliteChangeLogRepository(db),
   async mongo(connection) {
     const { MongoChangeLogRepository } = await import('./mongo.js');
-    return new MongoChangeLogRepository(connection) as unknown as ChangeLogRepository; // placeholder until mongo.ts lands
+    return new MongoChangeLogRepository(connection);
   },
 });

@@ -4,34 +4,59 @@
  * (`ImportPreview`, `ImportPreviewPart`, `ParentProfile`) and uses the roster models the
  * store registered (`ParentAccount`, `Student`, `GuardianLink`, `School`).
  *
- * Confirm without multi-document transactions (they need a replica set):
- * 1. claim the preview atomically: `findOneAndUpdate({status: 'previewed', not expired})`
- *    → `applying` (a second confirm of the same preview finds nothing to claim; a claim
- *    older than `CLAIM_LEASE_MS` — a crashed process — may be taken over);
- * 2. re-load the state for the preview's keys and check it (`isCurrent`); stale → release;
- * 3. write with idempotent bulk operations (account creates are `$setOnInsert` upserts keyed
- *    by the deterministic account id; links are upserts keyed by the unique link index;
- *    deactivations filter on `status: 'active'`), then mark the preview `applied`.
- * Between 2 and 3 another writer may change the same records; the unique indexes on
- * `{districtId, uniqueId}` (accounts), `{districtId, usernameNormalized}` (profiles) and the
- * link key turn the dangerous races into duplicate-key errors (→ `StoreConflictError`, the
- * preview is released, and the next confirm finds the data changed and re-plans).
+ * Confirm is one multi-document transaction (`withChangeTransaction`, which first takes the
+ * district's change-log write lock, so roster writers of the district take turns and the
+ * transaction reads a snapshot holding every earlier writer's commit):
+ * 1. mark the preview `applied` if it is `previewed` and not expired (a preview left
+ *    `applying` by an older version's crashed confirm may be taken after `CLAIM_LEASE_MS`);
+ *    nothing to mark → `unavailable`, nothing written. Two confirms of one preview write the
+ *    same document: the second waits (write conflict, retried by the driver), then finds it
+ *    applied;
+ * 2. re-load the state for the preview's keys (in the transaction) and check it
+ *    (`isCurrent`); stale → the transaction is aborted (the preview stays `previewed`);
+ * 3. write with bulk operations (account creates are `$setOnInsert` upserts keyed by the
+ *    deterministic account id — one that inserts nothing means the id was taken: conflict;
+ *    links are upserts keyed by the unique link index; deactivations filter on
+ *    `status: 'active'`) and append the change-log entries (`./changes.ts`, derived from the
+ *    state of step 2) with `appendChangesMongo`.
+ * Everything commits together or not at all. A unique index violated by a writer outside the
+ * district's turn (`{districtId, uniqueId}` of accounts, `{districtId, usernameNormalized}` of
+ * profiles, the link key) aborts the transaction → `StoreConflictError`; the preview stays
+ * `previewed` and the next confirm finds the data changed and re-plans.
+ *
+ * Reads and writes of an apply pass `{ session }` and run one at a time (a session runs one
+ * operation at a time). The transaction body may run more than once (transient errors), so it
+ * changes nothing outside the transaction.
  *
  * `meta`, `result` and part data are stored as JSON strings: file values (school names in a
  * value table) may contain `.` or start with `$`, which MongoDB field names must not.
  */
-import { Schema, type AnyBulkWriteOperation, type Connection, type Model } from 'mongoose';
+import {
+  Schema,
+  type AnyBulkWriteOperation,
+  type ClientSession,
+  type Connection,
+  type Model,
+} from 'mongoose';
 import type { RecordStatus } from '../../mapping/canonical.js';
 import { StoreConflictError } from '../../errors.js';
+import {
+  appendChangesMongo,
+  changeLogModels,
+  withChangeTransaction,
+  type ChangeLogModels,
+} from '../changes/mongo.js';
+import type { NewChange } from '../changes/types.js';
 import type { LinkDoc, ParentDoc, SchoolDoc, StudentDoc } from '../mongo/schemas.js';
 import {
   isDuplicateKeyError,
   linkFromDoc,
-  linkWriteOp,
   parentCreateOp,
   parentFromDoc,
   writtenDocuments,
 } from '../mongo/store.js';
+import type { GuardianLink } from '../types.js';
+import { associationImportChanges, parentImportChanges } from './changes.js';
 import {
   PART_SIZE,
   type ApplyOutcome,
@@ -53,7 +78,10 @@ import {
   type StoredPreview,
 } from './types.js';
 
-/** A claimed (`applying`) preview older than this may be claimed again (crashed confirm). */
+/**
+ * A preview left `applying` (by an older version's confirm, which claimed it before writing)
+ * longer than this may be applied again: that confirm crashed.
+ */
 export const CLAIM_LEASE_MS = 10 * 60 * 1000;
 /** Largest `$in` list per query. */
 const IN_BATCH = 5000;
@@ -239,6 +267,64 @@ export function parentImportUpdateOp(
   return { updateOne: { filter: { districtId, id: parentId }, update: { $set } } };
 }
 
+/**
+ * Insert an import link, or set the status of the existing link of that origin. Only the
+ * status is written: an import never sets or clears a relationship (as in SQLite).
+ */
+export function importLinkUpsertOp(
+  districtId: string,
+  l: GuardianLink,
+): AnyBulkWriteOperation<LinkDoc> {
+  return {
+    updateOne: {
+      filter: {
+        districtId,
+        parentId: l.parentId,
+        studentSourcedId: l.studentSourcedId,
+        origin: l.origin,
+      },
+      update: { $set: { status: l.status } },
+      upsert: true,
+    },
+  };
+}
+
+/**
+ * Filter and update that mark a preview applied, inside the apply's transaction: only a
+ * `previewed`, unexpired preview (or one an older version's crashed confirm left `applying`
+ * longer than `CLAIM_LEASE_MS`).
+ */
+export function previewApplyOp(
+  districtId: string,
+  previewId: string,
+  now: Date,
+  result: Record<string, unknown>,
+): { filter: Record<string, unknown>; update: Record<string, unknown> } {
+  return {
+    filter: {
+      id: previewId,
+      districtId,
+      expiresAt: { $gt: now },
+      $or: [
+        { status: 'previewed' },
+        { status: 'applying', claimedAt: { $lt: new Date(now.getTime() - CLAIM_LEASE_MS) } },
+      ],
+    },
+    update: {
+      $set: { status: 'applied', appliedAt: now.toISOString(), result: JSON.stringify(result) },
+      $unset: { claimedAt: '' },
+    },
+  };
+}
+
+/** Thrown inside an apply's transaction to abort it when the state is stale. */
+class StaleState<S> extends Error {
+  constructor(readonly state: S) {
+    super('import state changed since the preview');
+    this.name = 'StaleState';
+  }
+}
+
 /** Deactivate one active link of one origin (never deletes). */
 export function linkDeactivateOp(
   districtId: string,
@@ -267,8 +353,10 @@ export class MongoImportRepository implements ImportRepository {
   private readonly students: Model<StudentDoc>;
   private readonly links: Model<LinkDoc>;
   private readonly schoolsModel: Model<SchoolDoc>;
+  private readonly changes: ChangeLogModels;
 
   constructor(conn: Connection) {
+    this.changes = changeLogModels(conn);
     this.previews = model(conn, 'ImportPreview', previewSchema);
     this.parts = model(conn, 'ImportPreviewPart', partSchema);
     this.profiles = model(conn, 'ParentProfile', profileSchema);
@@ -290,10 +378,12 @@ export class MongoImportRepository implements ImportRepository {
     }
   }
 
-  async listSchools(districtId: string): Promise<SchoolRef[]> {
+  /** (`session`: inside an apply's transaction; so are the other reads' `session`.) */
+  async listSchools(districtId: string, session?: ClientSession): Promise<SchoolRef[]> {
     const docs = await this.schoolsModel
       .find({ districtId })
       .sort({ sourcedId: 1 })
+      .session(session ?? null)
       .lean<SchoolDoc[]>();
     return docs.map(d => ({ sourcedId: d.sourcedId, name: d.name }));
   }
@@ -301,43 +391,65 @@ export class MongoImportRepository implements ImportRepository {
   async loadParentImportState(
     districtId: string,
     keys: ParentImportKeys,
+    session?: ClientSession,
   ): Promise<ParentImportState> {
+    const s = session ?? null;
     const ids = new Set<string>();
     const docs = new Map<string, ParentDoc>();
     const add = (list: ParentDoc[]) => {
       for (const d of list) docs.set(d.id, d);
     };
     for (const b of batches(keys.uniqueIds))
-      add(await this.parents.find({ districtId, uniqueId: { $in: b } }).lean<ParentDoc[]>());
+      add(
+        await this.parents
+          .find({ districtId, uniqueId: { $in: b } })
+          .session(s)
+          .lean<ParentDoc[]>(),
+      );
     for (const b of batches(keys.emailsNormalized))
-      add(await this.parents.find({ districtId, emailNormalized: { $in: b } }).lean<ParentDoc[]>());
+      add(
+        await this.parents
+          .find({ districtId, emailNormalized: { $in: b } })
+          .session(s)
+          .lean<ParentDoc[]>(),
+      );
     for (const b of batches(keys.usernamesNormalized)) {
       const owners = await this.profiles
         .find({ districtId, usernameNormalized: { $in: b } }, { parentId: 1, _id: 0 })
+        .session(s)
         .lean<{ parentId: string }[]>();
       for (const o of owners) if (!docs.has(o.parentId)) ids.add(o.parentId);
     }
     for (const b of batches([...ids]))
-      add(await this.parents.find({ districtId, id: { $in: b } }).lean<ParentDoc[]>());
+      add(
+        await this.parents
+          .find({ districtId, id: { $in: b } })
+          .session(s)
+          .lean<ParentDoc[]>(),
+      );
     const parents = [...docs.values()].map(parentFromDoc).sort((a, b) => (a.id < b.id ? -1 : 1));
     return {
       parents,
       profiles: await this.getProfiles(
         districtId,
         parents.map(p => p.id),
+        session,
       ),
-      schools: await this.listSchools(districtId),
+      schools: await this.listSchools(districtId, session),
     };
   }
 
   async loadAssociationState(
     districtId: string,
     keys: AssociationImportKeys,
+    session?: ClientSession,
   ): Promise<AssociationImportState> {
+    const s = session ?? null;
     const parents: AssociationImportState['parents'] = [];
     for (const b of batches(keys.parentUniqueIds)) {
       const docs = await this.parents
         .find({ districtId, uniqueId: { $in: b } }, { id: 1, uniqueId: 1, status: 1, _id: 0 })
+        .session(s)
         .lean<{ id: string; uniqueId: string; status: RecordStatus }[]>();
       for (const d of docs) parents.push({ id: d.id, uniqueId: d.uniqueId, status: d.status });
     }
@@ -349,6 +461,7 @@ export class MongoImportRepository implements ImportRepository {
       const wanted = new Set(keys.studentUniqueIds);
       for await (const row of this.students
         .find({ districtId }, projection)
+        .session(s)
         .lean<Row[]>()
         .cursor()) {
         if (wanted.has(row.uniqueId))
@@ -357,6 +470,7 @@ export class MongoImportRepository implements ImportRepository {
     } else if (keys.studentUniqueIds.length > 0) {
       const docs = await this.students
         .find({ districtId, uniqueId: { $in: keys.studentUniqueIds } }, projection)
+        .session(s)
         .lean<Row[]>();
       for (const d of docs)
         students.push({ sourcedId: d.sourcedId, uniqueId: d.uniqueId, status: d.status });
@@ -365,6 +479,7 @@ export class MongoImportRepository implements ImportRepository {
     for (const b of batches([...new Set(students.map(s => s.sourcedId))])) {
       const docs = await this.links
         .find({ districtId, studentSourcedId: { $in: b } })
+        .session(s)
         .lean<LinkDoc[]>();
       for (const d of docs) links.push(linkFromDoc(d));
     }
@@ -373,6 +488,7 @@ export class MongoImportRepository implements ImportRepository {
     for (const b of batches(more)) {
       const docs = await this.parents
         .find({ districtId, id: { $in: b } }, { id: 1, uniqueId: 1, status: 1, _id: 0 })
+        .session(s)
         .lean<{ id: string; uniqueId?: string; status: RecordStatus }[]>();
       for (const d of docs)
         parents.push({
@@ -384,18 +500,24 @@ export class MongoImportRepository implements ImportRepository {
     return { parents, students, links };
   }
 
-  async getProfiles(districtId: string, parentIds?: string[]): Promise<ParentProfile[]> {
+  async getProfiles(
+    districtId: string,
+    parentIds?: string[],
+    session?: ClientSession,
+  ): Promise<ParentProfile[]> {
     const out: ParentProfile[] = [];
     if (parentIds === undefined) {
       const docs = await this.profiles
         .find({ districtId })
         .sort({ parentId: 1 })
+        .session(session ?? null)
         .lean<ProfileDoc[]>();
       return docs.map(toProfile);
     }
     for (const b of batches([...new Set(parentIds)])) {
       const docs = await this.profiles
         .find({ districtId, parentId: { $in: b } })
+        .session(session ?? null)
         .lean<ProfileDoc[]>();
       out.push(...docs.map(toProfile));
     }
@@ -444,8 +566,15 @@ export class MongoImportRepository implements ImportRepository {
     await this.previews.create(doc);
   }
 
-  async getPreview(districtId: string, id: string): Promise<StoredPreview | undefined> {
-    const d = await this.previews.findOne({ id, districtId }).lean<PreviewDoc>();
+  async getPreview(
+    districtId: string,
+    id: string,
+    session?: ClientSession,
+  ): Promise<StoredPreview | undefined> {
+    const d = await this.previews
+      .findOne({ id, districtId })
+      .session(session ?? null)
+      .lean<PreviewDoc>();
     return d ? toPreview(d) : undefined;
   }
 
@@ -468,8 +597,9 @@ export class MongoImportRepository implements ImportRepository {
   ): Promise<ApplyOutcome<ParentImportState>> {
     return this.apply(
       req,
-      () => this.loadParentImportState(req.districtId, req.keys),
-      () => this.writeParents(req.districtId, req.write),
+      session => this.loadParentImportState(req.districtId, req.keys, session),
+      session => this.writeParents(req.districtId, req.write, session),
+      state => parentImportChanges(state, req.write),
     );
   }
 
@@ -478,54 +608,53 @@ export class MongoImportRepository implements ImportRepository {
   ): Promise<ApplyOutcome<AssociationImportState>> {
     return this.apply(
       req,
-      () => this.loadAssociationState(req.districtId, req.keys),
-      () => this.writeLinks(req.districtId, req.write),
+      session => this.loadAssociationState(req.districtId, req.keys, session),
+      session => this.writeLinks(req.districtId, req.write, session),
+      state => associationImportChanges(state, req.write),
     );
   }
 
   // --- internals ------------------------------------------------------------------------
 
+  /** Mark applied, re-load, check, write and log — one transaction (see the header). */
   private async apply<S>(
     req: ApplyRequest<unknown, S, unknown>,
-    load: () => Promise<S>,
-    write: () => Promise<number>,
+    load: (session: ClientSession) => Promise<S>,
+    write: (session: ClientSession) => Promise<number>,
+    changes: (state: S) => NewChange[],
   ): Promise<ApplyOutcome<S>> {
-    const claimed = await this.previews
-      .findOneAndUpdate(
-        {
-          id: req.previewId,
-          districtId: req.districtId,
-          expiresAt: { $gt: req.now },
-          $or: [
-            { status: 'previewed' },
-            {
-              status: 'applying',
-              claimedAt: { $lt: new Date(req.now.getTime() - CLAIM_LEASE_MS) },
-            },
-          ],
-        },
-        { $set: { status: 'applying', claimedAt: req.now } },
-        { returnDocument: 'after' },
-      )
-      .lean<PreviewDoc>();
-    if (!claimed) {
-      return { kind: 'unavailable', preview: await this.getPreview(req.districtId, req.previewId) };
-    }
-    const release = () =>
-      this.previews.updateOne(
-        { id: req.previewId, status: 'applying' },
-        { $set: { status: 'previewed' }, $unset: { claimedAt: '' } },
-      );
-    let writes: number;
+    const op = previewApplyOp(req.districtId, req.previewId, req.now, req.result);
     try {
-      const state = await load();
-      if (!req.isCurrent(state)) {
-        await release();
-        return { kind: 'stale', state };
-      }
-      writes = await write();
+      return await withChangeTransaction(
+        this.changes,
+        req.districtId,
+        async (session): Promise<ApplyOutcome<S>> => {
+          const claimed = await this.previews
+            .findOneAndUpdate(op.filter, op.update, { session, returnDocument: 'before' })
+            .lean<PreviewDoc>();
+          if (!claimed)
+            return {
+              kind: 'unavailable',
+              preview: await this.getPreview(req.districtId, req.previewId, session),
+            };
+          const state = await load(session);
+          // Aborts the transaction: the preview stays `previewed`.
+          if (!req.isCurrent(state)) throw new StaleState(state);
+          // Derived before writing, from the state this transaction loaded and checked.
+          const entries = changes(state);
+          const writes = await write(session);
+          await appendChangesMongo(this.changes, session, req.districtId, req.change, entries);
+          const appliedAt = req.now.toISOString();
+          return {
+            kind: 'applied',
+            writes,
+            preview: { ...toPreview(claimed), status: 'applied', appliedAt, result: req.result },
+          };
+        },
+      );
     } catch (err) {
-      await release().catch(() => undefined);
+      if (err instanceof StaleState) return { kind: 'stale', state: err.state as S };
+      if (err instanceof StoreConflictError) throw err;
       if (isDuplicateKeyError(err)) {
         throw new StoreConflictError(
           `import ${req.previewId} conflicts with data written meanwhile: ${String(err)}`,
@@ -534,23 +663,13 @@ export class MongoImportRepository implements ImportRepository {
       }
       throw err;
     }
-    const appliedAt = req.now.toISOString();
-    await this.previews.updateOne(
-      { id: req.previewId },
-      {
-        $set: { status: 'applied', appliedAt, result: JSON.stringify(req.result) },
-        $unset: { claimedAt: '' },
-      },
-    );
-    const preview = toPreview(claimed);
-    return {
-      kind: 'applied',
-      writes,
-      preview: { ...preview, status: 'applied', appliedAt, result: req.result },
-    };
   }
 
-  private async writeParents(districtId: string, w: ParentImportWrite): Promise<number> {
+  private async writeParents(
+    districtId: string,
+    w: ParentImportWrite,
+    session: ClientSession,
+  ): Promise<number> {
     const parentOps: AnyBulkWriteOperation<ParentDoc>[] = [];
     const profileOps: AnyBulkWriteOperation<ProfileDoc>[] = [];
     for (const { account, profile } of w.creates) {
@@ -566,19 +685,35 @@ export class MongoImportRepository implements ImportRepository {
       if (u.profile) profileOps.push(profileWriteOp(districtId, u.parentId, u.profile));
     }
     let n = 0;
-    const opts = { ordered: true, throwOnValidationError: true } as const;
-    if (parentOps.length > 0) n += writtenDocuments(await this.parents.bulkWrite(parentOps, opts));
+    const opts = { ordered: true, throwOnValidationError: true, session } as const;
+    if (parentOps.length > 0) {
+      const r = await this.parents.bulkWrite(parentOps, opts);
+      // A create is a `$setOnInsert` upsert: one that inserted nothing found its id taken by
+      // an account the import did not plan on (SQLite: primary key violation).
+      if (r.upsertedCount !== w.creates.length)
+        throw new StoreConflictError(
+          `import creates ${w.creates.length} account(s) but ${w.creates.length - r.upsertedCount} id(s) are taken`,
+        );
+      n += writtenDocuments(r);
+    }
     if (profileOps.length > 0)
       n += writtenDocuments(await this.profiles.bulkWrite(profileOps, opts));
     return n;
   }
 
-  private async writeLinks(districtId: string, w: AssociationWrite): Promise<number> {
-    const ops: AnyBulkWriteOperation<LinkDoc>[] = w.upserts.map(l => linkWriteOp(districtId, l));
+  private async writeLinks(
+    districtId: string,
+    w: AssociationWrite,
+    session: ClientSession,
+  ): Promise<number> {
+    const ops: AnyBulkWriteOperation<LinkDoc>[] = w.upserts.map(l => {
+      if (l.districtId !== districtId) throw new Error(`link is not of ${districtId}`);
+      return importLinkUpsertOp(districtId, l);
+    });
     for (const d of w.deactivations) ops.push(linkDeactivateOp(districtId, d));
     if (ops.length === 0) return 0;
     return writtenDocuments(
-      await this.links.bulkWrite(ops, { ordered: false, throwOnValidationError: true }),
+      await this.links.bulkWrite(ops, { ordered: true, throwOnValidationError: true, session }),
     );
   }
 }

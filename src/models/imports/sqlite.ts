@@ -10,7 +10,9 @@
  * It reads the roster tables (`parent_accounts`, `parent_sources`, `students`,
  * `guardian_links`, `schools`) and writes accounts and links of imports with its own
  * statements, always inside one `BEGIN IMMEDIATE` transaction per confirm: state re-load,
- * freshness check, writes and the preview's `applied` mark commit together or not at all.
+ * freshness check, writes, their change-log entries (`appendChanges`, derived by
+ * `./changes.ts` from the re-loaded state) and the preview's `applied` mark commit together or
+ * not at all.
  */
 import type SqliteDatabase from 'better-sqlite3';
 
@@ -18,6 +20,8 @@ type Database = SqliteDatabase.Database;
 type Statement = SqliteDatabase.Statement;
 import type { RecordStatus } from '../../mapping/canonical.js';
 import { StoreConflictError } from '../../errors.js';
+import { appendChanges } from '../changes/sqlite.js';
+import type { NewChange } from '../changes/types.js';
 import type {
   AccountOrigin,
   GuardianLink,
@@ -45,6 +49,7 @@ import {
   type SchoolRef,
   type StoredPreview,
 } from './types.js';
+import { associationImportChanges, parentImportChanges } from './changes.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS import_previews (
@@ -385,7 +390,7 @@ export class SqliteImportRepository implements ImportRepository {
     });
   }
 
-  /** Re-load, check, write and mark applied — one `BEGIN IMMEDIATE` transaction. */
+  /** Re-load, check, write, log and mark applied — one `BEGIN IMMEDIATE` transaction. */
   applyParentImport(
     req: ApplyRequest<ParentImportKeys, ParentImportState, ParentImportWrite>,
   ): Promise<ApplyOutcome<ParentImportState>> {
@@ -393,10 +398,11 @@ export class SqliteImportRepository implements ImportRepository {
       req,
       () => this.parentState(req.districtId, req.keys),
       () => this.writeParents(req.districtId, req.write),
+      state => parentImportChanges(state, req.write),
     );
   }
 
-  /** Re-load, check, write and mark applied — one `BEGIN IMMEDIATE` transaction. */
+  /** Re-load, check, write, log and mark applied — one `BEGIN IMMEDIATE` transaction. */
   applyAssociationImport(
     req: ApplyRequest<AssociationImportKeys, AssociationImportState, AssociationWrite>,
   ): Promise<ApplyOutcome<AssociationImportState>> {
@@ -404,6 +410,7 @@ export class SqliteImportRepository implements ImportRepository {
       req,
       () => this.associationState(req.districtId, req.keys),
       () => this.writeLinks(req.districtId, req.write),
+      state => associationImportChanges(state, req.write),
     );
   }
 
@@ -413,6 +420,7 @@ export class SqliteImportRepository implements ImportRepository {
     req: ApplyRequest<unknown, S, unknown>,
     load: () => S,
     write: () => number,
+    changes: (state: S) => NewChange[],
   ): Promise<ApplyOutcome<S>> {
     return this.run(() => {
       try {
@@ -429,7 +437,10 @@ export class SqliteImportRepository implements ImportRepository {
             }
             const state = load();
             if (!req.isCurrent(state)) return { kind: 'stale', state };
+            // Derived before writing, from the state this transaction loaded and checked.
+            const entries = changes(state);
             const writes = write();
+            appendChanges(this.db, req.districtId, req.change, entries);
             const appliedAt = req.now.toISOString();
             this.stmt('markApplied').run(appliedAt, json(req.result), req.previewId);
             return {

@@ -17,8 +17,13 @@
  *   (`previewed → applying`) and relies on unique indexes (see `mongo.ts`).
  * - Writes of imports are not included in `RosterStore.writeCount()` (they are reported in
  *   the apply result instead).
+ * - Every account and link the apply really changes gets one change-log entry
+ *   (`src/models/changes`, design invariant 13), written in the same transaction as the change,
+ *   with the request's `change` context; the entries are derived from the state re-loaded in
+ *   that transaction (`./changes.ts`), so both adapters log the same entries.
  */
 import type { RecordStatus } from '../../mapping/canonical.js';
+import type { ChangeContext } from '../changes/types.js';
 import type { GuardianLink, LinkOrigin, ParentAccount } from '../types.js';
 
 /** Import-managed attributes of a parent account that the roster port does not model. */
@@ -152,6 +157,11 @@ export interface ApplyRequest<K, S, W> {
   write: W;
   /** Stored on the preview with status `applied`. */
   result: Record<string, unknown>;
+  /**
+   * Cause and actor of the change-log entries (cause `import`, id = the preview id,
+   * trigger = the import kind, notify = its "send activation email" option).
+   */
+  change: ChangeContext;
 }
 
 /**

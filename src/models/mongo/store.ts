@@ -7,15 +7,45 @@
  * - Plan writes are `bulkWrite({ ordered: false })` of upserts keyed by the unique indexes,
  *   with `$set` of full values, so re-applying a plan modifies nothing (MongoDB does not count
  *   no-op updates) and `writeCount()` stays exact.
- * - There are no multi-document transactions (they need a replica set and cost throughput).
- *   `reconcileChunk` relies on the unique indexes instead: a duplicate-key error means another
- *   writer got there first, so the chunk's state is re-loaded and re-planned (at most
- *   `MAX_REPLANS` times, then `StoreConflictError`). Every write is idempotent, so a partly
- *   applied plan followed by a re-plan converges to the same final state (invariant 2).
+ * - Every roster write (`reconcileChunk`, `applyDeactivations`, `addLink`, `createParent`)
+ *   runs in a multi-document transaction together with its change-log entries
+ *   (`withChangeTransaction` in `../changes/mongo.ts`): the change and its entries commit
+ *   together or not at all (design invariant 13). A chunk is atomic: its state is loaded in
+ *   the transaction, planned, written and logged; a planner that throws or a failing write
+ *   aborts everything. The transaction first writes the district's change-log counter, which
+ *   makes writers of one district take turns (a second one gets a write conflict, which the
+ *   driver retries with backoff), so a chunk plans on a snapshot holding every earlier
+ *   chunk's commit.
+ * - Transactions need a replica set or a sharded cluster: `init()` refuses a standalone server
+ *   (the `hello` reply has neither `setName` nor `msg: 'isdbgrid'`).
+ * - A transaction body may be run again by the driver (transient errors), so it only returns
+ *   what it wrote; `writeCount()` adds it once the transaction has committed.
+ * - A duplicate-key error (another writer won a unique key outside the district's turn, e.g.
+ *   a uniqueId taken in between) aborts the chunk's transaction; the chunk is then re-loaded
+ *   and re-planned (at most `MAX_REPLANS` times, then `StoreConflictError`).
  */
-import mongoose, { type AnyBulkWriteOperation, type Connection } from 'mongoose';
+import mongoose, {
+  type AnyBulkWriteOperation,
+  type ClientSession,
+  type Connection,
+} from 'mongoose';
 import type { RecordStatus } from '../../mapping/canonical.js';
 import { StoreConflictError } from '../../errors.js';
+import {
+  chunkChanges,
+  linkChange,
+  linkDeactivateChange,
+  parentCreateChange,
+  statusChange,
+} from '../changes/derive.js';
+import {
+  appendChangesMongo,
+  changeLogModels,
+  initChangeLog,
+  withChangeTransaction,
+  type ChangeLogModels,
+} from '../changes/mongo.js';
+import { SYSTEM_CHANGE, type ChangeContext, type NewChange } from '../changes/types.js';
 import {
   ACTIVE_RUN_STATUSES,
   OPTIONAL_RUN_FIELDS,
@@ -57,6 +87,12 @@ export const MAX_REPLANS = 3;
 const NAMESPACE_EXISTS = 48;
 /** Largest `$in` list sent in one query/update. */
 const IN_BATCH = 5000;
+/**
+ * Records deactivated per transaction by `applyDeactivations`: a held run approved for a
+ * whole district can be large, and a transaction must stay well inside MongoDB's 60 s
+ * lifetime limit and its cache.
+ */
+const DEACTIVATION_BATCH = 1000;
 
 /** Options of the MongoDB store. */
 export interface MongoStoreOptions {
@@ -69,8 +105,6 @@ export interface MongoStoreOptions {
 interface CodedError {
   code?: unknown;
   writeErrors?: unknown;
-  result?: unknown;
-  rawResult?: unknown;
 }
 
 function codeOf(err: unknown): unknown {
@@ -112,12 +146,23 @@ export function writtenDocuments(result: WriteCounts | null | undefined): number
   return n(result.insertedCount) + n(result.upsertedCount) + n(result.modifiedCount);
 }
 
-/** Documents a failed bulk write still wrote (driver `result` or mongoose `rawResult`). */
-function writtenBeforeError(err: unknown): number {
-  if (typeof err !== 'object' || err === null) return 0;
-  const e = err as CodedError;
-  const result = (e.result ?? e.rawResult) as WriteCounts | null | undefined;
-  return writtenDocuments(result);
+/**
+ * Refuse a server that cannot run multi-document transactions, from its `hello` reply: a
+ * replica-set member has `setName`, a mongos answers `msg: 'isdbgrid'`. Throws an Error
+ * saying what to do otherwise (never echoing the URL, which may carry credentials).
+ */
+export function assertTransactionsSupported(hello: Record<string, unknown>): void {
+  const setName = hello.setName;
+  if (typeof setName === 'string' && setName !== '') return;
+  if (hello.msg === 'isdbgrid') return;
+  throw new Error(
+    'the MongoDB store needs a replica set (or a sharded cluster): it writes every roster ' +
+      'change and its change-log entries in one multi-document transaction, which a ' +
+      'standalone mongod cannot run. Start mongod with --replSet and initiate the set once ' +
+      "(docker-compose.yml runs mongo with '--replSet rs0' and its healthcheck calls " +
+      'rs.initiate()); a single-node replica set is enough. Then add replicaSet=<name> ' +
+      '(e.g. replicaSet=rs0) to the store URL.',
+  );
 }
 
 // --- mapping: documents → port types (explicit fields; nothing else escapes) -------------
@@ -204,6 +249,9 @@ export function runFromDoc(d: Lean<RunDoc>): SyncRun {
   setOpt(r, 'finishedAt', d.finishedAt);
   setOpt(r, 'held', d.held);
   setOpt(r, 'error', d.error);
+  setOpt(r, 'actor', d.actor);
+  setOpt(r, 'decidedBy', d.decidedBy);
+  setOpt(r, 'decidedAt', d.decidedAt);
   return r;
 }
 
@@ -355,34 +403,75 @@ export function runDocFrom(run: SyncRun): RunDoc {
   setOpt(doc, 'finishedAt', run.finishedAt);
   setOpt(doc, 'held', run.held);
   setOpt(doc, 'error', run.error);
+  setOpt(doc, 'actor', run.actor);
+  setOpt(doc, 'decidedBy', run.decidedBy);
+  setOpt(doc, 'decidedAt', run.decidedAt);
   return doc;
 }
 
 /** bulkWrite options: unordered, and validation failures throw instead of skipping ops. */
 const BULK = { ordered: false, throwOnValidationError: true } as const;
 
+/** Options of a dry run's read-only transaction: one snapshot of the chunk's state. */
+const READ_TRANSACTION = { readConcern: { level: 'snapshot' }, readPreference: 'primary' } as const;
+
+const INACTIVE = { $set: { status: 'inactive' as RecordStatus } };
+
+/**
+ * What `addLink(link)` does to the existing link `prev` of that origin (SQLite's rule):
+ * `create` when there is none, `reactivate`/`deactivate` when the status changes, `update`
+ * when only the relationship does; undefined when nothing changes (pure).
+ */
+export function addLinkAction(
+  prev: GuardianLink | undefined,
+  link: GuardianLink,
+): 'create' | 'update' | 'reactivate' | 'deactivate' | undefined {
+  if (!prev) return 'create';
+  if (prev.status !== link.status) return link.status === 'active' ? 'reactivate' : 'deactivate';
+  return (prev.relationship ?? undefined) === (link.relationship ?? undefined)
+    ? undefined
+    : 'update';
+}
+
+/** Inside a transaction that read the records first, every update must change them all. */
+function expectModified(what: string, modified: number, expected: number): void {
+  if (modified !== expected) {
+    throw new Error(
+      `deactivated ${modified} ${what} where ${expected} were read as active in the same transaction`,
+    );
+  }
+}
+
 /** `RosterStore` on MongoDB through a private mongoose connection. */
 export class MongoRosterStore implements RosterStore {
   private readonly conn: Connection;
   private readonly m: RosterModels;
+  /** The change log's models (written in the roster transactions). */
+  private readonly cl: ChangeLogModels;
   private opening: Promise<void> | undefined;
   private writes = 0;
 
-  /** Prepare a store for `url` (`mongodb://…` or `mongodb+srv://…`); `init()` connects. */
   /** The private mongoose connection, for feature repositories sharing it. */
   handle(): StoreHandle {
     return { kind: 'mongo', connection: this.conn };
   }
 
+  /** Prepare a store for `url` (`mongodb://…` or `mongodb+srv://…`); `init()` connects. */
   constructor(
     private readonly url: string,
     private readonly options: MongoStoreOptions = {},
   ) {
     this.conn = mongoose.createConnection();
     this.m = registerModels(this.conn);
+    this.cl = changeLogModels(this.conn);
   }
 
-  /** Connect (once) and build the schema's indexes (`syncIndexes`). Idempotent. */
+  /**
+   * Connect (once), check that the server can run transactions, and create the roster's and
+   * the change log's collections and indexes (`syncIndexes`). Idempotent. Throws when the
+   * server is unreachable, and an Error naming the fix when it is a standalone server (see
+   * `assertTransactionsSupported`).
+   */
   async init(): Promise<void> {
     this.opening ??= this.conn
       .openUri(this.url, {
@@ -397,6 +486,9 @@ export class MongoRosterStore implements RosterStore {
       this.opening = undefined;
       throw err;
     }
+    const db = this.conn.db;
+    if (!db) throw new Error('MongoDB store is not connected');
+    assertTransactionsSupported(await db.command({ hello: 1 }));
     for (const model of Object.values(this.m) as mongoose.Model<unknown>[]) {
       try {
         await model.createCollection();
@@ -406,6 +498,8 @@ export class MongoRosterStore implements RosterStore {
       // Creates missing indexes, rebuilds changed ones, drops ones the schema no longer has.
       await model.syncIndexes();
     }
+    // Transactions cannot create collections with their indexes: the log's exist up front.
+    await initChangeLog(this.cl);
   }
 
   /** Close the connection. */
@@ -449,22 +543,48 @@ export class MongoRosterStore implements RosterStore {
   }
 
   /**
-   * Load the chunk's state, call the pure `planner`, and unless `dryRun` write the plan with
-   * idempotent upserts. On a duplicate-key error (a concurrent writer won a unique key) the
-   * state is re-loaded and re-planned, up to `MAX_REPLANS` times; then `StoreConflictError`.
+   * In one transaction: load the chunk's state, call the pure `planner`, and unless `dryRun`
+   * write the plan with idempotent upserts and append its change-log entries (cause and actor
+   * from `options.change`, default `SYSTEM_CHANGE`). A planner that throws or a failing write
+   * aborts the whole chunk, entries included. A duplicate-key error (a unique key taken by a
+   * writer outside the district's turn) re-loads and re-plans, up to `MAX_REPLANS` times; then
+   * `StoreConflictError`. A dry run reads a snapshot and writes nothing.
    */
   async reconcileChunk(
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean },
+    options: { dryRun: boolean; change?: ChangeContext | undefined },
   ): Promise<ChunkPlan> {
+    if (options.dryRun) {
+      return this.conn.transaction(async session => {
+        const plan = planner(await this.loadChunkState(districtId, keys, session));
+        assertPlanInDistrict(districtId, plan);
+        return plan;
+      }, READ_TRANSACTION);
+    }
+    const change = options.change ?? SYSTEM_CHANGE;
     for (let attempt = 0; ; attempt++) {
-      const plan = planner(await this.loadChunkState(districtId, keys));
-      assertPlanInDistrict(districtId, plan);
-      if (options.dryRun) return plan;
       try {
-        await this.writePlan(districtId, plan);
+        const { plan, written } = await withChangeTransaction(
+          this.cl,
+          districtId,
+          async session => {
+            const state = await this.loadChunkState(districtId, keys, session);
+            const plan = planner(state);
+            assertPlanInDistrict(districtId, plan);
+            const written = await this.writePlan(districtId, plan, session);
+            await appendChangesMongo(
+              this.cl,
+              session,
+              districtId,
+              change,
+              chunkChanges(state, plan),
+            );
+            return { plan, written };
+          },
+        );
+        this.writes += written;
         return plan;
       } catch (err) {
         if (!isDuplicateKeyError(err)) throw err;
@@ -478,7 +598,6 @@ export class MongoRosterStore implements RosterStore {
     }
   }
 
-  /** sourcedIds of the district's active students, sorted. */
   /** Active `sis` links of the given students or parents, each once. */
   async listActiveSisLinks(
     districtId: string,
@@ -506,6 +625,7 @@ export class MongoRosterStore implements RosterStore {
     return [...out.values()];
   }
 
+  /** sourcedIds of the district's active students, sorted. */
   async listActiveStudentIds(districtId: string): Promise<string[]> {
     const docs = await this.m.students
       .find({ districtId, status: 'active' }, { sourcedId: 1, _id: 0 })
@@ -534,44 +654,112 @@ export class MongoRosterStore implements RosterStore {
 
   /**
    * Set `inactive` on the listed active students and parents and on the listed active
-   * `sis`-origin links (other origins are never touched). Never deletes. Returns documents
-   * changed (counted as writes).
+   * `sis`-origin links (other origins are never touched). Never deletes. Logs one entry per
+   * record whose status changed (students by sourcedId, then accounts by id, then links in
+   * the given order, like SQLite), cause and actor from `change`. Works in transactions of
+   * `DEACTIVATION_BATCH` records, each holding its records' changes and entries: a call that
+   * fails part-way leaves whole batches applied and logged, and calling it again finishes the
+   * rest (only records still active change). Returns the number of records changed.
    */
-  async applyDeactivations(districtId: string, d: Deactivations): Promise<number> {
+  async applyDeactivations(
+    districtId: string,
+    d: Deactivations,
+    change: ChangeContext = SYSTEM_CHANGE,
+  ): Promise<number> {
     let n = 0;
-    const inactive = { $set: { status: 'inactive' as RecordStatus } };
-    for (const ids of chunked(d.studentSourcedIds, IN_BATCH)) {
-      const r = await this.m.students.updateMany(
-        { districtId, status: 'active', sourcedId: { $in: ids } },
-        inactive,
-      );
-      n += r.modifiedCount;
-      this.writes += r.modifiedCount;
+    for (const ids of chunked(unique(d.studentSourcedIds).sort(), DEACTIVATION_BATCH)) {
+      n += await this.deactivateBatch(districtId, change, async session => {
+        const active = await this.m.students
+          .find(
+            { districtId, status: 'active', sourcedId: { $in: ids } },
+            { sourcedId: 1, _id: 0 },
+            { session },
+          )
+          .lean<{ sourcedId: string }[]>();
+        const found = active.map(x => x.sourcedId).sort();
+        if (found.length === 0) return [];
+        const r = await this.m.students.updateMany(
+          { districtId, status: 'active', sourcedId: { $in: found } },
+          INACTIVE,
+          { session },
+        );
+        expectModified('students', r.modifiedCount, found.length);
+        return found.map(id => statusChange('student', id, 'deactivate'));
+      });
     }
-    for (const ids of chunked(d.parentIds, IN_BATCH)) {
-      const r = await this.m.parents.updateMany(
-        { districtId, status: 'active', id: { $in: ids } },
-        inactive,
-      );
-      n += r.modifiedCount;
-      this.writes += r.modifiedCount;
+    for (const ids of chunked(unique(d.parentIds).sort(), DEACTIVATION_BATCH)) {
+      n += await this.deactivateBatch(districtId, change, async session => {
+        const active = await this.m.parents
+          .find({ districtId, status: 'active', id: { $in: ids } }, { id: 1, _id: 0 }, { session })
+          .lean<{ id: string }[]>();
+        const found = active.map(x => x.id).sort();
+        if (found.length === 0) return [];
+        const r = await this.m.parents.updateMany(
+          { districtId, status: 'active', id: { $in: found } },
+          INACTIVE,
+          { session },
+        );
+        expectModified('parent accounts', r.modifiedCount, found.length);
+        return found.map(id => statusChange('parent', id, 'deactivate'));
+      });
     }
-    for (const links of chunked(d.links, IN_BATCH)) {
-      const ops: AnyBulkWriteOperation<LinkDoc>[] = links.map(l => ({
-        updateOne: {
-          filter: {
-            districtId,
-            parentId: l.parentId,
-            studentSourcedId: l.studentSourcedId,
-            origin: 'sis',
-            status: 'active',
+    const pairs = new Map<string, { parentId: string; studentSourcedId: string }>();
+    for (const l of d.links) pairs.set(`${l.parentId}\u0000${l.studentSourcedId}`, l);
+    for (const links of chunked([...pairs.values()], DEACTIVATION_BATCH)) {
+      n += await this.deactivateBatch(districtId, change, async session => {
+        const active = await this.m.links
+          .find(
+            {
+              districtId,
+              origin: 'sis',
+              status: 'active',
+              studentSourcedId: { $in: unique(links.map(l => l.studentSourcedId)) },
+              parentId: { $in: unique(links.map(l => l.parentId)) },
+            },
+            { parentId: 1, studentSourcedId: 1, _id: 0 },
+            { session },
+          )
+          .lean<{ parentId: string; studentSourcedId: string }[]>();
+        const isActive = new Set(active.map(l => `${l.parentId}\u0000${l.studentSourcedId}`));
+        const found = links.filter(l => isActive.has(`${l.parentId}\u0000${l.studentSourcedId}`));
+        if (found.length === 0) return [];
+        const ops: AnyBulkWriteOperation<LinkDoc>[] = found.map(l => ({
+          updateOne: {
+            filter: {
+              districtId,
+              parentId: l.parentId,
+              studentSourcedId: l.studentSourcedId,
+              origin: 'sis',
+              status: 'active',
+            },
+            update: INACTIVE,
           },
-          update: inactive,
-        },
-      }));
-      n += await this.bulk(() => this.m.links.bulkWrite(ops, BULK));
+        }));
+        const r = await this.m.links.bulkWrite(ops, { ...BULK, session });
+        expectModified('links', writtenDocuments(r), found.length);
+        return found.map(l => linkDeactivateChange('sis', l.parentId, l.studentSourcedId));
+      });
     }
     return n;
+  }
+
+  /**
+   * One transaction of `applyDeactivations`: `body` deactivates and returns the entries of
+   * what it changed (one per record); they are logged in the same transaction. Returns the
+   * number of records changed, counted as writes once committed.
+   */
+  private async deactivateBatch(
+    districtId: string,
+    change: ChangeContext,
+    body: (session: ClientSession) => Promise<NewChange[]>,
+  ): Promise<number> {
+    const entries = await withChangeTransaction(this.cl, districtId, async session => {
+      const out = await body(session);
+      await appendChangesMongo(this.cl, session, districtId, change, out);
+      return out;
+    });
+    this.writes += entries.length;
+    return entries.length;
   }
 
   /** All students of a district, by sourcedId. */
@@ -601,20 +789,58 @@ export class MongoRosterStore implements RosterStore {
     return docs.map(linkFromDoc);
   }
 
-  /** Insert the link, or update status/relationship of the existing link of that origin. */
-  async addLink(link: GuardianLink): Promise<boolean> {
-    const ops = [linkWriteOp(link.districtId, link)];
-    return (await this.bulk(() => this.m.links.bulkWrite(ops, BULK))) > 0;
+  /**
+   * Insert the link, or update status/relationship of the existing link of that origin, and
+   * log it (create / update / reactivate / deactivate, like SQLite) in the same transaction.
+   * Returns true when the link changed; a link already in that state writes and logs nothing.
+   */
+  async addLink(link: GuardianLink, change: ChangeContext = SYSTEM_CHANGE): Promise<boolean> {
+    const written = await withChangeTransaction(this.cl, link.districtId, async session => {
+      const prevDoc = await this.m.links
+        .findOne(
+          {
+            districtId: link.districtId,
+            parentId: link.parentId,
+            studentSourcedId: link.studentSourcedId,
+            origin: link.origin,
+          },
+          null,
+          { session },
+        )
+        .lean<Lean<LinkDoc>>();
+      const prev = prevDoc ? linkFromDoc(prevDoc) : undefined;
+      const action = addLinkAction(prev, link);
+      if (action === undefined) return 0;
+      const r = await this.m.links.bulkWrite([linkWriteOp(link.districtId, link)], {
+        ...BULK,
+        session,
+      });
+      const n = writtenDocuments(r);
+      if (n > 0) {
+        await appendChangesMongo(this.cl, session, link.districtId, change, [
+          linkChange(action, link, prev),
+        ]);
+      }
+      return n;
+    });
+    this.writes += written;
+    return written > 0;
   }
 
   /**
-   * Insert an account with its sources. Throws `StoreConflictError` when the id, uniqueId
-   * or a source is already taken in the district.
+   * Insert an account with its sources and log its creation, in one transaction. Throws
+   * `StoreConflictError` when the id, uniqueId or a source is already taken in the district
+   * (nothing is written or logged then).
    */
-  async createParent(account: ParentAccount): Promise<void> {
+  async createParent(account: ParentAccount, change: ChangeContext = SYSTEM_CHANGE): Promise<void> {
     const doc: ParentDoc = { ...account, sources: account.sources.map(s => ({ ...s })) };
     try {
-      await this.m.parents.create(stripUndefined(doc));
+      await withChangeTransaction(this.cl, account.districtId, async session => {
+        await this.m.parents.insertMany([stripUndefined(doc)], { session, ordered: true });
+        await appendChangesMongo(this.cl, session, account.districtId, change, [
+          parentCreateChange(account),
+        ]);
+      });
     } catch (err) {
       if (isDuplicateKeyError(err)) {
         throw new StoreConflictError(
@@ -751,7 +977,15 @@ export class MongoRosterStore implements RosterStore {
 
   // --- internals ----------------------------------------------------------------------
 
-  private async loadChunkState(districtId: string, keys: ChunkKeys): Promise<ChunkState> {
+  /**
+   * The chunk's state, read in `session`'s transaction. Reads run one after another: a
+   * session runs one operation at a time (never `Promise.all` inside a transaction).
+   */
+  private async loadChunkState(
+    districtId: string,
+    keys: ChunkKeys,
+    session: ClientSession,
+  ): Promise<ChunkState> {
     const studentIds = unique(keys.studentSourcedIds);
     const or: mongoose.QueryFilter<ParentDoc>[] = [];
     const guardianIds = unique(keys.guardianSourcedIds);
@@ -765,23 +999,27 @@ export class MongoRosterStore implements RosterStore {
     if (uniqueIds.length > 0) or.push({ uniqueId: { $in: uniqueIds } });
     if (emails.length > 0) or.push({ emailNormalized: { $in: emails } });
 
-    const [students, parents, links] = await Promise.all([
+    const students =
       studentIds.length === 0
         ? []
-        : this.m.students
-            .find({ districtId, sourcedId: { $in: studentIds } })
+        : await this.m.students
+            .find({ districtId, sourcedId: { $in: studentIds } }, null, { session })
             .sort({ sourcedId: 1 })
-            .lean<Lean<StudentDoc>[]>(),
+            .lean<Lean<StudentDoc>[]>();
+    const parents =
       or.length === 0
         ? []
-        : this.m.parents.find({ districtId, $or: or }).sort({ id: 1 }).lean<Lean<ParentDoc>[]>(),
+        : await this.m.parents
+            .find({ districtId, $or: or }, null, { session })
+            .sort({ id: 1 })
+            .lean<Lean<ParentDoc>[]>();
+    const links =
       studentIds.length === 0
         ? []
-        : this.m.links
-            .find({ districtId, studentSourcedId: { $in: studentIds } })
+        : await this.m.links
+            .find({ districtId, studentSourcedId: { $in: studentIds } }, null, { session })
             .sort({ parentId: 1, studentSourcedId: 1, origin: 1 })
-            .lean<Lean<LinkDoc>[]>(),
-    ]);
+            .lean<Lean<LinkDoc>[]>();
     return {
       students: students.map(studentFromDoc),
       parents: parents.map(parentFromDoc),
@@ -790,10 +1028,15 @@ export class MongoRosterStore implements RosterStore {
   }
 
   /**
-   * Write a plan: parent accounts first (so links never point at an account that a failed
-   * write left out), then students, then links. Stops at the first failing bulk.
+   * Write a plan in `session`'s transaction: parent accounts first, then students, then links
+   * (one bulk write each, one after another). Returns the documents written; the caller adds
+   * them to `writeCount()` once the transaction has committed.
    */
-  private async writePlan(districtId: string, plan: ChunkPlan): Promise<void> {
+  private async writePlan(
+    districtId: string,
+    plan: ChunkPlan,
+    session: ClientSession,
+  ): Promise<number> {
     const parentOps: AnyBulkWriteOperation<ParentDoc>[] = plan.parentCreates.map(p =>
       parentCreateOp(districtId, p),
     );
@@ -803,22 +1046,14 @@ export class MongoRosterStore implements RosterStore {
     }
     const studentOps = plan.students.map(s => studentWriteOp(districtId, s.record));
     const linkOps = plan.links.map(l => linkWriteOp(districtId, l.link));
-    if (parentOps.length > 0) await this.bulk(() => this.m.parents.bulkWrite(parentOps, BULK));
-    if (studentOps.length > 0) await this.bulk(() => this.m.students.bulkWrite(studentOps, BULK));
-    if (linkOps.length > 0) await this.bulk(() => this.m.links.bulkWrite(linkOps, BULK));
-  }
-
-  /** Run one bulk write of roster documents; counts what was written, even on error. */
-  private async bulk(write: () => Promise<WriteCounts>): Promise<number> {
-    let written: number;
-    try {
-      written = writtenDocuments(await write());
-    } catch (err) {
-      this.writes += writtenBeforeError(err);
-      throw err;
-    }
-    this.writes += written;
-    return written;
+    const options = { ...BULK, session };
+    let n = 0;
+    if (parentOps.length > 0)
+      n += writtenDocuments(await this.m.parents.bulkWrite(parentOps, options));
+    if (studentOps.length > 0)
+      n += writtenDocuments(await this.m.students.bulkWrite(studentOps, options));
+    if (linkOps.length > 0) n += writtenDocuments(await this.m.links.bulkWrite(linkOps, options));
+    return n;
   }
 }
 
