@@ -11,7 +11,9 @@
  *   counted: invariant 1 ("a no-change resync performs zero writes") is about the roster.
  * - `reconcileChunk` is atomic per chunk: it loads the state the planner needs, calls the
  *   pure planner and writes the plan so that no other writer can interleave (SQLite: one
- *   `BEGIN IMMEDIATE` transaction; MongoDB: unique indexes + re-plan on duplicate key).
+ *   `BEGIN IMMEDIATE` transaction; MongoDB: one multi-document transaction per chunk, which
+ *   needs a replica set). Both write the chunk's change-log entries in that same transaction
+ *   (`src/models/changes/`).
  */
 import type { Database } from 'better-sqlite3';
 import type { Connection } from 'mongoose';

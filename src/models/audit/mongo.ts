@@ -7,62 +7,10 @@
  * It creates no index of its own.
  */
 import type { Connection, Model } from 'mongoose';
-import type { LinkDoc, ParentDoc, StudentDoc } from '../mongo/schemas.js';
+import { rosterModel, type LinkDoc, type ParentDoc, type StudentDoc } from '../mongo/schemas.js';
+import { linkFromDoc, parentFromDoc, studentFromDoc } from '../mongo/store.js';
 import type { GuardianLink, ParentAccount, StoredStudent } from '../types.js';
 import { MAX_EMAIL_MATCHES, type AuditReads } from './types.js';
-
-function rosterModel<T>(conn: Connection, name: string): Model<T> {
-  const m = conn.models[name] as Model<T> | undefined;
-  if (!m) throw new Error(`MongoDB roster model ${name} is not registered on this connection`);
-  return m;
-}
-
-function toLink(d: LinkDoc): GuardianLink {
-  const l: GuardianLink = {
-    districtId: d.districtId,
-    parentId: d.parentId,
-    studentSourcedId: d.studentSourcedId,
-    origin: d.origin,
-    status: d.status,
-  };
-  if (d.relationship != null) l.relationship = d.relationship;
-  return l;
-}
-
-function toParent(d: ParentDoc): ParentAccount {
-  const p: ParentAccount = {
-    districtId: d.districtId,
-    id: d.id,
-    givenName: d.givenName ?? '',
-    familyName: d.familyName ?? '',
-    role: d.role,
-    status: d.status,
-    origin: d.origin,
-    sources: (d.sources ?? []).map(s => ({ connector: s.connector, sourcedId: s.sourcedId })),
-    lockedFields: [...(d.lockedFields ?? [])],
-  };
-  if (d.uniqueId != null) p.uniqueId = d.uniqueId;
-  if (d.email != null) p.email = d.email;
-  if (d.emailNormalized != null) p.emailNormalized = d.emailNormalized;
-  if (d.phone != null) p.phone = d.phone;
-  if (d.sisRole != null) p.sisRole = d.sisRole;
-  return p;
-}
-
-function toStudent(d: StudentDoc): StoredStudent {
-  const s: StoredStudent = {
-    districtId: d.districtId,
-    sourcedId: d.sourcedId,
-    uniqueId: d.uniqueId,
-    givenName: d.givenName ?? '',
-    familyName: d.familyName ?? '',
-    schoolSourcedIds: [...(d.schoolSourcedIds ?? [])],
-    status: d.status,
-  };
-  if (d.email != null) s.email = d.email;
-  if (d.grade != null) s.grade = d.grade;
-  return s;
-}
 
 /** `AuditReads` on the roster store's MongoDB connection. */
 export class MongoAuditReads implements AuditReads {
@@ -85,7 +33,7 @@ export class MongoAuditReads implements AuditReads {
       .find({ districtId, studentSourcedId }, { _id: 0 })
       .sort({ parentId: 1, origin: 1 })
       .lean<LinkDoc[]>();
-    return docs.map(toLink);
+    return docs.map(linkFromDoc);
   }
 
   async linksOfParent(districtId: string, parentId: string): Promise<GuardianLink[]> {
@@ -93,7 +41,7 @@ export class MongoAuditReads implements AuditReads {
       .find({ districtId, parentId }, { _id: 0 })
       .sort({ studentSourcedId: 1, origin: 1 })
       .lean<LinkDoc[]>();
-    return docs.map(toLink);
+    return docs.map(linkFromDoc);
   }
 
   async parentsByIds(districtId: string, ids: readonly string[]): Promise<ParentAccount[]> {
@@ -103,12 +51,12 @@ export class MongoAuditReads implements AuditReads {
       .find({ districtId, id: { $in: unique } }, { _id: 0 })
       .sort({ id: 1 })
       .lean<ParentDoc[]>();
-    return docs.map(toParent);
+    return docs.map(parentFromDoc);
   }
 
   async parentByUniqueId(districtId: string, uniqueId: string): Promise<ParentAccount | undefined> {
     const d = await this.parents.findOne({ districtId, uniqueId }, { _id: 0 }).lean<ParentDoc>();
-    return d ? toParent(d) : undefined;
+    return d ? parentFromDoc(d) : undefined;
   }
 
   async parentsByEmail(districtId: string, emailNormalized: string): Promise<ParentAccount[]> {
@@ -117,7 +65,7 @@ export class MongoAuditReads implements AuditReads {
       .sort({ id: 1 })
       .limit(MAX_EMAIL_MATCHES)
       .lean<ParentDoc[]>();
-    return docs.map(toParent);
+    return docs.map(parentFromDoc);
   }
 
   async studentsBySourcedIds(districtId: string, ids: readonly string[]): Promise<StoredStudent[]> {
@@ -127,6 +75,6 @@ export class MongoAuditReads implements AuditReads {
       .find({ districtId, sourcedId: { $in: unique } }, { _id: 0 })
       .sort({ sourcedId: 1 })
       .lean<StudentDoc[]>();
-    return docs.map(toStudent);
+    return docs.map(studentFromDoc);
   }
 }

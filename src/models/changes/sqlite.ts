@@ -18,6 +18,7 @@
  *   metrics, webhooks), moved by compare-and-set.
  */
 import type { Database, Statement } from 'better-sqlite3';
+import { settle, StatementCache } from '../sqlite/adapter.js';
 import type { LinkOrigin } from '../types.js';
 import {
   CHANGE_ENTITIES,
@@ -222,12 +223,13 @@ function addCount(out: ChangeCounts, entity: string, action: string, n: number):
   t[action] = (t[action] ?? 0) + n;
 }
 
-
 /** `ChangeLogRepository` on the roster store's SQLite database. */
 export class SqliteChangeLogRepository implements ChangeLogRepository {
-  private readonly statements = new Map<string, Statement>();
+  private readonly statements: StatementCache;
 
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: Database) {
+    this.statements = new StatementCache(db);
+  }
 
   /** The tables come with the roster store's migrations; this only checks they exist. */
   init(): Promise<void> {
@@ -243,7 +245,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   list(districtId: string, q: ChangeQuery): Promise<ChangeEntry[]> {
-    return this.run(() => {
+    return settle(() => {
       const where = ['l.district_id = @districtId', 'l.seq > @after'];
       const params: Record<string, string | number> = {
         districtId,
@@ -283,7 +285,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   lastSeq(districtId: string): Promise<number> {
-    return this.run(
+    return settle(
       () =>
         (this.stmt('SELECT last FROM change_seq WHERE district_id = ?').pluck().get(districtId) as
           number | undefined) ?? 0,
@@ -291,7 +293,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   countByCause(districtId: string, causeIds: readonly string[]): Promise<ChangeCounts> {
-    return this.run(() => {
+    return settle(() => {
       const rows = this.stmt(
         `SELECT counts FROM change_batches
          WHERE district_id = ? AND cause_id IN (SELECT value FROM json_each(?))`,
@@ -307,7 +309,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   countRange(districtId: string, afterSeq: number, toSeq: number): Promise<ChangeCounts> {
-    return this.run(() => {
+    return settle(() => {
       const rows = this.stmt(
         `SELECT entity, action, count(*) AS n FROM change_log
          WHERE district_id = ? AND seq > ? AND seq <= ? GROUP BY entity, action`,
@@ -319,7 +321,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   districts(): Promise<string[]> {
-    return this.run(
+    return settle(
       () =>
         this.stmt('SELECT district_id FROM change_seq ORDER BY district_id')
           .pluck()
@@ -328,7 +330,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   cursor(consumer: string, districtId: string): Promise<ConsumerCursor> {
-    return this.run(() => {
+    return settle(() => {
       const row = this.stmt(
         'SELECT * FROM change_cursors WHERE consumer = ? AND district_id = ?',
       ).get(consumer, districtId) as CursorRow | undefined;
@@ -343,7 +345,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
     toSeq: number,
     state?: Record<string, unknown>,
   ): Promise<boolean> {
-    return this.run(() =>
+    return settle(() =>
       this.db
         .transaction(() => {
           const row = this.stmt(
@@ -364,7 +366,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   setState(consumer: string, districtId: string, state: Record<string, unknown>): Promise<void> {
-    return this.run(() => {
+    return settle(() => {
       this.stmt(
         `INSERT INTO change_cursors (consumer, district_id, seq, updated_at, state)
          VALUES (?, ?, 0, NULL, ?) ON CONFLICT (consumer, district_id) DO UPDATE SET
@@ -374,7 +376,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   cursors(consumer: string): Promise<ConsumerCursor[]> {
-    return this.run(() =>
+    return settle(() =>
       (
         this.stmt('SELECT * FROM change_cursors WHERE consumer = ? ORDER BY district_id').all(
           consumer,
@@ -384,7 +386,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   prune(districtId: string, before: string): Promise<number> {
-    return this.run(() =>
+    return settle(() =>
       this.db
         .transaction(() => {
           // The newest create/reactivate entry of each active link and active account stays:
@@ -427,20 +429,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
   }
 
   private stmt(sql: string): Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
-  }
-
-  private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    return this.statements.get(sql);
   }
 }
 

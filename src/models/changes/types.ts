@@ -173,7 +173,13 @@ export interface ChangeLogRepository {
   list(districtId: string, q: ChangeQuery): Promise<ChangeEntry[]>;
   /** The district's last sequence number (0 when it has no entry). */
   lastSeq(districtId: string): Promise<number>;
-  /** Number of entries by entity and action among those with `cause.id` in `causeIds`. */
+  /**
+   * Number of entries by entity and action among those with `cause.id` in `causeIds`, as
+   * written. Used for a run's counts when it ends (finalize, failure, approval), long before
+   * retention could prune anything; after a prune the SQLite adapter still counts what was
+   * written (it keeps per-write totals), MongoDB counts the entries left. A run keeps its own
+   * counts, so reports never depend on it after the fact.
+   */
   countByCause(districtId: string, causeIds: readonly string[]): Promise<ChangeCounts>;
   /** Number of entries by entity and action with `afterSeq < seq <= toSeq`. */
   countRange(districtId: string, afterSeq: number, toSeq: number): Promise<ChangeCounts>;

@@ -22,13 +22,15 @@ import type { RecordStatus } from '../../mapping/canonical.js';
 import { StoreConflictError } from '../../errors.js';
 import { appendChanges } from '../changes/sqlite.js';
 import type { NewChange } from '../changes/types.js';
-import type {
-  AccountOrigin,
-  GuardianLink,
-  LinkOrigin,
-  ParentAccount,
-  ParentSource,
-} from '../types.js';
+import {
+  groupSources,
+  toLink,
+  toParent,
+  type LinkRow,
+  type ParentRow,
+  type SourceRow,
+} from '../sqlite/rows.js';
+import type { ParentSource } from '../types.js';
 import {
   PART_SIZE,
   type ApplyOutcome,
@@ -172,37 +174,12 @@ interface PreviewRow {
   result: string | null;
 }
 
-interface ParentRow {
-  district_id: string;
-  id: string;
-  unique_id: string | null;
-  given_name: string;
-  family_name: string;
-  email: string | null;
-  email_normalized: string | null;
-  phone: string | null;
-  role: string;
-  sis_role: string | null;
-  status: string;
-  origin: string;
-  locked_fields: string;
-}
-
 interface ProfileRow {
   district_id: string;
   parent_id: string;
   username: string | null;
   username_normalized: string | null;
   school_sourced_ids: string;
-}
-
-interface LinkRow {
-  district_id: string;
-  parent_id: string;
-  student_sourced_id: string;
-  origin: string;
-  relationship: string | null;
-  status: string;
 }
 
 const PARENT_SET_COLUMNS: Record<keyof ImportParentSet, string> = {
@@ -229,26 +206,6 @@ function isUniqueViolation(err: unknown): boolean {
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
-function toParent(r: ParentRow, sources: ParentSource[]): ParentAccount {
-  const p: ParentAccount = {
-    districtId: r.district_id,
-    id: r.id,
-    givenName: r.given_name,
-    familyName: r.family_name,
-    role: r.role,
-    status: r.status as RecordStatus,
-    origin: r.origin as AccountOrigin,
-    sources,
-    lockedFields: JSON.parse(r.locked_fields) as string[],
-  };
-  if (r.unique_id !== null) p.uniqueId = r.unique_id;
-  if (r.email !== null) p.email = r.email;
-  if (r.email_normalized !== null) p.emailNormalized = r.email_normalized;
-  if (r.phone !== null) p.phone = r.phone;
-  if (r.sis_role !== null) p.sisRole = r.sis_role as ParentAccount['sisRole'];
-  return p;
-}
-
 function toProfile(r: ProfileRow): ParentProfile {
   const p: ParentProfile = {
     districtId: r.district_id,
@@ -258,18 +215,6 @@ function toProfile(r: ProfileRow): ParentProfile {
   if (r.username !== null) p.username = r.username;
   if (r.username_normalized !== null) p.usernameNormalized = r.username_normalized;
   return p;
-}
-
-function toLink(r: LinkRow): GuardianLink {
-  const l: GuardianLink = {
-    districtId: r.district_id,
-    parentId: r.parent_id,
-    studentSourcedId: r.student_sourced_id,
-    origin: r.origin as LinkOrigin,
-    status: r.status as RecordStatus,
-  };
-  if (r.relationship !== null) l.relationship = r.relationship;
-  return l;
 }
 
 function toPreview(r: PreviewRow): StoredPreview {
@@ -476,18 +421,12 @@ export class SqliteImportRepository implements ImportRepository {
       usernames: json(keys.usernamesNormalized),
     }) as ParentRow[];
     const ids = json(rows.map(r => r.id));
-    const sources = new Map<string, ParentSource[]>();
+    let sources = new Map<string, ParentSource[]>();
     const profiles: ParentProfile[] = [];
     if (rows.length > 0) {
-      for (const s of this.stmt('sourcesOf').iterate({ districtId, keys: ids }) as Iterable<{
-        parent_id: string;
-        connector: string;
-        sourced_id: string;
-      }>) {
-        const list = sources.get(s.parent_id) ?? [];
-        list.push({ connector: s.connector, sourcedId: s.sourced_id });
-        sources.set(s.parent_id, list);
-      }
+      sources = groupSources(
+        this.stmt('sourcesOf').iterate({ districtId, keys: ids }) as Iterable<SourceRow>,
+      );
       for (const p of this.stmt('profilesOf').iterate({
         districtId,
         keys: ids,

@@ -18,33 +18,13 @@
  * so results are filtered on the exact district id.
  */
 import type { Connection, Model } from 'mongoose';
-import type { LinkDoc, ParentDoc, StudentDoc } from '../mongo/schemas.js';
+import { rosterModel, type LinkDoc, type ParentDoc, type StudentDoc } from '../mongo/schemas.js';
+import { linkFromDoc, studentFromDoc } from '../mongo/store.js';
 import type { GuardianLink, StoredStudent } from '../types.js';
 import type { ParentRef, StudentLookup } from './student-lookup.js';
 
 /** The collation of the name indexes and of every name search. */
 export const NAME_COLLATION = { locale: 'en', strength: 1, alternate: 'shifted' } as const;
-
-function rosterModel<T>(conn: Connection, name: string): Model<T> {
-  const m = conn.models[name] as Model<T> | undefined;
-  if (!m) throw new Error(`MongoDB roster model ${name} is not registered on this connection`);
-  return m;
-}
-
-function toStudent(d: StudentDoc): StoredStudent {
-  const s: StoredStudent = {
-    districtId: d.districtId,
-    sourcedId: d.sourcedId,
-    uniqueId: d.uniqueId,
-    givenName: d.givenName ?? '',
-    familyName: d.familyName ?? '',
-    schoolSourcedIds: [...(d.schoolSourcedIds ?? [])],
-    status: d.status,
-  };
-  if (d.email != null) s.email = d.email;
-  if (d.grade != null) s.grade = d.grade;
-  return s;
-}
 
 const STUDENT_FIELDS = {
   _id: 0,
@@ -109,7 +89,7 @@ export class MongoStudentLookup implements StudentLookup {
     return docs
       .filter(d => d.districtId === districtId)
       .slice(0, limit)
-      .map(toStudent);
+      .map(studentFromDoc);
   }
 
   async studentsByUniqueId(districtId: string, uniqueId: string): Promise<StoredStudent[]> {
@@ -117,7 +97,7 @@ export class MongoStudentLookup implements StudentLookup {
       .find({ districtId, uniqueId }, STUDENT_FIELDS)
       .sort({ sourcedId: 1 })
       .lean<StudentDoc[]>();
-    return docs.map(toStudent);
+    return docs.map(studentFromDoc);
   }
 
   async studentBySourcedId(
@@ -127,7 +107,7 @@ export class MongoStudentLookup implements StudentLookup {
     const d = await this.students
       .findOne({ districtId, sourcedId }, STUDENT_FIELDS)
       .lean<StudentDoc>();
-    return d ? toStudent(d) : undefined;
+    return d ? studentFromDoc(d) : undefined;
   }
 
   async parentById(districtId: string, parentId: string): Promise<ParentRef | undefined> {
@@ -157,16 +137,6 @@ export class MongoStudentLookup implements StudentLookup {
       .find({ districtId, parentId, studentSourcedId }, { _id: 0 })
       .sort({ origin: 1 })
       .lean<LinkDoc[]>();
-    return docs.map(d => {
-      const l: GuardianLink = {
-        districtId: d.districtId,
-        parentId: d.parentId,
-        studentSourcedId: d.studentSourcedId,
-        origin: d.origin,
-        status: d.status,
-      };
-      if (d.relationship != null) l.relationship = d.relationship;
-      return l;
-    });
+    return docs.map(linkFromDoc);
   }
 }

@@ -17,7 +17,8 @@
  */
 import type SqliteDatabase from 'better-sqlite3';
 import type { RecordStatus } from '../../mapping/canonical.js';
-import type { GuardianLink, LinkOrigin, StoredStudent } from '../types.js';
+import { toLink, toStudent, type LinkRow, type StudentRow } from '../sqlite/rows.js';
+import type { GuardianLink, StoredStudent } from '../types.js';
 import { nameKey, type ParentRef, type StudentLookup } from './student-lookup.js';
 
 type Database = SqliteDatabase.Database;
@@ -54,18 +55,6 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS imports_students_unique_id ON students (district_id, unique_id);
 `;
 
-interface StudentRow {
-  district_id: string;
-  sourced_id: string;
-  unique_id: string;
-  given_name: string;
-  family_name: string;
-  email: string | null;
-  school_sourced_ids: string;
-  grade: string | null;
-  status: string;
-}
-
 /** Highest code point: `key < prefix + MAX` holds for every key starting with `prefix`. */
 const MAX = '\u{10ffff}';
 
@@ -78,28 +67,6 @@ export function studentNameKeys(givenName: string, familyName: string): string[]
   }
   keys.delete('');
   return [...keys];
-}
-
-function toStudent(r: StudentRow): StoredStudent {
-  let schools: string[] = [];
-  try {
-    const parsed: unknown = JSON.parse(r.school_sourced_ids);
-    if (Array.isArray(parsed)) schools = parsed.filter((s): s is string => typeof s === 'string');
-  } catch {
-    schools = [];
-  }
-  const s: StoredStudent = {
-    districtId: r.district_id,
-    sourcedId: r.sourced_id,
-    uniqueId: r.unique_id,
-    givenName: r.given_name,
-    familyName: r.family_name,
-    schoolSourcedIds: schools,
-    status: r.status as RecordStatus,
-  };
-  if (r.email !== null) s.email = r.email;
-  if (r.grade !== null) s.grade = r.grade;
-  return s;
 }
 
 export class SqliteStudentLookup implements StudentLookup {
@@ -187,25 +154,11 @@ export class SqliteStudentLookup implements StudentLookup {
       (
         this.db
           .prepare(
-            `SELECT origin, relationship, status FROM guardian_links
+            `SELECT * FROM guardian_links
              WHERE district_id = ? AND parent_id = ? AND student_sourced_id = ? ORDER BY origin`,
           )
-          .all(districtId, parentId, studentSourcedId) as {
-          origin: string;
-          relationship: string | null;
-          status: string;
-        }[]
-      ).map(r => {
-        const l: GuardianLink = {
-          districtId,
-          parentId,
-          studentSourcedId,
-          origin: r.origin as LinkOrigin,
-          status: r.status as RecordStatus,
-        };
-        if (r.relationship !== null) l.relationship = r.relationship;
-        return l;
-      }),
+          .all(districtId, parentId, studentSourcedId) as LinkRow[]
+      ).map(toLink),
     );
   }
 

@@ -268,6 +268,17 @@ export function registerModels(conn: Connection): RosterModels {
   };
 }
 
+/**
+ * The model `name` that the roster store registered on `conn` (`registerModels`), for
+ * adapters that read the roster collections on the store's connection. Throws when the store
+ * has not registered it there.
+ */
+export function rosterModel<T>(conn: Connection, name: string): Model<T> {
+  const m = conn.models[name] as Model<T> | undefined;
+  if (!m) throw new Error(`MongoDB roster model ${name} is not registered on this connection`);
+  return m;
+}
+
 /** Every schema by collection name (for index checks and `init()`). */
 export const SCHEMAS = {
   [COLLECTIONS.schools]: schoolSchema,

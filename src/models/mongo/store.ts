@@ -573,14 +573,12 @@ export class MongoRosterStore implements RosterStore {
             const state = await this.loadChunkState(districtId, keys, session);
             const plan = planner(state);
             assertPlanInDistrict(districtId, plan);
+            // Entries from the state before the writes (with any record the plan touches
+            // that the keys did not load), like SQLite.
+            const before = await this.withPlanTargets(districtId, state, plan, session);
+            const entries = chunkChanges(before, plan);
             const written = await this.writePlan(districtId, plan, session);
-            await appendChangesMongo(
-              this.cl,
-              session,
-              districtId,
-              change,
-              chunkChanges(state, plan),
-            );
+            await appendChangesMongo(this.cl, session, districtId, change, entries);
             return { plan, written };
           },
         );
@@ -1025,6 +1023,54 @@ export class MongoRosterStore implements RosterStore {
       parents: parents.map(parentFromDoc),
       links: links.map(linkFromDoc),
     };
+  }
+
+  /**
+   * `state` plus the current documents of every record the plan writes that `state` lacks (a
+   * planner may touch records its keys did not load), read in `session`'s transaction before
+   * the plan is written, so the change log gets their true before-values (as SQLite does).
+   * The real planner loads everything it writes: then this reads nothing.
+   */
+  private async withPlanTargets(
+    districtId: string,
+    state: ChunkState,
+    plan: ChunkPlan,
+    session: ClientSession,
+  ): Promise<ChunkState> {
+    const haveParents = new Set(state.parents.map(p => p.id));
+    const parentIds = unique([
+      ...plan.parentCreates.map(p => p.id),
+      ...plan.parentUpdates.map(u => u.update.id),
+    ]).filter(id => !haveParents.has(id));
+    const haveStudents = new Set(state.students.map(s => s.sourcedId));
+    const studentIds = unique([
+      ...plan.students.map(s => s.record.sourcedId),
+      ...plan.links.map(l => l.link.studentSourcedId),
+    ]).filter(id => !haveStudents.has(id));
+    if (parentIds.length === 0 && studentIds.length === 0) return state;
+    const parents = [...state.parents];
+    const students = [...state.students];
+    const links = [...state.links];
+    for (const ids of chunked(parentIds, IN_BATCH)) {
+      const docs = await this.m.parents
+        .find({ districtId, id: { $in: ids } }, null, { session })
+        .sort({ id: 1 })
+        .lean<Lean<ParentDoc>[]>();
+      parents.push(...docs.map(parentFromDoc));
+    }
+    for (const ids of chunked(studentIds, IN_BATCH)) {
+      const found = await this.m.students
+        .find({ districtId, sourcedId: { $in: ids } }, null, { session })
+        .sort({ sourcedId: 1 })
+        .lean<Lean<StudentDoc>[]>();
+      students.push(...found.map(studentFromDoc));
+      const linkDocs = await this.m.links
+        .find({ districtId, studentSourcedId: { $in: ids } }, null, { session })
+        .sort({ parentId: 1, studentSourcedId: 1, origin: 1 })
+        .lean<Lean<LinkDoc>[]>();
+      links.push(...linkDocs.map(linkFromDoc));
+    }
+    return { parents, students, links };
   }
 
   /**

@@ -13,7 +13,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { GuardianRole, RecordStatus } from '../../mapping/canonical.js';
 import { StoreConflictError } from '../../errors.js';
 import {
   chunkChanges,
@@ -33,14 +32,12 @@ import {
 } from '../shared.js';
 import {
   ActiveRunExistsError,
-  type AccountOrigin,
   type ChunkKeys,
   type ChunkPlan,
   type ChunkPlanner,
   type ChunkState,
   type Deactivations,
   type GuardianLink,
-  type LinkOrigin,
   type ParentAccount,
   type ParentSource,
   type ParentUpdate,
@@ -52,6 +49,18 @@ import {
   type SyncRun,
   type SyncRunPatch,
 } from '../types.js';
+import {
+  groupSources,
+  parseJson,
+  setOpt,
+  toLink,
+  toParent,
+  toStudent,
+  type LinkRow,
+  type ParentRow,
+  type SourceRow,
+  type StudentRow,
+} from './rows.js';
 
 /** Ordered schema migrations; index i brings the database to `user_version` i+1. */
 export const MIGRATIONS: readonly string[] = [
@@ -173,49 +182,6 @@ export const MIGRATIONS: readonly string[] = [
 export interface SqliteStoreOptions {
   /** Milliseconds a writer waits for the lock before SQLITE_BUSY (default 5000). */
   busyTimeoutMs?: number;
-}
-
-interface StudentRow {
-  district_id: string;
-  sourced_id: string;
-  unique_id: string;
-  given_name: string;
-  family_name: string;
-  email: string | null;
-  school_sourced_ids: string;
-  grade: string | null;
-  status: string;
-}
-
-interface ParentRow {
-  district_id: string;
-  id: string;
-  unique_id: string | null;
-  given_name: string;
-  family_name: string;
-  email: string | null;
-  email_normalized: string | null;
-  phone: string | null;
-  role: string;
-  sis_role: string | null;
-  status: string;
-  origin: string;
-  locked_fields: string;
-}
-
-interface SourceRow {
-  parent_id: string;
-  connector: string;
-  sourced_id: string;
-}
-
-interface LinkRow {
-  district_id: string;
-  parent_id: string;
-  student_sourced_id: string;
-  origin: string;
-  relationship: string | null;
-  status: string;
 }
 
 interface RunRow {
@@ -399,62 +365,6 @@ const json = (value: unknown): string => JSON.stringify(value);
 /** JSON array of the distinct values (a key list bound to one `json_each(?)` parameter). */
 const uniqueJson = (values: readonly string[]): string => JSON.stringify([...new Set(values)]);
 const nul = <T>(value: T | undefined): T | null => (value === undefined ? null : value);
-
-function parseJson<T>(text: string | null, fallback: T): T {
-  return text === null ? fallback : (JSON.parse(text) as T);
-}
-
-/** Put `value` on `target[key]` only when it is not null (optional fields stay absent). */
-function setOpt<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | null): void {
-  if (value !== null && value !== undefined) target[key] = value;
-}
-
-function toStudent(r: StudentRow): StoredStudent {
-  const s: StoredStudent = {
-    districtId: r.district_id,
-    sourcedId: r.sourced_id,
-    uniqueId: r.unique_id,
-    givenName: r.given_name,
-    familyName: r.family_name,
-    schoolSourcedIds: parseJson<string[]>(r.school_sourced_ids, []),
-    status: r.status as RecordStatus,
-  };
-  setOpt(s, 'email', r.email);
-  setOpt(s, 'grade', r.grade);
-  return s;
-}
-
-function toParent(r: ParentRow, sources: ParentSource[]): ParentAccount {
-  const p: ParentAccount = {
-    districtId: r.district_id,
-    id: r.id,
-    givenName: r.given_name,
-    familyName: r.family_name,
-    role: r.role,
-    status: r.status as RecordStatus,
-    origin: r.origin as AccountOrigin,
-    sources,
-    lockedFields: parseJson<string[]>(r.locked_fields, []),
-  };
-  setOpt(p, 'uniqueId', r.unique_id);
-  setOpt(p, 'email', r.email);
-  setOpt(p, 'emailNormalized', r.email_normalized);
-  setOpt(p, 'phone', r.phone);
-  setOpt(p, 'sisRole', r.sis_role as GuardianRole | null);
-  return p;
-}
-
-function toLink(r: LinkRow): GuardianLink {
-  const l: GuardianLink = {
-    districtId: r.district_id,
-    parentId: r.parent_id,
-    studentSourcedId: r.student_sourced_id,
-    origin: r.origin as LinkOrigin,
-    status: r.status as RecordStatus,
-  };
-  setOpt(l, 'relationship', r.relationship);
-  return l;
-}
 
 function toRun(r: RunRow): SyncRun {
   const run: SyncRun = {
@@ -809,7 +719,7 @@ export class SqliteRosterStore implements RosterStore {
   getParents(districtId: string): Promise<ParentAccount[]> {
     return this.run(() => {
       const rows = this.stmt('allParents').all(districtId) as ParentRow[];
-      const sources = this.groupSources(this.stmt('allSources').all(districtId) as SourceRow[]);
+      const sources = groupSources(this.stmt('allSources').all(districtId) as SourceRow[]);
       return rows.map(r => toParent(r, sources.get(r.id) ?? []));
     });
   }
@@ -1007,16 +917,6 @@ export class SqliteRosterStore implements RosterStore {
     return stmt;
   }
 
-  private groupSources(rows: SourceRow[]): Map<string, ParentSource[]> {
-    const map = new Map<string, ParentSource[]>();
-    for (const r of rows) {
-      let list = map.get(r.parent_id);
-      if (!list) map.set(r.parent_id, (list = []));
-      list.push({ connector: r.connector, sourcedId: r.sourced_id });
-    }
-    return map;
-  }
-
   /**
    * `state` plus the current rows of every record the plan writes that `state` lacks (a
    * planner may touch records its keys did not load), so the change log gets their true
@@ -1040,7 +940,7 @@ export class SqliteRosterStore implements RosterStore {
         districtId,
         keys: uniqueJson(parentIds),
       }) as ParentRow[];
-      const sources = this.groupSources(
+      const sources = groupSources(
         this.stmt('loadSources').all({
           districtId,
           keys: json(rows.map(r => r.id)),
@@ -1075,7 +975,7 @@ export class SqliteRosterStore implements RosterStore {
     const sources =
       parentRows.length === 0
         ? new Map<string, ParentSource[]>()
-        : this.groupSources(
+        : groupSources(
             this.stmt('loadSources').all({
               districtId,
               keys: json(parentRows.map(r => r.id)),
