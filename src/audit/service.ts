@@ -570,8 +570,8 @@ export async function resolveStudent(
     'ambiguous-student',
     `${what} ${ref} matches ${all.length} students: ${candidates.map(c => c.label).join('; ')}. ` +
       (by === undefined
-        ? 'Ask again saying which kind of reference it is (by=sourcedId or by=uniqueId), or with the sourcedId of one of them.'
-        : 'Ask again with the sourcedId of one of them (by=sourcedId).'),
+        ? 'Ask again saying which kind of reference it is (API: by=sourcedId or by=uniqueId; CLI: --by sourcedId or --by uniqueId), or with the sourcedId of one of them.'
+        : 'Ask again with the sourcedId of one of them (API: by=sourcedId; CLI: --by sourcedId).'),
     candidates,
   );
 }
@@ -608,7 +608,9 @@ export async function resolveParent(
         ? 'Unique ID'
         : by === 'email'
           ? 'email'
-          : `account id, Unique ID${ref.includes('@') ? ' or email' : ''}`;
+          : ref.includes('@')
+            ? 'account id, Unique ID or email'
+            : 'account id or Unique ID';
   if (all.length === 0)
     throw new AuditError(
       'unknown-parent',

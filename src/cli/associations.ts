@@ -8,7 +8,7 @@
  * Refused requests print the reason and exit with status 1 (`ManualAssociationError` is a
  * `GuardianSyncError`, reported by `main`).
  */
-import { userInfo } from 'node:os';
+import { cliActor } from './actor.js';
 import type { Command } from 'commander';
 import type { AppContext } from '../app.js';
 import {
@@ -19,15 +19,6 @@ import {
 } from '../imports/manual.js';
 
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
-
-/** The change-log actor of a CLI command: `cli:<os user>` (`cli` when it is unknown). */
-export function actor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return 'cli';
-  }
-}
 
 function formatResult(r: AssociationResult): string {
   const other =
@@ -67,7 +58,7 @@ export function registerAssociationCommands(program: Command, withApp: WithApp):
       await withApp(async ctx =>
         console.log(
           formatResult(
-            await associate(ctx, { districtId, parentId, studentUniqueId, actor: actor() }),
+            await associate(ctx, { districtId, parentId, studentUniqueId, actor: cliActor() }),
           ),
         ),
       );
@@ -80,7 +71,12 @@ export function registerAssociationCommands(program: Command, withApp: WithApp):
       await withApp(async ctx =>
         console.log(
           formatResult(
-            await removeAssociation(ctx, { districtId, parentId, studentUniqueId, actor: actor() }),
+            await removeAssociation(ctx, {
+              districtId,
+              parentId,
+              studentUniqueId,
+              actor: cliActor(),
+            }),
           ),
         ),
       );

@@ -19,6 +19,7 @@ import { startFakePowerSchool } from '../dev/powerschool-server.js';
 import { triggerSync, waitForRun } from '../jobs/sync.js';
 import { createLogger } from '../logger.js';
 import { startWorkers } from '../workers/index.js';
+import { cliActor } from './actor.js';
 import { startDemoMail } from './demo-notifications.js';
 import { formatRun } from './format.js';
 import type { SyncRun } from '../models/types.js';
@@ -84,6 +85,7 @@ export async function runDemo(opts: DemoOptions) {
         districtId: district.id,
         dryRun: false,
         trigger: 'cli',
+        actor: cliActor(),
       });
       const done = await waitForRun(ctx, run.id, { timeoutMs: 5 * 60 * 1000 });
       print(`== ${title}`);

@@ -42,9 +42,22 @@ export function formatRunList(runs: SyncRun[]): string {
   if (!runs.length) return 'no runs yet';
   return runs
     .map(r => {
-      const c = Object.entries(r.counts)
-        .map(([e, a]) => `${e}:${Object.values(a).reduce((x, y) => x + y, 0)}`)
-        .join(' ');
+      // Changes made; held or skipped deactivations are shown apart (`held:` / `skipped:`).
+      const made: string[] = [];
+      let held = 0;
+      let skipped = 0;
+      for (const [e, actions] of Object.entries(r.counts)) {
+        let n = 0;
+        for (const [a, k] of Object.entries(actions)) {
+          if (a.endsWith('-held')) held += k;
+          else if (a.endsWith('-skipped')) skipped += k;
+          else n += k;
+        }
+        if (n > 0) made.push(`${e}:${n}`);
+      }
+      if (held) made.push(`held:${held}`);
+      if (skipped) made.push(`skipped:${skipped}`);
+      const c = made.join(' ');
       return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)}${r.dryRun ? ' dry-run' : ''} ${c || '-'}  rejects:${r.rejectCount}`;
     })
     .join('\n');

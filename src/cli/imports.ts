@@ -10,7 +10,8 @@ import { basename } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import type { AppContext } from '../app.js';
-import { actor, registerAssociationCommands } from './associations.js';
+import { cliActor } from './actor.js';
+import { registerAssociationCommands } from './associations.js';
 import { ImportFileError } from '../imports/errors.js';
 import { DEFAULT_MAX_IMPORT_BYTES } from '../imports/read.js';
 import {
@@ -157,7 +158,7 @@ async function runImport(
       const r = await confirmImport(
         ctx,
         { districtId, previewId: flags.confirm },
-        { expect: { file }, actor: actor() },
+        { expect: { file }, actor: cliActor() },
       );
       console.log(formatConfirm(r));
       if (r.status === 'changed') {

@@ -4,7 +4,6 @@
  * Configuration errors exit with status 2 and a message naming each bad variable or key.
  */
 import { readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { config as loadDotenv } from 'dotenv';
@@ -15,6 +14,7 @@ import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
 import { createLogger } from '../logger.js';
 import { closeOnSignals, startWorkers, syncSchedules } from '../workers/index.js';
+import { cliActor } from './actor.js';
 import { registerApiCommands } from './api.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCodesCommands } from './codes.js';
@@ -40,15 +40,6 @@ function packageVersion(): string {
     return typeof v === 'string' ? v : 'unknown';
   } catch {
     return 'unknown';
-  }
-}
-
-/** The change-log actor of a CLI command: `cli:<os user>` (`cli:unknown` when unreadable). */
-export function cliActor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return 'cli:unknown';
   }
 }
 

@@ -246,13 +246,22 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     counts,
     rejects: plan.rejects,
   });
-  if (!run.dryRun && countPlanChanges(plan) > 0) await kickChanges(ctx, p.districtId);
+  if (!run.dryRun && countPlanChanges(plan) > 0) {
+    await kickChanges(ctx, p.districtId);
+    // The run may have been failed while this chunk was being written (its other jobs gave
+    // up): its counts were taken from the log before this chunk's entries; take them again.
+    const now = await ctx.store.getRun(p.runId);
+    if (now?.status === 'failed')
+      await ctx.store.updateRun(p.runId, { counts: await runCounts(ctx, now, {}, []) });
+  }
   if (recorded) await maybeFinalize(ctx, p.districtId, p.runId);
   return counts;
 }
 
 function countPlanChanges(plan: ChunkPlan): number {
-  return plan.students.length + plan.parentCreates.length + plan.parentUpdates.length + plan.links.length;
+  return (
+    plan.students.length + plan.parentCreates.length + plan.parentUpdates.length + plan.links.length
+  );
 }
 
 /** Enqueue finalize once the pull is done and every chunk is applied (idempotent job id). */
@@ -458,7 +467,11 @@ function unionLinks(
  * or when a newer run of the district exists (its snapshot supersedes the held list: a
  * student held for deactivation may be back by now — start a new sync instead).
  */
-export async function approveRun(ctx: AppContext, runId: string, actor = 'system'): Promise<SyncRun> {
+export async function approveRun(
+  ctx: AppContext,
+  runId: string,
+  actor = 'system',
+): Promise<SyncRun> {
   const run = await heldRun(ctx, runId);
   const [latest] = await ctx.store.listRuns(run.districtId, 1);
   if (latest && latest.id !== run.id) {
@@ -470,7 +483,7 @@ export async function approveRun(ctx: AppContext, runId: string, actor = 'system
   await ctx.store.applyDeactivations(
     run.districtId,
     run.held ?? { studentSourcedIds: [], parentIds: [], links: [] },
-    { cause: { kind: 'approval', id: run.id }, actor },
+    { cause: { kind: 'approval', id: run.id, trigger: run.trigger }, actor },
   );
   const district = ctx.district(run.districtId);
   const codes = await accessCodesFinalizeHook(ctx, {
@@ -485,10 +498,11 @@ export async function approveRun(ctx: AppContext, runId: string, actor = 'system
     for (const [action, n] of Object.entries(actions))
       if (!isLoggedAction(entity, action) && !/-held$/.test(action) && action !== 'held')
         mergeCounts(extras, { [entity]: { [action]: n } });
-  if (codes) for (const [entity, actions] of Object.entries(codes))
-    for (const [action, n] of Object.entries(actions))
-      if (!isLoggedAction(entity, action) && action !== 'held')
-        mergeCounts(extras, { [entity]: { [action]: n } });
+  if (codes)
+    for (const [entity, actions] of Object.entries(codes))
+      for (const [action, n] of Object.entries(actions))
+        if (!isLoggedAction(entity, action) && action !== 'held')
+          mergeCounts(extras, { [entity]: { [action]: n } });
   const updated = await ctx.store.updateRun(runId, {
     status: 'succeeded',
     error: undefined,
@@ -509,7 +523,11 @@ export async function approveRun(ctx: AppContext, runId: string, actor = 'system
  * `actor` (recorded on the run as `decidedBy`). What the run did apply (additions, updates)
  * stays, and its counts still say so.
  */
-export async function discardRun(ctx: AppContext, runId: string, actor = 'system'): Promise<SyncRun> {
+export async function discardRun(
+  ctx: AppContext,
+  runId: string,
+  actor = 'system',
+): Promise<SyncRun> {
   await heldRun(ctx, runId);
   const updated = await ctx.store.updateRun(runId, {
     status: 'discarded',

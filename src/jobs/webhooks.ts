@@ -693,7 +693,8 @@ export async function webhookStatus(ctx: AppContext, districtId: string): Promis
     urlHost: settings ? urlHost(settings.url) : null,
     deliveredSeq: cursor.seq,
     lastSeq,
-    lag: Math.max(0, lastSeq - cursor.seq),
+    // No webhook, nothing to deliver: no lag to alert on.
+    lag: settings ? Math.max(0, lastSeq - cursor.seq) : 0,
     ...state,
     job: job
       ? {

@@ -244,7 +244,7 @@ export interface RosterStore {
   applyDeactivations(
     districtId: string,
     d: Deactivations,
-    change?: ChangeContext | undefined,
+    change?: ChangeContext  ,
   ): Promise<number>;
 
   getStudents(districtId: string): Promise<StoredStudent[]>;
@@ -255,9 +255,9 @@ export interface RosterStore {
    * (import/manual/access-code; also deactivates with `status: 'inactive'`). Logs the change.
    * Returns true when a row changed.
    */
-  addLink(link: GuardianLink, change?: ChangeContext | undefined): Promise<boolean>;
+  addLink(link: GuardianLink, change?: ChangeContext  ): Promise<boolean>;
   /** Create an account outside the sync (import/manual/access-code). Logs the creation. */
-  createParent(account: ParentAccount, change?: ChangeContext | undefined): Promise<void>;
+  createParent(account: ParentAccount, change?: ChangeContext  ): Promise<void>;
 
   // --- runs ---------------------------------------------------------------------------
   /** Create a run; throws `ActiveRunExistsError` when the district has a queued/running one. */

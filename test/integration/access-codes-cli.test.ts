@@ -2,6 +2,7 @@
  * `guardian-sync codes …` as a user runs it (a child process through tsx), against the
  * SQLite store a real sync filled (fake PowerSchool, BullMQ on real Redis).
  */
+import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -9,6 +10,9 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+
+// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
+jest.setTimeout(240_000);
 
 function runCli(
   args: string[],

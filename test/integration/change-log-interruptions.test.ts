@@ -601,15 +601,16 @@ describe('the store remembers: interrupted runs (real worker processes)', () => 
       const atStop = await midPull(w, run, a);
       mark(w, 'mid-pull');
       a.child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
       const exit = await Promise.race([
         a.exit,
-        new Promise<never>((_, reject) =>
-          setTimeout(
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
             () => reject(new Error(`worker A did not exit on SIGTERM:\n${a.tail()}`)),
             30000,
-          ),
-        ),
-      ]);
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
       mark(w, 'A exited');
       expect(exit).toEqual({ code: 0, signal: null });
       // Handed back, not failed: the pull waits for the next worker.

@@ -1,8 +1,12 @@
 /** The CLI as a user runs it: bad configuration exits 2 with a message naming the problem. */
+import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
+jest.setTimeout(240_000);
 
 function runCli(
   args: string[],

@@ -2,6 +2,7 @@
  * The import CLI as an admin runs it (a child process, real SQLite file, real Redis): preview
  * a messy real file from test/fixtures, write the row report, confirm with the preview id.
  */
+import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,9 @@ import { join } from 'node:path';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { seed, sisParent, student } from '../helpers/imports.js';
+
+// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
+jest.setTimeout(240_000);
 
 const D = 'cli-district';
 let dir: string;

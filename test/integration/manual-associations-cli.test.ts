@@ -2,6 +2,7 @@
  * `guardian-sync students|associate|unassociate` as an admin runs them (a child process, real
  * SQLite file, real Redis).
  */
+import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,9 @@ import { join } from 'node:path';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { seed, sisParent, student } from '../helpers/imports.js';
+
+// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
+jest.setTimeout(240_000);
 
 const D = 'cli-manual';
 let dir: string;
@@ -116,5 +120,5 @@ describe('guardian-sync students / associate / unassociate', () => {
     } finally {
       await store.close();
     }
-  }, 60_000);
+  }, 240_000);
 });

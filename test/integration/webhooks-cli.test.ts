@@ -2,11 +2,15 @@
  * `guardian-sync worker` as a user runs it: a district with `webhooks` whose secret variable
  * is not set (or too short) stops the worker at start, exit 2, naming the variable.
  */
+import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+
+// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
+jest.setTimeout(240_000);
 
 function runWorker(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {

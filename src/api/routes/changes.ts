@@ -97,7 +97,7 @@ const WebhookStatusBody = z
     urlHost: z.string().nullable().describe('host of the receiver URL (no path, no secret)'),
     deliveredSeq: z.number().int().describe('last sequence number delivered with a 2xx'),
     lastSeq: z.number().int(),
-    lag: z.number().int().describe('lastSeq − deliveredSeq'),
+    lag: z.number().int().describe('lastSeq − deliveredSeq (0 when no webhook is configured)'),
     consecutiveFailures: z.number().int(),
     lastError: z.string().nullable().describe('why the last failed attempt failed'),
     lastErrorAt: z.string().nullable(),

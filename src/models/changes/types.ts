@@ -56,14 +56,7 @@ export const CHANGE_ACTIONS: readonly ChangeAction[] = [
  * - `system` — anything else (tests, maintenance scripts).
  */
 export type ChangeCauseKind =
-  | 'sync'
-  | 'approval'
-  | 'import'
-  | 'manual'
-  | 'redemption'
-  | 'code-issue'
-  | 'code-reset'
-  | 'system';
+  'sync' | 'approval' | 'import' | 'manual' | 'redemption' | 'code-issue' | 'code-reset' | 'system';
 
 export interface ChangeCause {
   kind: ChangeCauseKind;
