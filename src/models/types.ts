@@ -241,11 +241,7 @@ export interface RosterStore {
    * Deactivate (never delete), logging one change-log entry per record whose status changed
    * (cause and actor from `change`). Returns the number of records whose status changed.
    */
-  applyDeactivations(
-    districtId: string,
-    d: Deactivations,
-    change?: ChangeContext  ,
-  ): Promise<number>;
+  applyDeactivations(districtId: string, d: Deactivations, change?: ChangeContext): Promise<number>;
 
   getStudents(districtId: string): Promise<StoredStudent[]>;
   getParents(districtId: string): Promise<ParentAccount[]>;
@@ -255,9 +251,9 @@ export interface RosterStore {
    * (import/manual/access-code; also deactivates with `status: 'inactive'`). Logs the change.
    * Returns true when a row changed.
    */
-  addLink(link: GuardianLink, change?: ChangeContext  ): Promise<boolean>;
+  addLink(link: GuardianLink, change?: ChangeContext): Promise<boolean>;
   /** Create an account outside the sync (import/manual/access-code). Logs the creation. */
-  createParent(account: ParentAccount, change?: ChangeContext  ): Promise<void>;
+  createParent(account: ParentAccount, change?: ChangeContext): Promise<void>;
 
   // --- runs ---------------------------------------------------------------------------
   /** Create a run; throws `ActiveRunExistsError` when the district has a queued/running one. */
