@@ -555,12 +555,18 @@ async function heldRun(ctx: AppContext, runId: string): Promise<SyncRun> {
 export async function failRun(ctx: AppContext, runId: string, err: unknown): Promise<void> {
   const run = await ctx.store.getRun(runId);
   if (!run || (run.status !== 'running' && run.status !== 'queued')) return;
-  const failed = await ctx.store.updateRun(runId, {
+  let failed = await ctx.store.updateRun(runId, {
     status: 'failed',
     finishedAt: new Date().toISOString(),
     error: describeError(err),
     counts: await runCounts(ctx, run, {}, []),
   });
+  // An apply job may have committed between the counts' read and the status write, and
+  // re-read the run while it was still `running`: count once more now that it is `failed`
+  // (any later commit sees `failed` and re-counts itself, see `handleApply`).
+  const again = await runCounts(ctx, failed, {}, []);
+  if (JSON.stringify(again) !== JSON.stringify(failed.counts))
+    failed = await ctx.store.updateRun(runId, { counts: again });
   await ctx.ledger.clear(runId);
   if (!run.dryRun) {
     await releaseHeldActivations(ctx, run.districtId, runId);

@@ -731,12 +731,14 @@ describe('the store remembers: interrupted runs (real worker processes)', () => 
       );
       const failAfter = 4;
       w.fake.faults.failStudentsAfterPage(failAfter);
-      const failed = await finish(w, first);
-      expect(failed.status).toBe('failed');
-      expect(failed.error).toMatch(/500/);
+      const ended = await finish(w, first);
+      expect(ended.status).toBe('failed');
+      expect(ended.error).toMatch(/500/);
       expect(w.fake.stats.byStatus['500']).toBe(2);
-      // Whatever the failed run's pipeline still had in flight is done before it is judged.
+      // Whatever the failed run's pipeline still had in flight is done before it is judged
+      // (a chunk that commits after the run was failed re-counts the run): read it again.
       await drained(w);
+      const failed = (await w.ctx.store.getRun(first.id))!;
       const mailFirst = await expectOneEmailPerAccount(w);
       const afterFirst = rows(w);
       expect(afterFirst.students).toBeGreaterThanOrEqual(2 * PAGE_SIZE);
