@@ -27,7 +27,7 @@ import {
   type Model,
   type QueryFilter,
 } from 'mongoose';
-import { COLLECTIONS } from '../mongo/schemas.js';
+import { COLLECTIONS, NAMESPACE_EXISTS, requiredString, SCHEMA_BASE } from '../mongo/schemas.js';
 import {
   CHANGE_ACTIONS,
   CHANGE_ENTITIES,
@@ -49,8 +49,6 @@ export const CHANGE_COLLECTIONS = {
   cursors: 'change_cursors',
 } as const;
 
-/** MongoDB error code of `createCollection` on an existing collection. */
-const NAMESPACE_EXISTS = 48;
 /** Entries examined per `prune` batch. */
 const PRUNE_BATCH = 1000;
 
@@ -67,15 +65,7 @@ export interface ChangeSeqDoc {
 
 export type ChangeCursorDoc = ConsumerCursor;
 
-const base = {
-  versionKey: false,
-  id: false,
-  strict: 'throw',
-  strictQuery: 'throw',
-  autoIndex: false,
-  autoCreate: false,
-} as const;
-const requiredString = { type: String, required: true } as const;
+const base = SCHEMA_BASE;
 
 const CAUSE_KINDS: readonly ChangeCauseKind[] = [
   'sync',

@@ -61,7 +61,7 @@ const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'needs-approva
  * collections and indexes are created by the store's `init()` (`syncIndexes`), never as a
  * side effect of compiling a model.
  */
-const base = {
+export const SCHEMA_BASE = {
   versionKey: false,
   id: false,
   strict: 'throw',
@@ -69,8 +69,13 @@ const base = {
   autoIndex: false,
   autoCreate: false,
 } as const;
+const base = SCHEMA_BASE;
 
-const requiredString = { type: String, required: true } as const;
+/** A required string path. */
+export const requiredString = { type: String, required: true } as const;
+
+/** MongoDB error code of `createCollection` on an existing collection. */
+export const NAMESPACE_EXISTS = 48;
 
 export const schoolSchema = new Schema<SchoolDoc>(
   {

@@ -72,6 +72,7 @@ import {
   type SyncRunPatch,
 } from '../types.js';
 import {
+  NAMESPACE_EXISTS,
   registerModels,
   type LinkDoc,
   type ParentDoc,
@@ -83,8 +84,6 @@ import {
 
 /** How often `reconcileChunk` re-loads and re-plans after a duplicate-key error. */
 export const MAX_REPLANS = 3;
-/** MongoDB error code of `createCollection` on an existing collection. */
-const NAMESPACE_EXISTS = 48;
 /** Largest `$in` list sent in one query/update. */
 const IN_BATCH = 5000;
 /**
