@@ -216,7 +216,17 @@ async function activationsFor(
     out.activation.held += r.held;
     out.activation.noEmail += r.noEmail.length;
   };
-  if (imports.length) tally(await enqueueActivationEmails(ctx, districtId, imports, 'import'));
+  if (imports.length) {
+    if (district.notifications)
+      tally(await enqueueActivationEmails(ctx, districtId, imports, 'import'));
+    else
+      // The district's notification settings were removed after the import was confirmed: say
+      // so rather than fail the consumer on every pass (nothing else could then proceed).
+      ctx.logger.warn(
+        { districtId, parentIds: imports.slice(0, 50), accounts: imports.length },
+        'activation emails requested by an import not queued: the district has no "notifications" settings',
+      );
+  }
   for (const [runId, ids] of byRun) {
     const run = await runOf(runId);
     const hold = run !== undefined && HOLD_STATUSES.has(run.status);
