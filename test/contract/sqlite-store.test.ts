@@ -9,37 +9,10 @@ import Database from 'better-sqlite3';
 import { ConfigError, StoreConflictError } from '../../src/errors.js';
 import { openStore } from '../../src/models/index.js';
 import { MIGRATIONS, SQL, SqliteRosterStore } from '../../src/models/sqlite/store.js';
-import type { RosterStore } from '../../src/models/types.js';
 import { keys, parent, plan, runStoreContract, student } from './store.contract.js';
+import { onSqliteStores } from '../helpers/sqlite-stores.js';
 
-const dirs = new Map<RosterStore, string>();
-
-runStoreContract(
-  'sqlite (temp file)',
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gs-sqlite-'));
-    const store = new SqliteRosterStore(join(dir, 'nested', 'store.db'));
-    await store.init();
-    dirs.set(store, dir);
-    return store;
-  },
-  async store => {
-    await store.close();
-    const dir = dirs.get(store);
-    dirs.delete(store);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  },
-);
-
-runStoreContract(
-  'sqlite (:memory:)',
-  async () => {
-    const store = new SqliteRosterStore(':memory:');
-    await store.init();
-    return store;
-  },
-  store => store.close(),
-);
+onSqliteStores(runStoreContract, 'gs-sqlite-', ['nested', 'store.db']);
 
 describe('SqliteRosterStore specifics', () => {
   let dir: string;
