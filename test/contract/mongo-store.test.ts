@@ -5,26 +5,13 @@
  * answers; otherwise the suite is skipped LOUDLY (see `test/helpers/mongo-server.ts`).
  */
 import { MongoRosterStore } from '../../src/models/mongo/store.js';
-import { decideMongo, describeMongo } from '../helpers/mongo-server.js';
+import { decideMongo, describeMongo, onMongoStore } from '../helpers/mongo-server.js';
 import { runStoreContract } from './store.contract.js';
 
 const mode = await decideMongo();
 
 describeMongo('RosterStore contract: mongodb', mode, server => {
-  runStoreContract(
-    'mongodb',
-    async () => {
-      const store = new MongoRosterStore(server.url('gs_contract'), {
-        serverSelectionTimeoutMS: 5000,
-      });
-      await store.init();
-      return store;
-    },
-    async store => {
-      if (store instanceof MongoRosterStore) await store.dropDatabase();
-      await store.close();
-    },
-  );
+  onMongoStore(runStoreContract, server, 'gs_contract');
 
   describe('MongoRosterStore specifics', () => {
     it('init is idempotent (indexes already in place)', async () => {

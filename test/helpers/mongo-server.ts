@@ -13,6 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:http';
+import { MongoRosterStore } from '../../src/models/mongo/store.js';
+import type { StoreContract } from './store-contract.js';
 
 const DEFAULT_SOCKET = '/var/run/docker.sock';
 
@@ -139,4 +141,24 @@ export function describeMongo(
       url: prefix => withDatabase(baseUrl, `${prefix}_${randomUUID().slice(0, 8)}`),
     });
   });
+}
+
+/**
+ * Run a store contract suite (`(name, open, close)`, e.g. `runChangeLogContract`) as
+ * `mongodb` on `server`: each store gets a fresh database named from `dbPrefix`, dropped
+ * after.
+ */
+export function onMongoStore(contract: StoreContract, server: MongoServer, dbPrefix: string): void {
+  contract(
+    'mongodb',
+    async () => {
+      const store = new MongoRosterStore(server.url(dbPrefix), { serverSelectionTimeoutMS: 5000 });
+      await store.init();
+      return store;
+    },
+    async store => {
+      if (store instanceof MongoRosterStore) await store.dropDatabase();
+      await store.close();
+    },
+  );
 }

@@ -7,13 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import type { RosterStore } from '../../src/models/types.js';
-
-/** A contract suite: `(name, open, close)` (e.g. `runChangeLogContract`). */
-export type StoreContract = (
-  name: string,
-  open: () => Promise<RosterStore>,
-  close: (store: RosterStore) => Promise<void>,
-) => void;
+import type { StoreContract } from './store-contract.js';
 
 /**
  * `contract('sqlite (temp file)', …)` and `contract('sqlite (:memory:)', …)`. `tmpPrefix`
