@@ -22,6 +22,7 @@
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import type { AppContext } from '../app.js';
+import type { DistrictConfig } from '../config/district.js';
 import {
   changeLogRepository,
   MAX_CHANGE_PAGE,
@@ -159,7 +160,7 @@ export async function consumeChanges(
       if (cursor >= last) break;
     }
     const to = Math.min(last, cursor + batch);
-    if (district) await activationsFor(ctx, districtId, cursor, to, runOf, out);
+    if (district) await activationsFor(ctx, district, cursor, to, runOf, out);
     const counts = await repo.countRange(districtId, cursor, to);
     if (!(await repo.advance(CORE_CONSUMER, districtId, cursor, to))) {
       // Another worker handled this range first: continue from where it is now.
@@ -178,13 +179,13 @@ export async function consumeChanges(
 /** Queue (or hold) activation emails for the accounts created in `(from, to]`. */
 async function activationsFor(
   ctx: AppContext,
-  districtId: string,
+  district: DistrictConfig,
   from: number,
   to: number,
   runOf: (id: string) => Promise<SyncRun | undefined>,
   out: ConsumeResult,
 ): Promise<void> {
-  const district = ctx.district(districtId);
+  const districtId = district.id;
   const repo = await changeLogRepository(ctx.store);
   const entries = await repo.list(districtId, {
     afterSeq: from,

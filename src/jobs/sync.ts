@@ -236,7 +236,11 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     state => planChunk(p.chunk, state, planCtx),
     { dryRun: run.dryRun, change: runChange(run) },
   );
-  const counts = mergeCounts(countPlan(plan), await applyChunkExtras(ctx, p, plan, run.dryRun));
+  const planCounts = countPlan(plan);
+  const counts = mergeCounts(
+    mergeCounts({}, planCounts),
+    await applyChunkExtras(ctx, p, plan, run.dryRun),
+  );
   const seenParents = new Set(Object.values(plan.guardianAccounts));
   const recorded = await ctx.ledger.recordChunk(p.runId, p.generation, {
     chunkNo: p.chunkNo,
@@ -246,7 +250,7 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     counts,
     rejects: plan.rejects,
   });
-  if (!run.dryRun && countPlanChanges(plan) > 0) {
+  if (!run.dryRun && Object.keys(planCounts).length > 0) {
     await kickChanges(ctx, p.districtId);
     // The run may have been failed while this chunk was being written (its other jobs gave
     // up): its counts were taken from the log before this chunk's entries; take them again.
@@ -256,12 +260,6 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
   }
   if (recorded) await maybeFinalize(ctx, p.districtId, p.runId);
   return counts;
-}
-
-function countPlanChanges(plan: ChunkPlan): number {
-  return (
-    plan.students.length + plan.parentCreates.length + plan.parentUpdates.length + plan.links.length
-  );
 }
 
 /** Enqueue finalize once the pull is done and every chunk is applied (idempotent job id). */
@@ -452,6 +450,16 @@ function isLoggedAction(entity: string, action: string): boolean {
   return ROSTER_COUNT_ENTITIES.has(entity) && !/-(held|skipped)$/.test(action) && action !== 'held';
 }
 
+/** `counts` without the labels of held work (`*-held`, `held`). */
+function withoutHeld(counts: RunCounts): RunCounts {
+  const out: RunCounts = {};
+  for (const [entity, actions] of Object.entries(counts))
+    for (const [action, n] of Object.entries(actions))
+      if (action !== 'held' && !action.endsWith('-held'))
+        mergeCounts(out, { [entity]: { [action]: n } });
+  return out;
+}
+
 function unionLinks(
   a: { parentId: string; studentSourcedId: string }[],
   b: { parentId: string; studentSourcedId: string }[],
@@ -493,21 +501,12 @@ export async function approveRun(
     dryRun: false,
     held: false,
   });
-  const extras: RunCounts = {};
-  for (const [entity, actions] of Object.entries(run.counts))
-    for (const [action, n] of Object.entries(actions))
-      if (!isLoggedAction(entity, action) && !/-held$/.test(action) && action !== 'held')
-        mergeCounts(extras, { [entity]: { [action]: n } });
-  if (codes)
-    for (const [entity, actions] of Object.entries(codes))
-      for (const [action, n] of Object.entries(actions))
-        if (!isLoggedAction(entity, action) && action !== 'held')
-          mergeCounts(extras, { [entity]: { [action]: n } });
   const updated = await ctx.store.updateRun(runId, {
     status: 'succeeded',
     error: undefined,
     held: undefined,
-    counts: await runCounts(ctx, run, {}, [extras]),
+    // What was held is now done (and in the log); the run's other figures stay.
+    counts: await runCounts(ctx, run, {}, [withoutHeld(run.counts), withoutHeld(codes ?? {})]),
     decidedBy: actor,
     decidedAt: new Date().toISOString(),
   });
