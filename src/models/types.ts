@@ -123,6 +123,13 @@ export interface Reject {
   /** The SIS record id (or file row) the reject is about. */
   recordId: string;
   reason: string;
+  /**
+   * `rejected` (default): the record failed validation. `excluded`: the record is valid but a
+   * rule or district policy left it out (no portal access, relative, disabled user, linked to
+   * no student…); `reason` names the rule. Both are counted and listed with the run (design.md
+   * invariant 14: nothing silent).
+   */
+  kind?: 'rejected' | 'excluded' | undefined;
 }
 
 /** What applying one chunk changes. Computed purely by `planChunk`; written by the store. */
