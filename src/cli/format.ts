@@ -1,5 +1,5 @@
 /** Plain-text rendering of runs for the CLI and the demo. */
-import type { SyncRun } from '../models/types.js';
+import type { RunDeferredStudent, SyncRun } from '../models/types.js';
 
 /** A run summary: status, timings, and a table of counts per entity and action. */
 export function formatRun(run: SyncRun, extra: Record<string, string | number> = {}): string {
@@ -61,4 +61,29 @@ export function formatRunList(runs: SyncRun[]): string {
       return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)}${r.dryRun ? ' dry-run' : ''} ${c || '-'}  rejects:${r.rejectCount}`;
     })
     .join('\n');
+}
+
+/**
+ * The remap a held re-key proposes: one line per pair `old → new  name  school(s)  grade`,
+ * after a line with the run's status and how many of its new students are paired.
+ */
+export function formatRemap(
+  run: SyncRun,
+  totals: { students: number; remapped: number },
+  rows: readonly RunDeferredStudent[],
+): string {
+  const lines = [
+    `run ${run.id}  status ${run.status}  new students ${totals.students}, remap proposed for ${totals.remapped}`,
+  ];
+  for (const r of rows) {
+    const s = r.record;
+    lines.push(
+      `  ${r.remapFrom ?? '?'} → ${s.sourcedId}  ${s.givenName} ${s.familyName}  school ${s.schoolSourcedIds.join(',')}  grade ${s.grade ?? '-'}`,
+    );
+  }
+  if (totals.students > totals.remapped)
+    lines.push(
+      `  ${totals.students - totals.remapped} new students have no unambiguous match: approving creates them`,
+    );
+  return lines.join('\n');
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `guardian-sync` command line: worker, sync, runs, approve, discard, demo.
+ * `guardian-sync` command line: worker, sync, runs, remap, approve, discard, demo.
  * Configuration errors exit with status 2 and a message naming each bad variable or key.
  */
 import { readFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
 import { registerImportCommands } from './imports.js';
 import { registerActivationCommands } from './notifications.js';
-import { formatRun, formatRunList } from './format.js';
+import { formatRemap, formatRun, formatRunList } from './format.js';
 
 /** Parse a whole-number option; commander reports the option name on error. */
 export function intOption(min = 0): (value: string) => number {
@@ -139,6 +139,19 @@ export function buildProgram(): Command {
         const run = await ctx.store.getRun(runId);
         if (!run) throw new ConfigError(`no run ${runId}`);
         console.log(formatRun(run));
+      });
+    });
+
+  program
+    .command('remap <runId>')
+    .description('show the remap (old sourcedId → new) a run held as a probable re-key proposes')
+    .action(async (runId: string) => {
+      await withApp(async ctx => {
+        const run = await ctx.store.getRun(runId);
+        if (!run) throw new ConfigError(`no run ${runId}`);
+        const totals = await ctx.store.countDeferredStudents(runId);
+        const rows = await ctx.store.listDeferredStudents(runId, { onlyRemapped: true });
+        console.log(formatRemap(run, totals, rows));
       });
     });
 

@@ -142,6 +142,12 @@ export class RunLedger {
       .exec();
   }
 
+  /** Merge `values` into the run's meta hash (cleared with the generation). */
+  async setMeta(runId: string, values: Record<string, string>): Promise<void> {
+    const k = this.key(runId, 'meta');
+    await this.redis.multi().hset(k, values).expire(k, LEDGER_TTL_SECONDS).exec();
+  }
+
   async meta(runId: string): Promise<Record<string, string>> {
     return this.redis.hgetall(this.key(runId, 'meta'));
   }

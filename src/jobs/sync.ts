@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, type Job } from 'bullmq';
 import type { AppContext } from '../app.js';
 import { describeError, RunStateError } from '../errors.js';
-import { decideFinalize } from '../reconcile/finalize.js';
+import { decideFinalize, proposeRemap, type ActiveBaseline } from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
 import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
 import type { ChunkPlan, Reject, RunCounts, SyncRun } from '../models/types.js';
@@ -130,6 +130,10 @@ async function pullSnapshot(
   // Every pull attempt starts a new ledger generation: chunks of an earlier attempt
   // (whose pages may have shifted since) are ignored, never mixed with this one's.
   const generation = await ctx.ledger.startGeneration(runId);
+  // Students active before this run (what an earlier attempt of it created does not count):
+  // when there are any, apply jobs defer new students that match nothing (ADR 0004).
+  const baseline = await activeBaseline(ctx, districtId, runId);
+  await ctx.ledger.setMeta(runId, { baselineStudents: String(baseline.students) });
   const connector = ctx.connectorFor(district);
   let pending: Reject[] = [];
   const pullCtx = {
@@ -193,7 +197,9 @@ export function countPlan(plan: ChunkPlan): RunCounts {
     const t = (c[e] ??= {});
     t[a] = (t[a] ?? 0) + k;
   };
-  for (const s of plan.students) inc('student', s.action);
+  // a move is logged as an update of the student (its sourcedId changes)
+  for (const s of plan.students) inc('student', s.action === 'move' ? 'update' : s.action);
+  if (plan.deferredStudents?.length) inc('student', 'create', plan.deferredStudents.length);
   if (plan.parentCreates.length) inc('parent', 'create', plan.parentCreates.length);
   for (const p of plan.parentUpdates) inc('parent', p.action);
   for (const l of plan.links) inc('link', l.action);
@@ -225,16 +231,20 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     );
     return {};
   }
+  const meta = await ctx.ledger.meta(p.runId);
   const planCtx = {
     districtId: p.districtId,
     connector: district.connector.kind,
     parentRole: district.policies.parentRole,
+    // the district had active students before the run: new students that match nothing wait
+    // for finalize (a mass re-key is then held before any of them is written; ADR 0004)
+    deferUnmatched: Number(meta.baselineStudents ?? 0) > 0,
   };
   const plan = await ctx.store.reconcileChunk(
     p.districtId,
     chunkKeys(p.chunk, planCtx.connector),
     state => planChunk(p.chunk, state, planCtx),
-    { dryRun: run.dryRun, change: runChange(run) },
+    { dryRun: run.dryRun, change: runChange(run), runId: run.id },
   );
   const planCounts = countPlan(plan);
   const counts = mergeCounts(
@@ -305,6 +315,16 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       ctx.store.listActiveStudentIds(districtId),
       ctx.store.listActiveSisParentIds(districtId),
     ]);
+  // The safeguard measures against the active state before the run: what this run created
+  // or reactivated (in the change log) does not count (ADR 0004).
+  const baseline = await activeBaseline(ctx, districtId, runId, {
+    students: activeStudentIds.length,
+    parents: activeSisParentIds.length,
+  });
+  // New students that match nothing: kept with the run (real run) or planned (dry run).
+  const unmatchedStudents = run.dryRun
+    ? (counts.student?.create ?? 0)
+    : (await ctx.store.countDeferredStudents(runId)).students;
   step('read');
   // A delta, or a feed that does not list every guardian, removes nothing for absence.
   const decision = decideFinalize(
@@ -316,6 +336,8 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
         seenParents: seen.parents,
         linkRemovals,
         thresholdPercent: district.policies.deletionThresholdPercent,
+        baseline,
+        unmatchedStudents,
       },
       meta,
       ctx.connectorFor(district).capabilities,
@@ -335,6 +357,14 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   const mode = syncModeAt(district, new Date(run.createdAt));
   const addOnly = mode.mode !== 'normal';
   const held = decision.hold && !run.dryRun && !addOnly;
+  // A probable re-key keeps its new students back with the run, with a proposed remap (old →
+  // new) for the admin; otherwise the new students the chunks deferred are created now.
+  const rekeyHeld = held && decision.rekey;
+  let remapProposed = 0;
+  if (rekeyHeld) remapProposed = await proposeRunRemap(ctx, districtId, runId, d.studentSourcedIds);
+  else if (!run.dryRun && unmatchedStudents > 0)
+    await ctx.store.applyDeferredStudents(districtId, runId, runChange(run), { remap: false });
+  step('new-students');
   // Deactivations that are not applied are counted with a suffix saying why (dry run: what
   // it would do; held: waiting for approval; add-only: skipped); applied ones are counted
   // from the change log like every other change of the run.
@@ -346,6 +376,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     if (d.parentIds.length) deactCounts.parent = { [`deactivate${sfx}`]: d.parentIds.length };
     if (d.links.length) deactCounts.link = { [`remove${sfx}`]: d.links.length };
   }
+  if (rekeyHeld) mergeCounts(deactCounts, { student: { 'create-held': unmatchedStudents } });
   step('decide');
   if (!decision.hold && !run.dryRun && !addOnly)
     await ctx.store.applyDeactivations(districtId, d, runChange(run));
@@ -389,7 +420,10 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     timings,
     held: held ? d : undefined,
     error: held
-      ? `held by deletion safeguard: ${decision.holdReason}`
+      ? `held by deletion safeguard: ${decision.holdReason}` +
+        (rekeyHeld
+          ? `; remap proposed for ${remapProposed} of ${unmatchedStudents} new students (old → new by name, school and grade; see the run's remap)`
+          : '')
       : run.dryRun && decision.hold
         ? `dry run: the deletion safeguard would hold this run: ${decision.holdReason}`
         : undefined,
@@ -460,6 +494,67 @@ function withoutHeld(counts: RunCounts): RunCounts {
   return out;
 }
 
+/**
+ * The district's active counts before run `runId` (ADR 0004): active students, `sis` parent
+ * accounts and `sis` links now, minus those this run created or reactivated (from the change
+ * log, so a retried or resumed run measures the same). `now` gives counts already read.
+ */
+export async function activeBaseline(
+  ctx: AppContext,
+  districtId: string,
+  runId: string,
+  now?: { students: number; parents: number },
+): Promise<ActiveBaseline> {
+  const [counted, links, ownCounts] = await Promise.all([
+    now ??
+      Promise.all([
+        ctx.store.countActive(districtId),
+        ctx.store.listActiveSisParentIds(districtId),
+      ]).then(([c, p]) => ({ students: c.students, parents: p.length })),
+    ctx.store.countActiveSisLinks(districtId),
+    runCountsFromLog(ctx, districtId, runId),
+  ]);
+  const added = (entity: string) =>
+    (ownCounts[entity]?.create ?? 0) + (ownCounts[entity]?.reactivate ?? 0);
+  return {
+    students: Math.max(0, counted.students - added('student')),
+    parents: Math.max(0, counted.parents - added('parent')),
+    links: Math.max(0, links - added('link')),
+  };
+}
+
+/**
+ * Propose and store the remap of a held re-key: the run's deferred students paired with the
+ * students it would deactivate by name + school + grade (`proposeRemap`). Returns the
+ * number of pairs.
+ */
+async function proposeRunRemap(
+  ctx: AppContext,
+  districtId: string,
+  runId: string,
+  deactivated: string[],
+): Promise<number> {
+  const gone = new Set(deactivated);
+  const old = (await ctx.store.getStudents(districtId)).filter(s => gone.has(s.sourcedId));
+  const deferred = await ctx.store.listDeferredStudents(runId);
+  const { pairs, ambiguous } = proposeRemap(
+    old,
+    deferred.map(r => r.record),
+  );
+  await ctx.store.setRemap(runId, pairs);
+  ctx.logger.info(
+    {
+      districtId,
+      runId,
+      deferred: deferred.length,
+      proposed: pairs.length,
+      ambiguous: ambiguous.length,
+    },
+    'probable re-key held with a proposed remap',
+  );
+  return pairs.length;
+}
+
 function unionLinks(
   a: { parentId: string; studentSourcedId: string }[],
   b: { parentId: string; studentSourcedId: string }[],
@@ -488,10 +583,17 @@ export async function approveRun(
         'list may be stale: discard it, and approve a held run from a fresh sync instead',
     );
   }
+  const approval = {
+    cause: { kind: 'approval' as const, id: run.id, trigger: run.trigger },
+    actor,
+  };
+  // A held re-key: its new students now move the old records the remap pairs them with (links
+  // and codes follow, no account is recreated) or are created; nothing when already written.
+  await ctx.store.applyDeferredStudents(run.districtId, run.id, approval, { remap: true });
   await ctx.store.applyDeactivations(
     run.districtId,
     run.held ?? { studentSourcedIds: [], parentIds: [], links: [] },
-    { cause: { kind: 'approval', id: run.id, trigger: run.trigger }, actor },
+    approval,
   );
   const district = ctx.district(run.districtId);
   const codes = await accessCodesFinalizeHook(ctx, {

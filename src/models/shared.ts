@@ -2,7 +2,14 @@
  * Small, store-independent helpers shared by the SQLite and MongoDB adapters, so both
  * interpret plans, patches and run states the same way (the contract suite checks it).
  */
-import type { ChunkPlan, ParentUpdate, RunStatus, SyncRun, SyncRunPatch } from './types.js';
+import type {
+  ChunkPlan,
+  ParentUpdate,
+  RunDeferredStudent,
+  RunStatus,
+  SyncRun,
+  SyncRunPatch,
+} from './types.js';
 
 /** Run statuses that hold the district's single "active run" slot (invariant 3). */
 export const ACTIVE_RUN_STATUSES: readonly RunStatus[] = ['queued', 'running'];
@@ -96,4 +103,44 @@ export function chunked<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/**
+ * The chunk plan that writes a run's deferred students (`RosterStore.applyDeferredStudents`):
+ * with `remap`, a student with a proposed `remapFrom` is a `move` of that old record (its
+ * links and codes follow), every other one a `create`; then each student's `sis` links.
+ */
+export function deferredPlan(
+  districtId: string,
+  rows: readonly RunDeferredStudent[],
+  remap: boolean,
+): ChunkPlan {
+  const plan: ChunkPlan = {
+    students: [],
+    parentCreates: [],
+    parentUpdates: [],
+    links: [],
+    linkRemovals: [],
+    rejects: [],
+    guardianAccounts: {},
+  };
+  for (const r of rows) {
+    const record = { ...r.record, districtId };
+    if (remap && r.remapFrom !== undefined)
+      plan.students.push({ action: 'move', record, from: r.remapFrom });
+    else plan.students.push({ action: 'create', record });
+    for (const l of r.links)
+      plan.links.push({
+        action: 'add',
+        link: {
+          districtId,
+          parentId: l.parentId,
+          studentSourcedId: record.sourcedId,
+          origin: 'sis',
+          relationship: l.relationship,
+          status: 'active',
+        },
+      });
+  }
+  return plan;
 }

@@ -80,6 +80,12 @@ export interface ChunkKeys {
   /** Connector kind whose `sources` the guardian sourcedIds are matched against. */
   connector: string;
   studentSourcedIds: string[];
+  /**
+   * Unique IDs (student numbers) of the chunk's students: a student whose sourcedId is new
+   * but whose Unique ID is known is the same student re-keyed (moved, not created).
+   * Optional for older callers (then nothing is matched by Unique ID).
+   */
+  studentUniqueIds?: string[] | undefined;
   guardianSourcedIds: string[];
   guardianUniqueIds: string[];
   emailsNormalized: string[];
@@ -87,10 +93,11 @@ export interface ChunkKeys {
 
 /** Existing state for a chunk: every record matching any of the chunk's keys. */
 export interface ChunkState {
+  /** Students matched by sourcedId or by Unique ID (`ChunkKeys.studentUniqueIds`). */
   students: StoredStudent[];
   /** Accounts matched by source, uniqueId or normalized email (all statuses). */
   parents: ParentAccount[];
-  /** All links (any origin, any status) of the chunk's students. */
+  /** All links (any origin, any status) of the loaded students. */
   links: GuardianLink[];
 }
 
@@ -113,7 +120,11 @@ export interface ParentUpdate {
   addSources: ParentSource[];
 }
 
-export type StudentAction = 'create' | 'update' | 'reactivate';
+/**
+ * `move`: the SIS re-keyed a known student (new sourcedId, same Unique ID). The stored record
+ * takes the new sourcedId (`from` is the old one) and its links and access codes follow.
+ */
+export type StudentAction = 'create' | 'update' | 'reactivate' | 'move';
 export type ParentAction = 'create' | 'update' | 'reactivate' | 'match';
 export type LinkAction = 'add' | 'reactivate' | 'update';
 
@@ -134,7 +145,16 @@ export interface Reject {
 
 /** What applying one chunk changes. Computed purely by `planChunk`; written by the store. */
 export interface ChunkPlan {
-  students: { action: StudentAction; record: StoredStudent }[];
+  /** `from`: the old sourcedId of a `move`. */
+  students: { action: StudentAction; record: StoredStudent; from?: string | undefined }[];
+  /**
+   * New students that match nothing (neither sourcedId nor Unique ID), with the `sis` links
+   * the chunk gives them, when the planner was asked to defer them (`PlanContext.
+   * deferUnmatched`): the store keeps them with the run instead of creating them, and the
+   * finalize step creates them, or holds them when the run looks like a mass re-key
+   * (docs/decisions/0004-safeguard-and-rekeys.md). Absent or empty: nothing deferred.
+   */
+  deferredStudents?: DeferredStudent[] | undefined;
   parentCreates: ParentAccount[];
   parentUpdates: { action: Exclude<ParentAction, 'create'>; update: ParentUpdate }[];
   links: { action: LinkAction; link: GuardianLink }[];
@@ -146,6 +166,23 @@ export interface ChunkPlan {
   rejects: Reject[];
   /** Parent account id each guardian sourcedId resolved to (for the run's seen set). */
   guardianAccounts: Record<string, string>;
+}
+
+/** A new student kept with its run instead of created (see `ChunkPlan.deferredStudents`). */
+export interface DeferredStudent {
+  record: StoredStudent;
+  /** `sis` links the snapshot gives the student (parent account ids resolved by the chunk). */
+  links: { parentId: string; relationship?: string | undefined }[];
+}
+
+/**
+ * One deferred student of a run, as stored: `remapFrom` is the sourcedId of the existing
+ * student the finalize step proposes it replaces (same name, school and grade; only
+ * unambiguous pairs), applied when an admin approves the run.
+ */
+export interface RunDeferredStudent extends DeferredStudent {
+  runId: string;
+  remapFrom?: string | undefined;
 }
 
 /** Deactivations the finalize step computed (or held for approval). */
@@ -223,13 +260,14 @@ export interface RosterStore {
   /**
    * Atomically: load the state for `keys`, call `planner(state)`, and unless `dryRun`,
    * write the plan and its change-log entries (cause and actor from `options.change`,
-   * default `SYSTEM_CHANGE`). Returns the plan that was (or would be) applied.
+   * default `SYSTEM_CHANGE`). The plan's `deferredStudents` are kept with `options.runId`
+   * (required when there are any). Returns the plan that was (or would be) applied.
    */
   reconcileChunk(
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean; change?: ChangeContext | undefined },
+    options: { dryRun: boolean; change?: ChangeContext | undefined; runId?: string | undefined },
   ): Promise<ChunkPlan>;
   /** sourcedIds of the district's active students. */
   listActiveStudentIds(districtId: string): Promise<string[]>;
@@ -244,6 +282,36 @@ export interface RosterStore {
     of: { studentSourcedIds: string[]; parentIds: string[] },
   ): Promise<{ parentId: string; studentSourcedId: string }[]>;
   countActive(districtId: string): Promise<{ students: number; parents: number }>;
+  /** Number of the district's active `sis`-origin links (the safeguard's link measure). */
+  countActiveSisLinks(districtId: string): Promise<number>;
+  /**
+   * The deferred students of a run (see `ChunkPlan.deferredStudents`), by sourcedId; with
+   * `onlyRemapped`, only those with a proposed `remapFrom`. Paged by `offset`/`limit`.
+   */
+  listDeferredStudents(
+    runId: string,
+    opts?: { onlyRemapped?: boolean; offset?: number; limit?: number },
+  ): Promise<RunDeferredStudent[]>;
+  /** Number of deferred students of a run, and how many have a proposed remap. */
+  countDeferredStudents(runId: string): Promise<{ students: number; remapped: number }>;
+  /**
+   * Record the proposed remap of a run: `pairs` maps a deferred student's sourcedId to the
+   * sourcedId of the existing student it replaces (replacing any earlier proposal).
+   * Idempotent.
+   */
+  setRemap(runId: string, pairs: { sourcedId: string; remapFrom: string }[]): Promise<void>;
+  /**
+   * Write a run's deferred students in one transaction, with change-log entries from
+   * `change`: each with a `remapFrom` (when `remap` is true) is a `move` of that existing
+   * student (its links and access codes follow), every other one is created; then their
+   * `sis` links are added. Re-applying writes nothing. Returns the records written.
+   */
+  applyDeferredStudents(
+    districtId: string,
+    runId: string,
+    change: ChangeContext,
+    opts: { remap: boolean },
+  ): Promise<number>;
   /**
    * Deactivate (never delete), logging one change-log entry per record whose status changed
    * (cause and actor from `change`). Returns the number of records whose status changed.

@@ -2,8 +2,23 @@
  * The finalize decision: which records a complete snapshot deactivates, and whether the
  * deletion safeguard holds them (design.md invariants 4, 5, 9, 10). Pure: the finalize job
  * gathers the inputs from the store and the run ledger.
+ *
+ * The safeguard has three measures, each against the district's active state *before* the
+ * run (docs/operations.md, "Deletion safeguard: students, parents, links and re-keys"):
+ * students deactivated, `sis` parent accounts deactivated, and `sis` links removed. A run that
+ * would also create more than the threshold of new students that match nothing is a probable
+ * re-key (docs/decisions/0004-safeguard-and-rekeys.md).
  */
-import type { Deactivations } from '../models/types.js';
+import type { Deactivations, StoredStudent } from '../models/types.js';
+
+/** Active records of the district before the run (the safeguard's denominators). */
+export interface ActiveBaseline {
+  students: number;
+  /** Active `sis`-origin parent accounts. */
+  parents: number;
+  /** Active `sis`-origin links. */
+  links: number;
+}
 
 export interface FinalizeInput {
   /** sourcedIds of students active in the store. */
@@ -18,6 +33,13 @@ export interface FinalizeInput {
   linkRemovals: { parentId: string; studentSourcedId: string }[];
   /** Deletion safeguard threshold, percent of active students or parents (default 10). */
   thresholdPercent: number;
+  /**
+   * Active counts before the run (what this run created or reactivated does not count). When
+   * absent, the active lists above are the denominators and links are not measured.
+   */
+  baseline?: ActiveBaseline | undefined;
+  /** New students this run creates that match no stored student (by sourcedId or Unique ID). */
+  unmatchedStudents?: number | undefined;
 }
 
 export interface FinalizeDecision {
@@ -26,12 +48,19 @@ export interface FinalizeDecision {
   hold: boolean;
   /** Why it was held (for the run record and the admin). */
   holdReason?: string | undefined;
+  /**
+   * True when both the students created (matching nothing) and the students deactivated
+   * exceed the threshold: a probable re-key. The new students are held too (not created).
+   */
+  rekey: boolean;
 }
 
 /**
- * Decide deactivations. Held when students or parents to deactivate exceed
- * `thresholdPercent` of the active ones, or when the snapshot delivered no students at all
- * while the store has active students (an HTTP 200 with an empty list is suspicious).
+ * Decide deactivations. Held when students, `sis` parent accounts or `sis` links to
+ * deactivate exceed `thresholdPercent` of the active ones before the run, or when the
+ * snapshot delivered no students at all while the store has active students (an HTTP 200
+ * with an empty list is suspicious). A probable re-key (see `FinalizeDecision.rekey`) is held
+ * with its own reason.
  */
 export function decideFinalize(input: FinalizeInput): FinalizeDecision {
   let activeStudents = 0;
@@ -51,19 +80,82 @@ export function decideFinalize(input: FinalizeInput): FinalizeDecision {
     parentIds,
     links: input.linkRemovals,
   };
-  const limit = (active: number) => (active * input.thresholdPercent) / 100;
+  const students = input.baseline?.students ?? activeStudents;
+  const parents = input.baseline?.parents ?? activeParents;
+  const pct = input.thresholdPercent;
+  const over = (n: number, active: number) => n > 0 && n > (active * pct) / 100;
   const reasons: string[] = [];
   if (input.seenStudents.size === 0 && activeStudents > 0)
     reasons.push(`the snapshot has no students but ${activeStudents} are active`);
-  if (studentSourcedIds.length > 0 && studentSourcedIds.length > limit(activeStudents))
+  const created = input.unmatchedStudents ?? 0;
+  const rekey = over(created, students) && over(studentSourcedIds.length, students);
+  if (rekey)
     reasons.push(
-      `${studentSourcedIds.length} of ${activeStudents} active students would be deactivated (threshold ${input.thresholdPercent} %)`,
+      `probable re-key: ${created} new students match no known student (sourcedId or Unique ID) ` +
+        `while ${studentSourcedIds.length} of ${students} active students would be deactivated ` +
+        `(threshold ${pct} %); the new students are held too`,
     );
-  if (parentIds.length > 0 && parentIds.length > limit(activeParents))
+  else if (over(studentSourcedIds.length, students))
     reasons.push(
-      `${parentIds.length} of ${activeParents} active parent accounts would be deactivated (threshold ${input.thresholdPercent} %)`,
+      `${studentSourcedIds.length} of ${students} active students would be deactivated (threshold ${pct} %)`,
+    );
+  if (over(parentIds.length, parents))
+    reasons.push(
+      `${parentIds.length} of ${parents} active parent accounts would be deactivated (threshold ${pct} %)`,
+    );
+  if (input.baseline && over(input.linkRemovals.length, input.baseline.links))
+    reasons.push(
+      `${input.linkRemovals.length} of ${input.baseline.links} active SIS links would be removed (threshold ${pct} %)`,
     );
   return reasons.length
-    ? { deactivations, hold: true, holdReason: reasons.join('; ') }
-    : { deactivations, hold: false };
+    ? { deactivations, hold: true, holdReason: reasons.join('; '), rekey }
+    : { deactivations, hold: false, rekey };
+}
+
+/** Matching key of a remap proposal: normalized given + family name, schools, grade. */
+function remapKey(s: StoredStudent): string {
+  const norm = (v: string | undefined) =>
+    (v ?? '').normalize('NFKC').trim().replace(/\s+/g, ' ').toLowerCase();
+  return [
+    norm(s.givenName),
+    norm(s.familyName),
+    [...s.schoolSourcedIds].sort().join(','),
+    norm(s.grade),
+  ].join('\u0000');
+}
+
+/**
+ * Propose a remap for a held re-key: each new student (deferred, matching nothing) paired with
+ * the old student (to be deactivated) that has the same name, school(s) and grade. Only
+ * unambiguous pairs: a key shared by two old or two new students proposes nothing for it
+ * (those students are listed as `ambiguous`, never guessed). Returns pairs in new-sourcedId
+ * order.
+ */
+export function proposeRemap(
+  oldStudents: readonly StoredStudent[],
+  newStudents: readonly StoredStudent[],
+): { pairs: { sourcedId: string; remapFrom: string }[]; ambiguous: string[] } {
+  const group = (list: readonly StoredStudent[]) => {
+    const m = new Map<string, StoredStudent[]>();
+    for (const s of list) {
+      const k = remapKey(s);
+      const g = m.get(k);
+      if (g) g.push(s);
+      else m.set(k, [s]);
+    }
+    return m;
+  };
+  const olds = group(oldStudents);
+  const pairs: { sourcedId: string; remapFrom: string }[] = [];
+  const ambiguous: string[] = [];
+  for (const [k, news] of group(newStudents)) {
+    const candidates = olds.get(k) ?? [];
+    const [n] = news;
+    const [o] = candidates;
+    if (news.length === 1 && candidates.length === 1 && n && o)
+      pairs.push({ sourcedId: n.sourcedId, remapFrom: o.sourcedId });
+    else if (candidates.length > 0) ambiguous.push(...news.map(s => s.sourcedId));
+  }
+  pairs.sort((a, b) => (a.sourcedId < b.sourcedId ? -1 : a.sourcedId > b.sourcedId ? 1 : 0));
+  return { pairs, ambiguous: ambiguous.sort() };
 }

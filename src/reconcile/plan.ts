@@ -10,6 +10,7 @@ import type {
   ChunkKeys,
   ChunkPlan,
   ChunkState,
+  DeferredStudent,
   GuardianLink,
   ParentAccount,
   ParentUpdate,
@@ -22,6 +23,12 @@ export interface PlanContext {
   connector: string;
   /** Platform role for sync-created accounts (district policy `parentRole`). */
   parentRole: string;
+  /**
+   * Keep new students that match nothing (neither sourcedId nor Unique ID) out of the chunk's
+   * writes and return them as `deferredStudents` with their `sis` links: a mass re-key is
+   * then held before any of its students is written (docs/decisions/0004). Default false.
+   */
+  deferUnmatched?: boolean | undefined;
 }
 
 /** The keys `reconcileChunk` must load for a chunk. */
@@ -36,6 +43,7 @@ export function chunkKeys(chunk: RosterChunk, connector: string): ChunkKeys {
   return {
     connector,
     studentSourcedIds: [...new Set(chunk.students.map(s => s.sourcedId))],
+    studentUniqueIds: [...new Set(chunk.students.map(s => s.uniqueId))],
     guardianSourcedIds: [...new Set(chunk.guardians.map(g => g.sourcedId))],
     guardianUniqueIds: [...uniqueIds],
     emailsNormalized: [...emails],
@@ -137,8 +145,21 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
   };
 
   // --- students ------------------------------------------------------------------------
+  // Identity: sourcedId, then the district Unique ID (student number). A new sourcedId with a
+  // known Unique ID is the same student re-keyed by the SIS: the record moves (links and
+  // access codes follow) instead of one student deactivated and another created.
   const existingStudents = new Map(state.students.map(s => [s.sourcedId, s]));
+  const studentsByUniqueId = new Map<string, StoredStudent[]>();
+  for (const s of state.students) {
+    const list = studentsByUniqueId.get(s.uniqueId);
+    if (list) list.push(s);
+    else studentsByUniqueId.set(s.uniqueId, [s]);
+  }
+  const chunkIds = new Set(chunk.students.map(s => s.sourcedId));
+  /** Old sourcedId → new, for the links loaded under the old one. */
+  const movedFrom = new Map<string, string>();
   const chunkStudents = new Set<string>();
+  const deferred = new Map<string, DeferredStudent>();
   for (const s of chunk.students) {
     if (chunkStudents.has(s.sourcedId)) {
       plan.rejects.push({
@@ -151,10 +172,33 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     chunkStudents.add(s.sourcedId);
     const next = toStoredStudent(ctx.districtId, s);
     const prev = existingStudents.get(s.sourcedId);
-    if (!prev) plan.students.push({ action: 'create', record: next });
-    else if (prev.status === 'inactive' && next.status === 'active')
-      plan.students.push({ action: 'reactivate', record: next });
-    else if (!sameStudent(prev, next)) plan.students.push({ action: 'update', record: next });
+    if (prev) {
+      if (prev.status === 'inactive' && next.status === 'active')
+        plan.students.push({ action: 'reactivate', record: next });
+      else if (!sameStudent(prev, next)) plan.students.push({ action: 'update', record: next });
+      continue;
+    }
+    const sameUniqueId = (studentsByUniqueId.get(s.uniqueId) ?? []).filter(
+      o => o.sourcedId !== s.sourcedId,
+    );
+    const old = sameUniqueId.length === 1 ? sameUniqueId[0] : undefined;
+    if (old && !chunkIds.has(old.sourcedId) && !movedFrom.has(old.sourcedId)) {
+      movedFrom.set(old.sourcedId, s.sourcedId);
+      plan.students.push({ action: 'move', record: next, from: old.sourcedId });
+      continue;
+    }
+    if (sameUniqueId.length > 1)
+      plan.rejects.push({
+        entity: 'student',
+        recordId: s.sourcedId,
+        kind: 'excluded',
+        reason: `Unique ID ${s.uniqueId} is shared by ${sameUniqueId.length} stored students (${sameUniqueId
+          .map(o => o.sourcedId)
+          .join(', ')}): not matched by Unique ID`,
+      });
+    if (ctx.deferUnmatched && next.status === 'active')
+      deferred.set(s.sourcedId, { record: next, links: [] });
+    else plan.students.push({ action: 'create', record: next });
   }
 
   // --- parent accounts -----------------------------------------------------------------
@@ -251,8 +295,12 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
 
   // --- links ---------------------------------------------------------------------------
   const existingLinks = new Map<string, GuardianLink>();
-  for (const l of state.links)
-    if (l.origin === 'sis') existingLinks.set(linkKey(l.parentId, l.studentSourcedId), l);
+  for (const l of state.links) {
+    if (l.origin !== 'sis') continue;
+    // a moved student's links are already its own (the store moves them with it)
+    const sid = movedFrom.get(l.studentSourcedId) ?? l.studentSourcedId;
+    existingLinks.set(linkKey(l.parentId, sid), { ...l, studentSourcedId: sid });
+  }
   const desired = new Set<string>();
   for (const r of chunk.relationships) {
     if (!chunkStudents.has(r.studentSourcedId)) {
@@ -277,6 +325,11 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     const key = linkKey(parentId, r.studentSourcedId);
     if (desired.has(key)) continue; // two SIS entries of one person → one link
     desired.add(key);
+    const later = deferred.get(r.studentSourcedId);
+    if (later) {
+      later.links.push({ parentId, relationship: r.relationship });
+      continue;
+    }
     const prev = existingLinks.get(key);
     const link: GuardianLink = {
       districtId: ctx.districtId,
@@ -298,6 +351,7 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
         plan.linkRemovals.push({ parentId: l.parentId, studentSourcedId: l.studentSourcedId });
     }
   }
+  if (deferred.size > 0) plan.deferredStudents = [...deferred.values()];
   return plan;
 }
 

@@ -343,6 +343,7 @@ describe('planChunk', () => {
     expect(k).toEqual({
       connector: 'powerschool',
       studentSourcedIds: ['1'],
+      studentUniqueIds: ['U1'],
       guardianSourcedIds: ['g1', 'g2'],
       guardianUniqueIds: ['u1'],
       emailsNormalized: ['a@x.org'],

@@ -1,6 +1,6 @@
 /**
- * Runs: detail, rejects (paged JSON and CSV download), approve and discard a run held by
- * the deletion safeguard.
+ * Runs: detail, rejects (paged JSON and CSV download), the remap a held re-key proposes, approve
+ * and discard a run held by the deletion safeguard.
  */
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
@@ -40,6 +40,29 @@ async function* allRejects(ctx: AppContext, runId: string): AsyncGenerator<Rejec
 }
 
 const HeldDecision = z.object({ run: RunDetail });
+
+/** A page of a held re-key's proposed remap (`GET /runs/:id/remap`). */
+const RemapPage = z.object({
+  runId: z.string(),
+  status: z.string(),
+  /** New students the run kept back (they match no known student). */
+  newStudents: z.number().int(),
+  /** Of those, how many the remap pairs with an existing student. */
+  proposed: z.number().int(),
+  offset: z.number().int(),
+  limit: z.number().int(),
+  items: z.array(
+    z.object({
+      remapFrom: z.string(),
+      sourcedId: z.string(),
+      uniqueId: z.string(),
+      givenName: z.string(),
+      familyName: z.string(),
+      schoolSourcedIds: z.array(z.string()),
+      grade: z.string().optional(),
+    }),
+  ),
+});
 
 export const runRoutes: ApiRoutes = (app, { ctx }) => {
   app.get(
@@ -120,6 +143,49 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="rejects-${run.id}.csv"`)
         .send(csv);
+    },
+  );
+
+  app.get(
+    '/runs/:id/remap',
+    {
+      schema: {
+        summary:
+          'The remap a run held as a probable re-key proposes (old sourcedId → new), applied on approval',
+        tags: ['runs'],
+        params: RunIdParams,
+        querystring: z.object({
+          offset: z.coerce.number().int().min(0).default(0),
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+        }),
+        response: { 200: RemapPage, 403: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async request => {
+      const run = await runOr404(ctx, request.params.id);
+      requireRole(request, 'viewer', run.districtId);
+      const { offset, limit } = request.query;
+      const [totals, rows] = await Promise.all([
+        ctx.store.countDeferredStudents(run.id),
+        ctx.store.listDeferredStudents(run.id, { onlyRemapped: true, offset, limit }),
+      ]);
+      return {
+        runId: run.id,
+        status: run.status,
+        newStudents: totals.students,
+        proposed: totals.remapped,
+        offset,
+        limit,
+        items: rows.map(r => ({
+          remapFrom: r.remapFrom ?? '',
+          sourcedId: r.record.sourcedId,
+          uniqueId: r.record.uniqueId,
+          givenName: r.record.givenName,
+          familyName: r.record.familyName,
+          schoolSourcedIds: r.record.schoolSourcedIds,
+          ...(r.record.grade === undefined ? {} : { grade: r.record.grade }),
+        })),
+      };
     },
   );
 

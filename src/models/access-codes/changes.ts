@@ -27,3 +27,18 @@ export function codeRevokeChange(code: string, studentSourcedId: string): NewCha
     after: { status: 'revoked' },
   };
 }
+
+/**
+ * A student's code that follows the student to a new sourcedId (the SIS re-keyed the student,
+ * matched by Unique ID): the code keeps working, only the student it is keyed by changes.
+ */
+export function codeMoveChange(code: string, from: string, to: string): NewChange {
+  return {
+    entity: 'code',
+    entityId: codeRef(code),
+    action: 'update',
+    studentSourcedId: to,
+    before: { studentSourcedId: from },
+    after: { studentSourcedId: to },
+  };
+}

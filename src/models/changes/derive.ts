@@ -166,6 +166,39 @@ export function linkDeactivateChange(
   };
 }
 
+/**
+ * Entry for a student the SIS re-keyed (same Unique ID, new sourcedId): an `update` (or
+ * `reactivate`) of the record now at `next.sourcedId`, whose `before`/`after` include the
+ * `sourcedId` change and any other field that changed.
+ */
+export function studentMoveChange(prev: StoredStudent, next: StoredStudent): NewChange {
+  const diff = diffFields(
+    { sourcedId: prev.sourcedId, ...studentFields(prev) },
+    { sourcedId: next.sourcedId, ...studentFields(next) },
+  );
+  return {
+    entity: 'student',
+    entityId: next.sourcedId,
+    action: upsertAction(prev.status, next.status),
+    studentSourcedId: next.sourcedId,
+    ...diff,
+  };
+}
+
+/** Entry for a link that follows its re-keyed student to the sourcedId `to`. */
+export function linkMoveChange(link: GuardianLink, to: string): NewChange {
+  return {
+    entity: 'link',
+    entityId: linkRef(link.origin, link.parentId, to),
+    action: 'update',
+    parentId: link.parentId,
+    studentSourcedId: to,
+    origin: link.origin,
+    before: { studentSourcedId: link.studentSourcedId },
+    after: { studentSourcedId: to },
+  };
+}
+
 /** The action an upsert of `next` over the existing `prev` performs (by status change). */
 function upsertAction(
   prevStatus: string,
@@ -195,7 +228,17 @@ export function chunkChanges(state: ChunkState, plan: ChunkPlan): NewChange[] {
     if (entry) out.push(entry);
   }
   const students = new Map(state.students.map(s => [s.sourcedId, s]));
-  for (const { action, record } of plan.students) {
+  /** Old sourcedId → new, of the students this plan moves (links follow them). */
+  const moved = new Map<string, string>();
+  for (const { action, record, from } of plan.students) {
+    if (action === 'move' && from !== undefined) {
+      const prev = students.get(from);
+      // Re-delivered: the record already has its new sourcedId (an upsert, logged below).
+      if (!prev || students.has(record.sourcedId)) continue;
+      moved.set(from, record.sourcedId);
+      out.push(studentMoveChange(prev, record));
+      continue;
+    }
     const prev = students.get(record.sourcedId);
     if (!prev) {
       out.push({
@@ -212,13 +255,26 @@ export function chunkChanges(state: ChunkState, plan: ChunkPlan): NewChange[] {
     out.push({
       entity: 'student',
       entityId: record.sourcedId,
-      action: action === 'create' ? upsertAction(prev.status, record.status) : action,
+      action:
+        action === 'create' || action === 'move'
+          ? upsertAction(prev.status, record.status)
+          : action,
       studentSourcedId: record.sourcedId,
       ...diff,
     });
   }
+  const movedLinks: GuardianLink[] = [];
+  for (const l of state.links) {
+    const to = moved.get(l.studentSourcedId);
+    if (to === undefined) continue;
+    out.push(linkMoveChange(l, to));
+    movedLinks.push({ ...l, studentSourcedId: to });
+  }
   const links = new Map(
-    state.links.map(l => [linkRef(l.origin, l.parentId, l.studentSourcedId), l]),
+    [...state.links.filter(l => !moved.has(l.studentSourcedId)), ...movedLinks].map(l => [
+      linkRef(l.origin, l.parentId, l.studentSourcedId),
+      l,
+    ]),
   );
   for (const { action, link } of plan.links) {
     const prev = links.get(linkRef(link.origin, link.parentId, link.studentSourcedId));

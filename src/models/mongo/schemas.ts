@@ -35,6 +35,16 @@ export interface RunDoc extends SyncRun {
   /** Last reject sequence number handed out (`$inc` allocates ranges atomically). */
   rejectSeq: number;
 }
+/** A new student a run keeps back until finalize (`run_deferred_students`, ADR 0004). */
+export interface DeferredStudentDoc {
+  runId: string;
+  districtId: string;
+  sourcedId: string;
+  record: StoredStudent;
+  links: { parentId: string; relationship?: string }[];
+  /** Proposed old sourcedId (held re-key); absent when none. */
+  remapFrom?: string;
+}
 export interface RejectDoc extends Reject {
   runId: string;
   districtId: string;
@@ -49,6 +59,7 @@ export const COLLECTIONS = {
   links: 'guardian_links',
   runs: 'sync_runs',
   rejects: 'run_rejects',
+  deferredStudents: 'run_deferred_students',
 } as const;
 
 const RECORD_STATUS = ['active', 'inactive'];
@@ -107,6 +118,8 @@ export const studentSchema = new Schema<StudentDoc>(
 studentSchema.index({ districtId: 1, sourcedId: 1 }, { unique: true, name: 'district_sourcedId' });
 // listActiveStudentIds, countActive
 studentSchema.index({ districtId: 1, status: 1 }, { name: 'district_status' });
+// reconcileChunk: match a re-keyed student by Unique ID (not unique: duplicates are reported)
+studentSchema.index({ districtId: 1, uniqueId: 1 }, { name: 'district_uniqueId' });
 
 export const parentSourceSchema = new Schema<ParentSource>(
   {
@@ -251,6 +264,21 @@ rejectSchema.index(
   { unique: true, name: 'run_reject_identity' },
 );
 
+export const deferredStudentSchema = new Schema<DeferredStudentDoc>(
+  {
+    runId: requiredString,
+    districtId: requiredString,
+    sourcedId: requiredString,
+    record: { type: Schema.Types.Mixed, required: true },
+    links: { type: Schema.Types.Mixed, default: () => [] },
+    remapFrom: String,
+  },
+  { ...base, collection: COLLECTIONS.deferredStudents },
+);
+// reconcileChunk upsert key (a retried chunk keeps one document per student);
+// listDeferredStudents / applyDeferredStudents (by run, sorted by sourcedId)
+deferredStudentSchema.index({ runId: 1, sourcedId: 1 }, { unique: true, name: 'run_sourcedId' });
+
 /** The store's models, compiled on one (private) connection. */
 export interface RosterModels {
   schools: Model<SchoolDoc>;
@@ -259,6 +287,7 @@ export interface RosterModels {
   links: Model<LinkDoc>;
   runs: Model<RunDoc>;
   rejects: Model<RejectDoc>;
+  deferredStudents: Model<DeferredStudentDoc>;
 }
 
 /** Compile all models on `conn` (never on the global mongoose). */
@@ -270,6 +299,7 @@ export function registerModels(conn: Connection): RosterModels {
     links: conn.model<LinkDoc>('GuardianLink', linkSchema),
     runs: conn.model<RunDoc>('SyncRun', runSchema),
     rejects: conn.model<RejectDoc>('RunReject', rejectSchema),
+    deferredStudents: conn.model<DeferredStudentDoc>('RunDeferredStudent', deferredStudentSchema),
   };
 }
 
@@ -292,4 +322,5 @@ export const SCHEMAS = {
   [COLLECTIONS.links]: linkSchema,
   [COLLECTIONS.runs]: runSchema,
   [COLLECTIONS.rejects]: rejectSchema,
+  [COLLECTIONS.deferredStudents]: deferredStudentSchema,
 } as const;

@@ -46,8 +46,10 @@ import {
   type ChangeLogModels,
 } from '../changes/mongo.js';
 import { SYSTEM_CHANGE, type ChangeContext, type NewChange } from '../changes/types.js';
+import { codeMoveChange } from '../access-codes/changes.js';
 import {
   ACTIVE_RUN_STATUSES,
+  deferredPlan,
   OPTIONAL_RUN_FIELDS,
   assertPlanInDistrict,
   chunked,
@@ -66,6 +68,7 @@ import {
   type ParentUpdate,
   type Reject,
   type RosterStore,
+  type RunDeferredStudent,
   type StoreHandle,
   type StoredStudent,
   type SyncRun,
@@ -74,6 +77,7 @@ import {
 import {
   NAMESPACE_EXISTS,
   registerModels,
+  type DeferredStudentDoc,
   type LinkDoc,
   type ParentDoc,
   type RejectDoc,
@@ -553,7 +557,7 @@ export class MongoRosterStore implements RosterStore {
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean; change?: ChangeContext | undefined },
+    options: { dryRun: boolean; change?: ChangeContext | undefined; runId?: string | undefined },
   ): Promise<ChunkPlan> {
     if (options.dryRun) {
       return this.conn.transaction(async session => {
@@ -576,7 +580,8 @@ export class MongoRosterStore implements RosterStore {
             // that the keys did not load), like SQLite.
             const before = await this.withPlanTargets(districtId, state, plan, session);
             const entries = chunkChanges(before, plan);
-            const written = await this.writePlan(districtId, plan, session);
+            const written = await this.writePlan(districtId, plan, session, entries);
+            await this.keepDeferred(districtId, plan, options.runId, session);
             await appendChangesMongo(this.cl, session, districtId, change, entries);
             return { plan, written };
           },
@@ -972,7 +977,180 @@ export class MongoRosterStore implements RosterStore {
     return docs.map(rejectFromDoc);
   }
 
+  /** Number of the district's active `sis` links. */
+  async countActiveSisLinks(districtId: string): Promise<number> {
+    return this.m.links.countDocuments({ districtId, origin: 'sis', status: 'active' });
+  }
+
+  /** A page of a run's deferred students, by sourcedId. */
+  async listDeferredStudents(
+    runId: string,
+    opts: { onlyRemapped?: boolean; offset?: number; limit?: number } = {},
+  ): Promise<RunDeferredStudent[]> {
+    let q = this.m.deferredStudents
+      .find(opts.onlyRemapped ? { runId, remapFrom: { $exists: true } } : { runId })
+      .sort({ sourcedId: 1 })
+      .skip(Math.max(0, opts.offset ?? 0));
+    if (opts.limit !== undefined && opts.limit > 0) q = q.limit(opts.limit);
+    return (await q.lean<Lean<DeferredStudentDoc>[]>()).map(deferredFromDoc);
+  }
+
+  /** Number of a run's deferred students and of those with a proposed remap. */
+  async countDeferredStudents(runId: string): Promise<{ students: number; remapped: number }> {
+    const [students, remapped] = await Promise.all([
+      this.m.deferredStudents.countDocuments({ runId }),
+      this.m.deferredStudents.countDocuments({ runId, remapFrom: { $exists: true } }),
+    ]);
+    return { students, remapped };
+  }
+
+  /** Replace a run's proposed remap (deferred sourcedId → old sourcedId), in one transaction. */
+  async setRemap(runId: string, pairs: { sourcedId: string; remapFrom: string }[]): Promise<void> {
+    await this.conn.transaction(async session => {
+      await this.m.deferredStudents.updateMany(
+        { runId },
+        { $unset: { remapFrom: 1 } },
+        { session },
+      );
+      for (const batch of chunked(pairs, IN_BATCH)) {
+        if (batch.length === 0) continue;
+        await this.m.deferredStudents.bulkWrite(
+          batch.map(p => ({
+            updateOne: {
+              filter: { runId, sourcedId: p.sourcedId },
+              update: { $set: { remapFrom: p.remapFrom } },
+            },
+          })),
+          { ...BULK, session },
+        );
+      }
+    });
+  }
+
+  /**
+   * Write a run's deferred students (moves of their proposed old records when `remap`, else
+   * creations) and their `sis` links in one change-log transaction.
+   */
+  async applyDeferredStudents(
+    districtId: string,
+    runId: string,
+    change: ChangeContext,
+    opts: { remap: boolean },
+  ): Promise<number> {
+    const rows = await this.listDeferredStudents(runId);
+    if (rows.length === 0) return 0;
+    const plan = deferredPlan(districtId, rows, opts.remap);
+    const written = await withChangeTransaction(this.cl, districtId, async session => {
+      const state = await this.loadChunkState(
+        districtId,
+        {
+          connector: '',
+          studentSourcedIds: [
+            ...rows.map(r => r.record.sourcedId),
+            ...plan.students.flatMap(st => (st.from === undefined ? [] : [st.from])),
+          ],
+          guardianSourcedIds: [],
+          guardianUniqueIds: [],
+          emailsNormalized: [],
+        },
+        session,
+      );
+      const entries = chunkChanges(state, plan);
+      const n = await this.writePlan(districtId, plan, session, entries);
+      await appendChangesMongo(this.cl, session, districtId, change, entries);
+      return n;
+    });
+    this.writes += written;
+    return written;
+  }
+
   // --- internals ----------------------------------------------------------------------
+
+  /** Keep a plan's deferred students with the run, in `session`'s transaction. */
+  private async keepDeferred(
+    districtId: string,
+    plan: ChunkPlan,
+    runId: string | undefined,
+    session: ClientSession,
+  ): Promise<void> {
+    const deferred = plan.deferredStudents ?? [];
+    if (deferred.length === 0) return;
+    if (runId === undefined) throw new Error('a plan with deferred students needs a run id');
+    await this.m.deferredStudents.bulkWrite(
+      deferred.map(d => ({
+        updateOne: {
+          filter: { runId, sourcedId: d.record.sourcedId },
+          update: {
+            $set: {
+              districtId,
+              record: stripUndefined({ ...d.record }),
+              links: d.links.map(l => stripUndefined({ ...l })),
+            },
+          },
+          upsert: true,
+        },
+      })),
+      { ...BULK, session },
+    );
+  }
+
+  /**
+   * Give the student `from` the sourcedId `to` (the SIS re-keyed it), with its links and
+   * access codes (and their redemptions), in `session`'s transaction. Nothing when `from` is
+   * gone or `to` exists (a re-applied move). Code entries are appended to `entries`.
+   * Returns roster documents changed.
+   */
+  private async moveStudent(
+    districtId: string,
+    from: string,
+    to: string,
+    session: ClientSession,
+    entries: NewChange[],
+  ): Promise<number> {
+    const found = await this.m.students
+      .find({ districtId, sourcedId: { $in: [from, to] } }, { sourcedId: 1, _id: 0 }, { session })
+      .lean<{ sourcedId: string }[]>();
+    const ids = new Set(found.map(f => f.sourcedId));
+    if (!ids.has(from) || ids.has(to)) return 0;
+    let n = (
+      await this.m.students.updateOne(
+        { districtId, sourcedId: from },
+        { $set: { sourcedId: to } },
+        { session },
+      )
+    ).modifiedCount;
+    n += (
+      await this.m.links.updateMany(
+        { districtId, studentSourcedId: from },
+        { $set: { studentSourcedId: to } },
+        { session },
+      )
+    ).modifiedCount;
+    const db = this.conn.db;
+    if (db) {
+      const codes = db.collection<{ code: string }>(CODE_COLLECTIONS.codes);
+      const moved = await codes
+        .find({ districtId, studentSourcedId: from }, { projection: { code: 1, _id: 0 }, session })
+        .toArray();
+      if (moved.length > 0) {
+        await codes.updateMany(
+          { districtId, studentSourcedId: from },
+          { $set: { studentSourcedId: to } },
+          { session },
+        );
+        for (const c of moved.map(m => m.code).sort()) entries.push(codeMoveChange(c, from, to));
+        n += moved.length;
+      }
+      await db.collection(CODE_COLLECTIONS.redemptions).updateMany(
+        { districtId, studentSourcedId: from },
+        { $set: { studentSourcedId: to } },
+        {
+          session,
+        },
+      );
+    }
+    return n;
+  }
 
   /**
    * The chunk's state, read in `session`'s transaction. Reads run one after another: a
@@ -996,13 +1174,19 @@ export class MongoRosterStore implements RosterStore {
     if (uniqueIds.length > 0) or.push({ uniqueId: { $in: uniqueIds } });
     if (emails.length > 0) or.push({ emailNormalized: { $in: emails } });
 
+    const studentUniqueIds = unique(keys.studentUniqueIds ?? []);
+    const studentOr: mongoose.QueryFilter<StudentDoc>[] = [];
+    if (studentIds.length > 0) studentOr.push({ sourcedId: { $in: studentIds } });
+    if (studentUniqueIds.length > 0) studentOr.push({ uniqueId: { $in: studentUniqueIds } });
     const students =
-      studentIds.length === 0
+      studentOr.length === 0
         ? []
         : await this.m.students
-            .find({ districtId, sourcedId: { $in: studentIds } }, null, { session })
+            .find({ districtId, $or: studentOr }, null, { session })
             .sort({ sourcedId: 1 })
             .lean<Lean<StudentDoc>[]>();
+    // links of every loaded student (a re-keyed one's follow it)
+    const linkStudentIds = unique([...studentIds, ...students.map(st => st.sourcedId)]);
     const parents =
       or.length === 0
         ? []
@@ -1011,10 +1195,10 @@ export class MongoRosterStore implements RosterStore {
             .sort({ id: 1 })
             .lean<Lean<ParentDoc>[]>();
     const links =
-      studentIds.length === 0
+      linkStudentIds.length === 0
         ? []
         : await this.m.links
-            .find({ districtId, studentSourcedId: { $in: studentIds } }, null, { session })
+            .find({ districtId, studentSourcedId: { $in: linkStudentIds } }, null, { session })
             .sort({ parentId: 1, studentSourcedId: 1, origin: 1 })
             .lean<Lean<LinkDoc>[]>();
     return {
@@ -1081,7 +1265,12 @@ export class MongoRosterStore implements RosterStore {
     districtId: string,
     plan: ChunkPlan,
     session: ClientSession,
+    entries: NewChange[],
   ): Promise<number> {
+    let moved = 0;
+    for (const { action, record, from } of plan.students)
+      if (action === 'move' && from !== undefined)
+        moved += await this.moveStudent(districtId, from, record.sourcedId, session, entries);
     const parentOps: AnyBulkWriteOperation<ParentDoc>[] = plan.parentCreates.map(p =>
       parentCreateOp(districtId, p),
     );
@@ -1092,7 +1281,7 @@ export class MongoRosterStore implements RosterStore {
     const studentOps = plan.students.map(s => studentWriteOp(districtId, s.record));
     const linkOps = plan.links.map(l => linkWriteOp(districtId, l.link));
     const options = { ...BULK, session };
-    let n = 0;
+    let n = moved;
     if (parentOps.length > 0)
       n += writtenDocuments(await this.m.parents.bulkWrite(parentOps, options));
     if (studentOps.length > 0)
@@ -1100,6 +1289,21 @@ export class MongoRosterStore implements RosterStore {
     if (linkOps.length > 0) n += writtenDocuments(await this.m.links.bulkWrite(linkOps, options));
     return n;
   }
+}
+
+/** Collections of the access-code repository whose documents are keyed by student. */
+const CODE_COLLECTIONS = { codes: 'access_codes', redemptions: 'access_code_redemptions' };
+
+function deferredFromDoc(d: Lean<DeferredStudentDoc>): RunDeferredStudent {
+  const out: RunDeferredStudent = {
+    runId: d.runId,
+    record: studentFromDoc(d.record),
+    links: (d.links ?? []).map(l =>
+      stripUndefined({ parentId: l.parentId, relationship: l.relationship }),
+    ),
+  };
+  setOpt(out, 'remapFrom', d.remapFrom);
+  return out;
 }
 
 function unique(values: readonly string[]): string[] {

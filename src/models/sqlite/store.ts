@@ -23,6 +23,8 @@ import {
 } from '../changes/derive.js';
 import { appendChanges, CHANGE_LOG_DDL } from '../changes/sqlite.js';
 import { SYSTEM_CHANGE, type ChangeContext, type NewChange } from '../changes/types.js';
+import { codeMoveChange } from '../access-codes/changes.js';
+import { deferredPlan } from '../shared.js';
 import {
   applyRunPatch,
   assertPlanInDistrict,
@@ -43,6 +45,7 @@ import {
   type ParentUpdate,
   type Reject,
   type RosterStore,
+  type RunDeferredStudent,
   type StoreHandle,
   type RunStatus,
   type StoredStudent,
@@ -176,6 +179,20 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE sync_runs ADD COLUMN decided_by TEXT;
   ALTER TABLE sync_runs ADD COLUMN decided_at TEXT;
   `,
+  // 3: students matched by Unique ID (a re-keyed student moves), and the new students a run
+  // keeps back until finalize (created then, or held with a proposed remap; ADR 0004).
+  `
+  CREATE INDEX students_unique_id ON students (district_id, unique_id);
+  CREATE TABLE run_deferred_students (
+    run_id      TEXT NOT NULL,
+    district_id TEXT NOT NULL,
+    sourced_id  TEXT NOT NULL,
+    record      TEXT NOT NULL,             -- JSON StoredStudent
+    links       TEXT NOT NULL DEFAULT '[]', -- JSON [{parentId, relationship?}]
+    remap_from  TEXT,                      -- proposed old sourcedId (held re-key)
+    PRIMARY KEY (run_id, sourced_id)       -- a retried chunk keeps one row per student
+  );
+  `,
 ];
 
 /** Options of the SQLite store. */
@@ -230,6 +247,25 @@ export const SQL = {
   // de-duplicated lists.
   loadStudents: `SELECT s.* FROM json_each(@keys) AS k CROSS JOIN students AS s
     ON s.district_id = @districtId AND s.sourced_id = k.value ORDER BY s.sourced_id`,
+  loadStudentsByUniqueId: `SELECT s.* FROM json_each(@keys) AS k CROSS JOIN students AS s
+    ON s.district_id = @districtId AND s.unique_id = k.value ORDER BY s.sourced_id`,
+  studentExists: `SELECT 1 FROM students WHERE district_id = ? AND sourced_id = ?`,
+  moveStudent: `UPDATE students SET sourced_id = @to
+    WHERE district_id = @districtId AND sourced_id = @from`,
+  moveLinks: `UPDATE OR IGNORE guardian_links SET student_sourced_id = @to
+    WHERE district_id = @districtId AND student_sourced_id = @from`,
+  upsertDeferred: `INSERT INTO run_deferred_students (run_id, district_id, sourced_id, record,
+      links) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, sourced_id) DO UPDATE SET record = excluded.record,
+      links = excluded.links`,
+  listDeferred: `SELECT * FROM run_deferred_students WHERE run_id = @runId
+    AND (@onlyRemapped = 0 OR remap_from IS NOT NULL) ORDER BY sourced_id LIMIT @limit OFFSET @offset`,
+  countDeferred: `SELECT count(*) AS students, count(remap_from) AS remapped
+    FROM run_deferred_students WHERE run_id = ?`,
+  clearRemap: `UPDATE run_deferred_students SET remap_from = NULL WHERE run_id = ?`,
+  setRemap: `UPDATE run_deferred_students SET remap_from = ? WHERE run_id = ? AND sourced_id = ?`,
+  countActiveSisLinks: `SELECT count(*) AS n FROM guardian_links WHERE district_id = ?
+    AND origin = 'sis' AND status = 'active'`,
   loadParents: `SELECT * FROM parent_accounts WHERE district_id = @districtId AND id IN (
       SELECT s.parent_id FROM json_each(@sourcedIds) AS k CROSS JOIN parent_sources AS s
         ON s.district_id = @districtId AND s.connector = @connector AND s.sourced_id = k.value
@@ -454,6 +490,24 @@ function runParams(run: SyncRun): Params {
   };
 }
 
+interface DeferredSqlRow {
+  run_id: string;
+  sourced_id: string;
+  record: string;
+  links: string;
+  remap_from: string | null;
+}
+
+function toDeferred(r: DeferredSqlRow): RunDeferredStudent {
+  const out: RunDeferredStudent = {
+    runId: r.run_id,
+    record: JSON.parse(r.record) as StoredStudent,
+    links: parseJson<RunDeferredStudent['links']>(r.links, []),
+  };
+  setOpt(out, 'remapFrom', r.remap_from);
+  return out;
+}
+
 /** `RosterStore` on one SQLite database file (or `:memory:`). */
 export class SqliteRosterStore implements RosterStore {
   private readonly db: Database.Database;
@@ -584,7 +638,7 @@ export class SqliteRosterStore implements RosterStore {
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean; change?: ChangeContext | undefined },
+    options: { dryRun: boolean; change?: ChangeContext | undefined; runId?: string | undefined },
   ): Promise<ChunkPlan> {
     return this.run(() => {
       const tx = this.db.transaction(() => {
@@ -593,7 +647,8 @@ export class SqliteRosterStore implements RosterStore {
         assertPlanInDistrict(districtId, plan);
         if (options.dryRun) return { plan, written: 0 };
         const entries = chunkChanges(this.withPlanTargets(districtId, state, plan), plan);
-        const written = this.writePlan(districtId, plan);
+        const written = this.writePlan(districtId, plan, entries);
+        this.keepDeferred(districtId, plan, options.runId);
         appendChanges(this.db, districtId, options.change ?? SYSTEM_CHANGE, entries);
         return { plan, written };
       });
@@ -666,6 +721,93 @@ export class SqliteRosterStore implements RosterStore {
       const students = this.stmt('countActiveStudents').pluck().get(districtId) as number;
       const parents = this.stmt('countActiveParents').pluck().get(districtId) as number;
       return { students, parents };
+    });
+  }
+
+  /** Number of the district's active `sis` links. */
+  countActiveSisLinks(districtId: string): Promise<number> {
+    return this.run(() => this.stmt('countActiveSisLinks').pluck().get(districtId) as number);
+  }
+
+  /** A page of a run's deferred students, by sourcedId. */
+  listDeferredStudents(
+    runId: string,
+    opts: { onlyRemapped?: boolean; offset?: number; limit?: number } = {},
+  ): Promise<RunDeferredStudent[]> {
+    return this.run(() =>
+      (
+        this.stmt('listDeferred').all({
+          runId,
+          onlyRemapped: opts.onlyRemapped ? 1 : 0,
+          limit: Math.max(0, opts.limit ?? -1) || -1,
+          offset: Math.max(0, opts.offset ?? 0),
+        }) as DeferredSqlRow[]
+      ).map(toDeferred),
+    );
+  }
+
+  /** Number of a run's deferred students and of those with a proposed remap. */
+  countDeferredStudents(runId: string): Promise<{ students: number; remapped: number }> {
+    return this.run(() => {
+      const r = this.stmt('countDeferred').get(runId) as { students: number; remapped: number };
+      return { students: r.students, remapped: r.remapped };
+    });
+  }
+
+  /** Replace a run's proposed remap (deferred sourcedId → old sourcedId). */
+  setRemap(runId: string, pairs: { sourcedId: string; remapFrom: string }[]): Promise<void> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          this.stmt('clearRemap').run(runId);
+          const set = this.stmt('setRemap');
+          for (const p of pairs) set.run(p.remapFrom, runId, p.sourcedId);
+        })
+        .immediate(),
+    );
+  }
+
+  /**
+   * Write a run's deferred students (moves of their proposed old records when `remap`, else
+   * creations) and their `sis` links in one transaction with their change-log entries.
+   */
+  applyDeferredStudents(
+    districtId: string,
+    runId: string,
+    change: ChangeContext,
+    opts: { remap: boolean },
+  ): Promise<number> {
+    return this.run(() => {
+      const written = this.db
+        .transaction(() => {
+          const rows = (
+            this.stmt('listDeferred').all({
+              runId,
+              onlyRemapped: 0,
+              limit: -1,
+              offset: 0,
+            }) as DeferredSqlRow[]
+          ).map(toDeferred);
+          if (rows.length === 0) return 0;
+          const plan = deferredPlan(districtId, rows, opts.remap);
+          const state = this.loadChunkState(districtId, {
+            connector: '',
+            studentSourcedIds: [
+              ...rows.map(r => r.record.sourcedId),
+              ...plan.students.flatMap(s => (s.from === undefined ? [] : [s.from])),
+            ],
+            guardianSourcedIds: [],
+            guardianUniqueIds: [],
+            emailsNormalized: [],
+          });
+          const entries = chunkChanges(state, plan);
+          const n = this.writePlan(districtId, plan, entries);
+          appendChanges(this.db, districtId, change, entries);
+          return n;
+        })
+        .immediate();
+      this.writes += written;
+      return written;
     });
   }
 
@@ -961,10 +1103,21 @@ export class SqliteRosterStore implements RosterStore {
   }
 
   private loadChunkState(districtId: string, keys: ChunkKeys): ChunkState {
-    const studentIds = uniqueJson(keys.studentSourcedIds);
     const students = (
-      this.stmt('loadStudents').all({ districtId, keys: studentIds }) as StudentRow[]
+      this.stmt('loadStudents').all({
+        districtId,
+        keys: uniqueJson(keys.studentSourcedIds),
+      }) as StudentRow[]
     ).map(toStudent);
+    if (keys.studentUniqueIds?.length) {
+      const have = new Set(students.map(st => st.sourcedId));
+      const rows = this.stmt('loadStudentsByUniqueId').all({
+        districtId,
+        keys: uniqueJson(keys.studentUniqueIds),
+      }) as StudentRow[];
+      for (const r of rows) if (!have.has(r.sourced_id)) students.push(toStudent(r));
+    }
+    const studentIds = uniqueJson([...keys.studentSourcedIds, ...students.map(st => st.sourcedId)]);
     const parentRows = this.stmt('loadParents').all({
       districtId,
       connector: keys.connector,
@@ -988,9 +1141,15 @@ export class SqliteRosterStore implements RosterStore {
     return { students, parents, links };
   }
 
-  /** Write a plan inside the caller's transaction; returns roster rows changed. */
-  private writePlan(districtId: string, plan: ChunkPlan): number {
+  /**
+   * Write a plan inside the caller's transaction; returns roster rows changed. Moved students'
+   * access codes are moved here too; their change-log entries are appended to `entries`.
+   */
+  private writePlan(districtId: string, plan: ChunkPlan, entries: NewChange[]): number {
     let n = 0;
+    for (const { action, record, from } of plan.students)
+      if (action === 'move' && from !== undefined)
+        n += this.moveStudent(districtId, from, record.sourcedId, entries);
     const insertParent = this.stmt('insertParentIfAbsent');
     for (const p of plan.parentCreates) {
       // A re-applied create of an existing account is a no-op (at-least-once delivery).
@@ -1011,6 +1170,56 @@ export class SqliteRosterStore implements RosterStore {
     const upsertLink = this.stmt('upsertLink');
     for (const { link } of plan.links) n += upsertLink.run(linkParams(districtId, link)).changes;
     return n;
+  }
+
+  /**
+   * Give the student `from` the sourcedId `to` (same record: the SIS re-keyed it), with its
+   * links and access codes (and their redemption history). Nothing when `from` is gone or
+   * `to` already exists (a re-applied move). Returns roster rows changed.
+   */
+  private moveStudent(districtId: string, from: string, to: string, entries: NewChange[]): number {
+    const exists = this.stmt('studentExists');
+    if (exists.get(districtId, from) === undefined || exists.get(districtId, to) !== undefined)
+      return 0;
+    let n = this.stmt('moveStudent').run({ districtId, from, to }).changes;
+    n += this.stmt('moveLinks').run({ districtId, from, to }).changes;
+    if (this.hasTable('access_codes')) {
+      const codes = this.db
+        .prepare(
+          `UPDATE access_codes SET student_sourced_id = ? WHERE district_id = ?
+            AND student_sourced_id = ? RETURNING code`,
+        )
+        .pluck()
+        .all(to, districtId, from) as string[];
+      for (const code of codes.sort()) entries.push(codeMoveChange(code, from, to));
+      n += codes.length;
+    }
+    if (this.hasTable('access_code_redemptions'))
+      this.db
+        .prepare(
+          `UPDATE OR IGNORE access_code_redemptions SET student_sourced_id = ?
+            WHERE district_id = ? AND student_sourced_id = ?`,
+        )
+        .run(to, districtId, from);
+    return n;
+  }
+
+  /** True when the database has the table (feature repositories create theirs lazily). */
+  private hasTable(name: string): boolean {
+    return (
+      this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !==
+      undefined
+    );
+  }
+
+  /** Keep a plan's deferred students with the run (inside the caller's transaction). */
+  private keepDeferred(districtId: string, plan: ChunkPlan, runId: string | undefined): void {
+    const deferred = plan.deferredStudents ?? [];
+    if (deferred.length === 0) return;
+    if (runId === undefined) throw new Error('a plan with deferred students needs a run id');
+    const upsert = this.stmt('upsertDeferred');
+    for (const d of deferred)
+      upsert.run(runId, districtId, d.record.sourcedId, json(d.record), json(d.links));
   }
 
   /** Update only the fields present in `set`, and only when one of them differs. */
