@@ -39,7 +39,10 @@ export async function applyChunkExtras(
 ): Promise<RunCounts> {
   if (dryRun) {
     const added = plan.students
-      .filter(s => s.action !== 'update' && s.record.status === 'active')
+      // a moved student keeps its codes: only creations and reactivations are new
+      .filter(
+        s => (s.action === 'create' || s.action === 'reactivate') && s.record.status === 'active',
+      )
       .map(s => s.record.sourcedId);
     if (added.length > 0) {
       const addedSet = new Set(added);

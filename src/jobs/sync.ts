@@ -238,7 +238,8 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     parentRole: district.policies.parentRole,
     // the district had active students before the run: new students that match nothing wait
     // for finalize (a mass re-key is then held before any of them is written; ADR 0004)
-    deferUnmatched: Number(meta.baselineStudents ?? 0) > 0,
+    // (a dry run writes nothing anyway: it plans creations as such)
+    deferUnmatched: !run.dryRun && Number(meta.baselineStudents ?? 0) > 0,
   };
   const plan = await ctx.store.reconcileChunk(
     p.districtId,

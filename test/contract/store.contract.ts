@@ -11,6 +11,7 @@
  * SQLite, so there the suite asserts a lower bound.
  */
 import { StoreConflictError } from '../../src/errors.js';
+import { changeLogRepository } from '../../src/models/changes/index.js';
 import {
   ActiveRunExistsError,
   type ChunkKeys,
@@ -1127,6 +1128,138 @@ export function runStoreContract(
         const sa = spy();
         await store.reconcileChunk(A, k, sa.planner, { dryRun: true });
         expect(sa.states[0]).toEqual(aBefore);
+      });
+    });
+
+    describe('students re-keyed by the SIS, and deferred students (issue 18)', () => {
+      const approval = { cause: { kind: 'approval' as const, id: 'r1' }, actor: 'admin:test' };
+      async function logOf(causeId?: string) {
+        const repo = await changeLogRepository(store);
+        return repo.list(A, { limit: 1000, ...(causeId ? { causeIds: [causeId] } : {}) });
+      }
+
+      it('loads students by Unique ID and moves one to its new sourcedId, links following', async () => {
+        await apply(
+          plan({
+            students: [{ action: 'create', record: student('s1') }],
+            links: [
+              { action: 'add', link: link('p1', 's1') },
+              { action: 'add', link: link('p2', 's1', { origin: 'manual' }) },
+            ],
+          }),
+        );
+        expect(await store.countActiveSisLinks(A)).toBe(1);
+        const s = spy();
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['n1'], studentUniqueIds: ['U-s1'] }),
+          s.planner,
+          { dryRun: true },
+        );
+        expect(s.states[0]?.students.map(x => x.sourcedId)).toEqual(['s1']);
+        expect(s.states[0]?.links.map(linkKey).sort()).toEqual([
+          'p1|s1|sis|active',
+          'p2|s1|manual|active',
+        ]);
+
+        const move = plan({
+          students: [
+            {
+              action: 'move',
+              record: student('n1', { uniqueId: 'U-s1', givenName: 'Given s1', grade: '06' }),
+              from: 's1',
+            },
+          ],
+        });
+        const k = keys({ studentSourcedIds: ['n1'], studentUniqueIds: ['U-s1'] });
+        const change = { cause: { kind: 'sync' as const, id: 'r0' }, actor: 'test' };
+        await store.reconcileChunk(A, k, fixed(move), { dryRun: false, change });
+        expect((await store.getStudents(A)).map(x => [x.sourcedId, x.grade])).toEqual([
+          ['n1', '06'],
+        ]);
+        expect((await store.getLinks(A)).map(linkKey).sort()).toEqual([
+          'p1|n1|sis|active',
+          'p2|n1|manual|active',
+        ]);
+        const entries = await logOf('r0');
+        expect(entries.map(e => [e.entity, e.action, e.entityId])).toEqual([
+          ['student', 'update', 'n1'],
+          ['link', 'update', 'sis:p1:n1'],
+          ['link', 'update', 'manual:p2:n1'],
+        ]);
+        expect(entries[0]?.before).toEqual({ sourcedId: 's1', grade: '05' });
+        expect(entries[0]?.after).toEqual({ sourcedId: 'n1', grade: '06' });
+        expect(entries[1]?.before).toEqual({ studentSourcedId: 's1' });
+        // re-delivered: nothing written, nothing logged
+        const before = store.writeCount();
+        await store.reconcileChunk(A, k, fixed(move), { dryRun: false, change });
+        expect(store.writeCount()).toBe(before);
+        expect(await logOf('r0')).toHaveLength(3);
+      });
+
+      it('keeps deferred students with the run, lists them, and writes them (moved or created) once', async () => {
+        await apply(
+          plan({
+            students: [{ action: 'create', record: student('s1') }],
+            links: [{ action: 'add', link: link('p1', 's1') }],
+          }),
+        );
+        const deferred = plan({
+          deferredStudents: [
+            { record: student('n1'), links: [{ parentId: 'p1' }] },
+            { record: student('n2'), links: [{ parentId: 'p3', relationship: 'Father' }] },
+          ],
+        });
+        await expect(
+          store.reconcileChunk(A, keys(), fixed(deferred), { dryRun: false }),
+        ).rejects.toThrow(/run id/);
+        expect(await apply(plan(), keys())).toBe(0);
+        const before = store.writeCount();
+        await store.reconcileChunk(A, keys(), fixed(deferred), { dryRun: false, runId: 'r1' });
+        await store.reconcileChunk(A, keys(), fixed(deferred), { dryRun: false, runId: 'r1' });
+        expect(store.writeCount()).toBe(before); // bookkeeping, not roster writes
+        expect((await store.getStudents(A)).map(x => x.sourcedId)).toEqual(['s1']);
+        expect(await store.countDeferredStudents('r1')).toEqual({ students: 2, remapped: 0 });
+        expect((await store.listDeferredStudents('r1')).map(r => r.record.sourcedId)).toEqual([
+          'n1',
+          'n2',
+        ]);
+
+        await store.setRemap('r1', [{ sourcedId: 'n1', remapFrom: 's1' }]);
+        await store.setRemap('r1', [{ sourcedId: 'n1', remapFrom: 's1' }]);
+        expect(await store.countDeferredStudents('r1')).toEqual({ students: 2, remapped: 1 });
+        const remapped = await store.listDeferredStudents('r1', { onlyRemapped: true });
+        expect(remapped).toEqual([
+          { runId: 'r1', record: student('n1'), links: [{ parentId: 'p1' }], remapFrom: 's1' },
+        ]);
+        expect(await store.listDeferredStudents('r1', { offset: 1, limit: 1 })).toEqual([
+          {
+            runId: 'r1',
+            record: student('n2'),
+            links: [{ parentId: 'p3', relationship: 'Father' }],
+          },
+        ]);
+
+        expect(
+          await store.applyDeferredStudents(A, 'r1', approval, { remap: true }),
+        ).toBeGreaterThan(0);
+        expect((await store.getStudents(A)).map(x => x.sourcedId)).toEqual(['n1', 'n2']);
+        expect((await store.getLinks(A)).map(linkKey).sort()).toEqual([
+          'p1|n1|sis|active',
+          'p3|n2|sis|active',
+        ]);
+        const entries = await logOf('r1');
+        expect(entries.map(e => [e.entity, e.action, e.entityId])).toEqual([
+          ['student', 'update', 'n1'],
+          ['student', 'create', 'n2'],
+          ['link', 'update', 'sis:p1:n1'],
+          ['link', 'create', 'sis:p3:n2'],
+        ]);
+        expect(entries.every(e => e.cause.kind === 'approval' && e.actor === 'admin:test')).toBe(
+          true,
+        );
+        expect(await store.applyDeferredStudents(A, 'r1', approval, { remap: true })).toBe(0);
+        expect(await logOf('r1')).toHaveLength(4);
       });
     });
   });

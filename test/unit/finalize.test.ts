@@ -1,4 +1,5 @@
-import { decideFinalize } from '../../src/reconcile/finalize.js';
+import type { StoredStudent } from '../../src/models/types.js';
+import { decideFinalize, proposeRemap } from '../../src/reconcile/finalize.js';
 
 const ids = (n: number, p = 's') => Array.from({ length: n }, (_, i) => `${p}${i}`);
 
@@ -55,5 +56,88 @@ describe('decideFinalize', () => {
     });
     expect(d.hold).toBe(false);
     expect(d.deactivations.studentSourcedIds).toHaveLength(10);
+  });
+
+  it('measures SIS links removed against the active links before the run (issue 18)', () => {
+    const links = ids(4, 'p').map((p, i) => ({ parentId: p, studentSourcedId: `s${i}` }));
+    const d = decideFinalize({
+      activeStudentIds: ids(3),
+      activeSisParentIds: ids(3, 'p'),
+      seenStudents: new Set(ids(3)),
+      seenParents: new Set(ids(3, 'p')),
+      linkRemovals: links,
+      thresholdPercent: 10,
+      baseline: { students: 3, parents: 3, links: 4 },
+    });
+    expect(d.hold).toBe(true);
+    expect(d.holdReason).toBe('4 of 4 active SIS links would be removed (threshold 10 %)');
+    const few = decideFinalize({
+      activeStudentIds: ids(3),
+      activeSisParentIds: [],
+      seenStudents: new Set(ids(3)),
+      seenParents: new Set(),
+      linkRemovals: links.slice(0, 1),
+      thresholdPercent: 10,
+      baseline: { students: 3, parents: 0, links: 40 },
+    });
+    expect(few.hold).toBe(false);
+  });
+
+  it('measures students against the state before the run, and recognises a probable re-key', () => {
+    // 4 old students gone, 4 new ones created: "4 of 8" would pass 50 %; it is 4 of 4
+    const d = decideFinalize({
+      activeStudentIds: ids(4),
+      activeSisParentIds: [],
+      seenStudents: new Set(['n0', 'n1', 'n2', 'n3']),
+      seenParents: new Set(),
+      linkRemovals: [],
+      thresholdPercent: 50,
+      baseline: { students: 4, parents: 0, links: 0 },
+      unmatchedStudents: 4,
+    });
+    expect(d.hold).toBe(true);
+    expect(d.rekey).toBe(true);
+    expect(d.holdReason).toContain('probable re-key: 4 new students');
+    expect(d.holdReason).toContain('4 of 4 active students');
+    // many new students but nothing leaving: growth, not a re-key
+    const growth = decideFinalize({
+      activeStudentIds: ids(4),
+      activeSisParentIds: [],
+      seenStudents: new Set(ids(4)),
+      seenParents: new Set(),
+      linkRemovals: [],
+      thresholdPercent: 10,
+      baseline: { students: 4, parents: 0, links: 0 },
+      unmatchedStudents: 40,
+    });
+    expect(growth).toMatchObject({ hold: false, rekey: false });
+  });
+});
+
+describe('proposeRemap', () => {
+  const st = (sourcedId: string, givenName: string, over: Partial<StoredStudent> = {}) => ({
+    districtId: 'd1',
+    sourcedId,
+    uniqueId: `u-${sourcedId}`,
+    givenName,
+    familyName: 'Rivera',
+    schoolSourcedIds: ['10'],
+    grade: '5',
+    status: 'active' as const,
+    ...over,
+  });
+
+  it('pairs by name + school + grade and leaves ambiguous pairs out', () => {
+    const r = proposeRemap(
+      [st('1', 'Ana'), st('2', 'Ben'), st('3', 'Cruz'), st('4', 'Cruz'), st('5', 'Dee')],
+      [
+        st('n1', ' ana '),
+        st('n2', 'Ben', { grade: '6' }),
+        st('n3', 'Cruz'),
+        st('n5', 'Dee', { schoolSourcedIds: ['11'] }),
+      ],
+    );
+    expect(r.pairs).toEqual([{ sourcedId: 'n1', remapFrom: '1' }]);
+    expect(r.ambiguous).toEqual(['n3']);
   });
 });

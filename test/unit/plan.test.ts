@@ -349,4 +349,95 @@ describe('planChunk', () => {
       emailsNormalized: ['a@x.org'],
     });
   });
+
+  describe('student identity: sourcedId, then Unique ID (issue 18)', () => {
+    const link = (
+      parentId: string,
+      sid: string,
+      over: Partial<GuardianLink> = {},
+    ): GuardianLink => ({
+      districtId: 'd1',
+      parentId,
+      studentSourcedId: sid,
+      origin: 'sis',
+      relationship: 'Mother',
+      status: 'active',
+      ...over,
+    });
+
+    it('moves a student whose sourcedId is new but whose Unique ID is known; its links stay its own', () => {
+      const pa = parentAccountId('d1', 'powerschool', 'g1');
+      const state: ChunkState = {
+        students: [stored(student('1'))],
+        parents: [account(pa, { sources: [{ connector: 'powerschool', sourcedId: 'g1' }] })],
+        links: [link(pa, '1'), link('manual-1', '1', { origin: 'manual' })],
+      };
+      const plan = planChunk(
+        chunk({
+          students: [student('D1-1', { uniqueId: 'U1' })],
+          guardians: [guardian('g1')],
+          relationships: [rel('g1', 'D1-1')],
+        }),
+        state,
+        ctx,
+      );
+      expect(plan.students.map(s => [s.action, s.from, s.record.sourcedId])).toEqual([
+        ['move', '1', 'D1-1'],
+      ]);
+      expect(plan.links).toEqual([]); // the moved link is already there (same relationship)
+      expect(plan.linkRemovals).toEqual([]);
+      expect(plan.deferredStudents).toBeUndefined();
+    });
+
+    it('does not move by a Unique ID two stored students share (excluded, listed), nor one still in the chunk', () => {
+      const state: ChunkState = {
+        students: [
+          stored(student('1', { uniqueId: 'DUP' })),
+          stored(student('2', { uniqueId: 'DUP' })),
+          stored(student('3')),
+        ],
+        parents: [],
+        links: [],
+      };
+      const plan = planChunk(
+        chunk({
+          students: [
+            student('9', { uniqueId: 'DUP' }),
+            student('3'),
+            student('8', { uniqueId: 'U3' }),
+          ],
+        }),
+        state,
+        ctx,
+      );
+      expect(plan.students.map(s => [s.action, s.record.sourcedId])).toEqual([
+        ['create', '9'],
+        ['create', '8'],
+      ]);
+      expect(plan.rejects).toEqual([
+        expect.objectContaining({ entity: 'student', recordId: '9', kind: 'excluded' }),
+      ]);
+      expect(plan.rejects[0]?.reason).toContain('shared by 2 stored students (1, 2)');
+    });
+
+    it('defers new students that match nothing, with their links, when asked', () => {
+      const plan = planChunk(
+        chunk({
+          students: [student('1'), student('2')],
+          guardians: [guardian('g1')],
+          relationships: [rel('g1', '1'), rel('g1', '2')],
+        }),
+        { students: [stored(student('1'))], parents: [], links: [] },
+        { ...ctx, deferUnmatched: true },
+      );
+      const pa = parentAccountId('d1', 'powerschool', 'g1');
+      expect(plan.students).toEqual([]);
+      expect(plan.deferredStudents).toEqual([
+        { record: stored(student('2')), links: [{ parentId: pa, relationship: 'Mother' }] },
+      ]);
+      // the known student's link is written with the chunk; the account is created as usual
+      expect(plan.links.map(l => l.link.studentSourcedId)).toEqual(['1']);
+      expect(plan.parentCreates.map(p => p.id)).toEqual([pa]);
+    });
+  });
 });
