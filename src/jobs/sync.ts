@@ -17,7 +17,7 @@ import { jobId } from '../workers/queues.js';
 import { FINALIZE_HOOKS, type FinalizeHookInput } from './finalize-hooks.js';
 import { loadDeltaState, scopeFinalizeInput, snapshotMeta } from './connector-state.js';
 import { mergeCounts } from './ledger.js';
-import { kickChanges, runCountsFromLog, ROSTER_COUNT_ENTITIES } from './changes.js';
+import { countLabel, kickChanges, runCountsFromLog, ROSTER_COUNT_ENTITIES } from './changes.js';
 import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
 import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
@@ -132,8 +132,13 @@ async function pullSnapshot(
   const generation = await ctx.ledger.startGeneration(runId);
   // Students active before this run (what an earlier attempt of it created does not count):
   // when there are any, apply jobs defer new students that match nothing (ADR 0004).
-  const baseline = await activeBaseline(ctx, districtId, runId);
-  await ctx.ledger.setMeta(runId, { baselineStudents: String(baseline.students) });
+  const [active, own] = await Promise.all([
+    ctx.store.countActive(districtId),
+    runCountsFromLog(ctx, districtId, runId),
+  ]);
+  const studentsBefore =
+    active.students - (own.student?.create ?? 0) - (own.student?.reactivate ?? 0);
+  await ctx.ledger.setMeta(runId, { baselineStudents: String(Math.max(0, studentsBefore)) });
   const connector = ctx.connectorFor(district);
   let pending: Reject[] = [];
   const pullCtx = {
@@ -498,28 +503,25 @@ function withoutHeld(counts: RunCounts): RunCounts {
 /**
  * The district's active counts before run `runId` (ADR 0004): active students, `sis` parent
  * accounts and `sis` links now, minus those this run created or reactivated (from the change
- * log, so a retried or resumed run measures the same). `now` gives counts already read.
+ * log, so a retried or resumed run measures the same). `now`: the active students and `sis`
+ * accounts counted now.
  */
 export async function activeBaseline(
   ctx: AppContext,
   districtId: string,
   runId: string,
-  now?: { students: number; parents: number },
+  now: { students: number; parents: number },
 ): Promise<ActiveBaseline> {
-  const [counted, links, ownCounts] = await Promise.all([
-    now ??
-      Promise.all([
-        ctx.store.countActive(districtId),
-        ctx.store.listActiveSisParentIds(districtId),
-      ]).then(([c, p]) => ({ students: c.students, parents: p.length })),
+  const [links, ownCounts] = await Promise.all([
     ctx.store.countActiveSisLinks(districtId),
     runCountsFromLog(ctx, districtId, runId),
   ]);
+  // log counts are labelled for reports (a link `create` is counted as `add`)
   const added = (entity: string) =>
-    (ownCounts[entity]?.create ?? 0) + (ownCounts[entity]?.reactivate ?? 0);
+    (ownCounts[entity]?.[countLabel(entity, 'create')] ?? 0) + (ownCounts[entity]?.reactivate ?? 0);
   return {
-    students: Math.max(0, counted.students - added('student')),
-    parents: Math.max(0, counted.parents - added('parent')),
+    students: Math.max(0, now.students - added('student')),
+    parents: Math.max(0, now.parents - added('parent')),
     links: Math.max(0, links - added('link')),
   };
 }
