@@ -211,6 +211,10 @@ describe.each([
     expect(page.items.map(i => `${i.remapFrom}>${i.sourcedId}`)).toEqual(
       OLD_IDS.map((id, i) => `${id}>${NEW_IDS[i] ?? ''}`),
     );
+    const all = await fetch(`${base}/runs/${run.id}/remap?students=all&limit=2`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(((await all.json()) as { items: { sourcedId: string }[] }).items).toHaveLength(2);
     const totals = await h.store.countDeferredStudents(run.id);
     const rows = await h.store.listDeferredStudents(run.id, { onlyRemapped: true });
     expect(formatRemap(run, totals, rows)).toContain('12345 → D1-12345  Ana Rivera');

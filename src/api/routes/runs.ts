@@ -53,7 +53,8 @@ const RemapPage = z.object({
   limit: z.number().int(),
   items: z.array(
     z.object({
-      remapFrom: z.string(),
+      /** The existing student this new one replaces (absent: it would be created). */
+      remapFrom: z.string().optional(),
       sourcedId: z.string(),
       uniqueId: z.string(),
       givenName: z.string(),
@@ -155,6 +156,8 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
         tags: ['runs'],
         params: RunIdParams,
         querystring: z.object({
+          /** `proposed`: the pairs only; `all`: every new student the run holds back. */
+          students: z.enum(['proposed', 'all']).default('proposed'),
           offset: z.coerce.number().int().min(0).default(0),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
         }),
@@ -164,10 +167,14 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
     async request => {
       const run = await runOr404(ctx, request.params.id);
       requireRole(request, 'viewer', run.districtId);
-      const { offset, limit } = request.query;
+      const { offset, limit, students } = request.query;
       const [totals, rows] = await Promise.all([
         ctx.store.countDeferredStudents(run.id),
-        ctx.store.listDeferredStudents(run.id, { onlyRemapped: true, offset, limit }),
+        ctx.store.listDeferredStudents(run.id, {
+          onlyRemapped: students === 'proposed',
+          offset,
+          limit,
+        }),
       ]);
       return {
         runId: run.id,
@@ -177,7 +184,7 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
         offset,
         limit,
         items: rows.map(r => ({
-          remapFrom: r.remapFrom ?? '',
+          ...(r.remapFrom === undefined ? {} : { remapFrom: r.remapFrom }),
           sourcedId: r.record.sourcedId,
           uniqueId: r.record.uniqueId,
           givenName: r.record.givenName,
