@@ -15,6 +15,7 @@ import type { ApiServer } from '../../src/api/routes/index.js';
 import { hashToken, type ApiTokenEntry } from '../../src/config/api-tokens.js';
 import { formatRemap } from '../../src/cli/format.js';
 import { approveRun } from '../../src/jobs/sync.js';
+import { FINALIZE_HOOKS } from '../../src/jobs/finalize-hooks.js';
 import { accessCodeRepository } from '../../src/models/access-codes/index.js';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import type { ChangeEntry } from '../../src/models/changes/types.js';
@@ -300,5 +301,46 @@ describe('student identity survives a re-key (new sourcedId, known Unique ID)', 
     const again = await h.sync();
     expect(again.run.status).toBe('succeeded');
     expect(again.writes).toBe(0);
+  });
+});
+
+describe('new students wait for finalize, which is safe to repeat', () => {
+  let h: Harness;
+  let sis: ScriptedConnector;
+  beforeAll(async () => {
+    ({ h, sis } = await start());
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a finalize that dies after creating them and runs again creates each new student once', async () => {
+    sis.snapshot = district({});
+    expect((await h.sync()).run.status).toBe('succeeded');
+    const next = district({});
+    next.students.push(scriptedStudent('20000', 'U20000', 'Eve'));
+    next.relationships.push({ guardianSourcedId: 'G-2', studentSourcedId: '20000' });
+    sis.snapshot = next;
+    // a finalize step after the new students are written fails once (as a killed worker would)
+    let failures = 0;
+    const flaky = {
+      name: 'test-flaky',
+      run: () => (failures++ === 0 ? Promise.reject(new Error('killed')) : Promise.resolve()),
+    };
+    FINALIZE_HOOKS.push(flaky);
+    try {
+      const { run } = await h.sync();
+      expect(failures).toBe(2);
+      expect(run.status).toBe('succeeded');
+      expect(run.counts.student).toEqual({ create: 1 });
+      expect(run.counts.link).toEqual({ add: 1 });
+      const entries = await runEntries(h, run.id);
+      expect(entries.filter(e => e.entity === 'student').map(e => [e.action, e.entityId])).toEqual([
+        ['create', '20000'],
+      ]);
+    } finally {
+      FINALIZE_HOOKS.splice(FINALIZE_HOOKS.indexOf(flaky), 1);
+    }
+    expect(await activeStudents(h)).toEqual([...OLD_IDS, '20000']);
   });
 });
