@@ -19,6 +19,7 @@ import { registerApiCommands } from './api.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
+import { registerHeldCommands } from './held.js';
 import { registerImportCommands } from './imports.js';
 import { registerActivationCommands } from './notifications.js';
 import { formatRun, formatRunList } from './format.js';
@@ -176,6 +177,7 @@ export function buildProgram(): Command {
   registerCodesCommands(program, withApp);
   registerImportCommands(program, withApp);
   registerAuditCommands(program, withApp);
+  registerHeldCommands(program, withApp);
   return program;
 }
 

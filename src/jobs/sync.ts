@@ -37,6 +37,11 @@ export const JOB_OPTIONS = {
   finalize: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
 } as const;
 
+/** Held records read and deactivated per transaction when a held run is approved. */
+const APPROVE_BATCH = 5000;
+/** Order in which an approval applies the held lists. */
+const HELD_KINDS = ['student', 'parent', 'link'] as const;
+
 /** Maximum apply jobs waiting before the pull pauses (keeps snapshot data out of Redis). */
 const MAX_WAITING_CHUNKS = 40;
 
@@ -307,29 +312,50 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     ]);
   step('read');
   // A delta, or a feed that does not list every guardian, removes nothing for absence.
-  const decision = decideFinalize(
-    scopeFinalizeInput(
-      {
-        activeStudentIds,
-        activeSisParentIds,
-        seenStudents: seen.students,
-        seenParents: seen.parents,
-        linkRemovals,
-        thresholdPercent: district.policies.deletionThresholdPercent,
-      },
-      meta,
-      ctx.connectorFor(district).capabilities,
-    ),
+  const capabilities = ctx.connectorFor(district).capabilities;
+  const input = scopeFinalizeInput(
+    {
+      activeStudentIds,
+      activeSisParentIds,
+      seenStudents: seen.students,
+      seenParents: seen.parents,
+      linkRemovals,
+      thresholdPercent: district.policies.deletionThresholdPercent,
+    },
+    meta,
+    capabilities,
   );
-  const d = decision.deactivations;
+  let decision = decideFinalize(input);
+  let d = decision.deactivations;
   // Links go with the students and parents they belong to; they come back with them too.
-  d.links = unionLinks(
-    d.links,
-    await ctx.store.listActiveSisLinks(districtId, {
-      studentSourcedIds: d.studentSourcedIds,
-      parentIds: d.parentIds,
-    }),
-  );
+  const withTheirLinks = async (x: typeof d) => {
+    x.links = unionLinks(
+      x.links,
+      await ctx.store.listActiveSisLinks(districtId, {
+        studentSourcedIds: x.studentSourcedIds,
+        parentIds: x.parentIds,
+      }),
+    );
+  };
+  await withTheirLinks(d);
+  // A parent account left with no child (every link ended, none of another origin active)
+  // is deactivated too, for every connector (issue 18 §5); a guardian this snapshot listed
+  // is not (the planner would only bring it back). A delta vouches for no absence: skipped.
+  if (meta.snapshot !== 'delta') {
+    const already = new Set(d.parentIds);
+    const orphans = (await ctx.store.listOrphanedSisParentIds(districtId, d.links)).filter(
+      id => !already.has(id) && !seen.parents.has(id),
+    );
+    if (orphans.length) {
+      decision = decideFinalize({
+        ...input,
+        orphanedParentIds: orphans,
+        activeSisParentTotal: activeSisParentIds.length,
+      });
+      d = decision.deactivations;
+      await withTheirLinks(d);
+    }
+  }
   // Add-only (district policy, or a freeze window when the run was created): nothing is
   // deactivated and nothing is held; the counts say what was skipped.
   const mode = syncModeAt(district, new Date(run.createdAt));
@@ -354,15 +380,15 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
 
   const hookCounts: RunCounts = {};
   if (FINALIZE_HOOKS.length) {
-    const input: FinalizeHookInput = {
+    const hookInput: FinalizeHookInput = {
       run,
       district,
-      capabilities: ctx.connectorFor(district).capabilities,
+      capabilities,
       dryRun: run.dryRun,
       held,
     };
     for (const hook of FINALIZE_HOOKS) {
-      const c = await hook.run(ctx, input);
+      const c = await hook.run(ctx, hookInput);
       if (c) mergeCounts(hookCounts, c);
       step(hook.name);
     }
@@ -381,19 +407,24 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   if (run.dryRun && district.notifications?.activationEmails && counts.parent?.create)
     mergeCounts(hookCounts, { activation: { [ACTIVATION_COUNT.planned]: counts.parent.create } });
   const status = held ? 'needs-approval' : 'succeeded';
-  const updated = await ctx.store.updateRun(runId, {
+  const patch = {
     status,
     finishedAt: finishedAt.toISOString(),
     counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts]),
     rejectCount: rejects.length,
     timings,
-    held: held ? d : undefined,
+    held: undefined,
     error: held
       ? `held by deletion safeguard: ${decision.holdReason}`
       : run.dryRun && decision.hold
         ? `dry run: the deletion safeguard would hold this run: ${decision.holdReason}`
         : undefined,
-  });
+  } as const;
+  // A held run's lists go to the store's held pages with its status change (docs/decisions/
+  // 0006): a district-sized list does not fit in the run document.
+  const updated = held
+    ? await ctx.store.holdRun(runId, patch, d)
+    : await ctx.store.updateRun(runId, patch);
   await ctx.ledger.clear(runId);
   // Activation emails held with the run go out now that it succeeded (the change-log
   // consumer does the same if this process dies here).
@@ -488,11 +519,18 @@ export async function approveRun(
         'list may be stale: discard it, and approve a held run from a fresh sync instead',
     );
   }
-  await ctx.store.applyDeactivations(
-    run.districtId,
-    run.held ?? { studentSourcedIds: [], parentIds: [], links: [] },
-    { cause: { kind: 'approval', id: run.id, trigger: run.trigger }, actor },
-  );
+  // The held lists are streamed from the store's pages in batches (one transaction per
+  // batch): a list of millions is never loaded whole. Calling this again after a failure part
+  // way finishes the rest (only records still active change).
+  const change = { cause: { kind: 'approval', id: run.id, trigger: run.trigger }, actor } as const;
+  for (const kind of HELD_KINDS) {
+    for (let offset = 0; ; offset += APPROVE_BATCH) {
+      const batch = await ctx.store.listHeld(run.id, kind, offset, APPROVE_BATCH);
+      const n = batch.studentSourcedIds.length + batch.parentIds.length + batch.links.length;
+      if (n > 0) await ctx.store.applyDeactivations(run.districtId, batch, change);
+      if (n < APPROVE_BATCH) break;
+    }
+  }
   const district = ctx.district(run.districtId);
   const codes = await accessCodesFinalizeHook(ctx, {
     run,
@@ -501,10 +539,9 @@ export async function approveRun(
     dryRun: false,
     held: false,
   });
-  const updated = await ctx.store.updateRun(runId, {
+  const updated = await ctx.store.settleHeldRun(runId, {
     status: 'succeeded',
     error: undefined,
-    held: undefined,
     // What was held is now done (and in the log); the run's other figures stay.
     counts: await runCounts(ctx, run, {}, [withoutHeld(run.counts), withoutHeld(codes ?? {})]),
     decidedBy: actor,
@@ -528,9 +565,9 @@ export async function discardRun(
   actor = 'system',
 ): Promise<SyncRun> {
   await heldRun(ctx, runId);
-  const updated = await ctx.store.updateRun(runId, {
+  // The held pages are dropped; the run's counts still say what was held.
+  const updated = await ctx.store.settleHeldRun(runId, {
     status: 'discarded',
-    held: undefined,
     decidedBy: actor,
     decidedAt: new Date().toISOString(),
   });

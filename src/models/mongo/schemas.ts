@@ -13,6 +13,7 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 import type {
   GuardianLink,
+  HeldKind,
   ParentAccount,
   ParentSource,
   Reject,
@@ -35,6 +36,20 @@ export interface RunDoc extends SyncRun {
   /** Last reject sequence number handed out (`$inc` allocates ranges atomically). */
   rejectSeq: number;
 }
+/**
+ * One page of a held list (docs/decisions/0006): `HELD_PAGE_SIZE` records of one kind,
+ * `start` being the position of the first. Kept out of the run document, whose 16 MiB limit
+ * a district-sized list would break.
+ */
+export interface HeldPageDoc {
+  runId: string;
+  districtId: string;
+  kind: HeldKind;
+  start: number;
+  n: number;
+  /** sourcedIds, account ids, or `{parentId, studentSourcedId}` for links. */
+  items: unknown[];
+}
 export interface RejectDoc extends Reject {
   runId: string;
   districtId: string;
@@ -49,6 +64,7 @@ export const COLLECTIONS = {
   links: 'guardian_links',
   runs: 'sync_runs',
   rejects: 'run_rejects',
+  heldPages: 'held_pages',
 } as const;
 
 const RECORD_STATUS = ['active', 'inactive'];
@@ -251,6 +267,20 @@ rejectSchema.index(
   { unique: true, name: 'run_reject_identity' },
 );
 
+export const heldPageSchema = new Schema<HeldPageDoc>(
+  {
+    runId: requiredString,
+    districtId: requiredString,
+    kind: { type: String, enum: ['student', 'parent', 'link'], required: true },
+    start: { type: Number, required: true },
+    n: { type: Number, required: true },
+    items: { type: [Schema.Types.Mixed], default: undefined, required: true },
+  },
+  { ...base, collection: COLLECTIONS.heldPages },
+);
+// holdRun (idempotent page upserts), listHeld (pages overlapping a range), settleHeldRun
+heldPageSchema.index({ runId: 1, kind: 1, start: 1 }, { unique: true, name: 'run_kind_start' });
+
 /** The store's models, compiled on one (private) connection. */
 export interface RosterModels {
   schools: Model<SchoolDoc>;
@@ -259,6 +289,7 @@ export interface RosterModels {
   links: Model<LinkDoc>;
   runs: Model<RunDoc>;
   rejects: Model<RejectDoc>;
+  heldPages: Model<HeldPageDoc>;
 }
 
 /** Compile all models on `conn` (never on the global mongoose). */
@@ -270,6 +301,7 @@ export function registerModels(conn: Connection): RosterModels {
     links: conn.model<LinkDoc>('GuardianLink', linkSchema),
     runs: conn.model<RunDoc>('SyncRun', runSchema),
     rejects: conn.model<RejectDoc>('RunReject', rejectSchema),
+    heldPages: conn.model<HeldPageDoc>('HeldPage', heldPageSchema),
   };
 }
 
@@ -292,4 +324,5 @@ export const SCHEMAS = {
   [COLLECTIONS.links]: linkSchema,
   [COLLECTIONS.runs]: runSchema,
   [COLLECTIONS.rejects]: rejectSchema,
+  [COLLECTIONS.heldPages]: heldPageSchema,
 } as const;
