@@ -267,7 +267,7 @@ export function runFromDoc(d: Lean<RunDoc>): SyncRun {
  */
 function heldSummaryOf(held: HeldSummary | Partial<Deactivations>): HeldSummary {
   if ('students' in held) return held;
-  const legacy = held as Partial<Deactivations>;
+  const legacy = held;
   return heldSummary({
     studentSourcedIds: legacy.studentSourcedIds ?? [],
     parentIds: legacy.parentIds ?? [],
