@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, type Job } from 'bullmq';
 import type { AppContext } from '../app.js';
 import { describeError, RunStateError } from '../errors.js';
+import { z } from 'zod';
+import { dryRunParentCounts, dryRunParentsOf } from '../reconcile/dry-run.js';
 import { decideFinalize } from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
 import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
@@ -247,6 +249,8 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     await applyChunkExtras(ctx, p, plan, run.dryRun),
   );
   const seenParents = new Set(Object.values(plan.guardianAccounts));
+  if (run.dryRun)
+    await ctx.ledger.recordDryRunParents(p.runId, p.chunkNo, JSON.stringify(dryRunParentsOf(plan)));
   const recorded = await ctx.ledger.recordChunk(p.runId, p.generation, {
     chunkNo: p.chunkNo,
     seenStudents: p.chunk.students.filter(s => s.status === 'active').map(s => s.sourcedId),
@@ -311,6 +315,8 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       ctx.store.listActiveSisParentIds(districtId),
     ]);
   step('read');
+  // A dry run counts a guardian planned by several chunks as the real run would (once).
+  if (run.dryRun) dedupeDryRunParents(counts, await ctx.ledger.dryRunParents(runId));
   // A delta, or a feed that does not list every guardian, removes nothing for absence.
   const capabilities = ctx.connectorFor(district).capabilities;
   const input = scopeFinalizeInput(
@@ -490,6 +496,28 @@ function withoutHeld(counts: RunCounts): RunCounts {
         mergeCounts(out, { [entity]: { [action]: n } });
   return out;
 }
+
+/** Replace the per-chunk parent counts of a dry run by `dryRunParentCounts` of its chunks. */
+function dedupeDryRunParents(counts: RunCounts, chunks: string[]): void {
+  const merged = dryRunParentCounts(chunks.map(j => DryRunParentsJson.parse(JSON.parse(j))));
+  const kept: Record<string, number> = {};
+  for (const [action, n] of Object.entries(counts.parent ?? {}))
+    if (!PLANNED_PARENT_ACTIONS.has(action)) kept[action] = n;
+  Object.assign(kept, merged);
+  if (Object.keys(kept).length) counts.parent = kept;
+  else delete counts.parent;
+}
+
+/** Parent actions a chunk plan counts (`countPlan`), recomputed across chunks for a dry run. */
+const PLANNED_PARENT_ACTIONS = new Set(['create', 'match', 'update', 'reactivate']);
+
+/** The ledger's `DryRunParents` JSON (written by `handleApply`). */
+const DryRunParentsJson = z.object({
+  creates: z.array(z.object({ id: z.string(), keys: z.array(z.string()) })),
+  updates: z.array(
+    z.object({ id: z.string(), action: z.string(), addSources: z.array(z.string()) }),
+  ),
+});
 
 function unionLinks(
   a: { parentId: string; studentSourcedId: string }[],
