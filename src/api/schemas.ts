@@ -53,14 +53,10 @@ export const RunSummary = z
 export type RunSummary = z.infer<typeof RunSummary>;
 
 export const RunDetail = RunSummary.extend({
-  heldDeactivations: z
-    .object({
-      studentSourcedIds: z.array(z.string()),
-      parentIds: z.array(z.string()),
-      links: z.array(z.object({ parentId: z.string(), studentSourcedId: z.string() })),
-    })
+  heldLists: z
+    .object({ students: z.string(), parents: z.string(), links: z.string() })
     .optional()
-    .describe('what approving this run deactivates'),
+    .describe('where to list what approving this run deactivates (paged JSON; add .csv for CSV)'),
 }).meta({ id: 'RunDetail' });
 export type RunDetail = z.infer<typeof RunDetail>;
 
@@ -83,18 +79,33 @@ export function runSummary(run: SyncRun): RunSummary {
     rejectCount: run.rejectCount,
     timings: run.timings,
     error: run.error,
-    held: run.held && {
-      students: run.held.studentSourcedIds.length,
-      parents: run.held.parentIds.length,
-      links: run.held.links.length,
-    },
+    held: run.held && { ...run.held },
   };
 }
 
-/** A run with the deactivations it holds. */
+/** A run with the addresses of the lists it holds (`GET /runs/:id/held/{kind}`). */
 export function runDetail(run: SyncRun): RunDetail {
-  return { ...runSummary(run), heldDeactivations: run.held };
+  const at = (kind: string) => `/runs/${run.id}/held/${kind}`;
+  return {
+    ...runSummary(run),
+    heldLists: run.held && { students: at('students'), parents: at('parents'), links: at('links') },
+  };
 }
+
+/** One held record as the API and its CSV list it (names and Unique IDs from the store). */
+export const HeldItem = z
+  .object({
+    kind: z.enum(['student', 'parent', 'link']),
+    studentSourcedId: z.string().optional(),
+    studentUniqueId: z.string().optional(),
+    studentName: z.string().optional(),
+    parentId: z.string().optional(),
+    parentUniqueId: z.string().optional(),
+    parentName: z.string().optional(),
+    parentEmail: z.string().optional(),
+    reason: z.string().describe('why approving deactivates it'),
+  })
+  .meta({ id: 'HeldItem' });
 
 export const RejectItem = z
   .object({

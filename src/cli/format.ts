@@ -32,7 +32,7 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
   lines.push(`rejects  ${run.rejectCount}`);
   if (run.held)
     lines.push(
-      `held     ${run.held.studentSourcedIds.length} students, ${run.held.parentIds.length} parents, ${run.held.links.length} links await approval`,
+      `held     ${run.held.students} students, ${run.held.parents} parents, ${run.held.links} links await approval (guardian-sync held ${run.id})`,
     );
   return lines.join('\n');
 }

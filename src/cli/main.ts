@@ -19,6 +19,7 @@ import { registerApiCommands } from './api.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
+import { registerHeldCommands } from './held.js';
 import { registerImportCommands } from './imports.js';
 import { registerActivationCommands } from './notifications.js';
 import { formatRemap, formatRun, formatRunList } from './format.js';
@@ -189,6 +190,7 @@ export function buildProgram(): Command {
   registerCodesCommands(program, withApp);
   registerImportCommands(program, withApp);
   registerAuditCommands(program, withApp);
+  registerHeldCommands(program, withApp);
   return program;
 }
 

@@ -22,6 +22,7 @@ const PARTS = [
   'rejects',
   'applied',
   'meta',
+  'dryRunParents',
 ] as const;
 
 /**
@@ -119,6 +120,28 @@ export class RunLedger {
     ].map(k);
     const ok = await this.redis.eval(RECORD_CHUNK_LUA, keys.length, ...keys, ...args);
     return ok === 1;
+  }
+
+  /**
+   * A dry run's planned parent-account changes of one chunk (`DryRunParents` as JSON), kept
+   * so finalize counts a guardian shared across chunks once (invariant 12). Idempotent per
+   * chunk (HSETNX). Record it before `recordChunk`, which may complete the run.
+   */
+  async recordDryRunParents(runId: string, chunkNo: number, json: string): Promise<void> {
+    const k = this.key(runId, 'dryRunParents');
+    await this.redis
+      .multi()
+      .hsetnx(k, `chunk:${chunkNo}`, json)
+      .expire(k, LEDGER_TTL_SECONDS)
+      .exec();
+  }
+
+  /** The JSON values `recordDryRunParents` stored, in chunk order. */
+  async dryRunParents(runId: string): Promise<string[]> {
+    const all = await this.redis.hgetall(this.key(runId, 'dryRunParents'));
+    return Object.keys(all)
+      .sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
+      .map(f => all[f] ?? '');
   }
 
   /** Rejects found while pulling (before chunk `seq` was enqueued). */

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, type Job } from 'bullmq';
 import type { AppContext } from '../app.js';
 import { describeError, RunStateError } from '../errors.js';
+import { z } from 'zod';
+import { dryRunParentCounts, dryRunParentsOf } from '../reconcile/dry-run.js';
 import { decideFinalize, proposeRemap, type ActiveBaseline } from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
 import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
@@ -36,6 +38,11 @@ export const JOB_OPTIONS = {
   },
   finalize: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
 } as const;
+
+/** Held records read and deactivated per transaction when a held run is approved. */
+const APPROVE_BATCH = 5000;
+/** Order in which an approval applies the held lists. */
+const HELD_KINDS = ['student', 'parent', 'link'] as const;
 
 /** Maximum apply jobs waiting before the pull pauses (keeps snapshot data out of Redis). */
 const MAX_WAITING_CHUNKS = 40;
@@ -258,6 +265,8 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     await applyChunkExtras(ctx, p, plan, run.dryRun),
   );
   const seenParents = new Set(Object.values(plan.guardianAccounts));
+  if (run.dryRun)
+    await ctx.ledger.recordDryRunParents(p.runId, p.chunkNo, JSON.stringify(dryRunParentsOf(plan)));
   const recorded = await ctx.ledger.recordChunk(p.runId, p.generation, {
     chunkNo: p.chunkNo,
     seenStudents: p.chunk.students.filter(s => s.status === 'active').map(s => s.sourcedId),
@@ -332,32 +341,55 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     ? (counts.student?.create ?? 0)
     : (await ctx.store.countDeferredStudents(runId)).students;
   step('read');
+  // A dry run counts a guardian planned by several chunks as the real run would (once).
+  if (run.dryRun) dedupeDryRunParents(counts, await ctx.ledger.dryRunParents(runId));
   // A delta, or a feed that does not list every guardian, removes nothing for absence.
-  const decision = decideFinalize(
-    scopeFinalizeInput(
-      {
-        activeStudentIds,
-        activeSisParentIds,
-        seenStudents: seen.students,
-        seenParents: seen.parents,
-        linkRemovals,
-        thresholdPercent: district.policies.deletionThresholdPercent,
-        baseline,
-        unmatchedStudents,
-      },
-      meta,
-      ctx.connectorFor(district).capabilities,
-    ),
+  const capabilities = ctx.connectorFor(district).capabilities;
+  const input = scopeFinalizeInput(
+    {
+      activeStudentIds,
+      activeSisParentIds,
+      seenStudents: seen.students,
+      seenParents: seen.parents,
+      linkRemovals,
+      thresholdPercent: district.policies.deletionThresholdPercent,
+      baseline,
+      unmatchedStudents,
+    },
+    meta,
+    capabilities,
   );
-  const d = decision.deactivations;
+  let decision = decideFinalize(input);
+  let d = decision.deactivations;
   // Links go with the students and parents they belong to; they come back with them too.
-  d.links = unionLinks(
-    d.links,
-    await ctx.store.listActiveSisLinks(districtId, {
-      studentSourcedIds: d.studentSourcedIds,
-      parentIds: d.parentIds,
-    }),
-  );
+  const withTheirLinks = async (x: typeof d) => {
+    x.links = unionLinks(
+      x.links,
+      await ctx.store.listActiveSisLinks(districtId, {
+        studentSourcedIds: x.studentSourcedIds,
+        parentIds: x.parentIds,
+      }),
+    );
+  };
+  await withTheirLinks(d);
+  // A parent account left with no child (every link ended, none of another origin active)
+  // is deactivated too, for every connector (issue 18 §5); a guardian this snapshot listed
+  // is not (the planner would only bring it back). A delta vouches for no absence: skipped.
+  if (meta.snapshot !== 'delta') {
+    const already = new Set(d.parentIds);
+    const orphans = (await ctx.store.listOrphanedSisParentIds(districtId, d.links)).filter(
+      id => !already.has(id) && !seen.parents.has(id),
+    );
+    if (orphans.length) {
+      decision = decideFinalize({
+        ...input,
+        orphanedParentIds: orphans,
+        activeSisParentTotal: activeSisParentIds.length,
+      });
+      d = decision.deactivations;
+      await withTheirLinks(d);
+    }
+  }
   // Add-only (district policy, or a freeze window when the run was created): nothing is
   // deactivated and nothing is held; the counts say what was skipped.
   const mode = syncModeAt(district, new Date(run.createdAt));
@@ -391,15 +423,15 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
 
   const hookCounts: RunCounts = {};
   if (FINALIZE_HOOKS.length) {
-    const input: FinalizeHookInput = {
+    const hookInput: FinalizeHookInput = {
       run,
       district,
-      capabilities: ctx.connectorFor(district).capabilities,
+      capabilities,
       dryRun: run.dryRun,
       held,
     };
     for (const hook of FINALIZE_HOOKS) {
-      const c = await hook.run(ctx, input);
+      const c = await hook.run(ctx, hookInput);
       if (c) mergeCounts(hookCounts, c);
       step(hook.name);
     }
@@ -418,13 +450,13 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   if (run.dryRun && district.notifications?.activationEmails && counts.parent?.create)
     mergeCounts(hookCounts, { activation: { [ACTIVATION_COUNT.planned]: counts.parent.create } });
   const status = held ? 'needs-approval' : 'succeeded';
-  const updated = await ctx.store.updateRun(runId, {
+  const patch = {
     status,
     finishedAt: finishedAt.toISOString(),
     counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts]),
     rejectCount: rejects.length,
     timings,
-    held: held ? d : undefined,
+    held: undefined,
     error: held
       ? `held by deletion safeguard: ${decision.holdReason}` +
         (rekeyHeld
@@ -433,7 +465,12 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       : run.dryRun && decision.hold
         ? `dry run: the deletion safeguard would hold this run: ${decision.holdReason}`
         : undefined,
-  });
+  } as const;
+  // A held run's lists go to the store's held pages with its status change (docs/decisions/
+  // 0006): a district-sized list does not fit in the run document.
+  const updated = held
+    ? await ctx.store.holdRun(runId, patch, d)
+    : await ctx.store.updateRun(runId, patch);
   await ctx.ledger.clear(runId);
   // Activation emails held with the run go out now that it succeeded (the change-log
   // consumer does the same if this process dies here).
@@ -558,6 +595,28 @@ async function proposeRunRemap(
   return pairs.length;
 }
 
+/** Replace the per-chunk parent counts of a dry run by `dryRunParentCounts` of its chunks. */
+function dedupeDryRunParents(counts: RunCounts, chunks: string[]): void {
+  const merged = dryRunParentCounts(chunks.map(j => DryRunParentsJson.parse(JSON.parse(j))));
+  const kept: Record<string, number> = {};
+  for (const [action, n] of Object.entries(counts.parent ?? {}))
+    if (!PLANNED_PARENT_ACTIONS.has(action)) kept[action] = n;
+  Object.assign(kept, merged);
+  if (Object.keys(kept).length) counts.parent = kept;
+  else delete counts.parent;
+}
+
+/** Parent actions a chunk plan counts (`countPlan`), recomputed across chunks for a dry run. */
+const PLANNED_PARENT_ACTIONS = new Set(['create', 'match', 'update', 'reactivate']);
+
+/** The ledger's `DryRunParents` JSON (written by `handleApply`). */
+const DryRunParentsJson = z.object({
+  creates: z.array(z.object({ id: z.string(), keys: z.array(z.string()) })),
+  updates: z.array(
+    z.object({ id: z.string(), action: z.string(), addSources: z.array(z.string()) }),
+  ),
+});
+
 function unionLinks(
   a: { parentId: string; studentSourcedId: string }[],
   b: { parentId: string; studentSourcedId: string }[],
@@ -586,18 +645,21 @@ export async function approveRun(
         'list may be stale: discard it, and approve a held run from a fresh sync instead',
     );
   }
-  const approval = {
-    cause: { kind: 'approval' as const, id: run.id, trigger: run.trigger },
-    actor,
-  };
   // A held re-key: its new students now move the old records the remap pairs them with (links
   // and codes follow, no account is recreated) or are created; nothing when already written.
-  await ctx.store.applyDeferredStudents(run.districtId, run.id, approval, { remap: true });
-  await ctx.store.applyDeactivations(
-    run.districtId,
-    run.held ?? { studentSourcedIds: [], parentIds: [], links: [] },
-    approval,
-  );
+  const change = { cause: { kind: 'approval', id: run.id, trigger: run.trigger }, actor } as const;
+  await ctx.store.applyDeferredStudents(run.districtId, run.id, change, { remap: true });
+  // The held lists are streamed from the store's pages in batches (one transaction per
+  // batch): a list of millions is never loaded whole. Calling this again after a failure part
+  // way finishes the rest (only records still active change).
+  for (const kind of HELD_KINDS) {
+    for (let offset = 0; ; offset += APPROVE_BATCH) {
+      const batch = await ctx.store.listHeld(run.id, kind, offset, APPROVE_BATCH);
+      const n = batch.studentSourcedIds.length + batch.parentIds.length + batch.links.length;
+      if (n > 0) await ctx.store.applyDeactivations(run.districtId, batch, change);
+      if (n < APPROVE_BATCH) break;
+    }
+  }
   const district = ctx.district(run.districtId);
   const codes = await accessCodesFinalizeHook(ctx, {
     run,
@@ -606,10 +668,9 @@ export async function approveRun(
     dryRun: false,
     held: false,
   });
-  const updated = await ctx.store.updateRun(runId, {
+  const updated = await ctx.store.settleHeldRun(runId, {
     status: 'succeeded',
     error: undefined,
-    held: undefined,
     // What was held is now done (and in the log); the run's other figures stay.
     counts: await runCounts(ctx, run, {}, [withoutHeld(run.counts), withoutHeld(codes ?? {})]),
     decidedBy: actor,
@@ -633,9 +694,9 @@ export async function discardRun(
   actor = 'system',
 ): Promise<SyncRun> {
   await heldRun(ctx, runId);
-  const updated = await ctx.store.updateRun(runId, {
+  // The held pages are dropped; the run's counts still say what was held.
+  const updated = await ctx.store.settleHeldRun(runId, {
     status: 'discarded',
-    held: undefined,
     decidedBy: actor,
     decidedAt: new Date().toISOString(),
   });

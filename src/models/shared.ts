@@ -6,6 +6,9 @@ import type {
   ChunkPlan,
   ParentUpdate,
   RunDeferredStudent,
+  Deactivations,
+  HeldKind,
+  HeldSummary,
   RunStatus,
   SyncRun,
   SyncRunPatch,
@@ -143,4 +146,51 @@ export function deferredPlan(
       });
   }
   return plan;
+}
+
+/** The sizes of held lists (what `SyncRun.held` records). */
+export function heldSummary(d: Deactivations): HeldSummary {
+  return {
+    students: d.studentSourcedIds.length,
+    parents: d.parentIds.length,
+    links: d.links.length,
+  };
+}
+
+/**
+ * One held list's items (as stored in a held page) as a `Deactivations` holding only that
+ * kind. Items that are not of the kind's shape are ignored (pages are written by the store).
+ */
+export function heldSlice(kind: HeldKind, items: readonly unknown[]): Deactivations {
+  const out: Deactivations = { studentSourcedIds: [], parentIds: [], links: [] };
+  for (const item of items) {
+    if (kind === 'link') {
+      if (typeof item === 'object' && item !== null) {
+        const { parentId, studentSourcedId } = item as Record<string, unknown>;
+        if (typeof parentId === 'string' && typeof studentSourcedId === 'string')
+          out.links.push({ parentId, studentSourcedId });
+      }
+    } else if (typeof item === 'string') {
+      (kind === 'student' ? out.studentSourcedIds : out.parentIds).push(item);
+    }
+  }
+  return out;
+}
+
+/**
+ * The `candidates` (sorted account ids, each with at least one link) left with no active link
+ * once the `sis` links in `ending` end: every active link of theirs (`active`, any origin)
+ * is a `sis` link listed in `ending`. Shared by both adapters' `listOrphanedSisParentIds`.
+ */
+export function orphansOf(
+  candidates: readonly string[],
+  active: readonly { parentId: string; studentSourcedId: string; origin: string }[],
+  ending: readonly { parentId: string; studentSourcedId: string }[],
+): string[] {
+  const ends = new Set(ending.map(l => `${l.parentId}\u0000${l.studentSourcedId}`));
+  const kept = new Set<string>();
+  for (const l of active)
+    if (l.origin !== 'sis' || !ends.has(`${l.parentId}\u0000${l.studentSourcedId}`))
+      kept.add(l.parentId);
+  return candidates.filter(id => !kept.has(id));
 }

@@ -192,6 +192,23 @@ export interface Deactivations {
   links: { parentId: string; studentSourcedId: string }[];
 }
 
+/**
+ * How many deactivations a `needs-approval` run holds. The held lists themselves are kept
+ * outside the run, in pages (`holdRun`, `listHeld`): a district-sized list does not fit in
+ * one MongoDB document (16 MiB), docs/decisions/0006-held-lists-and-orphaned-parents.md.
+ */
+export interface HeldSummary {
+  students: number;
+  parents: number;
+  links: number;
+}
+
+/** The three held lists of a run: `student` sourcedIds, parent account `id`s, `link`s. */
+export type HeldKind = 'student' | 'parent' | 'link';
+
+/** Held records per page row/document (`holdRun`). */
+export const HELD_PAGE_SIZE = 1000;
+
 export type RunStatus =
   'queued' | 'running' | 'succeeded' | 'failed' | 'needs-approval' | 'discarded';
 
@@ -218,8 +235,11 @@ export interface SyncRun {
   rejectCount: number;
   /** Timings in milliseconds per phase (`pull`, `apply`, `finalize`, `total`). */
   timings: Record<string, number>;
-  /** Deactivations held by the deletion safeguard (status `needs-approval`). */
-  held?: Deactivations | undefined;
+  /**
+   * How many deactivations the deletion safeguard holds (status `needs-approval`); the lists
+   * are read page by page with `RosterStore.listHeld`.
+   */
+  held?: HeldSummary | undefined;
   error?: string | undefined;
 }
 
@@ -339,5 +359,48 @@ export interface RosterStore {
   /** Newest first. */
   listRuns(districtId: string, limit: number): Promise<SyncRun[]>;
   addRejects(runId: string, rejects: Reject[]): Promise<void>;
+
+  // --- held deactivations (docs/decisions/0006) --------------------------------------
+  /**
+   * Hold `held` for an admin's decision: store the three lists in pages of `HELD_PAGE_SIZE`
+   * outside the run (replacing any pages an earlier attempt stored for it), and patch the run
+   * with `patch` plus `status: 'needs-approval'` and `held` (the list sizes). SQLite does both
+   * in one transaction; MongoDB writes the pages first (idempotent, one insert per page, so a
+   * list of millions never forms one transaction) and then changes the run's status in one
+   * atomic update: pages of a run that is not `needs-approval` are never read. Throws when the
+   * run is unknown. Returns the updated run.
+   */
+  holdRun(id: string, patch: SyncRunPatch, held: Deactivations): Promise<SyncRun>;
+  /**
+   * `limit` held records of one kind from `offset` (0-based, in the order they were held),
+   * as a `Deactivations` holding only that kind's list, ready for `applyDeactivations`.
+   * Empty past the end or when the run holds nothing.
+   */
+  listHeld(runId: string, kind: HeldKind, offset: number, limit: number): Promise<Deactivations>;
+  /**
+   * Close a held run: patch it (status `succeeded` after approval, `discarded`) and drop its
+   * held pages, in one transaction (SQLite) or the patch first, then the pages (MongoDB).
+   * `held` is cleared on the run. Returns the updated run.
+   */
+  settleHeldRun(id: string, patch: SyncRunPatch): Promise<SyncRun>;
+  /**
+   * Students and parent accounts (with sources) of a district by their sourcedIds / ids, any
+   * status, sorted by sourcedId / id; unknown ids are left out. For listing held records by
+   * name and Unique ID.
+   */
+  findRecords(
+    districtId: string,
+    ids: { studentSourcedIds: string[]; parentIds: string[] },
+  ): Promise<{ students: StoredStudent[]; parents: ParentAccount[] }>;
+  /**
+   * Active `sis`-origin parent accounts that have at least one link and whose every active
+   * link is a `sis` link listed in `ending` (so no `import`, `manual` or `access-code` link
+   * is active): once `ending` is applied, they have no child left (an orphaned parent,
+   * design.md issue 18 §5). Sorted by id.
+   */
+  listOrphanedSisParentIds(
+    districtId: string,
+    ending: { parentId: string; studentSourcedId: string }[],
+  ): Promise<string[]>;
   listRejects(runId: string, offset: number, limit: number): Promise<Reject[]>;
 }

@@ -31,6 +31,18 @@ export interface FinalizeInput {
   seenParents: ReadonlySet<string>;
   /** `sis` links the chunks found no longer listed by the SIS. */
   linkRemovals: { parentId: string; studentSourcedId: string }[];
+  /**
+   * Active `sis` accounts left with no active link by this run (their every link ended, and
+   * none of another origin is active; issue 18 §5). Deactivated with the rest for every
+   * connector, even one whose guardian lists are not complete, and counted by the safeguard.
+   */
+  orphanedParentIds?: readonly string[] | undefined;
+  /**
+   * Active `sis` accounts in the district: the safeguard's base for parents when
+   * `activeSisParentIds` was scoped away (absence of guardians not counted). Defaults to the
+   * number of `activeSisParentIds`.
+   */
+  activeSisParentTotal?: number | undefined;
   /** Deletion safeguard threshold, percent of active students or parents (default 10). */
   thresholdPercent: number;
   /**
@@ -75,6 +87,11 @@ export function decideFinalize(input: FinalizeInput): FinalizeDecision {
     activeParents++;
     if (!input.seenParents.has(id)) parentIds.push(id);
   }
+  if (input.orphanedParentIds?.length) {
+    const have = new Set(parentIds);
+    for (const id of input.orphanedParentIds) if (!have.has(id)) parentIds.push(id);
+  }
+  activeParents = Math.max(activeParents, input.activeSisParentTotal ?? 0);
   const deactivations: Deactivations = {
     studentSourcedIds,
     parentIds,

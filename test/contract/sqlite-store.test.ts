@@ -59,6 +59,35 @@ describe('SqliteRosterStore specifics', () => {
     await second.close();
   });
 
+  it('migration 4 moves held lists out of the run row into held pages', async () => {
+    const path = file.replace('data/', '');
+    const raw = new Database(path);
+    raw.exec(MIGRATIONS[0] ?? '');
+    raw.exec(MIGRATIONS[1] ?? '');
+    raw.pragma('user_version = 2');
+    const legacy = {
+      studentSourcedIds: ['s1', 's2', 's3'],
+      parentIds: ['p1'],
+      links: [{ parentId: 'p1', studentSourcedId: 's1' }],
+    };
+    raw
+      .prepare(
+        `INSERT INTO sync_runs (id, district_id, connector, status, dry_run, run_trigger,
+          created_at, held) VALUES ('old', 'd1', 'powerschool', 'needs-approval', 0, 'cli',
+          '2025-01-01T00:00:00.000Z', ?)`,
+      )
+      .run(JSON.stringify(legacy));
+    raw.close();
+    const store = new SqliteRosterStore(path);
+    await store.init();
+    expect(store.schemaVersion()).toBe(MIGRATIONS.length);
+    expect((await store.getRun('old'))?.held).toEqual({ students: 3, parents: 1, links: 1 });
+    expect((await store.listHeld('old', 'student', 1, 5)).studentSourcedIds).toEqual(['s2', 's3']);
+    expect((await store.listHeld('old', 'parent', 0, 5)).parentIds).toEqual(['p1']);
+    expect((await store.listHeld('old', 'link', 0, 5)).links).toEqual(legacy.links);
+    await store.close();
+  });
+
   it('refuses a database written by a newer schema version', async () => {
     const raw = new Database(file.replace('data/', ''));
     raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);

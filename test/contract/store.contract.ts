@@ -829,6 +829,54 @@ export function runStoreContract(
         ).toEqual([]);
       });
 
+      it('lists active sis accounts left with no active link once given links end (orphans)', async () => {
+        await seed();
+        // p1: its only active links are sis p1–s1 (ending) and manual p1–s1 (kept) → not orphaned
+        expect(
+          await store.listOrphanedSisParentIds(A, [{ parentId: 'p1', studentSourcedId: 's1' }]),
+        ).toEqual([]);
+        await store.addLink(link('p1', 's1', { origin: 'manual', status: 'inactive' }));
+        expect(
+          await store.listOrphanedSisParentIds(A, [{ parentId: 'p1', studentSourcedId: 's1' }]),
+        ).toEqual(['p1']);
+        expect(await store.listOrphanedSisParentIds(A, [])).toEqual([]);
+        // p2 keeps its import and access-code links; p5 had no link ever; p6 has only ended links
+        await apply(
+          plan({
+            parentCreates: [parent('p5'), parent('p6'), parent('p7', { origin: 'import' })],
+            links: [
+              { action: 'add', link: link('p6', 's2', { status: 'inactive' }) },
+              { action: 'add', link: link('p7', 's2', { status: 'inactive' }) },
+            ],
+          }),
+        );
+        expect(await store.listOrphanedSisParentIds(A, [])).toEqual(['p6']);
+        expect(
+          await store.listOrphanedSisParentIds(A, [
+            { parentId: 'p1', studentSourcedId: 's1' },
+            { parentId: 'p2', studentSourcedId: 's2' },
+          ]),
+        ).toEqual(['p1', 'p6']);
+        expect(await store.listOrphanedSisParentIds(B, [])).toEqual([]);
+      });
+
+      it('finds students and accounts by id, any status, unknown ids left out', async () => {
+        await seed();
+        const found = await store.findRecords(A, {
+          studentSourcedIds: ['s3', 's1', 'nope'],
+          parentIds: ['p4', 'p1', 'nope'],
+        });
+        expect(found.students.map(s => `${s.sourcedId}:${s.uniqueId}:${s.status}`)).toEqual([
+          's1:U-s1:active',
+          's3:U-s3:inactive',
+        ]);
+        expect(found.parents.map(p => `${p.id}:${p.status}`)).toEqual(['p1:active', 'p4:inactive']);
+        expect(found.parents[0]?.sources).toEqual([{ connector: PS, sourcedId: 'g1' }]);
+        expect(
+          await store.findRecords(B, { studentSourcedIds: ['s1'], parentIds: ['p1'] }),
+        ).toEqual({ students: [], parents: [] });
+      });
+
       it('an empty deactivation list is a no-op', async () => {
         await seed();
         expect(
@@ -899,11 +947,7 @@ export function runStoreContract(
         expect(await store.getRun('r1')).toEqual(r);
         expect(await store.getRun('nope')).toBeUndefined();
 
-        const held = {
-          studentSourcedIds: ['s1', 's2'],
-          parentIds: ['p1'],
-          links: [{ parentId: 'p1', studentSourcedId: 's1' }],
-        };
+        const held = { students: 2, parents: 1, links: 1 };
         const updated = await store.updateRun('r1', {
           status: 'needs-approval',
           counts: { student: { create: 10, update: 2 }, parent: { match: 3 } },
@@ -1028,6 +1072,99 @@ export function runStoreContract(
         await store.upsertSchools(A, [{ sourcedId: 'sch1', name: 'North' }]);
         expect(store.writeCount()).toBe(0);
       });
+    });
+
+    describe('held deactivations (outside the run, in pages)', () => {
+      const heldOf = (n: number) => ({
+        studentSourcedIds: Array.from({ length: n }, (_, i) => `s${String(i).padStart(7, '0')}`),
+        parentIds: ['p1', 'p2'],
+        links: [
+          { parentId: 'p1', studentSourcedId: 's0000000' },
+          { parentId: 'p2', studentSourcedId: 's0000001' },
+        ],
+      });
+
+      it('holdRun stores the lists apart, marks the run needs-approval with the sizes', async () => {
+        await store.createRun(run('h1', { status: 'running' }));
+        const held = heldOf(2500);
+        const r = await store.holdRun('h1', { error: 'held', counts: { x: { y: 1 } } }, held);
+        expect(r.status).toBe('needs-approval');
+        expect(r.held).toEqual({ students: 2500, parents: 2, links: 2 });
+        expect(r.error).toBe('held');
+        expect(await store.getRun('h1')).toEqual(r);
+        // pages: any window, across page boundaries, in held order
+        expect((await store.listHeld('h1', 'student', 995, 10)).studentSourcedIds).toEqual(
+          held.studentSourcedIds.slice(995, 1005),
+        );
+        const whole: string[] = [];
+        for (let offset = 0; ; offset += 700) {
+          const page = await store.listHeld('h1', 'student', offset, 700);
+          expect(page.parentIds).toEqual([]);
+          whole.push(...page.studentSourcedIds);
+          if (page.studentSourcedIds.length < 700) break;
+        }
+        expect(whole).toEqual(held.studentSourcedIds);
+        expect(await store.listHeld('h1', 'parent', 0, 100)).toEqual({
+          studentSourcedIds: [],
+          parentIds: ['p1', 'p2'],
+          links: [],
+        });
+        expect((await store.listHeld('h1', 'link', 1, 100)).links).toEqual([held.links[1]]);
+        expect((await store.listHeld('h1', 'student', 2500, 10)).studentSourcedIds).toEqual([]);
+        expect((await store.listHeld('nope', 'student', 0, 10)).studentSourcedIds).toEqual([]);
+        await expect(store.holdRun('ghost', {}, held)).rejects.toThrow(/ghost/);
+      });
+
+      it('a repeated holdRun (retried finalize) replaces the lists; settleHeldRun drops them', async () => {
+        await store.createRun(run('h2', { status: 'running' }));
+        await store.holdRun('h2', {}, heldOf(1500));
+        const again = await store.holdRun('h2', {}, heldOf(3));
+        expect(again.held).toEqual({ students: 3, parents: 2, links: 2 });
+        expect((await store.listHeld('h2', 'student', 0, 5000)).studentSourcedIds).toEqual(
+          heldOf(3).studentSourcedIds,
+        );
+        const done = await store.settleHeldRun('h2', {
+          status: 'discarded',
+          decidedBy: 'cli:ann',
+        });
+        expect(done.status).toBe('discarded');
+        expect(done).not.toHaveProperty('held');
+        expect(done.decidedBy).toBe('cli:ann');
+        expect((await store.listHeld('h2', 'student', 0, 10)).studentSourcedIds).toEqual([]);
+        expect((await store.listHeld('h2', 'link', 0, 10)).links).toEqual([]);
+      });
+
+      it('a large held list (200,000 students) is held, listable page by page and approvable', async () => {
+        await apply(
+          plan({
+            students: ['r1', 'r2', 'r3'].map(id => ({
+              action: 'create' as const,
+              record: student(id),
+            })),
+          }),
+        );
+        await store.createRun(run('big', { status: 'running' }));
+        const held = heldOf(200_000);
+        held.studentSourcedIds.push('r1', 'r2', 'r3');
+        const r = await store.holdRun('big', {}, held);
+        expect(r.held?.students).toBe(200_003);
+        expect(JSON.stringify(await store.getRun('big')).length).toBeLessThan(2000);
+        // approve: page by page into applyDeactivations (unknown ids change nothing)
+        let n = 0;
+        let changed = 0;
+        for (let offset = 0; ; offset += 5000) {
+          const page = await store.listHeld('big', 'student', offset, 5000);
+          n += page.studentSourcedIds.length;
+          changed += await store.applyDeactivations(A, page);
+          if (page.studentSourcedIds.length < 5000) break;
+        }
+        expect(n).toBe(200_003);
+        expect(changed).toBe(3);
+        expect(await store.listActiveStudentIds(A)).toEqual([]);
+        const done = await store.settleHeldRun('big', { status: 'succeeded' });
+        expect(done.status).toBe('succeeded');
+        expect((await store.listHeld('big', 'student', 0, 10)).studentSourcedIds).toEqual([]);
+      }, 120_000);
     });
 
     describe('rejects', () => {

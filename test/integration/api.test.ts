@@ -269,12 +269,67 @@ describe('admin/status API over HTTP', () => {
     const detail = z
       .object({
         status: z.string(),
+        counts: z.record(z.string(), z.record(z.string(), z.number())),
         held: z.object({ students: z.number() }),
-        heldDeactivations: z.object({ studentSourcedIds: z.array(z.string()) }),
+        heldLists: z.object({ students: z.string(), links: z.string() }),
       })
       .parse(await (await call('viewer', 'GET', `/runs/${held.id}`)).json());
     expect(detail.held.students).toBe(40);
-    expect(detail.heldDeactivations.studentSourcedIds.sort()).toEqual(ids);
+    // held changes are reported as held, never as applied (issue 18 §4b)
+    expect(detail.counts.student).toEqual({ 'deactivate-held': 40 });
+    expect(detail.heldLists.students).toBe(`/runs/${held.id}/held/students`);
+    // the held students, page by page, with names and Unique IDs
+    const HeldPage = z.object({
+      total: z.number(),
+      items: z.array(
+        z.object({
+          kind: z.string(),
+          studentSourcedId: z.string(),
+          studentUniqueId: z.string(),
+          studentName: z.string(),
+          reason: z.string(),
+        }),
+      ),
+    });
+    const listed: string[] = [];
+    for (let offset = 0; offset < 40; offset += 15) {
+      const res = await call(
+        'viewer',
+        'GET',
+        `/runs/${held.id}/held/students?offset=${offset}&limit=15`,
+      );
+      expect(res.status).toBe(200);
+      const body = HeldPage.parse(await res.json());
+      expect(body.total).toBe(40);
+      expect(body.items.length).toBe(Math.min(15, 40 - offset));
+      listed.push(...body.items.map(i => i.studentSourcedId));
+    }
+    expect(listed.sort()).toEqual(ids);
+    const victim = victims[0]!;
+    const csv = await call('viewer', 'GET', `/runs/${held.id}/held/students.csv`);
+    expect(csv.status).toBe(200);
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    const lines = (await csv.text()).trim().split('\n');
+    expect(lines[0]).toBe(
+      'kind,studentSourcedId,studentUniqueId,studentName,parentId,parentUniqueId,parentName,parentEmail,reason',
+    );
+    expect(lines).toHaveLength(41);
+    const stored = (await h.store.getStudents(h.districtId)).find(
+      s => s.sourcedId === String(victim.id),
+    )!;
+    expect(lines).toContain(
+      `student,${stored.sourcedId},${stored.uniqueId},${stored.givenName} ${stored.familyName},,,,,not in the SIS roster as an active student`,
+    );
+    const links = await call('viewer', 'GET', `/runs/${held.id}/held/links?limit=1000`);
+    expect(links.status).toBe(200);
+    const linkBody = z
+      .object({
+        total: z.number(),
+        items: z.array(z.object({ parentId: z.string(), parentName: z.string() })),
+      })
+      .parse(await links.json());
+    expect(linkBody.items).toHaveLength(linkBody.total);
+    expect(linkBody.total).toBeGreaterThan(0);
 
     const activeIds = async () => new Set(await h.store.listActiveStudentIds(h.districtId));
     const discard = await call('admin', 'POST', `/runs/${held.id}/discard`);

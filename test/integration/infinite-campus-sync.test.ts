@@ -146,15 +146,17 @@ describe('Infinite Campus OneRoster 1.2 (OAuth2, GUIDs, agents on either side, d
     expect(got.students).toEqual(truth.students);
     expect(got.links).toEqual(truth.links);
     // IC lists guardians only with portal access (guardianLinksComplete: false): a guardian
-    // the feed stops listing keeps their account; their links went with the withdrawn student.
-    expect(full.run.counts.parent?.deactivate).toBeUndefined();
-    const extra = got.persons.filter(p => !truth.persons.includes(p));
-    expect(truth.persons.every(p => got.persons.includes(p))).toBe(true);
-    for (const p of extra) expect(got.links.some(l => l.startsWith(`${p}>`))).toBe(false);
+    // the feed stops listing keeps their account, unless it is left with no child at all —
+    // their only links went with the withdrawn student — which is deactivated (issue 18 §5).
     const withdrawnGuardians = sis.contacts
       .filter(c => c.links.some(l => l.studentDcid === withdrawn.id && l.canAccessData))
       .map(c => c.personKey);
-    for (const p of extra) expect(withdrawnGuardians).toContain(p);
+    const orphans = new Set(
+      withdrawnGuardians.filter(p => !truth.links.some(l => l.startsWith(`${p}>`))),
+    );
+    expect(orphans.size).toBeGreaterThan(0);
+    expect(full.run.counts.parent).toEqual({ deactivate: orphans.size });
+    expect(got.persons).toEqual(truth.persons);
   });
 
   it('stores the classes and student enrollments as sections and enrollments', async () => {

@@ -338,7 +338,10 @@ describe('sync pipeline (PowerSchool → SQLite through BullMQ)', () => {
     for (const s of victims) withdrawStudent(h.sis, s.id);
     const held = await h.sync();
     expect(held.run.status).toBe('needs-approval');
-    expect(held.run.held?.studentSourcedIds.sort()).toEqual(victims.map(s => String(s.id)).sort());
+    expect(held.run.held?.students).toBe(60);
+    const listed = await h.store.listHeld(held.run.id, 'student', 0, 1000);
+    expect(listed.studentSourcedIds.sort()).toEqual(victims.map(s => String(s.id)).sort());
+    expect(held.run.counts.student).toEqual({ 'deactivate-held': 60 });
     const active = (await h.store.getStudents(h.districtId)).filter(s => s.status === 'active');
     expect(active).toHaveLength(400);
     const approved = await approveRun(h.ctx, held.run.id);

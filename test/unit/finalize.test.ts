@@ -4,6 +4,40 @@ import { decideFinalize, proposeRemap } from '../../src/reconcile/finalize.js';
 const ids = (n: number, p = 's') => Array.from({ length: n }, (_, i) => `${p}${i}`);
 
 describe('decideFinalize', () => {
+  it('deactivates orphaned parents even when absence is not counted, against all active parents', () => {
+    const base = {
+      activeStudentIds: ids(100),
+      activeSisParentIds: [], // guardian lists not complete: absence deactivates nobody
+      seenStudents: new Set(ids(100)),
+      seenParents: new Set<string>(),
+      linkRemovals: [],
+      thresholdPercent: 10,
+    };
+    const few = decideFinalize({
+      ...base,
+      orphanedParentIds: ['p1', 'p2'],
+      activeSisParentTotal: 50,
+    });
+    expect(few.hold).toBe(false);
+    expect(few.deactivations.parentIds).toEqual(['p1', 'p2']);
+    const many = decideFinalize({
+      ...base,
+      orphanedParentIds: ids(6, 'p'),
+      activeSisParentTotal: 50,
+    });
+    expect(many.hold).toBe(true);
+    expect(many.holdReason).toContain('6 of 50 active parent accounts');
+    // an orphan also unseen is listed once
+    const both = decideFinalize({
+      ...base,
+      activeSisParentIds: ['p1', 'p2'],
+      seenParents: new Set(['p2']),
+      orphanedParentIds: ['p1'],
+      thresholdPercent: 100,
+    });
+    expect(both.deactivations.parentIds).toEqual(['p1']);
+  });
+
   it('deactivates unseen students and parents below the threshold', () => {
     const d = decideFinalize({
       activeStudentIds: ids(100),
@@ -139,5 +173,33 @@ describe('proposeRemap', () => {
     );
     expect(r.pairs).toEqual([{ sourcedId: 'n1', remapFrom: '1' }]);
     expect(r.ambiguous).toEqual(['n3']);
+  });
+});
+
+describe('dryRunParentCounts (dry-run counts across chunks, invariant 12)', () => {
+  it('one create per person across chunks; another id of the same person is a match; repeats count once', async () => {
+    const { dryRunParentCounts } = await import('../../src/reconcile/dry-run.js');
+    expect(
+      dryRunParentCounts([
+        {
+          creates: [
+            { id: 'pa1', keys: ['s:ps:g1', 'e:m@x'] },
+            { id: 'pa2', keys: ['s:ps:g2'] },
+          ],
+          updates: [{ id: 'old', action: 'update', addSources: [] }],
+        },
+        {
+          creates: [
+            { id: 'pa1', keys: ['s:ps:g1', 'e:m@x'] }, // the same guardian, sibling's chunk
+            { id: 'pa3', keys: ['s:ps:g3', 'e:m@x'] }, // a duplicate entry of that person
+          ],
+          updates: [
+            { id: 'old', action: 'update', addSources: [] },
+            { id: 'old2', action: 'match', addSources: ['ps:g9'] },
+          ],
+        },
+      ]),
+    ).toEqual({ create: 2, match: 2, update: 1 });
+    expect(dryRunParentCounts([])).toEqual({});
   });
 });

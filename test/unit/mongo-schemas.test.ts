@@ -108,7 +108,8 @@ describe('mongoose schemas declare the invariant-carrying indexes', () => {
           !options.unique ||
           collection === COLLECTIONS.runs ||
           collection === COLLECTIONS.rejects ||
-          collection === COLLECTIONS.deferredStudents
+          collection === COLLECTIONS.deferredStudents ||
+          collection === COLLECTIONS.heldPages
         ) {
           continue;
         }
@@ -133,7 +134,16 @@ describe('mongoose schemas declare the invariant-carrying indexes', () => {
     const conn = mongoose.createConnection();
     const models = registerModels(conn);
     expect(Object.keys(models).sort()).toEqual(
-      ['deferredStudents', 'links', 'parents', 'rejects', 'runs', 'schools', 'students'].sort(),
+      [
+        'deferredStudents',
+        'heldPages',
+        'links',
+        'parents',
+        'rejects',
+        'runs',
+        'schools',
+        'students',
+      ].sort(),
     );
     expect(models.parents.collection.collectionName).toBe('parent_accounts');
     expect(mongoose.modelNames()).not.toContain('ParentAccount');
@@ -384,7 +394,7 @@ describe('documents → port types leak nothing', () => {
       counts: {},
       rejectCount: 0,
       timings: {},
-      held: { studentSourcedIds: ['s1'], parentIds: [], links: [] },
+      held: { students: 1, parents: 0, links: 0 },
     };
     const doc = runDocFrom(run);
     expect(doc.active).toBe(true);

@@ -6,12 +6,13 @@ import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
+import { heldCsv, heldItems, heldTotal } from '../../jobs/held.js';
 import { approveRun, discardRun } from '../../jobs/sync.js';
 import type { Reject, SyncRun } from '../../models/types.js';
 import { processMetrics } from '../../workers/metrics.js';
 import { requireRole } from '../auth.js';
 import { ApiError, ErrorBody } from '../errors.js';
-import { RejectItem, RunDetail, RunIdParams, runDetail } from '../schemas.js';
+import { HeldItem, RejectItem, RunDetail, RunIdParams, runDetail } from '../schemas.js';
 import type { ApiRoutes } from './types.js';
 
 /** Rejects read from the store per page of the CSV download. */
@@ -64,6 +65,8 @@ const RemapPage = z.object({
     }),
   ),
 });
+/** `students|parents|links` in held-list routes → the store's held kind. */
+const HELD_KIND = { students: 'student', parents: 'parent', links: 'link' } as const;
 
 export const runRoutes: ApiRoutes = (app, { ctx }) => {
   app.get(
@@ -195,6 +198,76 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
       };
     },
   );
+  for (const list of ['students', 'parents', 'links'] as const) {
+    app.get(
+      `/runs/:id/held/${list}`,
+      {
+        schema: {
+          summary: `A page of the ${list} a needs-approval run holds for deactivation, with names and Unique IDs`,
+          tags: ['runs'],
+          params: RunIdParams,
+          querystring: z.object({
+            offset: z.coerce.number().int().min(0).default(0),
+            limit: z.coerce.number().int().min(1).max(1000).default(100),
+          }),
+          response: {
+            200: z.object({
+              runId: z.string(),
+              status: z.string(),
+              kind: z.string(),
+              total: z.number().int(),
+              offset: z.number().int(),
+              limit: z.number().int(),
+              items: z.array(HeldItem),
+            }),
+            403: ErrorBody,
+            404: ErrorBody,
+          },
+        },
+      },
+      async request => {
+        const run = await runOr404(ctx, request.params.id);
+        requireRole(request, 'viewer', run.districtId);
+        const kind = HELD_KIND[list];
+        const { offset, limit } = request.query;
+        const items = await heldItems(ctx, run, kind, offset, limit);
+        const total = heldTotal(run, kind);
+        return {
+          runId: run.id,
+          status: run.status,
+          kind: list,
+          total,
+          offset,
+          limit,
+          items,
+        };
+      },
+    );
+
+    app.get(
+      `/runs/:id/held/${list}.csv`,
+      {
+        schema: {
+          summary: `All the ${list} a needs-approval run holds, as CSV`,
+          tags: ['runs'],
+          params: RunIdParams,
+          produces: ['text/csv'],
+        },
+      },
+      async (request, reply) => {
+        const run = await runOr404(ctx, request.params.id);
+        requireRole(request, 'viewer', run.districtId);
+        const kind = HELD_KIND[list];
+        const csv = heldCsv(ctx, run, kind, err =>
+          request.log.error({ err: String(err) }, 'reading held records failed'),
+        );
+        return reply
+          .type('text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="held-${list}-${run.id}.csv"`)
+          .send(csv);
+      },
+    );
+  }
 
   for (const decision of ['approve', 'discard'] as const) {
     app.post(

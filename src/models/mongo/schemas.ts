@@ -13,6 +13,7 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 import type {
   GuardianLink,
+  HeldKind,
   ParentAccount,
   ParentSource,
   Reject,
@@ -35,6 +36,7 @@ export interface RunDoc extends SyncRun {
   /** Last reject sequence number handed out (`$inc` allocates ranges atomically). */
   rejectSeq: number;
 }
+
 /** A new student a run keeps back until finalize (`run_deferred_students`, ADR 0004). */
 export interface DeferredStudentDoc {
   runId: string;
@@ -45,6 +47,22 @@ export interface DeferredStudentDoc {
   /** Proposed old sourcedId (held re-key); absent when none. */
   remapFrom?: string;
 }
+
+/**
+ * One page of a held list (docs/decisions/0006): `HELD_PAGE_SIZE` records of one kind,
+ * `start` being the position of the first. Kept out of the run document, whose 16 MiB limit
+ * a district-sized list would break.
+ */
+export interface HeldPageDoc {
+  runId: string;
+  districtId: string;
+  kind: HeldKind;
+  start: number;
+  n: number;
+  /** sourcedIds, account ids, or `{parentId, studentSourcedId}` for links. */
+  items: unknown[];
+}
+
 export interface RejectDoc extends Reject {
   runId: string;
   districtId: string;
@@ -60,6 +78,7 @@ export const COLLECTIONS = {
   runs: 'sync_runs',
   rejects: 'run_rejects',
   deferredStudents: 'run_deferred_students',
+  heldPages: 'held_pages',
 } as const;
 
 const RECORD_STATUS = ['active', 'inactive'];
@@ -279,6 +298,20 @@ export const deferredStudentSchema = new Schema<DeferredStudentDoc>(
 // listDeferredStudents / applyDeferredStudents (by run, sorted by sourcedId)
 deferredStudentSchema.index({ runId: 1, sourcedId: 1 }, { unique: true, name: 'run_sourcedId' });
 
+export const heldPageSchema = new Schema<HeldPageDoc>(
+  {
+    runId: requiredString,
+    districtId: requiredString,
+    kind: { type: String, enum: ['student', 'parent', 'link'], required: true },
+    start: { type: Number, required: true },
+    n: { type: Number, required: true },
+    items: { type: [Schema.Types.Mixed], default: undefined, required: true },
+  },
+  { ...base, collection: COLLECTIONS.heldPages },
+);
+// holdRun (idempotent page upserts), listHeld (pages overlapping a range), settleHeldRun
+heldPageSchema.index({ runId: 1, kind: 1, start: 1 }, { unique: true, name: 'run_kind_start' });
+
 /** The store's models, compiled on one (private) connection. */
 export interface RosterModels {
   schools: Model<SchoolDoc>;
@@ -288,6 +321,7 @@ export interface RosterModels {
   runs: Model<RunDoc>;
   rejects: Model<RejectDoc>;
   deferredStudents: Model<DeferredStudentDoc>;
+  heldPages: Model<HeldPageDoc>;
 }
 
 /** Compile all models on `conn` (never on the global mongoose). */
@@ -300,6 +334,7 @@ export function registerModels(conn: Connection): RosterModels {
     runs: conn.model<RunDoc>('SyncRun', runSchema),
     rejects: conn.model<RejectDoc>('RunReject', rejectSchema),
     deferredStudents: conn.model<DeferredStudentDoc>('RunDeferredStudent', deferredStudentSchema),
+    heldPages: conn.model<HeldPageDoc>('HeldPage', heldPageSchema),
   };
 }
 
@@ -323,4 +358,5 @@ export const SCHEMAS = {
   [COLLECTIONS.runs]: runSchema,
   [COLLECTIONS.rejects]: rejectSchema,
   [COLLECTIONS.deferredStudents]: deferredStudentSchema,
+  [COLLECTIONS.heldPages]: heldPageSchema,
 } as const;

@@ -53,7 +53,10 @@ import {
   OPTIONAL_RUN_FIELDS,
   assertPlanInDistrict,
   chunked,
+  heldSlice,
+  heldSummary,
   isActiveRunStatus,
+  orphansOf,
   parentUpdateEntries,
 } from '../shared.js';
 import {
@@ -64,6 +67,9 @@ import {
   type ChunkState,
   type Deactivations,
   type GuardianLink,
+  HELD_PAGE_SIZE,
+  type HeldKind,
+  type HeldSummary,
   type ParentAccount,
   type ParentUpdate,
   type Reject,
@@ -78,6 +84,7 @@ import {
   NAMESPACE_EXISTS,
   registerModels,
   type DeferredStudentDoc,
+  type HeldPageDoc,
   type LinkDoc,
   type ParentDoc,
   type RejectDoc,
@@ -250,12 +257,26 @@ export function runFromDoc(d: Lean<RunDoc>): SyncRun {
   };
   setOpt(r, 'startedAt', d.startedAt);
   setOpt(r, 'finishedAt', d.finishedAt);
-  setOpt(r, 'held', d.held);
+  setOpt(r, 'held', d.held && heldSummaryOf(d.held));
   setOpt(r, 'error', d.error);
   setOpt(r, 'actor', d.actor);
   setOpt(r, 'decidedBy', d.decidedBy);
   setOpt(r, 'decidedAt', d.decidedAt);
   return r;
+}
+
+/**
+ * The list sizes of a run document's `held`: a summary, or (documents written before held
+ * lists moved to `held_pages`) the lists themselves, which `listHeld` still reads.
+ */
+function heldSummaryOf(held: HeldSummary | Partial<Deactivations>): HeldSummary {
+  if ('students' in held) return held;
+  const legacy = held;
+  return heldSummary({
+    studentSourcedIds: legacy.studentSourcedIds ?? [],
+    parentIds: legacy.parentIds ?? [],
+    links: legacy.links ?? [],
+  });
 }
 
 /** Map a lean reject document to `Reject`. */
@@ -1062,6 +1083,150 @@ export class MongoRosterStore implements RosterStore {
     });
     this.writes += written;
     return written;
+  }
+
+  /**
+   * Store `held` in pages of `HELD_PAGE_SIZE` (upserts keyed by run, kind and start, so a
+   * retried finalize rewrites the same pages; pages past the new lists' ends are removed),
+   * then patch the run to `needs-approval` with the list sizes in one atomic update. Pages
+   * are not written in one transaction with the status: a district-sized list would outlast
+   * MongoDB's transaction limits. Until the status changes, nothing reads them.
+   */
+  async holdRun(id: string, patch: SyncRunPatch, held: Deactivations): Promise<SyncRun> {
+    const run = await this.getRun(id);
+    if (!run) throw new Error(`run ${id} not found`);
+    const lists: [HeldKind, unknown[]][] = [
+      ['student', held.studentSourcedIds],
+      ['parent', held.parentIds],
+      ['link', held.links],
+    ];
+    for (const [kind, list] of lists) {
+      const ops: AnyBulkWriteOperation<HeldPageDoc>[] = [];
+      for (let start = 0; start < list.length; start += HELD_PAGE_SIZE) {
+        const items = list.slice(start, start + HELD_PAGE_SIZE);
+        ops.push({
+          replaceOne: {
+            filter: { runId: id, kind, start },
+            replacement: {
+              runId: id,
+              districtId: run.districtId,
+              kind,
+              start,
+              n: items.length,
+              items,
+            },
+            upsert: true,
+          },
+        });
+      }
+      // ≈ 50 pages (≤ 50,000 ids, a few MB) per round trip
+      for (const batch of chunked(ops, 50)) await this.m.heldPages.bulkWrite(batch, BULK);
+      await this.m.heldPages.deleteMany({ runId: id, kind, start: { $gte: list.length } });
+    }
+    return this.updateRun(id, { ...patch, status: 'needs-approval', held: heldSummary(held) });
+  }
+
+  /** A slice of one held list, from the pages that overlap it (or a legacy in-run list). */
+  async listHeld(
+    runId: string,
+    kind: HeldKind,
+    offset: number,
+    limit: number,
+  ): Promise<Deactivations> {
+    const from = Math.max(0, offset);
+    const end = from + Math.max(0, limit);
+    if (end <= from) return heldSlice(kind, []);
+    const pages = await this.m.heldPages
+      .find({ runId, kind, start: { $gt: from - HELD_PAGE_SIZE, $lt: end } })
+      .sort({ start: 1 })
+      .lean<Lean<HeldPageDoc>[]>();
+    const out: unknown[] = [];
+    for (const p of pages)
+      out.push(...p.items.slice(Math.max(0, from - p.start), Math.max(0, end - p.start)));
+    if (pages.length === 0) {
+      const doc = await this.m.runs
+        .findOne({ id: runId }, { held: 1, _id: 0 })
+        .lean<{ held?: Partial<Deactivations> }>();
+      const legacy = doc?.held;
+      const list =
+        kind === 'student'
+          ? legacy?.studentSourcedIds
+          : kind === 'parent'
+            ? legacy?.parentIds
+            : legacy?.links;
+      if (Array.isArray(list)) out.push(...(list as unknown[]).slice(from, end));
+    }
+    return heldSlice(kind, out);
+  }
+
+  /** Patch the run (clearing `held`), then drop its held pages. */
+  async settleHeldRun(id: string, patch: SyncRunPatch): Promise<SyncRun> {
+    const run = await this.updateRun(id, { ...patch, held: undefined });
+    await this.m.heldPages.deleteMany({ runId: id });
+    return run;
+  }
+
+  /** Students and accounts (with sources) by id, any status, in batches of `IN_BATCH`. */
+  async findRecords(
+    districtId: string,
+    ids: { studentSourcedIds: string[]; parentIds: string[] },
+  ): Promise<{ students: StoredStudent[]; parents: ParentAccount[] }> {
+    const students: StoredStudent[] = [];
+    for (const batch of chunked(unique(ids.studentSourcedIds), IN_BATCH)) {
+      const docs = await this.m.students
+        .find({ districtId, sourcedId: { $in: batch } })
+        .lean<Lean<StudentDoc>[]>();
+      students.push(...docs.map(studentFromDoc));
+    }
+    const parents: ParentAccount[] = [];
+    for (const batch of chunked(unique(ids.parentIds), IN_BATCH)) {
+      const docs = await this.m.parents
+        .find({ districtId, id: { $in: batch } })
+        .lean<Lean<ParentDoc>[]>();
+      parents.push(...docs.map(parentFromDoc));
+    }
+    students.sort((a, b) => (a.sourcedId < b.sourcedId ? -1 : a.sourcedId > b.sourcedId ? 1 : 0));
+    parents.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return { students, parents };
+  }
+
+  /**
+   * Active sis accounts left without an active link once `ending` is applied. Candidates are
+   * the parents of ending links and of inactive links (streamed), filtered to active `sis`
+   * accounts; then their active links are read (index `district_parent_student_origin`).
+   */
+  async listOrphanedSisParentIds(
+    districtId: string,
+    ending: { parentId: string; studentSourcedId: string }[],
+  ): Promise<string[]> {
+    const seen = new Set(ending.map(l => l.parentId));
+    const inactive = this.m.links
+      .find({ districtId, status: 'inactive' }, { parentId: 1, _id: 0 })
+      .lean<{ parentId: string }>()
+      .cursor();
+    for await (const l of inactive) seen.add(l.parentId);
+    const candidates: string[] = [];
+    for (const batch of chunked([...seen], IN_BATCH)) {
+      const docs = await this.m.parents
+        .find(
+          { districtId, id: { $in: batch }, status: 'active', origin: 'sis' },
+          { id: 1, _id: 0 },
+        )
+        .lean<{ id: string }[]>();
+      candidates.push(...docs.map(d => d.id));
+    }
+    candidates.sort();
+    const active: { parentId: string; studentSourcedId: string; origin: string }[] = [];
+    for (const batch of chunked(candidates, IN_BATCH)) {
+      const docs = await this.m.links
+        .find(
+          { districtId, parentId: { $in: batch }, status: 'active' },
+          { parentId: 1, studentSourcedId: 1, origin: 1, _id: 0 },
+        )
+        .lean<{ parentId: string; studentSourcedId: string; origin: string }[]>();
+      active.push(...docs);
+    }
+    return orphansOf(candidates, active, ending);
   }
 
   // --- internals ----------------------------------------------------------------------

@@ -28,6 +28,9 @@ import { deferredPlan } from '../shared.js';
 import {
   applyRunPatch,
   assertPlanInDistrict,
+  heldSlice,
+  heldSummary,
+  orphansOf,
   isActiveRunStatus,
   parentUpdateEntries,
   type ParentUpdateField,
@@ -40,6 +43,9 @@ import {
   type ChunkState,
   type Deactivations,
   type GuardianLink,
+  HELD_PAGE_SIZE,
+  type HeldKind,
+  type HeldSummary,
   type ParentAccount,
   type ParentSource,
   type ParentUpdate,
@@ -192,6 +198,34 @@ export const MIGRATIONS: readonly string[] = [
     remap_from  TEXT,                      -- proposed old sourcedId (held re-key)
     PRIMARY KEY (run_id, sourced_id)       -- a retried chunk keeps one row per student
   );
+  `,
+  // 4: held deactivations leave the run row for pages of their own (docs/decisions/0006);
+  // `sync_runs.held` keeps only the list sizes. Lists held before are moved as one page each.
+  `
+  CREATE TABLE held_pages (
+    run_id  TEXT NOT NULL REFERENCES sync_runs (id),
+    kind    TEXT NOT NULL CHECK (kind IN ('student', 'parent', 'link')),
+    start   INTEGER NOT NULL,  -- position of the page's first record in the held list
+    n       INTEGER NOT NULL,  -- records in the page
+    items   TEXT NOT NULL,     -- JSON array: sourcedIds, account ids, {parentId, studentSourcedId}
+    PRIMARY KEY (run_id, kind, start)  -- listHeld: the pages overlapping [offset, offset+limit)
+  );
+  INSERT INTO held_pages (run_id, kind, start, n, items)
+    SELECT id, 'student', 0, json_array_length(held, '$.studentSourcedIds'),
+      json_extract(held, '$.studentSourcedIds') FROM sync_runs
+    WHERE held IS NOT NULL AND json_array_length(held, '$.studentSourcedIds') > 0;
+  INSERT INTO held_pages (run_id, kind, start, n, items)
+    SELECT id, 'parent', 0, json_array_length(held, '$.parentIds'),
+      json_extract(held, '$.parentIds') FROM sync_runs
+    WHERE held IS NOT NULL AND json_array_length(held, '$.parentIds') > 0;
+  INSERT INTO held_pages (run_id, kind, start, n, items)
+    SELECT id, 'link', 0, json_array_length(held, '$.links'), json_extract(held, '$.links')
+    FROM sync_runs WHERE held IS NOT NULL AND json_array_length(held, '$.links') > 0;
+  UPDATE sync_runs SET held = json_object(
+      'students', coalesce(json_array_length(held, '$.studentSourcedIds'), 0),
+      'parents', coalesce(json_array_length(held, '$.parentIds'), 0),
+      'links', coalesce(json_array_length(held, '$.links'), 0))
+    WHERE held IS NOT NULL AND json_type(held, '$.studentSourcedIds') IS NOT NULL;
   `,
 ];
 
@@ -381,6 +415,21 @@ export const SQL = {
     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, entity, record_id, reason) DO NOTHING`,
   listRejects: `SELECT entity, record_id, reason FROM run_rejects WHERE run_id = ?
     ORDER BY seq LIMIT ? OFFSET ?`,
+  insertHeldPage: `INSERT INTO held_pages (run_id, kind, start, n, items) VALUES (?, ?, ?, ?, ?)`,
+  deleteHeldPages: `DELETE FROM held_pages WHERE run_id = ?`,
+  heldPages: `SELECT start, items FROM held_pages WHERE run_id = @runId AND kind = @kind
+    AND start < @end AND start + n > @offset ORDER BY start`,
+  // Orphaned-parent candidates: parents of ending links or of any inactive link (so each has
+  // at least one link), still active and sync-owned.
+  orphanCandidates: `SELECT DISTINCT p.id FROM (
+      SELECT value AS parent_id FROM json_each(@endingParents)
+      UNION SELECT parent_id FROM guardian_links WHERE district_id = @districtId
+        AND status = 'inactive'
+    ) AS c CROSS JOIN parent_accounts AS p ON p.district_id = @districtId AND p.id = c.parent_id
+    WHERE p.status = 'active' AND p.origin = 'sis' ORDER BY p.id`,
+  activeLinksOfParents: `SELECT l.parent_id, l.student_sourced_id, l.origin
+    FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
+    ON l.district_id = @districtId AND l.parent_id = k.value WHERE l.status = 'active'`,
 } as const;
 
 type SqlName = keyof typeof SQL;
@@ -417,7 +466,7 @@ function toRun(r: RunRow): SyncRun {
   };
   setOpt(run, 'startedAt', r.started_at);
   setOpt(run, 'finishedAt', r.finished_at);
-  setOpt(run, 'held', parseJson<Deactivations | null>(r.held, null));
+  setOpt(run, 'held', parseJson<HeldSummary | null>(r.held, null));
   setOpt(run, 'error', r.error);
   setOpt(run, 'actor', r.actor);
   setOpt(run, 'decidedBy', r.decided_by);
@@ -1033,6 +1082,128 @@ export class SqliteRosterStore implements RosterStore {
         reason: r.reason,
       })),
     );
+  }
+
+  /**
+   * In one transaction: replace the run's held pages with `held` (pages of `HELD_PAGE_SIZE`)
+   * and patch the run to `needs-approval` with the list sizes.
+   */
+  holdRun(id: string, patch: SyncRunPatch, held: Deactivations): Promise<SyncRun> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const current = this.mustGetRun(id);
+          this.stmt('deleteHeldPages').run(id);
+          const insert = this.stmt('insertHeldPage');
+          const lists: [HeldKind, unknown[]][] = [
+            ['student', held.studentSourcedIds],
+            ['parent', held.parentIds],
+            ['link', held.links],
+          ];
+          for (const [kind, list] of lists)
+            for (let start = 0; start < list.length; start += HELD_PAGE_SIZE) {
+              const page = list.slice(start, start + HELD_PAGE_SIZE);
+              insert.run(id, kind, start, page.length, json(page));
+            }
+          const next = applyRunPatch(current, {
+            ...patch,
+            status: 'needs-approval',
+            held: heldSummary(held),
+          });
+          this.stmt('updateRun').run(runParams(next));
+          return this.mustGetRun(id);
+        })
+        .immediate(),
+    );
+  }
+
+  /** A slice of one held list, read from the pages that overlap it. */
+  listHeld(runId: string, kind: HeldKind, offset: number, limit: number): Promise<Deactivations> {
+    return this.run(() => {
+      const from = Math.max(0, offset);
+      const end = from + Math.max(0, limit);
+      const out: unknown[] = [];
+      if (end > from) {
+        const rows = this.stmt('heldPages').all({ runId, kind, offset: from, end }) as {
+          start: number;
+          items: string;
+        }[];
+        for (const r of rows) {
+          const items = parseJson<unknown[]>(r.items, []);
+          out.push(...items.slice(Math.max(0, from - r.start), Math.max(0, end - r.start)));
+        }
+      }
+      return heldSlice(kind, out);
+    });
+  }
+
+  /** Patch the run, clear `held` and drop its held pages, in one transaction. */
+  settleHeldRun(id: string, patch: SyncRunPatch): Promise<SyncRun> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const next = applyRunPatch(this.mustGetRun(id), { ...patch, held: undefined });
+          this.stmt('updateRun').run(runParams(next));
+          this.stmt('deleteHeldPages').run(id);
+          return this.mustGetRun(id);
+        })
+        .immediate(),
+    );
+  }
+
+  /** Students and accounts (with sources) by id, any status. */
+  findRecords(
+    districtId: string,
+    ids: { studentSourcedIds: string[]; parentIds: string[] },
+  ): Promise<{ students: StoredStudent[]; parents: ParentAccount[] }> {
+    return this.run(() => {
+      const students = ids.studentSourcedIds.length
+        ? (
+            this.stmt('loadStudents').all({
+              districtId,
+              keys: uniqueJson(ids.studentSourcedIds),
+            }) as StudentRow[]
+          ).map(toStudent)
+        : [];
+      if (!ids.parentIds.length) return { students, parents: [] };
+      const rows = this.stmt('parentsByIds').all({
+        districtId,
+        keys: uniqueJson(ids.parentIds),
+      }) as ParentRow[];
+      const sources = groupSources(
+        this.stmt('loadSources').all({
+          districtId,
+          keys: json(rows.map(r => r.id)),
+        }) as SourceRow[],
+      );
+      return { students, parents: rows.map(r => toParent(r, sources.get(r.id) ?? [])) };
+    });
+  }
+
+  /** Active sis accounts left without an active link once `ending` is applied. */
+  listOrphanedSisParentIds(
+    districtId: string,
+    ending: { parentId: string; studentSourcedId: string }[],
+  ): Promise<string[]> {
+    return this.run(() => {
+      const candidates = this.stmt('orphanCandidates')
+        .pluck()
+        .all({ districtId, endingParents: uniqueJson(ending.map(l => l.parentId)) }) as string[];
+      if (candidates.length === 0) return [];
+      const active = this.stmt('activeLinksOfParents').all({
+        districtId,
+        keys: json(candidates),
+      }) as { parent_id: string; student_sourced_id: string; origin: string }[];
+      return orphansOf(
+        candidates,
+        active.map(r => ({
+          parentId: r.parent_id,
+          studentSourcedId: r.student_sourced_id,
+          origin: r.origin,
+        })),
+        ending,
+      );
+    });
   }
 
   // --- internals ----------------------------------------------------------------------
