@@ -77,7 +77,7 @@ function state(
   parents: ParentAccount[] = [],
   over: Partial<ParentImportState> = {},
 ): ParentImportState {
-  return { parents, profiles: [], schools: SCHOOLS, ...over };
+  return { parents, profiles: [], schools: SCHOOLS, students: [], ...over };
 }
 
 describe('planParentImport', () => {
@@ -520,8 +520,10 @@ describe('planAssociationImport', () => {
       [5, 'Parent ID', 'P3', 'the parent account is inactive'],
       [6, 'Student ID', 'S3', 'the student is inactive'],
       [7, 'Student ID', 'S4', 'ambiguous: 2 students have this Unique ID'],
-      [8, '', 'P1 / S1', 'duplicate pair: same as row 2'],
+      [8, '', 'P1 / S1', 'duplicate pair: same as row 2; the rows are collapsed into one link'],
     ]);
+    // a repeated pair is a warning (as a repeated parent row is), the others errors
+    expect(issues.map(i => i.severity)).toEqual([...Array<string>(5).fill('error'), 'warning']);
   });
 
   it('without "clear", links are only added', () => {
