@@ -155,19 +155,25 @@ export const ParentImportOptions = z
 export type ParentImportOptions = z.infer<typeof ParentImportOptions>;
 
 /** Options of an association import. */
-export const AssociationImportOptions = z.strictObject({
-  sheet: Sheet.optional(),
-  columns: ColumnMapping.optional().describe(
-    'explicit column mapping: parentUniqueId / studentUniqueId → header text or 1-based column number',
-  ),
-  hasHeaders: z.boolean().default(true).describe('the file has a header row'),
-  headerRow: HeaderRow.optional(),
-  only: OnlyFilter.optional(),
-  clearExisting: z
-    .boolean()
-    .default(false)
-    .describe("clear parent associations for the students in the file (replace with the file's)"),
-});
+export const AssociationImportOptions = z
+  .strictObject({
+    sheet: Sheet.optional(),
+    columns: ColumnMapping.optional().describe(
+      'explicit column mapping: parentUniqueId / studentUniqueId → header text or 1-based column number',
+    ),
+    hasHeaders: z.boolean().default(true).describe('the file has a header row'),
+    headerRow: HeaderRow.optional(),
+    only: OnlyFilter.optional(),
+    clearExisting: z
+      .boolean()
+      .default(false)
+      .describe("clear parent associations for the students in the file (replace with the file's)"),
+  })
+  .refine(o => o.hasHeaders || o.headerRow === undefined, {
+    message: 'a header row was given for a file without headers (hasHeaders false)',
+    path: ['headerRow'],
+  });
+
 export type AssociationImportOptions = z.infer<typeof AssociationImportOptions>;
 
 /** Validate options of `kind` (throws `ImportOptionsError` naming each bad key). */
@@ -1134,7 +1140,11 @@ function newPreviewId(): string {
 async function savePreview(repo: ImportRepository, p: NewPreview): Promise<ImportPreview> {
   const issues = [...p.fileIssues, ...p.planIssues].sort((a, b) => a.row - b.row);
   const errorRows = new Set(issues.filter(i => i.severity === 'error').map(i => i.row));
-  const warningRows = new Set(issues.filter(i => i.severity === 'warning').map(i => i.row));
+  // rows the `only` option left out are listed as warnings but are not data rows
+  const left = new Set(p.excluded.map(e => e.row));
+  const warningRows = new Set(
+    issues.filter(i => i.severity === 'warning' && !left.has(i.row)).map(i => i.row),
+  );
   const meta: PreviewMeta = {
     file: p.info,
     options: p.options,
