@@ -533,7 +533,8 @@ async function readRecords<K extends string>(
         if (!isBlank(row)) aboveHeader++;
         continue;
       }
-      if (isBlank(row))
+      // (XLSX streams leave blank rows out: a later row means the header row is blank)
+      if (isBlank(row) || row.row !== o.headerRow)
         throw new ImportFileError(file.name, `the header row ${o.headerRow} is blank`);
       useHeader(row, resolve(headerTexts(row)));
       continue;

@@ -393,6 +393,13 @@ describe('students in a parent file (Microsoft SDS users.csv mixes roles)', () =
       'relationships.csv,3,relationshipRole,student,warning,"left out: relationshipRole is ""student"", not one of parent, guardian (only)"',
       'relationships.csv,5,relationshipRole,aide,warning,"left out: relationshipRole is ""aide"", not one of parent, guardian (only)"',
     ]);
+    // the same over the API (only as a JSON query parameter)
+    const api = await upload(
+      `/districts/${d}/imports/associations/preview?fileName=relationships.csv&only=${encodeURIComponent(JSON.stringify({ relationshipRole: ['parent', 'guardian'] }))}`,
+      rel,
+    );
+    expect(api.status).toBe(200);
+    expect(Preview.parse(api.body).counts).toMatchObject({ add: 2, excluded: 2 });
     // an unknown column is refused, naming it
     await expect(
       previewAssociationImport(bench.ctx, {
