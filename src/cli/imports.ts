@@ -46,6 +46,32 @@ export function pairs(values: string[] | undefined, what: string): Record<string
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+/** `--only column=v1,v2` values → the `only` option (column → values). */
+export function onlyOption(values: string[] | undefined): Record<string, string[]> | undefined {
+  if (!values?.length) return undefined;
+  const out: Record<string, string[]> = {};
+  for (const [column, list] of Object.entries(pairs(values, '--only')))
+    out[column] = [
+      ...(out[column] ?? []),
+      ...list
+        .split(',')
+        .map(v => v.trim())
+        .filter(v => v !== ''),
+    ];
+  return out;
+}
+
+/** The options every import kind shares, from the common flags. */
+function commonOptions(o: CommonFlags): Record<string, unknown> {
+  const only = onlyOption(o.only);
+  return {
+    ...(o.sheet ? { sheet: o.sheet } : {}),
+    ...(o.column ? { columns: pairs(o.column, '--column') } : {}),
+    ...(o.headerRow !== undefined ? { headerRow: o.headerRow } : {}),
+    ...(only ? { only } : {}),
+  };
+}
+
 /** Plain-text preview: file, rows, counts per action, samples, the first issues. */
 export function formatPreview(p: ImportPreview, issueLines = 20): string {
   const f = p.file;
@@ -56,6 +82,10 @@ export function formatPreview(p: ImportPreview, issueLines = 20): string {
       ? `csv, ${f.encoding ?? '?'}, delimiter ${f.delimiter === '\t' ? 'tab' : `"${f.delimiter ?? ','}"`}`
       : `xlsx, sheet "${f.sheet ?? ''}"`;
   lines.push(`file     ${f.name} (${how}, ${f.bytes} bytes)`);
+  if (f.headerRow !== undefined && f.headerRow > 1)
+    lines.push(
+      `header   row ${f.headerRow}${f.rowsAboveHeader ? ` (${plural(f.rowsAboveHeader, 'row')} above it not read)` : ''}`,
+    );
   lines.push(
     `columns  ${Object.entries(p.columns)
       .map(([k, v]) => `${k}←"${v}"`)
@@ -138,6 +168,8 @@ async function readInput(path: string): Promise<{ name: string; data: Uint8Array
 
 interface CommonFlags {
   sheet?: string;
+  headerRow?: number;
+  only?: string[];
   column?: string[];
   report?: string;
   confirm?: string;
@@ -223,6 +255,17 @@ export function registerImportCommands(program: Command, withApp: WithApp): void
         'map a field to a column by header text or 1-based number (repeatable)',
         collect,
       )
+      .addOption(
+        new Option(
+          '--header-row <n>',
+          'the 1-based row of the header (default: found among the top rows)',
+        ).argParser(v => Number(v)),
+      )
+      .option(
+        '--only <column=v1,v2>',
+        'keep only rows whose column has one of these values, e.g. relationshipRole=parent,guardian (repeatable; the others are left out and listed)',
+        collect,
+      )
       .option('--report <file.csv>', 'write the row report (every row issue) as CSV')
       .addOption(
         new Option(
@@ -271,8 +314,7 @@ export function registerImportCommands(program: Command, withApp: WithApp): void
         },
       ) => {
         await runImport(withApp, 'parents', districtId, path, o, {
-          ...(o.sheet ? { sheet: o.sheet } : {}),
-          ...(o.column ? { columns: pairs(o.column, '--column') } : {}),
+          ...commonOptions(o),
           role: o.role,
           roleFromFile: o.roleFromFile,
           ...(o.school ? { school: o.school } : {}),
@@ -303,8 +345,7 @@ export function registerImportCommands(program: Command, withApp: WithApp): void
         o: CommonFlags & { headers: boolean; clearExisting: boolean },
       ) => {
         await runImport(withApp, 'associations', districtId, path, o, {
-          ...(o.sheet ? { sheet: o.sheet } : {}),
-          ...(o.column ? { columns: pairs(o.column, '--column') } : {}),
+          ...commonOptions(o),
           hasHeaders: o.headers,
           clearExisting: o.clearExisting,
         });

@@ -119,6 +119,15 @@ function zeroPadWidth(numFmt: string | undefined): number | undefined {
 }
 
 /**
+ * True for a cell Excel stores as a plain integer without a zero-padding format (a "General"
+ * number): read as an identifier it gives `123` even when the district's id is `00123`, so
+ * the planners check such ids against the store (docs/imports.md "Spreadsheet ids").
+ */
+export function isBareNumber(cell: SheetCell): boolean {
+  return cell.t === 'number' && Number.isInteger(cell.value) && !zeroPadWidth(cell.numFmt);
+}
+
+/**
  * Interpret a cell as text of `kind`. Text is trimmed (non-breaking spaces included).
  * An empty cell is `{ ok: true, text: '' }`; the caller decides whether blank is allowed.
  */

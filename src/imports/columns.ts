@@ -9,7 +9,7 @@
  * differently.
  */
 import { z } from 'zod';
-import { cellDisplay, cellText, type CellKind, type SheetCell } from './cells.js';
+import { cellDisplay, cellText, isBareNumber, type CellKind, type SheetCell } from './cells.js';
 import type { RowIssue } from '../reconcile/import-plan.js';
 import { ImportFileError } from './errors.js';
 import type { SheetRow } from './read.js';
@@ -21,6 +21,11 @@ export interface FieldSpec<K extends string = string> {
   label: string;
   /** Normalised header spellings (see `normalizeHeader`) that name this field. */
   aliases: readonly string[];
+  /**
+   * Spellings used only when no column matches `aliases` (the association import reads a bare
+   * `Unique ID` column as the parent's: PowerSchool's contacts template names it so).
+   */
+  fallbackAliases?: readonly string[];
   kind: CellKind;
 }
 
@@ -98,6 +103,7 @@ export const ASSOCIATION_FIELDS = [
       'guardian',
       'parentuid',
     ],
+    fallbackAliases: ['uniqueid', 'contactid'],
     kind: 'identifier',
   },
   {
@@ -207,9 +213,10 @@ export function resolveColumns<K extends string>(
     );
     for (const field of fields) {
       if (mapped.has(field.key)) continue;
-      const hits = normalized.flatMap((h, i) =>
-        field.aliases.includes(h) && !usedColumns.has(i) ? [i] : [],
-      );
+      const find = (aliases: readonly string[]) =>
+        normalized.flatMap((h, i) => (aliases.includes(h) && !usedColumns.has(i) ? [i] : []));
+      let hits = find(field.aliases);
+      if (hits.length === 0 && field.fallbackAliases) hits = find(field.fallbackAliases);
       if (hits.length > 1) {
         throw new ImportFileError(
           fileName,
@@ -244,6 +251,17 @@ export type RowRecord<K extends string> = { row: number } & Partial<Record<K, st
 /** Per-field validation after the cell became text; returns a reason when invalid. */
 export type FieldCheck = (text: string) => string | undefined;
 
+/**
+ * Labels of the fields a row's texts would name as a header (by alias or fallback alias), in
+ * field order. Used to say which row of a file looks like its header.
+ */
+export function headerMatches(fields: readonly FieldSpec[], texts: readonly string[]): string[] {
+  const normalized = new Set(texts.map(normalizeHeader));
+  return fields
+    .filter(f => [...f.aliases, ...(f.fallbackAliases ?? [])].some(a => normalized.has(a)))
+    .map(f => f.label);
+}
+
 /** Header row texts (cells as lenient text). */
 export function headerTexts(row: SheetRow): string[] {
   return row.cells.map(c => {
@@ -257,7 +275,8 @@ export function headerTexts(row: SheetRow): string[] {
  * rows). Each bad cell becomes a `RowIssue` (error) and `ok: false`; the record then holds the
  * fields that were readable (the association import still needs to know which student a bad
  * row named).
- * `required` fields must be non-blank; `checks` validate non-blank values.
+ * `required` fields must be non-blank; `checks` validate non-blank values. `numeric` lists the
+ * identifier fields read from a bare Excel number (see `isBareNumber`).
  */
 export function toRecord<K extends string>(
   fileName: string,
@@ -267,12 +286,13 @@ export function toRecord<K extends string>(
   required: readonly K[],
   checks: Partial<Record<K, FieldCheck>>,
   issues: RowIssue[],
-): { record: RowRecord<K>; ok: boolean } | undefined {
+): { record: RowRecord<K>; ok: boolean; numeric: K[] } | undefined {
   if (row.cells.every(c => c.t === 'empty' || (c.t === 'text' && c.text.trim() === ''))) {
     return undefined;
   }
   const record: RowRecord<K> = { row: row.row } as RowRecord<K>;
   let ok = true;
+  const numeric: K[] = [];
   for (const field of fields) {
     const at = layout[field.key];
     if (!at) continue;
@@ -304,6 +324,7 @@ export function toRecord<K extends string>(
       continue;
     }
     record[field.key] = text as RowRecord<K>[K];
+    if (field.kind === 'identifier' && isBareNumber(cell)) numeric.push(field.key);
   }
-  return { record, ok };
+  return { record, ok, numeric };
 }

@@ -49,6 +49,10 @@ export interface FileInfo {
   delimiter?: string | undefined;
   /** XLSX: the sheet that was read. */
   sheet?: string | undefined;
+  /** 1-based row of the header (files with headers; set by the import's reader). */
+  headerRow?: number | undefined;
+  /** Non-blank rows above the header row (a category or title row), not read. */
+  rowsAboveHeader?: number | undefined;
 }
 
 /** One spreadsheet row: its 1-based number and its cells (index 0 = first column). */

@@ -44,6 +44,7 @@ import {
   resolveSchool,
   type AssociationImportPlan,
   type AssociationImportRecord,
+  type MergedRow,
   type ParentImportPlan,
   type ParentImportRecord,
   type RowIssue,
@@ -52,16 +53,22 @@ import {
   ASSOCIATION_FIELDS,
   ColumnMapping,
   PARENT_FIELDS,
+  columnLetter,
+  headerMatches,
   headerTexts,
+  normalizeHeader,
   resolveColumns,
   toRecord,
   type ColumnLayout,
   type FieldCheck,
+  type AssociationField,
   type FieldSpec,
+  type ParentField,
   type RowRecord,
 } from './columns.js';
 import { ImportFileError, ImportPreviewError } from './errors.js';
-import { openImportFile, type FileInfo } from './read.js';
+import { cellDisplay, cellText } from './cells.js';
+import { openImportFile, type FileInfo, type SheetRow } from './read.js';
 import { issuesCsv } from './report.js';
 import { effectiveDistrictRoles } from './roles.js';
 
@@ -96,6 +103,22 @@ const Sheet = z
   .max(200)
   .describe('XLSX sheet name (default: the first sheet)');
 
+/** `only` option: column (header text or 1-based number) → the values a row may have there. */
+export const OnlyFilter = z
+  .record(z.string().trim().min(1), z.array(z.string().trim().min(1)).min(1))
+  .describe(
+    'keep only rows whose column (header text or 1-based number) has one of these values (case-insensitive); the others are left out, counted and listed',
+  );
+export type OnlyFilter = z.infer<typeof OnlyFilter>;
+
+const HeaderRow = z
+  .number()
+  .int()
+  .min(1)
+  .describe(
+    'the 1-based row of the header (default: the first of the top rows that names the columns)',
+  );
+
 /** Options of a parent account import (defaults: role Parent, no school, all switches off). */
 export const ParentImportOptions = z
   .strictObject({
@@ -122,6 +145,8 @@ export const ParentImportOptions = z
     dontUpdateExisting: z.boolean().default(false),
     dontAllowDuplicates: z.boolean().default(false),
     sendActivationEmail: z.boolean().default(false),
+    headerRow: HeaderRow.optional(),
+    only: OnlyFilter.optional(),
   })
   .refine(o => !(o.school && o.schoolFromFile), {
     message: 'choose a fixed school or schoolFromFile, not both',
@@ -130,17 +155,25 @@ export const ParentImportOptions = z
 export type ParentImportOptions = z.infer<typeof ParentImportOptions>;
 
 /** Options of an association import. */
-export const AssociationImportOptions = z.strictObject({
-  sheet: Sheet.optional(),
-  columns: ColumnMapping.optional().describe(
-    'explicit column mapping: parentUniqueId / studentUniqueId → header text or 1-based column number',
-  ),
-  hasHeaders: z.boolean().default(true).describe('the first row contains headers'),
-  clearExisting: z
-    .boolean()
-    .default(false)
-    .describe("clear parent associations for the students in the file (replace with the file's)"),
-});
+export const AssociationImportOptions = z
+  .strictObject({
+    sheet: Sheet.optional(),
+    columns: ColumnMapping.optional().describe(
+      'explicit column mapping: parentUniqueId / studentUniqueId → header text or 1-based column number',
+    ),
+    hasHeaders: z.boolean().default(true).describe('the file has a header row'),
+    headerRow: HeaderRow.optional(),
+    only: OnlyFilter.optional(),
+    clearExisting: z
+      .boolean()
+      .default(false)
+      .describe("clear parent associations for the students in the file (replace with the file's)"),
+  })
+  .refine(o => o.hasHeaders || o.headerRow === undefined, {
+    message: 'a header row was given for a file without headers (hasHeaders false)',
+    path: ['headerRow'],
+  });
+
 export type AssociationImportOptions = z.infer<typeof AssociationImportOptions>;
 
 /** Validate options of `kind` (throws `ImportOptionsError` naming each bad key). */
@@ -322,8 +355,87 @@ interface ReadResult<K extends string> {
   records: RowRecord<K>[];
   /** Rows with errors: the fields that were readable. */
   badRecords: RowRecord<K>[];
+  /** Row → identifier fields read from a bare Excel number (`isBareNumber`). */
+  numeric: Map<number, K[]>;
   issues: RowIssue[];
   dataRows: number;
+  /** Rows the `only` filter left out (also listed in `issues` as warnings). */
+  excluded: ExcludedRow[];
+}
+
+/** A row left out by the `only` option. */
+export interface ExcludedRow {
+  row: number;
+  column: string;
+  value: string;
+}
+
+/** How many rows from the top are searched for the header row (when not given). */
+export const HEADER_SCAN_ROWS = 10;
+
+/**
+ * Find the header row among the first non-blank rows: the first whose texts resolve the
+ * columns. When none does, the error is the one of the row naming the most fields, prefixed
+ * with that row's number ("row 3 looks like the header: …").
+ */
+function findHeader<K extends string>(
+  fileName: string,
+  fields: readonly FieldSpec<K>[],
+  candidates: SheetRow[],
+  resolve: (texts: string[]) => ColumnLayout<K>,
+): { row: SheetRow; layout: ColumnLayout<K> } {
+  let best: { row: SheetRow; matches: string[]; err: unknown } | undefined;
+  for (const row of candidates) {
+    const texts = headerTexts(row);
+    try {
+      return { row, layout: resolve(texts) };
+    } catch (err) {
+      const matches = headerMatches(fields, texts);
+      if (!best || matches.length > best.matches.length) best = { row, matches, err };
+    }
+  }
+  if (!best) throw new ImportFileError(fileName, 'the file has no rows');
+  const first = candidates[0];
+  if (best.row === first || best.matches.length === 0) throw best.err;
+  const detail =
+    best.err instanceof ImportFileError
+      ? best.err.message.slice(fileName.length + 2)
+      : String(best.err);
+  throw new ImportFileError(
+    fileName,
+    `row ${best.row.row} looks like the header (it names ${best.matches.join(', ')}), but ${detail}`,
+  );
+}
+
+function resolveOnly(
+  fileName: string,
+  only: OnlyFilter | undefined,
+  headers: string[] | undefined,
+): { index: number; header: string; values: Set<string>; shown: string }[] {
+  const out: { index: number; header: string; values: Set<string>; shown: string }[] = [];
+  for (const [target, values] of Object.entries(only ?? {})) {
+    let index: number;
+    if (/^\d+$/.test(target)) index = Number(target) - 1;
+    else {
+      const want = normalizeHeader(target);
+      const hits = (headers ?? []).flatMap((h, i) => (normalizeHeader(h) === want ? [i] : []));
+      if (hits.length !== 1)
+        throw new ImportFileError(
+          fileName,
+          hits.length === 0
+            ? `only: no column is headed "${target}" (headers: ${(headers ?? []).map(h => `"${h}"`).join(', ') || 'none'})`
+            : `only: ${hits.length} columns are headed "${target}"; name the column by number`,
+        );
+      index = hits[0] ?? 0;
+    }
+    out.push({
+      index,
+      header: headers?.[index]?.trim() || `column ${columnLetter(index)}`,
+      values: new Set(values.map(v => v.toLowerCase())),
+      shown: values.join(', '),
+    });
+  }
+  return out;
 }
 
 async function readRecords<K extends string>(
@@ -334,6 +446,9 @@ async function readRecords<K extends string>(
     maxBytes?: number | undefined;
     columns?: ColumnMapping | undefined;
     hasHeaders: boolean;
+    /** 1-based row of the header; default: found among the first `HEADER_SCAN_ROWS` rows. */
+    headerRow?: number | undefined;
+    only?: OnlyFilter | undefined;
     requiredColumns: readonly K[];
     requiredValues: readonly K[];
     defaultOrder?: readonly K[];
@@ -346,48 +461,125 @@ async function readRecords<K extends string>(
   const issues: RowIssue[] = [];
   const records: RowRecord<K>[] = [];
   const badRecords: RowRecord<K>[] = [];
+  const numeric = new Map<number, K[]>();
+  const excluded: ExcludedRow[] = [];
   let layout: ColumnLayout<K> | undefined;
+  let filters: ReturnType<typeof resolveOnly> = [];
   let read = 0;
   let dataRows = 0;
+  let aboveHeader = 0;
+  /** Non-blank rows read while looking for the header. */
+  const pending: SheetRow[] = [];
+  const isBlank = (row: SheetRow) => row.cells.every(c => c.t === 'empty');
+  const resolve = (texts: string[] | undefined) => {
+    const l = resolveColumns(
+      file.name,
+      fields,
+      texts,
+      o.columns,
+      o.requiredColumns,
+      texts ? [] : o.defaultOrder,
+    );
+    o.validateLayout?.(l);
+    return l;
+  };
+  const useHeader = (header: SheetRow, l: ColumnLayout<K>) => {
+    layout = l;
+    const texts = headerTexts(header);
+    filters = resolveOnly(file.name, o.only, texts);
+    opened.info.headerRow = header.row;
+    opened.info.rowsAboveHeader = aboveHeader;
+  };
+  const take = (row: SheetRow, l: ColumnLayout<K>) => {
+    for (const f of filters) {
+      const cell = row.cells[f.index] ?? { t: 'empty' as const };
+      const t = cellText(cell, 'text');
+      const value = t.ok ? t.text : cellDisplay(cell);
+      if (isBlank(row) || f.values.has(value.trim().toLowerCase())) continue;
+      excluded.push({ row: row.row, column: f.header, value });
+      issues.push({
+        file: file.name,
+        row: row.row,
+        column: f.header,
+        value,
+        reason: `left out: ${f.header} is ${value ? `"${value}"` : 'blank'}, not one of ${f.shown} (only)`,
+        severity: 'warning',
+      });
+      return;
+    }
+    const rec = toRecord(file.name, fields, l, row, o.requiredValues, o.checks, issues);
+    if (!rec) return;
+    dataRows++;
+    if (rec.numeric.length > 0) numeric.set(row.row, rec.numeric);
+    if (rec.ok) records.push(rec.record);
+    else badRecords.push(rec.record);
+  };
   for await (const row of opened.rows) {
     read++;
     if (read % 1000 === 0) hooks.onProgress?.(read);
-    if (!layout) {
-      const blank = row.cells.every(c => c.t === 'empty');
-      if (o.hasHeaders) {
-        if (blank) continue;
-        layout = resolveColumns(file.name, fields, headerTexts(row), o.columns, o.requiredColumns);
-        o.validateLayout?.(layout);
+    if (layout) {
+      take(row, layout);
+      continue;
+    }
+    if (!o.hasHeaders) {
+      const l = resolve(undefined);
+      layout = l;
+      filters = resolveOnly(file.name, o.only, undefined);
+      take(row, l);
+      continue;
+    }
+    if (o.headerRow !== undefined) {
+      if (row.row < o.headerRow) {
+        if (!isBlank(row)) aboveHeader++;
         continue;
       }
-      layout = resolveColumns(
-        file.name,
-        fields,
-        undefined,
-        o.columns,
-        o.requiredColumns,
-        o.defaultOrder,
-      );
-      o.validateLayout?.(layout);
+      // (XLSX streams leave blank rows out: a later row means the header row is blank)
+      if (isBlank(row) || row.row !== o.headerRow)
+        throw new ImportFileError(file.name, `the header row ${o.headerRow} is blank`);
+      useHeader(row, resolve(headerTexts(row)));
+      continue;
     }
-    const rec = toRecord(file.name, fields, layout, row, o.requiredValues, o.checks, issues);
-    if (!rec) continue;
-    dataRows++;
-    if (rec.ok) records.push(rec.record);
-    else badRecords.push(rec.record);
+    if (isBlank(row)) continue;
+    pending.push(row);
+    if (pending.length < HEADER_SCAN_ROWS) continue;
+    drain();
   }
+  if (!layout && pending.length > 0) drain();
   hooks.onProgress?.(read);
-  if (!layout) throw new ImportFileError(file.name, 'the file has no rows');
+  if (!layout)
+    throw new ImportFileError(
+      file.name,
+      o.headerRow !== undefined
+        ? `the file has no row ${o.headerRow} (the header row asked for)`
+        : 'the file has no rows',
+    );
   if (dataRows === 0)
-    throw new ImportFileError(file.name, 'the file has no data rows (only a header)');
+    throw new ImportFileError(
+      file.name,
+      excluded.length > 0
+        ? `every data row was left out by the only filter (${excluded.length} rows)`
+        : 'the file has no data rows (only a header)',
+    );
   return {
     info: opened.info,
     layout,
     records,
     badRecords,
+    numeric,
     issues,
     dataRows,
+    excluded,
   };
+
+  /** Pick the header among the pending rows; the rows after it are data. */
+  function drain() {
+    const found = findHeader(file.name, fields, pending, texts => resolve(texts));
+    const at = pending.indexOf(found.row);
+    aboveHeader = at;
+    useHeader(found.row, found.layout);
+    for (const row of pending.slice(at + 1)) take(row, found.layout);
+    pending.length = 0;
+  }
 }
 
 function columnsOf<K extends string>(layout: ColumnLayout<K>): Record<string, string> {
@@ -461,7 +653,7 @@ function planParents(
   });
 }
 
-function parentCounts(plan: ParentImportPlan): Record<string, number> {
+function parentCounts(plan: ParentImportPlan, merged: MergedRow[]): Record<string, number> {
   return {
     create: plan.creates.length,
     update: plan.updates.filter(u => u.action === 'update').length,
@@ -469,10 +661,14 @@ function parentCounts(plan: ParentImportPlan): Record<string, number> {
     unchanged: plan.skips.filter(s => s.reason === 'unchanged').length,
     notUpdated: plan.skips.filter(s => s.reason === 'dont-update-existing').length,
     activationEmail: plan.activationParentIds.length,
+    merged: merged.length,
   };
 }
 
-function parentSamples(plan: ParentImportPlan): Record<string, Record<string, unknown>[]> {
+function parentSamples(
+  plan: ParentImportPlan,
+  merged: MergedRow[],
+): Record<string, Record<string, unknown>[]> {
   const take = <T>(xs: T[]) => xs.slice(0, SAMPLE_SIZE);
   return {
     create: take(plan.creates).map(c => ({
@@ -508,6 +704,7 @@ function parentSamples(plan: ParentImportPlan): Record<string, Record<string, un
       parentId: s.parentId,
       changes: s.changes,
     })),
+    merged: take(merged).map(m => ({ ...m })),
   };
 }
 
@@ -527,6 +724,78 @@ async function loadParentPlan(repo: ImportRepository, id: string): Promise<Paren
     skips: (await repo.getPreviewPart(id, 'plan.skips')) as ParentImportPlan['skips'],
     activationParentIds: (await repo.getPreviewPart(id, 'plan.activation')) as string[],
   };
+}
+
+/**
+ * The usable parent records of a read file. Multi-row layouts (PowerSchool's contacts
+ * template, Finalsite exports): a row with both names blank whose Unique ID has a named row
+ * elsewhere in the file is a continuation row of that person — its blank fields are taken
+ * from the named row and it is merged by the planner (listed as `merged`, no issue). Any
+ * other blank name is a row error, as is a row without Email and Username.
+ */
+function parentRecords(
+  fileName: string,
+  columns: Record<string, string>,
+  read: ReadResult<ParentField>,
+): ParentImportRecord[] {
+  const named = new Map<string, RowRecord<ParentField>>();
+  for (const r of read.records)
+    if (r.uniqueId && r.firstName && r.lastName && !named.has(r.uniqueId)) named.set(r.uniqueId, r);
+  const records: ParentImportRecord[] = [];
+  const error = (row: number, column: string | undefined, reason: string) =>
+    read.issues.push({
+      file: fileName,
+      row,
+      column: column ?? '',
+      value: '',
+      reason,
+      severity: 'error',
+    });
+  for (const r of read.records) {
+    const uniqueId = r.uniqueId ?? '';
+    let rec = r;
+    let continuation = false;
+    if (!r.firstName || !r.lastName) {
+      const first = named.get(uniqueId);
+      if (!r.firstName && !r.lastName && first) {
+        continuation = true;
+        rec = { ...r };
+        for (const k of ['firstName', 'lastName', 'email', 'username', 'role', 'school'] as const)
+          if (rec[k] === undefined && first[k] !== undefined) rec[k] = first[k];
+      } else {
+        if (!r.firstName) error(r.row, columns.firstName, 'First Name is blank');
+        if (!r.lastName) error(r.row, columns.lastName, 'Last Name is blank');
+        continue;
+      }
+    }
+    if (!rec.email && !rec.username) {
+      error(r.row, columns.email ?? columns.username, 'the row needs an Email or a Username');
+      continue;
+    }
+    records.push({
+      row: r.row,
+      uniqueId,
+      firstName: rec.firstName ?? '',
+      lastName: rec.lastName ?? '',
+      email: rec.email,
+      username: rec.username,
+      role: rec.role,
+      school: rec.school,
+      ...(continuation ? { continuation: true } : {}),
+      ...(read.numeric.get(r.row)?.includes('uniqueId') ? { numericId: true } : {}),
+    });
+  }
+  // rows with other errors still report blank names, as before
+  for (const r of read.badRecords) {
+    if (r.uniqueId && named.has(r.uniqueId) && !r.firstName && !r.lastName) continue;
+    const reported = (column: string | undefined) =>
+      read.issues.some(i => i.row === r.row && i.column === column);
+    if (!r.firstName && !reported(columns.firstName))
+      error(r.row, columns.firstName, 'First Name is blank');
+    if (!r.lastName && !reported(columns.lastName))
+      error(r.row, columns.lastName, 'Last Name is blank');
+  }
+  return records;
 }
 
 /**
@@ -564,8 +833,11 @@ export async function previewParentImport(
       maxBytes: req.maxBytes,
       columns: options.columns,
       hasHeaders: true,
+      headerRow: options.headerRow,
+      only: options.only,
       requiredColumns: required,
-      requiredValues: ['firstName', 'lastName', 'uniqueId'],
+      // names are checked below: a continuation row (multi-row layouts) has none
+      requiredValues: ['uniqueId'],
       checks: {
         uniqueId: idCheck,
         firstName: nameCheck,
@@ -589,35 +861,12 @@ export async function previewParentImport(
     hooks,
   );
   const columns = columnsOf(read.layout);
-  const records: ParentImportRecord[] = [];
-  for (const r of read.records) {
-    if (!r.email && !r.username) {
-      read.issues.push({
-        file: req.file.name,
-        row: r.row,
-        column: columns.email ?? columns.username ?? '',
-        value: '',
-        reason: 'the row needs an Email or a Username',
-        severity: 'error',
-      });
-      continue;
-    }
-    records.push({
-      row: r.row,
-      uniqueId: r.uniqueId ?? '',
-      firstName: r.firstName ?? '',
-      lastName: r.lastName ?? '',
-      email: r.email,
-      username: r.username,
-      role: r.role,
-      school: r.school,
-    });
-  }
+  const records = parentRecords(req.file.name, columns, read);
   const pc: ParentContext = { district, roles };
   const t1 = performance.now();
   const state = await repo.loadParentImportState(district.id, parentImportKeys(records));
   const t2 = performance.now();
-  const { plan, issues } = planParents(pc, req.file.name, columns, options, records, state);
+  const { plan, issues, merged } = planParents(pc, req.file.name, columns, options, records, state);
   return savePreview(repo, {
     kind: 'parents',
     districtId: district.id,
@@ -627,11 +876,13 @@ export async function previewParentImport(
     expiresInMinutes: req.expiresInMinutes,
     records,
     fileIssues: read.issues,
+    excluded: read.excluded,
     planIssues: issues,
     dataRows: read.dataRows,
-    counts: parentCounts(plan),
-    samples: parentSamples(plan),
+    counts: parentCounts(plan, merged),
+    samples: parentSamples(plan, merged),
     planParts: parentPlanParts(plan),
+    extraParts: { merged },
     planFingerprint: planFingerprint(plan),
     stateFingerprint: parentStateFingerprint(state, roles),
     now: hooks.now?.() ?? new Date(),
@@ -642,7 +893,10 @@ export async function previewParentImport(
 
 // --- associations ----------------------------------------------------------------------
 
-function associationCounts(plan: AssociationImportPlan): Record<string, number> {
+function associationCounts(
+  plan: AssociationImportPlan,
+  merged: MergedRow[],
+): Record<string, number> {
   return {
     add: plan.adds.length,
     reactivate: plan.reactivations.length,
@@ -650,11 +904,13 @@ function associationCounts(plan: AssociationImportPlan): Record<string, number> 
     remove: plan.removals.length,
     keptSis: plan.keptSis.length,
     notCleared: plan.notCleared.length,
+    merged: merged.length,
   };
 }
 
 function associationSamples(
   plan: AssociationImportPlan,
+  merged: MergedRow[],
 ): Record<string, Record<string, unknown>[]> {
   const take = <T>(xs: T[]) => xs.slice(0, SAMPLE_SIZE);
   const link = (l: AssociationImportPlan['adds'][number]) => ({
@@ -678,6 +934,7 @@ function associationSamples(
       studentUniqueId: n.studentUniqueId,
       rows: n.rows,
     })),
+    merged: take(merged).map(m => ({ row: m.row, into: m.into, parentUniqueId: m.uniqueId })),
   };
 }
 
@@ -706,6 +963,72 @@ function associationPlanParts(plan: AssociationImportPlan): Record<string, unkno
 }
 
 /**
+ * The usable association records of a read file. Multi-row layouts (PowerSchool's contacts
+ * template, Finalsite exports) give each extra student of a contact its own row and put
+ * extra phones on rows without a student: a row without a student whose parent has a row
+ * with a student is merged into that row (listed as `merged`, no issue); any other blank
+ * student is a row error. Rows with errors are returned as `unusable` (their students keep
+ * their links when clearing).
+ */
+function associationRecords(
+  fileName: string,
+  columns: Record<string, string>,
+  read: ReadResult<AssociationField>,
+): {
+  records: AssociationImportRecord[];
+  merged: MergedRow[];
+  unusable: { row: number; studentUniqueId?: string | undefined }[];
+} {
+  const withStudent = new Map<string, number>();
+  for (const r of [...read.records, ...read.badRecords].sort((a, b) => a.row - b.row))
+    if (r.parentUniqueId && r.studentUniqueId && !withStudent.has(r.parentUniqueId))
+      withStudent.set(r.parentUniqueId, r.row);
+  const records: AssociationImportRecord[] = [];
+  const merged: MergedRow[] = [];
+  const unusable = read.badRecords.map(r => ({ row: r.row, studentUniqueId: r.studentUniqueId }));
+  for (const r of read.records) {
+    const parentUniqueId = r.parentUniqueId ?? '';
+    if (!r.studentUniqueId) {
+      const into = withStudent.get(parentUniqueId);
+      if (into !== undefined) merged.push({ row: r.row, into, uniqueId: parentUniqueId });
+      else {
+        read.issues.push({
+          file: fileName,
+          row: r.row,
+          column: columns.studentUniqueId ?? '',
+          value: '',
+          reason: 'Student Unique ID is blank',
+          severity: 'error',
+        });
+        unusable.push({ row: r.row, studentUniqueId: undefined });
+      }
+      continue;
+    }
+    const numeric = read.numeric.get(r.row);
+    records.push({
+      row: r.row,
+      parentUniqueId,
+      studentUniqueId: r.studentUniqueId,
+      ...(numeric ? { numeric: numeric.filter(k => k !== undefined) } : {}),
+    });
+  }
+  // bad rows with a blank student report it, as before (unless merged above)
+  for (const r of read.badRecords) {
+    if (r.studentUniqueId || (r.parentUniqueId && withStudent.has(r.parentUniqueId))) continue;
+    if (read.issues.some(i => i.row === r.row && i.column === columns.studentUniqueId)) continue;
+    read.issues.push({
+      file: fileName,
+      row: r.row,
+      column: columns.studentUniqueId ?? '',
+      value: '',
+      reason: 'Student Unique ID is blank',
+      severity: 'error',
+    });
+  }
+  return { records, merged, unusable };
+}
+
+/**
  * Preview a parent↔student association import. Writes nothing but the preview.
  * Throws `ImportFileError`, `ConfigError` (unknown district), zod errors for bad input.
  */
@@ -727,23 +1050,21 @@ export async function previewAssociationImport(
       maxBytes: req.maxBytes,
       columns: options.columns,
       hasHeaders: options.hasHeaders,
+      headerRow: options.headerRow,
+      only: options.only,
       requiredColumns: ['parentUniqueId', 'studentUniqueId'],
-      requiredValues: ['parentUniqueId', 'studentUniqueId'],
+      // a blank student is checked below: continuation rows (multi-row layouts) have none
+      requiredValues: ['parentUniqueId'],
       defaultOrder: ['parentUniqueId', 'studentUniqueId'],
       checks: { parentUniqueId: idCheck, studentUniqueId: idCheck },
     },
     hooks,
   );
   const columns = columnsOf(read.layout);
-  const records: AssociationImportRecord[] = read.records.map(r => ({
-    row: r.row,
-    parentUniqueId: r.parentUniqueId ?? '',
-    studentUniqueId: r.studentUniqueId ?? '',
-  }));
+  const { records, merged, unusable } = associationRecords(req.file.name, columns, read);
   const t1 = performance.now();
   const state = await repo.loadAssociationState(district.id, associationImportKeys(records));
   const t2 = performance.now();
-  const unusable = read.badRecords.map(r => ({ row: r.row, studentUniqueId: r.studentUniqueId }));
   const { plan, issues } = planAssociationImport(records, state, {
     districtId: district.id,
     fileName: req.file.name,
@@ -760,12 +1081,13 @@ export async function previewAssociationImport(
     expiresInMinutes: req.expiresInMinutes,
     records,
     fileIssues: read.issues,
+    excluded: read.excluded,
     planIssues: issues,
     dataRows: read.dataRows,
-    counts: associationCounts(plan),
-    samples: associationSamples(plan),
+    counts: associationCounts(plan, merged),
+    samples: associationSamples(plan, merged),
     planParts: associationPlanParts(plan),
-    extraParts: { unusable },
+    extraParts: { unusable, merged },
     planFingerprint: planFingerprint(plan),
     stateFingerprint: associationStateFingerprint(state),
     now: hooks.now?.() ?? new Date(),
@@ -792,6 +1114,8 @@ interface NewPreview {
   planParts: Record<string, unknown[]>;
   /** Further lists to keep with the preview (association import: `unusable` rows). */
   extraParts?: Record<string, unknown[]>;
+  /** Rows the `only` option left out: counted (`excluded`), sampled and kept as a part. */
+  excluded: ExcludedRow[];
   planFingerprint: string;
   stateFingerprint: string;
   now: Date;
@@ -817,7 +1141,11 @@ function newPreviewId(): string {
 async function savePreview(repo: ImportRepository, p: NewPreview): Promise<ImportPreview> {
   const issues = [...p.fileIssues, ...p.planIssues].sort((a, b) => a.row - b.row);
   const errorRows = new Set(issues.filter(i => i.severity === 'error').map(i => i.row));
-  const warningRows = new Set(issues.filter(i => i.severity === 'warning').map(i => i.row));
+  // rows the `only` option left out are listed as warnings but are not data rows
+  const left = new Set(p.excluded.map(e => e.row));
+  const warningRows = new Set(
+    issues.filter(i => i.severity === 'warning' && !left.has(i.row)).map(i => i.row),
+  );
   const meta: PreviewMeta = {
     file: p.info,
     options: p.options,
@@ -829,8 +1157,8 @@ async function savePreview(repo: ImportRepository, p: NewPreview): Promise<Impor
       withErrors: errorRows.size,
       withWarnings: warningRows.size,
     },
-    counts: { ...p.counts, errorRows: errorRows.size },
-    samples: p.samples,
+    counts: { ...p.counts, excluded: p.excluded.length, errorRows: errorRows.size },
+    samples: { ...p.samples, excluded: p.excluded.slice(0, SAMPLE_SIZE).map(e => ({ ...e })) },
     issueCount: {
       errors: issues.filter(i => i.severity === 'error').length,
       warnings: issues.filter(i => i.severity === 'warning').length,
@@ -855,7 +1183,14 @@ async function savePreview(repo: ImportRepository, p: NewPreview): Promise<Impor
   const tSave = performance.now();
   await repo.savePreview(
     stored,
-    { records: p.records, fileIssues: p.fileIssues, issues, ...p.planParts, ...p.extraParts },
+    {
+      records: p.records,
+      fileIssues: p.fileIssues,
+      issues,
+      excluded: p.excluded,
+      ...p.planParts,
+      ...p.extraParts,
+    },
     p.now,
   );
   meta.timings.saveMs = Math.round(performance.now() - tSave);
@@ -1069,7 +1404,8 @@ export async function confirmImport(
     const plan = await loadParentPlan(repo, preview.id);
     if (planFingerprint(plan) !== meta.fingerprints.plan)
       throw new Error(`stored plan of preview ${preview.id} does not match its fingerprint`);
-    const counts = parentCounts(plan);
+    const merged = (await repo.getPreviewPart(preview.id, 'merged')) as MergedRow[];
+    const counts = parentCounts(plan, merged);
     const outcome = await repo.applyParentImport({
       districtId: district.id,
       previewId: preview.id,
@@ -1083,7 +1419,11 @@ export async function confirmImport(
     if (outcome.kind === 'unavailable') return alreadyOr(r, outcome.preview, now);
     if (outcome.kind === 'stale') {
       const tPlan = performance.now();
-      const { plan: next, issues } = planParents(
+      const {
+        plan: next,
+        issues,
+        merged: nextMerged,
+      } = planParents(
         { district, roles },
         meta.file.name,
         meta.columns,
@@ -1101,11 +1441,13 @@ export async function confirmImport(
         expiresInMinutes: meta.expiresInMinutes,
         records,
         fileIssues: (await repo.getPreviewPart(preview.id, 'fileIssues')) as RowIssue[],
+        excluded: (await repo.getPreviewPart(preview.id, 'excluded')) as ExcludedRow[],
         planIssues: issues,
         dataRows: meta.rows.data,
-        counts: parentCounts(next),
-        samples: parentSamples(next),
+        counts: parentCounts(next, nextMerged),
+        samples: parentSamples(next, nextMerged),
         planParts: parentPlanParts(next),
+        extraParts: { merged: nextMerged },
         planFingerprint: planFingerprint(next),
         stateFingerprint: parentStateFingerprint(outcome.state, roles),
         now,
@@ -1147,7 +1489,8 @@ export async function confirmImport(
   const plan = await loadAssociationPlan(repo, preview.id);
   if (planFingerprint(plan) !== meta.fingerprints.plan)
     throw new Error(`stored plan of preview ${preview.id} does not match its fingerprint`);
-  const counts = associationCounts(plan);
+  const merged = (await repo.getPreviewPart(preview.id, 'merged')) as MergedRow[];
+  const counts = associationCounts(plan, merged);
   const outcome = await repo.applyAssociationImport({
     districtId: district.id,
     previewId: preview.id,
@@ -1182,12 +1525,13 @@ export async function confirmImport(
       expiresInMinutes: meta.expiresInMinutes,
       records,
       fileIssues: (await repo.getPreviewPart(preview.id, 'fileIssues')) as RowIssue[],
+      excluded: (await repo.getPreviewPart(preview.id, 'excluded')) as ExcludedRow[],
       planIssues: issues,
       dataRows: meta.rows.data,
-      counts: associationCounts(next),
-      samples: associationSamples(next),
+      counts: associationCounts(next, merged),
+      samples: associationSamples(next, merged),
       planParts: associationPlanParts(next),
-      extraParts: { unusable },
+      extraParts: { unusable, merged },
       planFingerprint: planFingerprint(next),
       stateFingerprint: associationStateFingerprint(outcome.state),
       now,

@@ -20,6 +20,7 @@ import {
   type AssociationImportState,
   type AssociationWrite,
   type ImportParentSet,
+  type ImportStudentRef,
   type ParentImportKeys,
   type ParentImportState,
   type ParentImportWrite,
@@ -53,6 +54,21 @@ export interface ParentImportRecord {
   username?: string | undefined;
   role?: string | undefined;
   school?: string | undefined;
+  /**
+   * A continuation row (PowerSchool contacts template, Finalsite): names blank, its Unique ID
+   * named on another row; blank fields were filled from that row. Merged without a warning.
+   */
+  continuation?: boolean | undefined;
+  /** The Unique ID cell was a bare Excel number (leading zeros may be lost). */
+  numericId?: boolean | undefined;
+}
+
+/** A row merged into another row of the same person (multi-row layouts); listed in previews. */
+export interface MergedRow {
+  row: number;
+  /** The row it was merged into. */
+  into: number;
+  uniqueId: string;
 }
 
 export type RoleSource = { source: 'fixed'; role: string } | { source: 'file' };
@@ -130,6 +146,7 @@ export function parentImportKeys(records: readonly ParentImportRecord[]): Parent
   const usernames = new Set<string>();
   for (const r of records) {
     uniqueIds.add(r.uniqueId);
+    if (r.numericId) for (const c of zeroPadded(r.uniqueId)) uniqueIds.add(c);
     const e = normalizeEmail(r.email);
     if (e) emails.add(e);
     const u = normalizeUsername(r.username);
@@ -139,6 +156,60 @@ export function parentImportKeys(records: readonly ParentImportRecord[]): Parent
     uniqueIds: [...uniqueIds].sort(),
     emailsNormalized: [...emails].sort(),
     usernamesNormalized: [...usernames].sort(),
+  };
+}
+
+/** Longest id the zero-padding check pads a bare number to (digits). */
+export const MAX_PADDED_ID = 12;
+
+/**
+ * The zero-padded spellings of a digits-only id, one per width up to `MAX_PADDED_ID`
+ * (`123` → `0123`, `00123`, …): what the id may have been before Excel stored it as a number.
+ */
+export function zeroPadded(id: string): string[] {
+  if (!/^\d+$/.test(id)) return [];
+  const out: string[] = [];
+  for (let w = id.length + 1; w <= MAX_PADDED_ID; w++) out.push(id.padStart(w, '0'));
+  return out;
+}
+
+const stripZeros = (id: string) => id.replace(/^0+(?=\d)/, '');
+
+/**
+ * Checks ids read from bare Excel numbers (design.md "Spreadsheet values"): Excel drops the
+ * leading zeros of a number, so `123` may be the district's `00123`. `known`: ids in the store
+ * with a description of their owner; `columnIds`: the other (text) ids of the same column.
+ * `check(value)` returns the reason for a row error, or undefined when the id is safe to use.
+ */
+export function zeroPadCheck(
+  label: string,
+  known: Iterable<{ id: string; who: string }>,
+  columnIds: Iterable<string>,
+): (value: string) => string | undefined {
+  const byStripped = new Map<string, { id: string; who: string }[]>();
+  for (const k of known) {
+    if (!/^0\d/.test(k.id) || !/^\d+$/.test(k.id)) continue;
+    const key = stripZeros(k.id);
+    byStripped.set(key, [...(byStripped.get(key) ?? []), k]);
+  }
+  const widths = new Map<number, string>();
+  const counts = new Map<number, number>();
+  for (const id of columnIds) {
+    if (!/^0\d+$/.test(id)) continue;
+    widths.set(id.length, widths.get(id.length) ?? id);
+    counts.set(id.length, (counts.get(id.length) ?? 0) + 1);
+  }
+  let width: number | undefined;
+  for (const [w, n] of counts) if (width === undefined || n > (counts.get(width) ?? 0)) width = w;
+  const fix = 'format the column as Text in Excel and enter the ids with their zeros';
+  return value => {
+    if (!/^\d+$/.test(value)) return undefined;
+    const hits = (byStripped.get(stripZeros(value)) ?? []).filter(k => k.id !== value);
+    if (hits.length > 0)
+      return `Excel stored this ${label} as the number ${value}, which loses leading zeros; did you mean ${hits.map(h => `${h.id} (${h.who})`).join(' or ')}? Not matched; ${fix}`;
+    if (width !== undefined && width > value.length)
+      return `Excel stored this ${label} as the number ${value}, but the other ids of the column have leading zeros (e.g. ${widths.get(width) ?? ''}); probably ${value.padStart(width, '0')}? Not matched; ${fix}`;
+    return undefined;
   };
 }
 
@@ -197,8 +268,9 @@ export function planParentImport(
   records: readonly ParentImportRecord[],
   state: ParentImportState,
   opts: ParentPlanOptions,
-): { plan: ParentImportPlan; issues: RowIssue[] } {
+): { plan: ParentImportPlan; issues: RowIssue[]; merged: MergedRow[] } {
   const issues: RowIssue[] = [];
+  const merged: MergedRow[] = [];
   const col = (k: keyof ParentPlanOptions['columns']) => opts.columns[k] ?? '';
   const issue = (
     severity: RowIssue['severity'],
@@ -208,9 +280,25 @@ export function planParentImport(
     reason: string,
   ) => issues.push({ file: opts.fileName, row, column, value: value ?? '', reason, severity });
 
+  // --- ids Excel stored as numbers -------------------------------------------------------
+  const padCheck = zeroPadCheck(
+    'Unique ID',
+    state.parents.flatMap(p =>
+      p.uniqueId ? [{ id: p.uniqueId, who: `${p.givenName} ${p.familyName}` }] : [],
+    ),
+    records.filter(r => !r.numericId).map(r => r.uniqueId),
+  );
+
   // --- collapse repeated rows of one person ------------------------------------------------
   const groups = new Map<string, Group>();
   for (const r of byRow(records)) {
+    if (r.numericId) {
+      const reason = padCheck(r.uniqueId);
+      if (reason) {
+        issue('error', r.row, col('uniqueId'), r.uniqueId, reason);
+        continue;
+      }
+    }
     const g = groups.get(r.uniqueId);
     if (!g) {
       groups.set(r.uniqueId, {
@@ -241,6 +329,10 @@ export function planParentImport(
     }
     g.rows.push(r.row);
     if (r.school) g.schoolRows.push({ row: r.row, value: r.school });
+    if (r.continuation) {
+      merged.push({ row: r.row, into: f.row, uniqueId: r.uniqueId });
+      continue;
+    }
     issue(
       'warning',
       r.row,
@@ -291,6 +383,15 @@ export function planParentImport(
   }
   const who = (w: Working) =>
     w.account.uniqueId ? `Unique ID ${w.account.uniqueId}` : `account ${w.account.id}`;
+  const studentsByUid = new Map<string, ImportStudentRef>();
+  const studentsByEmail = new Map<string, ImportStudentRef>();
+  for (const st of [...state.students].sort((a, b) => (a.sourcedId < b.sourcedId ? -1 : 1))) {
+    if (!studentsByUid.has(st.uniqueId)) studentsByUid.set(st.uniqueId, st);
+    const e = normalizeEmail(st.email);
+    if (e && !studentsByEmail.has(e)) studentsByEmail.set(e, st);
+  }
+  const studentName = (st: ImportStudentRef) =>
+    `${st.givenName} ${st.familyName} (Unique ID ${st.uniqueId}, ${st.status})`;
 
   // --- plan each person ------------------------------------------------------------------
   const fixedSchool =
@@ -404,19 +505,26 @@ export function planParentImport(
           `matched by email to the account of Unique ID ${c.account.uniqueId} (one mailbox, one account); the Unique ID ${r.uniqueId} is not stored`,
         );
       }
-      if (
-        c &&
-        (c.account.givenName !== r.firstName || c.account.familyName !== r.lastName) &&
-        !opts.dontUpdateExisting
-      ) {
+      if (c && (c.account.givenName !== r.firstName || c.account.familyName !== r.lastName)) {
         // Matching by email is the identity rule, but a different name on the row may be a
-        // different person sharing a mailbox: say so before the name is overwritten.
+        // different person sharing a mailbox: say so, and say exactly what confirm does. The
+        // first row of an account sets its fields: an account created or updated by an
+        // earlier row keeps that row's name (only schools are added), and "don't update
+        // existing" changes nothing.
+        const name = `${c.account.givenName} ${c.account.familyName}`;
+        const whose = c.isNew
+          ? `the new account of ${name} (row ${Math.min(...c.rows)} of this file)`
+          : `the existing account of ${name}`;
         issue(
           'warning',
           row,
           col('email'),
           r.email,
-          `matched by email to the existing account of ${c.account.givenName} ${c.account.familyName}; its name will change to ${r.firstName} ${r.lastName}`,
+          c.isNew || c.touched
+            ? `matched by email to ${whose}; its name stays ${name} (the account's first row sets its fields)`
+            : opts.dontUpdateExisting
+              ? `matched by email to ${whose}; its name stays ${name} (don't update existing)`
+              : `matched by email to ${whose}; its name will change to ${r.firstName} ${r.lastName}`,
         );
       }
       w = c;
@@ -436,6 +544,21 @@ export function planParentImport(
     }
 
     if (!w) {
+      // A person the SIS knows as a student is not a new parent (SDS users.csv mixes roles).
+      const st = studentsByUid.get(r.uniqueId);
+      const se = email ? studentsByEmail.get(email) : undefined;
+      if (st || se) {
+        issue(
+          'error',
+          row,
+          st ? col('uniqueId') : col('email'),
+          st ? r.uniqueId : r.email,
+          st
+            ? `Unique ID ${r.uniqueId} belongs to the student ${studentName(st)}; a student is not imported as a parent (leave student rows out of the file, e.g. only role=parent)`
+            : `email belongs to the student ${studentName(se as ImportStudentRef)}; a student is not imported as a parent (leave student rows out of the file, e.g. only role=parent)`,
+        );
+        continue;
+      }
       const account: ParentAccount = {
         districtId: opts.districtId,
         id: importParentAccountId(opts.districtId, r.uniqueId),
@@ -562,7 +685,7 @@ export function planParentImport(
       });
   }
   issues.sort((x, y) => x.row - y.row);
-  return { plan, issues };
+  return { plan, issues, merged };
 }
 
 /** What the repository writes for a parent plan. */
@@ -580,6 +703,8 @@ export interface AssociationImportRecord {
   row: number;
   parentUniqueId: string;
   studentUniqueId: string;
+  /** Id cells that were bare Excel numbers (leading zeros may be lost). */
+  numeric?: ('parentUniqueId' | 'studentUniqueId')[] | undefined;
 }
 
 export interface AssociationPlanOptions {
@@ -628,10 +753,18 @@ export interface AssociationImportPlan {
 export function associationImportKeys(
   records: readonly AssociationImportRecord[],
 ): AssociationImportKeys {
-  return {
-    parentUniqueIds: [...new Set(records.map(r => r.parentUniqueId))].sort(),
-    studentUniqueIds: [...new Set(records.map(r => r.studentUniqueId))].sort(),
-  };
+  const parents = new Set<string>();
+  const students = new Set<string>();
+  for (const r of records) {
+    parents.add(r.parentUniqueId);
+    students.add(r.studentUniqueId);
+    // the zero-padded spellings, so the planner can tell `123` from the district's `00123`
+    if (r.numeric?.includes('parentUniqueId'))
+      for (const c of zeroPadded(r.parentUniqueId)) parents.add(c);
+    if (r.numeric?.includes('studentUniqueId'))
+      for (const c of zeroPadded(r.studentUniqueId)) students.add(c);
+  }
+  return { parentUniqueIds: [...parents].sort(), studentUniqueIds: [...students].sort() };
 }
 
 const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
@@ -660,8 +793,13 @@ export function planAssociationImport(
   const issues: RowIssue[] = [];
   const pCol = opts.columns.parentUniqueId ?? '';
   const sCol = opts.columns.studentUniqueId ?? '';
-  const issue = (row: number, column: string, value: string, reason: string) =>
-    issues.push({ file: opts.fileName, row, column, value, reason, severity: 'error' });
+  const issue = (
+    row: number,
+    column: string,
+    value: string,
+    reason: string,
+    severity: RowIssue['severity'] = 'error',
+  ) => issues.push({ file: opts.fileName, row, column, value, reason, severity });
 
   const parents = new Map<string, AssociationImportState['parents'][number]>();
   for (const p of state.parents) if (p.uniqueId !== undefined) parents.set(p.uniqueId, p);
@@ -680,6 +818,16 @@ export function planAssociationImport(
     linksOfStudent.set(l.studentSourcedId, list);
   }
   const parentUid = new Map(state.parents.map(p => [p.id, p.uniqueId]));
+  const studentPad = zeroPadCheck(
+    'Student Unique ID',
+    state.students.map(st => ({ id: st.uniqueId, who: `student ${st.sourcedId}` })),
+    records.filter(r => !r.numeric?.includes('studentUniqueId')).map(r => r.studentUniqueId),
+  );
+  const parentPad = zeroPadCheck(
+    'Parent Unique ID',
+    state.parents.flatMap(p => (p.uniqueId ? [{ id: p.uniqueId, who: `account ${p.id}` }] : [])),
+    records.filter(r => !r.numeric?.includes('parentUniqueId')).map(r => r.parentUniqueId),
+  );
 
   const plan: AssociationImportPlan = {
     adds: [],
@@ -694,6 +842,23 @@ export function planAssociationImport(
   /** Students named in the file (resolved), in first-row order. */
   const named = new Map<string, { uniqueId: string; errorRows: number[] }>();
   for (const r of byRow(records)) {
+    const sPad = r.numeric?.includes('studentUniqueId') ? studentPad(r.studentUniqueId) : undefined;
+    const pPad = r.numeric?.includes('parentUniqueId') ? parentPad(r.parentUniqueId) : undefined;
+    if (sPad || pPad) {
+      // Never a silent match: `123` may be another child than the district's `00123`.
+      if (pPad) issue(r.row, pCol, r.parentUniqueId, pPad);
+      if (sPad) issue(r.row, sCol, r.studentUniqueId, sPad);
+      // The students this row may mean keep their links (bad input never removes data).
+      for (const uid of [r.studentUniqueId, ...zeroPadded(r.studentUniqueId)]) {
+        const list = students.get(uid) ?? [];
+        const only = list.length === 1 ? list[0] : undefined;
+        if (!only) continue;
+        const entry = named.get(only.sourcedId) ?? { uniqueId: uid, errorRows: [] };
+        entry.errorRows.push(r.row);
+        named.set(only.sourcedId, entry);
+      }
+      continue;
+    }
     const candidates = students.get(r.studentUniqueId) ?? [];
     const student = candidates.length === 1 ? candidates[0] : undefined;
     const parent = parents.get(r.parentUniqueId);
@@ -728,11 +893,13 @@ export function planAssociationImport(
       const key = pairKey(r.parentUniqueId, r.studentUniqueId);
       const first = seenPairs.get(key);
       if (first !== undefined) {
+        // Same rule as repeated rows of a parent import: a warning, the rows collapsed.
         issue(
           r.row,
           '',
           `${r.parentUniqueId} / ${r.studentUniqueId}`,
-          `duplicate pair: same as row ${first}`,
+          `duplicate pair: same as row ${first}; the rows are collapsed into one link`,
+          'warning',
         );
         continue;
       }
@@ -905,6 +1072,8 @@ export function parentStateFingerprint(
     );
   for (const s of [...state.schools].sort(byString(x => x.sourcedId)))
     h.add('school', s.sourcedId, s.name);
+  for (const s of [...state.students].sort(byString(x => x.sourcedId)))
+    h.add('student', s.sourcedId, s.uniqueId, s.givenName, s.familyName, opt(s.email), s.status);
   h.add('roles', [...knownRoles].sort());
   return h.hex();
 }

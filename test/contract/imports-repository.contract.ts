@@ -145,6 +145,41 @@ export function runImportRepositoryContract(
         usernamesNormalized: [],
       });
       expect(none.parents).toEqual([]);
+      expect(none.students).toEqual([]);
+    });
+
+    it('loads the students a parent file names, by Unique ID or normalized email (issue 19)', async () => {
+      await store.reconcileChunk(
+        A,
+        keys(),
+        () =>
+          plan({
+            students: [
+              {
+                action: 'create',
+                record: student('s3', { uniqueId: 'S3', email: ' Kid.Three@Example.org ' }),
+              },
+            ],
+          }),
+        { dryRun: false },
+      );
+      const s = await repo.loadParentImportState(A, {
+        uniqueIds: ['S2', 'P1'],
+        emailsNormalized: ['kid.three@example.org', 'one@example.org'],
+        usernamesNormalized: [],
+      });
+      expect(s.students.map(x => [x.sourcedId, x.uniqueId, x.status])).toEqual([
+        ['s2', 'S2', 'inactive'],
+        ['s3', 'S3', 'active'],
+      ]);
+      expect(s.students[1]).toMatchObject({ email: ' Kid.Three@Example.org ' });
+      // per district
+      const b = await repo.loadParentImportState(B, {
+        uniqueIds: ['S2', 'S3'],
+        emailsNormalized: ['kid.three@example.org'],
+        usernamesNormalized: [],
+      });
+      expect(b.students).toEqual([]);
     });
 
     it('loads association state: parents and students by Unique ID, every link of those students', async () => {

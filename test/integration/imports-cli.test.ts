@@ -135,7 +135,9 @@ describe('guardian-sync import', () => {
     const a = await runCli(['import', 'associations', D, 'test/fixtures/imports/associations.csv']);
     expect(a.code).toBe(0);
     expect(a.stdout).toMatch(/plan {5}add 2 · reactivate 0 · unchanged 0 · remove 0/);
-    expect(a.stdout).toMatch(/row 4 {2}"N-100 \/ S00002" {2}error: duplicate pair: same as row 3/);
+    expect(a.stdout).toMatch(
+      /row 4 {2}"N-100 \/ S00002" {2}warning: duplicate pair: same as row 3; the rows are collapsed/,
+    );
     expect(a.stdout).toMatch(
       /row 5 {2}Parent Unique ID {2}"NOPE" {2}error: no parent account has this Unique ID/,
     );
@@ -149,4 +151,38 @@ describe('guardian-sync import', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/old\.xls: this is a legacy Excel 97-2003 workbook/);
   }, 30_000);
+
+  it('PowerSchool contacts template: --header-row below a category row, multi-row contacts, --only (issue 19)', async () => {
+    const f = join(dir, 'contacts.csv');
+    writeFileSync(
+      f,
+      [
+        'Contact Information,,', // category row above the header
+        'Unique ID,studentNumber,relationshipRole',
+        'P00001,S00003,Parent',
+        'P00001,,parent', // extra phone row of the same contact: merged
+        'P00002,S00003,student', // left out by --only
+        '',
+      ].join('\r\n'),
+    );
+    const r = await runCli([
+      'import',
+      'associations',
+      D,
+      f,
+      '--header-row',
+      '2',
+      '--only',
+      'relationshipRole=parent,guardian',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/header {3}row 2 \(1 row above it not read\)/);
+    expect(r.stdout).toMatch(/rows {5}2 data rows: 2 used, 0 with errors, 0 with warnings/);
+    expect(r.stdout).toMatch(/plan {5}add 1 · .* · merged 1 · excluded 1$/m);
+    expect(r.stdout).toMatch(
+      /row 5 {2}relationshipRole {2}"student" {2}warning: left out: relationshipRole is "student", not one of parent, guardian \(only\)/,
+    );
+    expect(r.stdout).toMatch(/issues {3}0 errors, 1 warning$/m);
+  }, 60_000);
 });

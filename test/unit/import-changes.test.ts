@@ -37,6 +37,7 @@ describe('parent import entries', () => {
       parents: [account('p1'), account('p2', { status: 'inactive' })],
       profiles: [{ districtId: D, parentId: 'p1', username: 'ann', schoolSourcedIds: ['b'] }],
       schools: [],
+      students: [],
     };
     const out = parentImportChanges(state, {
       creates: [

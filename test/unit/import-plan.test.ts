@@ -8,6 +8,8 @@ import {
   parentStateFingerprint,
   planAssociationImport,
   planParentImport,
+  zeroPadCheck,
+  zeroPadded,
   type ParentImportRecord,
   type ParentPlanOptions,
 } from '../../src/reconcile/import-plan.js';
@@ -77,7 +79,7 @@ function state(
   parents: ParentAccount[] = [],
   over: Partial<ParentImportState> = {},
 ): ParentImportState {
-  return { parents, profiles: [], schools: SCHOOLS, ...over };
+  return { parents, profiles: [], schools: SCHOOLS, students: [], ...over };
 }
 
 describe('planParentImport', () => {
@@ -520,8 +522,10 @@ describe('planAssociationImport', () => {
       [5, 'Parent ID', 'P3', 'the parent account is inactive'],
       [6, 'Student ID', 'S3', 'the student is inactive'],
       [7, 'Student ID', 'S4', 'ambiguous: 2 students have this Unique ID'],
-      [8, '', 'P1 / S1', 'duplicate pair: same as row 2'],
+      [8, '', 'P1 / S1', 'duplicate pair: same as row 2; the rows are collapsed into one link'],
     ]);
+    // a repeated pair is a warning (as a repeated parent row is), the others errors
+    expect(issues.map(i => i.severity)).toEqual([...Array<string>(5).fill('error'), 'warning']);
   });
 
   it('without "clear", links are only added', () => {
@@ -574,5 +578,109 @@ describe('planAssociationImport', () => {
     expect(
       associationStateFingerprint(astate([link('pa_1', 's1', { status: 'inactive' })])),
     ).not.toBe(f);
+  });
+});
+
+describe('issue 19: multi-row layouts, numeric ids, students, texts', () => {
+  it('continuation rows collapse without a warning and are listed as merged', () => {
+    const { plan, issues, merged } = planParentImport(
+      [rec(2, 'P1'), rec(3, 'P1', { continuation: true }), rec(4, 'P1')],
+      state(),
+      opts(),
+    );
+    expect(plan.creates.map(c => c.rows)).toEqual([[2, 3, 4]]);
+    expect(merged).toEqual([{ row: 3, into: 2, uniqueId: 'P1' }]);
+    // a plain repeat still warns
+    expect(issues.map(i => [i.row, i.severity])).toEqual([[4, 'warning']]);
+  });
+
+  it('a continuation row with another email is an error, not merged', () => {
+    const { merged, issues } = planParentImport(
+      [rec(2, 'P1'), rec(3, 'P1', { continuation: true, email: 'other@example.org' })],
+      state(),
+      opts(),
+    );
+    expect(merged).toEqual([]);
+    expect(issues.map(i => [i.row, i.severity])).toEqual([[3, 'error']]);
+  });
+
+  it('zeroPadded and zeroPadCheck', () => {
+    expect(zeroPadded('123').slice(0, 2)).toEqual(['0123', '00123']);
+    expect(zeroPadded('123')).toHaveLength(9);
+    expect(zeroPadded('A1')).toEqual([]);
+    const check = zeroPadCheck(
+      'Unique ID',
+      [
+        { id: '00123', who: 'Ann' },
+        { id: '123', who: 'Bo' },
+      ],
+      [],
+    );
+    expect(check('123')).toMatch(/did you mean 00123 \(Ann\)\?/);
+    expect(check('124')).toBeUndefined();
+    const byColumn = zeroPadCheck('Unique ID', [], ['0045', 'X1', '0046']);
+    expect(byColumn('7')).toMatch(/probably 0007\?/);
+    expect(byColumn('12345')).toBeUndefined();
+  });
+
+  it('a numeric parent Unique ID whose padded spelling is an account is an error, never a new account', () => {
+    const a = account('pa_1', { uniqueId: '00042', givenName: 'Ann', familyName: 'Lee' });
+    const { plan, issues } = planParentImport(
+      [rec(2, '42', { numericId: true })],
+      state([a]),
+      opts(),
+    );
+    expect(plan.creates).toEqual([]);
+    expect(plan.updates).toEqual([]);
+    expect(issues[0]?.reason).toMatch(/as the number 42.*did you mean 00042 \(Ann Lee\)\?/);
+    // the same id as text is a plain new account
+    expect(planParentImport([rec(2, '42')], state([a]), opts()).plan.creates).toHaveLength(1);
+  });
+
+  it('a student is refused only when the row would create an account', () => {
+    const kid = {
+      sourcedId: 's1',
+      uniqueId: 'P1',
+      givenName: 'Kim',
+      familyName: 'Lee',
+      status: 'active' as const,
+    };
+    const refused = planParentImport([rec(2, 'P1')], state([], { students: [kid] }), opts());
+    expect(refused.plan.creates).toEqual([]);
+    expect(refused.issues[0]?.reason).toMatch(/^Unique ID P1 belongs to the student Kim Lee/);
+    // an existing parent account with that Unique ID is updated as usual
+    const a = account('pa_1', { uniqueId: 'P1' });
+    const updated = planParentImport([rec(2, 'P1')], state([a], { students: [kid] }), opts());
+    expect(updated.issues).toEqual([]);
+    expect(updated.plan.updates).toHaveLength(1);
+  });
+
+  it('the state fingerprint covers the students', () => {
+    const kid = {
+      sourcedId: 's1',
+      uniqueId: 'S1',
+      givenName: 'Kim',
+      familyName: 'Lee',
+      status: 'active' as const,
+    };
+    expect(parentStateFingerprint(state([], { students: [kid] }), ['Parent'])).not.toBe(
+      parentStateFingerprint(state([], { students: [{ ...kid, status: 'inactive' }] }), ['Parent']),
+    );
+  });
+
+  it('"don\'t update existing": the name warning says the name stays', () => {
+    const other = account('pa_2', {
+      uniqueId: 'X9',
+      email: 'p1@example.org',
+      emailNormalized: 'p1@example.org',
+    });
+    const { issues } = planParentImport(
+      [rec(2, 'P1')],
+      state([other]),
+      opts({ dontUpdateExisting: true }),
+    );
+    expect(issues.map(i => i.reason)).toContain(
+      "matched by email to the existing account of Old Name; its name stays Old Name (don't update existing)",
+    );
   });
 });

@@ -8,7 +8,7 @@
  * `text/plain`, `text/tab-separated-values`, `application/octet-stream`, the XLSX type, or
  * `application/vnd.ms-excel`, which is then refused with a save-as message when it is a
  * legacy .xls). Options are query parameters (`true`/`false` switches; `columns` and
- * `schoolValues` as JSON objects). Uploads up to `IMPORT_BODY_LIMIT` bytes.
+ * `schoolValues` and `only` as JSON objects; `headerRow` a row number). Uploads up to `IMPORT_BODY_LIMIT` bytes.
  *
  * Confirm answers 200 with `status` `applied`, `already-applied`, or `changed` (nothing was
  * applied; the body carries the new preview to confirm instead).
@@ -54,6 +54,15 @@ const CommonQuery = {
   sheet: z.string().trim().min(1).max(200).optional().describe('XLSX sheet (default: the first)'),
   columns: JsonText.describe('JSON: field → header text or 1-based column number'),
   expiresInMinutes: z.coerce.number().int().min(1).max(10080).optional(),
+  headerRow: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('1-based row of the header (default: found among the top rows)'),
+  only: JsonText.describe(
+    'JSON: column (header text or number) → values to keep, e.g. {"relationshipRole":["parent","guardian"]}; other rows are left out and listed',
+  ),
 };
 const ParentQuery = z.object({
   ...CommonQuery,
@@ -100,6 +109,8 @@ const PreviewBody = z
       encoding: z.string().optional(),
       delimiter: z.string().optional(),
       sheet: z.string().optional(),
+      headerRow: z.number().int().optional(),
+      rowsAboveHeader: z.number().int().optional(),
     }),
     options: z.record(z.string(), z.unknown()),
     columns: z.record(z.string(), z.string()),
@@ -229,6 +240,8 @@ export const importRoutes: ApiRoutes = (app, { ctx }) => {
       const options = defined({
         sheet: q.sheet,
         columns: json('columns', q.columns),
+        headerRow: q.headerRow,
+        only: json('only', q.only),
         role: q.role,
         roleFromFile: bool(q.roleFromFile),
         school: q.school,
@@ -281,6 +294,8 @@ export const importRoutes: ApiRoutes = (app, { ctx }) => {
       const options = defined({
         sheet: q.sheet,
         columns: json('columns', q.columns),
+        headerRow: q.headerRow,
+        only: json('only', q.only),
         hasHeaders: bool(q.hasHeaders),
         clearExisting: bool(q.clearExisting),
       });

@@ -38,7 +38,7 @@ import {
   type Connection,
   type Model,
 } from 'mongoose';
-import type { RecordStatus } from '../../mapping/canonical.js';
+import { normalizeEmail, type RecordStatus } from '../../mapping/canonical.js';
 import { StoreConflictError } from '../../errors.js';
 import {
   appendChangesMongo,
@@ -66,6 +66,7 @@ import {
   type AssociationWrite,
   type ImportKind,
   type ImportParentSet,
+  type ImportStudentRef,
   type ImportRepository,
   type ParentImportKeys,
   type ParentImportState,
@@ -436,7 +437,45 @@ export class MongoImportRepository implements ImportRepository {
         session,
       ),
       schools: await this.listSchools(districtId, session),
+      students: await this.studentsByKeys(districtId, keys, s),
     };
+  }
+
+  /**
+   * Students whose Unique ID or normalized email is one of the keys'. The roster schema has
+   * no index on either (and emails are stored as written), so this is one projected pass over
+   * the district's students, filtered here — as `loadAssociationState` does for large files.
+   */
+  private async studentsByKeys(
+    districtId: string,
+    keys: ParentImportKeys,
+    session: ClientSession | null,
+  ): Promise<ImportStudentRef[]> {
+    if (keys.uniqueIds.length === 0 && keys.emailsNormalized.length === 0) return [];
+    const uids = new Set(keys.uniqueIds);
+    const emails = new Set(keys.emailsNormalized);
+    type Row = Omit<ImportStudentRef, 'email'> & { email?: string | null };
+    const out: ImportStudentRef[] = [];
+    for await (const row of this.students
+      .find(
+        { districtId },
+        { sourcedId: 1, uniqueId: 1, givenName: 1, familyName: 1, email: 1, status: 1, _id: 0 },
+      )
+      .session(session)
+      .lean<Row[]>()
+      .cursor()) {
+      const e = normalizeEmail(row.email ?? undefined);
+      if (!uids.has(row.uniqueId) && !(e && emails.has(e))) continue;
+      out.push({
+        sourcedId: row.sourcedId,
+        uniqueId: row.uniqueId,
+        givenName: row.givenName,
+        familyName: row.familyName,
+        ...(row.email ? { email: row.email } : {}),
+        status: row.status,
+      });
+    }
+    return out.sort((a, b) => (a.sourcedId < b.sourcedId ? -1 : 1));
   }
 
   async loadAssociationState(

@@ -92,6 +92,9 @@ const SCHEMA = `
 
   -- association imports: resolve student Unique IDs by index
   CREATE INDEX IF NOT EXISTS imports_students_unique_id ON students (district_id, unique_id);
+  -- parent imports: a row whose email is a student's is refused (normalizeEmail = trim, lower)
+  CREATE INDEX IF NOT EXISTS imports_students_email
+    ON students (district_id, lower(trim(email))) WHERE email IS NOT NULL;
 `;
 
 const SQL = {
@@ -121,6 +124,15 @@ const SQL = {
   studentsByUniqueId: `SELECT s.sourced_id, s.unique_id, s.status
     FROM json_each(@keys) AS k CROSS JOIN students AS s
     ON s.district_id = @districtId AND s.unique_id = k.value`,
+  studentsByKeys: `SELECT sourced_id, unique_id, given_name, family_name, email, status
+    FROM students WHERE district_id = @districtId AND sourced_id IN (
+      SELECT s.sourced_id FROM json_each(@uniqueIds) AS k CROSS JOIN students AS s
+        ON s.district_id = @districtId AND s.unique_id = k.value
+      UNION
+      SELECT s.sourced_id FROM json_each(@emails) AS k CROSS JOIN students AS s
+        ON s.district_id = @districtId AND lower(trim(s.email)) = k.value
+        AND s.email IS NOT NULL
+    ) ORDER BY sourced_id`,
   linksOfStudents: `SELECT l.* FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
     ON l.district_id = @districtId AND l.student_sourced_id = k.value`,
   insertParent: `INSERT INTO parent_accounts (district_id, id, unique_id, given_name, family_name,
@@ -437,6 +449,27 @@ export class SqliteImportRepository implements ImportRepository {
       parents: rows.map(r => toParent(r, sources.get(r.id) ?? [])),
       profiles,
       schools: this.schools(districtId),
+      students: (
+        this.stmt('studentsByKeys').all({
+          districtId,
+          uniqueIds: json(keys.uniqueIds),
+          emails: json(keys.emailsNormalized),
+        }) as {
+          sourced_id: string;
+          unique_id: string;
+          given_name: string;
+          family_name: string;
+          email: string | null;
+          status: string;
+        }[]
+      ).map(r => ({
+        sourcedId: r.sourced_id,
+        uniqueId: r.unique_id,
+        givenName: r.given_name,
+        familyName: r.family_name,
+        ...(r.email === null ? {} : { email: r.email }),
+        status: r.status as RecordStatus,
+      })),
     };
   }
 

@@ -58,6 +58,21 @@ export interface ParentImportState {
   profiles: ParentProfile[];
   /** All schools of the district. */
   schools: SchoolRef[];
+  /**
+   * Students (any status) whose Unique ID is one of the keys' uniqueIds or whose email
+   * (normalized) is one of the keys' emails: a row naming one is a student, not a parent.
+   */
+  students: ImportStudentRef[];
+}
+
+/** A student as a parent import sees it (to refuse students imported as parents). */
+export interface ImportStudentRef {
+  sourcedId: string;
+  uniqueId: string;
+  givenName: string;
+  familyName: string;
+  email?: string | undefined;
+  status: RecordStatus;
 }
 
 export interface AssociationImportKeys {
