@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, type Job } from 'bullmq';
 import type { AppContext } from '../app.js';
-import { describeError, RunStateError } from '../errors.js';
+import { explainError, RunStateError } from '../errors.js';
 import { decideFinalize } from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
 import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
@@ -142,13 +142,21 @@ async function pullSnapshot(
   const dryRun = run?.dryRun ?? false;
 
   const schools = await connector.readSchools(pullCtx);
-  if (!dryRun) await ctx.store.upsertSchools(districtId, schools);
+  // Schools are written once the roster has produced its first chunk (or ended), not before:
+  // a package or feed that fails before that leaves the store untouched.
+  let schoolsWritten = dryRun;
+  const writeSchools = async () => {
+    if (schoolsWritten) return;
+    schoolsWritten = true;
+    await ctx.store.upsertSchools(districtId, schools);
+  };
 
   let n = 0;
   // Chunk n is added to the queue while the connector reads chunk n+1 (one add in flight at
   // most); a failed add surfaces at the next await, before anything else is enqueued.
   let adding: Promise<unknown> = Promise.resolve();
   for await (const chunk of connector.readRoster(pullCtx)) {
+    await writeSchools();
     await adding;
     await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
     pending = [];
@@ -162,6 +170,7 @@ async function pullSnapshot(
     if (n % 10 === 0) await waitForApplyBacklog(ctx, signal);
   }
   await adding;
+  await writeSchools();
   await ctx.ledger.recordPullRejects(runId, 'end', pending);
   const stats = connector.stats();
   processMetrics(ctx).recordPull(districtId, connector.kind, stats);
@@ -557,7 +566,7 @@ export async function failRun(ctx: AppContext, runId: string, err: unknown): Pro
   let failed = await ctx.store.updateRun(runId, {
     status: 'failed',
     finishedAt: new Date().toISOString(),
-    error: describeError(err),
+    error: explainError(err),
     counts: await runCounts(ctx, run, {}, []),
   });
   // An apply job may have committed between the counts' read and the status write, and
