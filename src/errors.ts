@@ -95,7 +95,7 @@ export function explainError(err: unknown): string {
     case 'ConfigError':
       return `configuration problem: ${msg}. Fix the district file or environment variable named above, then start the sync again.`;
     case 'SisPayloadError':
-      return `the SIS data could not be read: ${msg}. Nothing was deactivated; correct the export (or ask the SIS vendor to), then start the sync again.`;
+      return `the SIS data could not be read: ${msg}. ${/nothing was changed/i.test(msg) ? '' : 'Nothing was deactivated; '}Correct the export (or ask the SIS vendor to), then start the sync again.`;
     case 'IncompleteSnapshotError':
       return `the SIS delivered an incomplete roster: ${msg}. Nothing was deactivated; the next run reads it again.`;
     case 'StoreConflictError':

@@ -20,7 +20,7 @@ describe('explainError', () => {
     wrapped.cause = new SisPayloadError('/drop/pkg: roles.csv line 2: the row has 12 cells');
     const text = explainError(wrapped);
     expect(text).toMatch(/^the SIS data could not be read: \/drop\/pkg: roles\.csv line 2/);
-    expect(text).toMatch(/correct the export/);
+    expect(text).toMatch(/Nothing was deactivated; Correct the export/);
     expect(text).not.toMatch(CLASS_NAMES);
   });
 
