@@ -47,6 +47,32 @@ export class SisHttpError extends GuardianSyncError {
   readonly retryAfterMs: number | undefined;
 }
 
+/**
+ * The SIS answered 429 with a `Retry-After` longer than a client waits in line (a few
+ * seconds): the pull is rescheduled for `retryAfterMs` from now (docs/decisions/0007), not
+ * retried early. Retryable (a queue that does not know it retries with its own backoff).
+ */
+export class SisRateLimitError extends SisHttpError {
+  constructor(
+    method: string,
+    path: string,
+    /** The server's wait (ms from when the answer arrived), uncapped. */
+    retryAfterMs: number,
+    /** When the server's wait ends (ms since epoch). */
+    readonly untilMs: number,
+  ) {
+    super(
+      method,
+      path,
+      429,
+      `rate limited; the SIS asks to wait ${Math.ceil(retryAfterMs / 1000)} s`,
+      {
+        retryAfterMs,
+      },
+    );
+  }
+}
+
 /** A SIS payload did not match its documented shape (whole page unusable). */
 export class SisPayloadError extends GuardianSyncError {
   readonly retryable = false;

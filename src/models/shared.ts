@@ -72,6 +72,7 @@ export const OPTIONAL_RUN_FIELDS = [
   'actor',
   'decidedBy',
   'decidedAt',
+  'waiting',
 ] as const;
 
 /**
