@@ -106,10 +106,12 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
           jobId: job.id,
           attempt: `${job.attemptsMade}/${attempts}`,
           final,
-          err: describeError(err),
+          err: explainError(err),
         },
         'job failed',
       );
+      // The error's class (and its wrapper's) only at debug level.
+      log.debug({ queue: w.name, jobId: job.id, err: describeError(err) }, 'job failed (detail)');
       const runId = (job.data as { runId?: unknown }).runId;
       if (final && typeof runId === 'string') {
         failRun(ctx, runId, err).catch(e =>

@@ -61,11 +61,11 @@ describe('OneRoster CSV vendor quirks (folder packages)', () => {
     });
     const { run, writes } = await h.sync();
     expect(run.status).toBe('failed');
+    expect(writes).toBe(0);
+    expect(schoolRows()).toBe(0);
     expect(run.error).toMatch(/roles\.csv line 2/);
     expect(run.error).toMatch(/12 cells/);
     expect(run.error).not.toMatch(/UnrecoverableError|SisPayloadError/);
-    expect(writes).toBe(0);
-    expect(schoolRows()).toBe(0);
   });
 
   it('a 1.2 roles.csv whose header ends with empty cells is read', async () => {
@@ -90,7 +90,8 @@ describe('OneRoster CSV vendor quirks (folder packages)', () => {
 
   it('OneRoster 1.0 header names (agents, userId) link guardians; an unlinked guardian is listed', async () => {
     usePackage({
-      'manifest.csv': 'propertyName,value\noneroster.version,1.0\n',
+      // a 1.1 package written with the 1.0 header names (a manifest saying 1.0 is read alike)
+      'manifest.csv': 'propertyName,value\noneroster.version,1.1\n',
       'orgs.csv': ORGS,
       'users.csv':
         'sourcedId,status,dateLastModified,orgSourcedIds,role,username,userId,givenName,familyName,identifier,email,sms,phone,agents\n' +

@@ -6,12 +6,16 @@
  * PowerSchool on loopback, real Redis and BullMQ, real SQLite.
  */
 import { Job } from 'bullmq';
-import { runSummary } from '../../src/api/schemas.js';
+import { buildApiServer } from '../../src/api/server.js';
+import type { ApiServer } from '../../src/api/routes/index.js';
+import { hashToken } from '../../src/config/api-tokens.js';
 import { formatRun } from '../../src/cli/format.js';
 import { triggerSync, waitForRun } from '../../src/jobs/sync.js';
 import type { SyncRun } from '../../src/models/types.js';
 import { jobId } from '../../src/workers/queues.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+
+const TOKEN = 'gst_test-viewer-token-0123456789abcdefghijklmnopqrstu';
 
 /** Poll the store until the run records a wait; rejects after `ms`. */
 async function waitingRun(h: Harness, runId: string, ms = 20000): Promise<SyncRun> {
@@ -28,14 +32,22 @@ async function waitingRun(h: Harness, runId: string, ms = 20000): Promise<SyncRu
 
 describe('a SIS answering 429 with a long Retry-After', () => {
   let h: Harness;
+  let app: ApiServer;
+  let base: string;
   beforeAll(async () => {
     h = await startHarness({
       students: 40,
       seed: 19,
       env: { SIS_RETRY_AFTER_MAX_SECONDS: '1800' },
     });
+    app = await buildApiServer(h.ctx, {
+      tokens: [{ name: 'ops', sha256: hashToken(TOKEN), role: 'viewer' }],
+      bodyLimit: 4096,
+    });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
   afterAll(async () => {
+    await app?.close();
     await h?.close();
   });
 
@@ -66,8 +78,12 @@ describe('a SIS answering 429 with a long Retry-After', () => {
     expect(job.attemptsMade).toBe(0);
     // no worker slot is held while waiting
     expect(await h.ctx.queues.pull.getActiveCount()).toBe(0);
-    // the run status says so: store, API shape, CLI
-    expect(runSummary(run).waiting).toEqual(run.waiting);
+    // the run status says so: store, API, CLI
+    const res = await fetch(`${base}/runs/${run.id}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { waiting?: unknown }).waiting).toEqual(run.waiting);
     expect(formatRun(run)).toContain(`waiting  waiting for SIS until ${run.waiting?.until}`);
 
     // time passes (the delayed job is promoted): the pull starts again and the run succeeds
