@@ -116,7 +116,10 @@ export function explainError(err: unknown): string {
     if (err.cause !== undefined) return explainError(err.cause);
     return stripClassNames(err.message);
   }
-  const msg = stripClassNames(err.message);
+  const msg = stripClassNames(err.message).replace(/[.\s]+$/, '');
+  // Subclasses (OneRosterApiError, SisRateLimitError) read like any failed SIS request.
+  if (err instanceof SisHttpError || err.name === 'SisHttpError')
+    return `the SIS request failed: ${msg}. ${httpHint((err as { status?: unknown }).status)}`;
   switch (err.name) {
     case 'ConfigError':
       return `configuration problem: ${msg}. Fix the district file or environment variable named above, then start the sync again.`;
@@ -126,8 +129,6 @@ export function explainError(err: unknown): string {
       return `the SIS delivered an incomplete roster: ${msg}. Nothing was deactivated; the next run reads it again.`;
     case 'StoreConflictError':
       return `another writer changed the same records at the same time: ${msg}. Start the sync again.`;
-    case 'SisHttpError':
-      return `the SIS request failed: ${msg}. ${httpHint((err as { status?: unknown }).status)}`;
     default:
       // Our own errors are written for the admin; anything else is a bug or an outage.
       return err instanceof GuardianSyncError

@@ -10,19 +10,24 @@ import { buildApiServer } from '../../src/api/server.js';
 import type { ApiServer } from '../../src/api/routes/index.js';
 import { hashToken } from '../../src/config/api-tokens.js';
 import { formatRun } from '../../src/cli/format.js';
-import { triggerSync, waitForRun } from '../../src/jobs/sync.js';
+import { MAX_RATE_LIMIT_RESCHEDULES, triggerSync, waitForRun } from '../../src/jobs/sync.js';
 import type { SyncRun } from '../../src/models/types.js';
 import { jobId } from '../../src/workers/queues.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const TOKEN = 'gst_test-viewer-token-0123456789abcdefghijklmnopqrstu';
 
-/** Poll the store until the run records a wait; rejects after `ms`. */
-async function waitingRun(h: Harness, runId: string, ms = 20000): Promise<SyncRun> {
+/** Poll the store until the run records its `reschedules`-th wait; rejects after `ms`. */
+async function waitingRun(
+  h: Harness,
+  runId: string,
+  reschedules = 1,
+  ms = 20000,
+): Promise<SyncRun> {
   const deadline = Date.now() + ms;
   for (;;) {
     const run = await h.ctx.store.getRun(runId);
-    if (run?.waiting) return run;
+    if ((run?.waiting?.reschedules ?? 0) >= reschedules) return run as SyncRun;
     if (run && !['queued', 'running'].includes(run.status))
       throw new Error(`run ${runId} ended ${run.status} without waiting: ${run.error ?? ''}`);
     if (Date.now() > deadline) throw new Error(`run ${runId} never recorded a wait`);
@@ -59,7 +64,7 @@ describe('a SIS answering 429 with a long Retry-After', () => {
       dryRun: false,
       trigger: 'test',
     });
-    const waiting = await waitingRun(h, run.id);
+    const waiting = await waitingRun(h, run.id, 1);
     const t1 = Date.now();
     const job = await Job.fromId(h.ctx.queues.pull, jobId.pull(h.districtId, run.id));
     if (!job) throw new Error('pull job not found');
@@ -91,6 +96,8 @@ describe('a SIS answering 429 with a long Retry-After', () => {
     const done = await waitForRun(h.ctx, run.id, { timeoutMs: 60000, intervalMs: 50 });
     expect(done.status).toBe('succeeded');
     expect(done.counts.student?.create).toBe(40);
+    // the waits used no attempt: only the successful one is counted
+    expect((await Job.fromId(h.ctx.queues.pull, job.id ?? ''))?.attemptsMade).toBe(1);
     expect(done.waiting?.reschedules).toBe(1);
     expect(formatRun(done)).toContain('waited for SIS 1×');
   });
@@ -107,5 +114,31 @@ describe('a SIS answering 429 with a long Retry-After', () => {
     await job.promote();
     const done = await waitForRun(h.ctx, run.id, { timeoutMs: 60000, intervalMs: 50 });
     expect(done.status).toBe('succeeded');
+  });
+
+  it(`waits at most ${MAX_RATE_LIMIT_RESCHEDULES} times; then the 429 is a failed attempt`, async () => {
+    h.fake.faults.rateLimit(MAX_RATE_LIMIT_RESCHEDULES + 1, 600);
+    const { run } = await triggerSync(h.ctx, {
+      districtId: h.districtId,
+      dryRun: false,
+      trigger: 'test',
+    });
+    const job = async () => {
+      const j = await Job.fromId(h.ctx.queues.pull, jobId.pull(h.districtId, run.id));
+      if (!j) throw new Error('pull job not found');
+      return j;
+    };
+    for (let i = 1; i <= MAX_RATE_LIMIT_RESCHEDULES; i++) {
+      const waiting = await waitingRun(h, run.id, i);
+      expect(waiting.waiting?.reschedules).toBe(i);
+      const j = await job();
+      expect(j.attemptsMade).toBe(0);
+      await j.promote();
+    }
+    // the sixth 429 uses the job's first attempt; its retry (after the job backoff) succeeds
+    const done = await waitForRun(h.ctx, run.id, { timeoutMs: 60000, intervalMs: 50 });
+    expect(done.status).toBe('succeeded');
+    expect(done.waiting?.reschedules).toBe(MAX_RATE_LIMIT_RESCHEDULES);
+    expect((await job()).attemptsMade).toBe(2); // the failed attempt and the successful one
   });
 });

@@ -10,6 +10,7 @@ import {
   RunStateError,
   SisHttpError,
   SisPayloadError,
+  SisRateLimitError,
 } from '../../src/errors.js';
 
 const CLASS_NAMES = /[A-Z][a-z]+Error\b/;
@@ -33,6 +34,9 @@ describe('explainError', () => {
     expect(
       explainError(new SisHttpError('GET', '/ims/oneroster/users', 401, 'unauthorized')),
     ).toMatch(/GET \/ims\/oneroster\/users failed with HTTP 401.*credentials/);
+    expect(explainError(new SisRateLimitError('GET', '/users', 7200_000, 0))).toMatch(
+      /^the SIS request failed: GET \/users failed with HTTP 429: rate limited; the SIS asks to wait 7200 s\. The SIS is limiting requests/,
+    );
     expect(explainError(new SisHttpError('GET', '/users', 503, 'unavailable'))).toMatch(
       /next run tries again/,
     );
