@@ -47,6 +47,32 @@ export class SisHttpError extends GuardianSyncError {
   readonly retryAfterMs: number | undefined;
 }
 
+/**
+ * The SIS answered 429 with a `Retry-After` longer than a client waits in line (a few
+ * seconds): the pull is rescheduled for `retryAfterMs` from now (docs/decisions/0007), not
+ * retried early. Retryable (a queue that does not know it retries with its own backoff).
+ */
+export class SisRateLimitError extends SisHttpError {
+  constructor(
+    method: string,
+    path: string,
+    /** The server's wait (ms from when the answer arrived), uncapped. */
+    retryAfterMs: number,
+    /** When the server's wait ends (ms since epoch). */
+    readonly untilMs: number,
+  ) {
+    super(
+      method,
+      path,
+      429,
+      `rate limited; the SIS asks to wait ${Math.ceil(retryAfterMs / 1000)} s`,
+      {
+        retryAfterMs,
+      },
+    );
+  }
+}
+
 /** A SIS payload did not match its documented shape (whole page unusable). */
 export class SisPayloadError extends GuardianSyncError {
   readonly retryable = false;
@@ -75,7 +101,58 @@ export function isRetryable(err: unknown): boolean {
   return true;
 }
 
-/** Short, PII-free description of an unknown thrown value. */
+/**
+ * What an administrator reads when a run, the CLI or the API reports a failure: what went
+ * wrong and where (the error's own message names the file, line, request or key), and what to
+ * do about it; never a class name (those stay in debug logs, see `describeError`).
+ *
+ * BullMQ's `UnrecoverableError` (the workers wrap non-retryable errors in it) is unwrapped:
+ * its `cause` is explained, or, for one that crossed a process boundary, its message (already
+ * explained) is used. A leading `SomeError: ` left in a message is dropped.
+ */
+export function explainError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.name === 'UnrecoverableError') {
+    if (err.cause !== undefined) return explainError(err.cause);
+    return stripClassNames(err.message);
+  }
+  const msg = stripClassNames(err.message).replace(/[.\s]+$/, '');
+  // Subclasses (OneRosterApiError, SisRateLimitError) read like any failed SIS request.
+  if (err instanceof SisHttpError || err.name === 'SisHttpError')
+    return `the SIS request failed: ${msg}. ${httpHint((err as { status?: unknown }).status)}`;
+  switch (err.name) {
+    case 'ConfigError':
+      return `configuration problem: ${msg}. Fix the district file or environment variable named above, then start the sync again.`;
+    case 'SisPayloadError':
+      return `the SIS data could not be read: ${msg}. ${/nothing was changed/i.test(msg) ? '' : 'Nothing was deactivated; '}Correct the export (or ask the SIS vendor to), then start the sync again.`;
+    case 'IncompleteSnapshotError':
+      return `the SIS delivered an incomplete roster: ${msg}. Nothing was deactivated; the next run reads it again.`;
+    case 'StoreConflictError':
+      return `another writer changed the same records at the same time: ${msg}. Start the sync again.`;
+    default:
+      // Our own errors are written for the admin; anything else is a bug or an outage.
+      return err instanceof GuardianSyncError
+        ? msg
+        : `unexpected error: ${msg} (details in the worker log)`;
+  }
+}
+
+function httpHint(status: unknown): string {
+  if (status === 401 || status === 403)
+    return 'Check the connector credentials (client id/secret, token) and their permissions in the SIS.';
+  if (status === 404) return 'Check the connector base URL and the endpoint settings.';
+  if (status === 429)
+    return 'The SIS is limiting requests; nothing was deactivated and the next run tries again.';
+  return 'The SIS or the network was unavailable after retries; nothing was deactivated and the next run tries again.';
+}
+
+function stripClassNames(message: string): string {
+  let m = message;
+  while (/^[A-Z][A-Za-z]*Error: /.test(m)) m = m.replace(/^[A-Z][A-Za-z]*Error: /, '');
+  return m;
+}
+
+/** Short, PII-free description of an unknown thrown value (class name included: for logs). */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);

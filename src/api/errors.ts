@@ -8,7 +8,7 @@ import {
   isResponseSerializationError,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { describeError } from '../errors.js';
+import { describeError, explainError } from '../errors.js';
 
 /** Stable error codes (documented in docs/api.md). */
 export type ApiErrorCode =
@@ -94,6 +94,10 @@ export function toApiError(err: unknown): ApiError {
     )
       return new ApiError(fe.statusCode, 'bad_request', fe.message ?? 'bad request');
   }
+  // An operation that does not fit a run's state (approving a superseded held run): the
+  // message says what to do instead.
+  if (err instanceof Error && err.name === 'RunStateError')
+    return new ApiError(409, 'conflict', explainError(err));
   return new ApiError(500, 'internal', 'internal error; see the server log for this request id');
 }
 

@@ -44,6 +44,12 @@ export const RunSummary = z
     rejectCount: z.number().int(),
     timings: z.record(z.string(), z.number()).describe('milliseconds per phase'),
     error: z.string().optional(),
+    waiting: z
+      .object({ until: z.string(), reason: z.string(), reschedules: z.number().int() })
+      .optional()
+      .describe(
+        'the pull waits for the SIS (HTTP 429 with a long Retry-After): rescheduled to `until`; kept after it resumed',
+      ),
     held: z
       .object({ students: z.number(), parents: z.number(), links: z.number() })
       .optional()
@@ -79,6 +85,7 @@ export function runSummary(run: SyncRun): RunSummary {
     rejectCount: run.rejectCount,
     timings: run.timings,
     error: run.error,
+    waiting: run.waiting,
     held: run.held && { ...run.held },
   };
 }

@@ -8,6 +8,8 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
     `run ${run.id}  district ${run.districtId}  connector ${run.connector}${run.dryRun ? '  (dry run)' : ''}`,
   );
   lines.push(`status   ${run.status}${run.error ? `  — ${run.error}` : ''}`);
+  const wait = waitingLine(run);
+  if (wait) lines.push(`waiting  ${wait}`);
   lines.push(`by       ${run.actor ?? run.trigger}${run.actor ? ` (${run.trigger})` : ''}`);
   if (run.decidedBy)
     lines.push(`decided  by ${run.decidedBy}${run.decidedAt ? ` at ${run.decidedAt}` : ''}`);
@@ -37,6 +39,20 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
   return lines.join('\n');
 }
 
+/**
+ * `waiting for SIS until <ISO> (<reason>)` while a run's pull is rescheduled for a SIS rate
+ * limit; `waited for SIS <n>×` once it resumed; undefined when it never waited.
+ * `nowMs`: the clock (ms since epoch).
+ */
+export function waitingLine(run: SyncRun, nowMs = Date.now()): string | undefined {
+  const w = run.waiting;
+  if (!w) return undefined;
+  const active = run.status === 'queued' || run.status === 'running';
+  if (active && Date.parse(w.until) > nowMs)
+    return `waiting for SIS until ${w.until} (${w.reason})`;
+  return `waited for SIS ${w.reschedules}× (last: ${w.reason})`;
+}
+
 /** One line per run, newest first. */
 export function formatRunList(runs: SyncRun[]): string {
   if (!runs.length) return 'no runs yet';
@@ -58,7 +74,11 @@ export function formatRunList(runs: SyncRun[]): string {
       if (held) made.push(`held:${held}`);
       if (skipped) made.push(`skipped:${skipped}`);
       const c = made.join(' ');
-      return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)}${r.dryRun ? ' dry-run' : ''} ${c || '-'}  rejects:${r.rejectCount}`;
+      const wait =
+        r.waiting && waitingLine(r)?.startsWith('waiting')
+          ? `  waiting for SIS until ${r.waiting.until}`
+          : '';
+      return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)}${r.dryRun ? ' dry-run' : ''} ${c || '-'}  rejects:${r.rejectCount}${wait}`;
     })
     .join('\n');
 }

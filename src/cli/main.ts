@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
-import { ConfigError, describeError, GuardianSyncError } from '../errors.js';
+import { ConfigError, describeError, explainError } from '../errors.js';
 import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js';
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
 import { createLogger } from '../logger.js';
@@ -203,7 +203,10 @@ async function main(): Promise<void> {
       console.error(`configuration error: ${err.message}`);
       process.exit(2);
     }
-    console.error(`error: ${err instanceof GuardianSyncError ? err.message : describeError(err)}`);
+    // Admin-grade message (what, where, how to fix); class names only with LOG_LEVEL=debug.
+    if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace')
+      console.error(`debug: ${describeError(err)}`);
+    console.error(`error: ${explainError(err)}`);
     process.exit(1);
   }
 }

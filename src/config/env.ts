@@ -54,6 +54,12 @@ export const EnvSchema = z.object({
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).max(3_600_000).optional(),
   /** How often the pipeline workers look for stalled jobs (ms). Unset: BullMQ's 30 s. */
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).optional(),
+  /**
+   * Longest wait (seconds) a pull honours when a SIS answers 429 with a long `Retry-After`:
+   * the pull is rescheduled for the server's time, at most this far ahead (docs/operations.md,
+   * "SIS rate limits"). Default 3600 (one hour).
+   */
+  SIS_RETRY_AFTER_MAX_SECONDS: z.coerce.number().int().min(1).max(86400).default(3600),
   /** Admin/status API (`guardian-sync api`): listen address and port. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),

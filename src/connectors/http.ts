@@ -5,6 +5,20 @@
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { AxiosResponse } from 'axios';
+import { AbortError } from 'p-retry';
+import { SisHttpError, SisRateLimitError } from '../errors.js';
+
+/**
+ * Longest `Retry-After` a client waits in line (ms), holding its worker slot; a longer one
+ * reschedules the pull (`SisRateLimitError`, docs/decisions/0007-retry-after-reschedules.md).
+ */
+export const INLINE_RETRY_AFTER_MS = 5000;
+
+/**
+ * Cap applied when a `Retry-After` is parsed (ms): effectively none (one day). The
+ * operator's maximum (`SIS_RETRY_AFTER_MAX_SECONDS`) is applied when the pull is rescheduled.
+ */
+export const PARSE_RETRY_AFTER_CAP_MS = 24 * 3600 * 1000;
 
 /**
  * Parse a `Retry-After` header value (RFC 9110 §10.2.3): delta-seconds (`"120"`) or an HTTP
@@ -64,5 +78,47 @@ export async function sleep(ms: number, signal: AbortSignal | undefined): Promis
   } catch (err) {
     if (signal?.aborted) throw abortReason(signal);
     throw err;
+  }
+}
+
+/**
+ * Run `attempt` (one request with its own status handling, as the clients' p-retry loops
+ * call it) and handle a 429 that carries a `Retry-After` (`SisHttpError` with status 429 and
+ * `retryAfterMs`):
+ *
+ * - up to `inlineMaxMs` (default `INLINE_RETRY_AFTER_MS`): wait exactly that long, then
+ *   send again (at most `maxWaits` times; after that the 429 goes to the caller's backoff);
+ * - longer: throw `SisRateLimitError` wrapped in p-retry's `AbortError` at once (no early
+ *   retry; the pull job reschedules itself for the server's time).
+ *
+ * A 429 without `Retry-After` is left to the caller's exponential backoff. `now` gives the
+ * clock (ms since epoch) used for `SisRateLimitError.untilMs`.
+ */
+export async function withRetryAfter<T>(
+  attempt: () => Promise<T>,
+  opts: {
+    signal?: AbortSignal | undefined;
+    inlineMaxMs?: number | undefined;
+    maxWaits: number;
+    now?: (() => number) | undefined;
+    onWait?: ((ms: number, err: SisHttpError) => void) | undefined;
+  },
+): Promise<T> {
+  const inlineMax = opts.inlineMaxMs ?? INLINE_RETRY_AFTER_MS;
+  for (let waits = 0; ; waits++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof SisHttpError) || err.status !== 429 || err.retryAfterMs === undefined)
+        throw err;
+      const ms = err.retryAfterMs;
+      if (ms > inlineMax) {
+        const now = (opts.now ?? Date.now)();
+        throw new AbortError(new SisRateLimitError(err.method, err.path, ms, now + ms));
+      }
+      if (waits >= opts.maxWaits) throw err;
+      opts.onWait?.(ms, err);
+      if (ms > 0) await sleep(ms, opts.signal);
+    }
   }
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, type Job } from 'bullmq';
 import type { AppContext } from '../app.js';
-import { describeError, RunStateError } from '../errors.js';
+import { explainError, RunStateError, SisRateLimitError } from '../errors.js';
 import { z } from 'zod';
 import { dryRunParentCounts, dryRunParentsOf } from '../reconcile/dry-run.js';
 import { decideFinalize, proposeRemap, type ActiveBaseline } from '../reconcile/finalize.js';
@@ -100,7 +100,19 @@ export async function triggerSync(
   return { run, started: true };
 }
 
-/** roster-pull: stream the snapshot from the SIS into apply jobs. */
+/**
+ * How often one run's pull may be rescheduled for a SIS rate limit before the 429 is treated
+ * as a failure (the job's normal retries, then a failed run). docs/operations.md.
+ */
+export const MAX_RATE_LIMIT_RESCHEDULES = 5;
+
+/**
+ * roster-pull: stream the snapshot from the SIS into apply jobs. A SIS that answers 429 with
+ * a `Retry-After` longer than a client waits in line (`SisRateLimitError`) reschedules the
+ * pull: the run stores `waiting` (until when, why), the job is delayed to the server's time
+ * (at most `SIS_RETRY_AFTER_MAX_SECONDS` ahead) without using an attempt, and the pull then
+ * starts again from the first page (a new ledger generation; docs/decisions/0007).
+ */
 export async function handlePull(
   ctx: AppContext,
   job: Job,
@@ -115,8 +127,55 @@ export async function handlePull(
       await job.moveToDelayed(Date.now() + 1000, token);
       throw new DelayedError();
     }
+    const limited = rateLimitOf(err);
+    if (limited && token) await rescheduleForRateLimit(ctx, job, token, limited);
     throw err;
   }
+}
+
+/** The `SisRateLimitError` in `err` or its `cause` chain, if any. */
+function rateLimitOf(err: unknown): SisRateLimitError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
+    if (e instanceof SisRateLimitError) return e;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+/**
+ * Record the wait on the run and delay the pull job to the SIS's time (capped by
+ * `SIS_RETRY_AFTER_MAX_SECONDS`). Throws BullMQ's `DelayedError` (the job is not failed and
+ * keeps its attempts), or returns when the run already waited `MAX_RATE_LIMIT_RESCHEDULES`
+ * times (the caller rethrows the 429).
+ */
+async function rescheduleForRateLimit(
+  ctx: AppContext,
+  job: Job,
+  token: string,
+  err: SisRateLimitError,
+): Promise<void> {
+  const { districtId, runId } = PullPayload.parse(job.data);
+  const run = await ctx.store.getRun(runId);
+  const reschedules = (run?.waiting?.reschedules ?? 0) + 1;
+  const log = ctx.logger.child({ districtId, runId, step: 'pull' });
+  if (reschedules > MAX_RATE_LIMIT_RESCHEDULES) {
+    log.warn({ reschedules: reschedules - 1 }, 'SIS still rate limiting; giving up waiting');
+    return;
+  }
+  const maxMs = ctx.env.SIS_RETRY_AFTER_MAX_SECONDS * 1000;
+  const untilMs = Math.min(err.untilMs, Date.now() + maxMs);
+  const asked = Math.ceil((err.retryAfterMs ?? 0) / 1000);
+  const capped =
+    err.untilMs > untilMs ? ` (capped by SIS_RETRY_AFTER_MAX_SECONDS=${maxMs / 1000})` : '';
+  const waiting = {
+    until: new Date(untilMs).toISOString(),
+    reason: `${err.method} ${err.path}: HTTP 429, Retry-After ${asked} s${capped}`,
+    reschedules,
+  };
+  await ctx.store.updateRun(runId, { waiting });
+  log.warn(waiting, 'waiting for SIS: pull rescheduled');
+  await job.moveToDelayed(untilMs, token);
+  throw new DelayedError();
 }
 
 async function pullSnapshot(
@@ -158,13 +217,21 @@ async function pullSnapshot(
   const dryRun = run?.dryRun ?? false;
 
   const schools = await connector.readSchools(pullCtx);
-  if (!dryRun) await ctx.store.upsertSchools(districtId, schools);
+  // Schools are written once the roster has produced its first chunk (or ended), not before:
+  // a package or feed that fails before that leaves the store untouched.
+  let schoolsWritten = dryRun;
+  const writeSchools = async () => {
+    if (schoolsWritten) return;
+    schoolsWritten = true;
+    await ctx.store.upsertSchools(districtId, schools);
+  };
 
   let n = 0;
   // Chunk n is added to the queue while the connector reads chunk n+1 (one add in flight at
   // most); a failed add surfaces at the next await, before anything else is enqueued.
   let adding: Promise<unknown> = Promise.resolve();
   for await (const chunk of connector.readRoster(pullCtx)) {
+    await writeSchools();
     await adding;
     await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
     pending = [];
@@ -178,6 +245,7 @@ async function pullSnapshot(
     if (n % 10 === 0) await waitForApplyBacklog(ctx, signal);
   }
   await adding;
+  await writeSchools();
   await ctx.ledger.recordPullRejects(runId, 'end', pending);
   const stats = connector.stats();
   processMetrics(ctx).recordPull(districtId, connector.kind, stats);
@@ -723,7 +791,7 @@ export async function failRun(ctx: AppContext, runId: string, err: unknown): Pro
   let failed = await ctx.store.updateRun(runId, {
     status: 'failed',
     finishedAt: new Date().toISOString(),
-    error: describeError(err),
+    error: explainError(err),
     counts: await runCounts(ctx, run, {}, []),
   });
   // An apply job may have committed between the counts' read and the status write, and

@@ -82,6 +82,7 @@ export const OPTIONAL_RUN_FIELDS = [
   'actor',
   'decidedBy',
   'decidedAt',
+  'waiting',
 ] as const;
 
 /**

@@ -241,6 +241,22 @@ export interface SyncRun {
    */
   held?: HeldSummary | undefined;
   error?: string | undefined;
+  /**
+   * The pull is waiting for the SIS (HTTP 429 with a long `Retry-After`): it was rescheduled
+   * to `until` (ISO) instead of failing; `reschedules` counts how often this run waited.
+   * Kept after the pull resumes (with `until` in the past) so the run's history says so.
+   */
+  waiting?: RunWait | undefined;
+}
+
+/** Why and until when a run's pull waits for the SIS (see `SyncRun.waiting`). */
+export interface RunWait {
+  /** ISO time the pull is rescheduled for. */
+  until: string;
+  /** What the SIS said (method, path, its Retry-After), for the admin. */
+  reason: string;
+  /** How many times this run's pull was rescheduled for a rate limit. */
+  reschedules: number;
 }
 
 export type SyncRunPatch = Partial<Omit<SyncRun, 'id' | 'districtId' | 'connector' | 'createdAt'>>;

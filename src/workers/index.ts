@@ -4,7 +4,7 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../app.js';
-import { describeError, isRetryable } from '../errors.js';
+import { describeError, explainError, isRetryable } from '../errors.js';
 import { failRun, handleApply, handleFinalize, handlePull, triggerSync } from '../jobs/sync.js';
 import { TriggerPayload } from '../jobs/payloads.js';
 import { handleChangesJob, upsertChangesSweep } from '../jobs/changes.js';
@@ -28,7 +28,13 @@ function classify<T>(
     try {
       return await fn(job, token);
     } catch (err) {
-      if (!isRetryable(err)) throw new UnrecoverableError(describeError(err));
+      if (!isRetryable(err)) {
+        // The admin-grade message is what BullMQ stores as the job's failed reason; the
+        // original error stays as `cause` (the run's error is explained from it).
+        const wrapped = new UnrecoverableError(explainError(err));
+        wrapped.cause = err;
+        throw wrapped;
+      }
       throw err;
     }
   };
@@ -100,10 +106,12 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
           jobId: job.id,
           attempt: `${job.attemptsMade}/${attempts}`,
           final,
-          err: describeError(err),
+          err: explainError(err),
         },
         'job failed',
       );
+      // The error's class (and its wrapper's) only at debug level.
+      log.debug({ queue: w.name, jobId: job.id, err: describeError(err) }, 'job failed (detail)');
       const runId = (job.data as { runId?: unknown }).runId;
       if (final && typeof runId === 'string') {
         failRun(ctx, runId, err).catch(e =>

@@ -983,6 +983,22 @@ export function runStoreContract(
         expect(await store.getRun('r1')).toEqual(cleared);
       });
 
+      it('round-trips and clears the wait of a pull rescheduled for a SIS rate limit', async () => {
+        await store.createRun(run('r1'));
+        const waiting = {
+          until: '2025-01-01T01:00:00.000Z',
+          reason: 'GET /ws/v1/district/student: HTTP 429, Retry-After 3600 s',
+          reschedules: 1,
+        };
+        const updated = await store.updateRun('r1', { status: 'running', waiting });
+        expect(updated.waiting).toEqual(waiting);
+        expect(await store.getRun('r1')).toEqual(updated);
+        expect((await store.listRuns(updated.districtId, 1))[0]?.waiting).toEqual(waiting);
+        const cleared = await store.updateRun('r1', { waiting: undefined });
+        expect(cleared).not.toHaveProperty('waiting');
+        expect(await store.getRun('r1')).toEqual(cleared);
+      });
+
       it('updateRun of an unknown run rejects', async () => {
         await expect(store.updateRun('ghost', { status: 'failed' })).rejects.toThrow(/ghost/);
       });

@@ -5,7 +5,15 @@
  * fallback for link-less file sets. Expected values come from the generator's ground truth
  * (`expectedESchoolRoster`), never from the mapper.
  */
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import iconv from 'iconv-lite';
@@ -411,6 +419,14 @@ describe('eSchoolPLUS: a bad file set fails the pull and changes nothing', () =>
     await writeESchoolFiles(sis, { dir: files });
   });
 
+  it('an end-of-record marker the files do not have is named as such', async () => {
+    await writeESchoolFiles(sis, { dir: files, marker: null });
+    await check(
+      /REG\.txt \(REG\): the end-of-record marker column `#!#` is not in REG\.txt.*format\.endOfRecordMarker/,
+    );
+    await writeESchoolFiles(sis, { dir: files });
+  });
+
   it('a missing file names the file', async () => {
     unlinkSync(join(files, 'REG_CONTACT_PHONE.txt'));
     await check(/REG_CONTACT_PHONE file "REG_CONTACT_PHONE\.txt" is missing/);
@@ -495,6 +511,56 @@ describe('eSchoolPLUS SFTP pickup (real ssh2 server on loopback)', () => {
       expect(writes).toBe(0);
     } finally {
       await h.close();
+    }
+  });
+});
+
+describe('eSchoolPLUS: the example district file picks date-stamped files by the most specific pattern', () => {
+  it('syncs REG_X, REG_BUILDING_X, REG_CONTACT_X, REG_CONTACT_PHONE_X and REG_STU_CONTACT_X', async () => {
+    const example = JSON.parse(
+      readFileSync(
+        join(process.cwd(), 'config/districts/example-eschoolplus.example.json'),
+        'utf8',
+      ),
+    ) as { connector: { files: Record<string, { name: string }> } };
+    expect(example.connector.files.students?.name).toBe('REG_*.txt');
+    const sis = generateDistrict({ seed: 35, students: 60 });
+    const files = mkdtempSync(join(tmpdir(), 'gsync-esp-'));
+    const stamp = '20250115';
+    await writeESchoolFiles(sis, {
+      dir: files,
+      names: {
+        REG: `REG_${stamp}.txt`,
+        REG_BUILDING: `REG_BUILDING_${stamp}.txt`,
+        REG_CONTACT: `REG_CONTACT_${stamp}.txt`,
+        REG_CONTACT_PHONE: `REG_CONTACT_PHONE_${stamp}.txt`,
+        REG_STU_CONTACT: `REG_STU_CONTACT_${stamp}.txt`,
+      },
+    });
+    const when = new Date('2025-01-15T05:00:00Z');
+    for (const name of readdirSync(files)) utimesSync(join(files, name), when, when);
+    const h = await startSisHarness({
+      district: config(
+        { type: 'folder', path: files },
+        { files: example.connector.files, links: 'student-contact' },
+      ),
+    });
+    try {
+      const { run } = await h.sync();
+      expect(run.error).toBeUndefined();
+      expect(run.status).toBe('succeeded');
+      const t = truth(
+        sis,
+        { studentContacts: true, requireWebAccess: true, requireCustodialGuardian: false },
+        true,
+      );
+      const got = await storeLines(h.store, h.districtId, true);
+      expect(got.students).toEqual(t.students);
+      expect(got.lines).toEqual(t.lines);
+      expect(got.links).toBe(t.links);
+    } finally {
+      await h.close();
+      rmSync(files, { recursive: true, force: true });
     }
   });
 });

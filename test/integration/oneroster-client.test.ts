@@ -20,7 +20,7 @@ import { generateDistrict } from '../../src/dev/district-generator.js';
 import { sidOf } from '../../src/dev/oneroster-adapter.js';
 import { startFakeOneRoster, type FakeOneRoster } from '../../src/dev/oneroster-server.js';
 import { startFakeSkyward, type FakeSkyward } from '../../src/dev/skyward-server.js';
-import { IncompleteSnapshotError } from '../../src/errors.js';
+import { IncompleteSnapshotError, SisRateLimitError } from '../../src/errors.js';
 
 const logger = pino({ level: 'silent' });
 const sis = generateDistrict({ seed: 71, students: 95 });
@@ -166,6 +166,36 @@ describe('OneRoster paging', () => {
     const t0 = Date.now();
     await client(or12).get('/orgs', { limit: 1 });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+  });
+
+  it('a long Retry-After is not retried early: SisRateLimitError with the server time, one 429', async () => {
+    const c = client(or12);
+    await c.accessToken();
+    or12.faults.rateLimit(1, 3600);
+    const t0 = Date.now();
+    let err: unknown;
+    try {
+      await c.get('/orgs', { limit: 1 });
+    } catch (e) {
+      err = e;
+    }
+    const t1 = Date.now();
+    expect(err).toBeInstanceOf(SisRateLimitError);
+    const e = err as SisRateLimitError;
+    expect(e.retryAfterMs).toBe(3600_000); // not capped to 60 s
+    expect(e.untilMs).toBeGreaterThanOrEqual(t0 + 3600_000);
+    expect(e.untilMs).toBeLessThanOrEqual(t1 + 3600_000);
+    expect(c.stats().httpByStatus['429']).toBe(1); // no retry before the server's time
+  });
+
+  it('a short Retry-After is waited exactly, without the backoff on top', async () => {
+    // a backoff of 10 minutes would time the test out if it were added to the 1 s wait
+    const c = client(or12, undefined, { minBackoffMs: 600_000, maxBackoffMs: 600_000 });
+    await c.accessToken();
+    or12.faults.rateLimit(1, 1);
+    const res = await c.get('/orgs', { limit: 1 });
+    expect(res.status).toBe(200);
+    expect(c.stats().httpByStatus['429']).toBe(1);
   });
 
   it('keeps to the per-district request rate', async () => {

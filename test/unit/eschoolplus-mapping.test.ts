@@ -153,6 +153,33 @@ describe('pickFile', () => {
     expect(pickFile('REG_BUILDING.txt', entries)).toBe('REG_BUILDING.txt');
     expect(pickFile('REG.txt', entries)).toBeUndefined();
   });
+
+  it('a name several patterns match belongs to the most specific one (the example district file)', () => {
+    const patterns = [
+      'REG_*.txt',
+      'REG_BUILDING_*.txt',
+      'REG_CONTACT_*.txt',
+      'REG_CONTACT_PHONE_*.txt',
+      'REG_STU_CONTACT_*.txt',
+    ];
+    const entries = [
+      'REG_20250115.txt',
+      'REG_BUILDING_20250115.txt',
+      'REG_CONTACT_20250115.txt',
+      'REG_CONTACT_PHONE_20250115.txt',
+      'REG_STU_CONTACT_20250115.txt',
+    ].map(name => ({ name, mtimeMs: 1000 }));
+    expect(patterns.map(p => pickFile(p, entries, patterns))).toEqual(entries.map(e => e.name));
+    // without the other patterns, the old behaviour: the newest-by-name match of REG_*.txt
+    expect(pickFile('REG_*.txt', entries)).toBe('REG_STU_CONTACT_20250115.txt');
+  });
+
+  it('refuses a name two patterns match equally specifically', () => {
+    const entries = [{ name: 'REG_A_A.txt', mtimeMs: 1 }];
+    expect(() => pickFile('REG_A_*.txt', entries, ['REG_A_*.txt', 'REG_*_A.txt'])).toThrow(
+      /REG_A_A\.txt matches both "REG_A_\*\.txt" and "REG_\*_A\.txt" equally/,
+    );
+  });
 });
 
 describe('ESchoolPlusConnectorConfig', () => {

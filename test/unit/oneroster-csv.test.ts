@@ -41,6 +41,36 @@ describe('OneRoster CSV', () => {
     expect(canonicalColumn('metadata.ic.legacysourceId')).toBe('metadata.ic.legacysourceId');
   });
 
+  it('reads OneRoster 1.0 header names and a manifest declaring 1.0 (as 1.1)', async () => {
+    expect(canonicalColumn('agents')).toBe('agentSourcedIds');
+    expect(canonicalColumn('userId')).toBe('userIds');
+    write('manifest.csv', 'propertyName,value\noneroster.version,1.0\n');
+    write('users.csv', 'sourcedId\n');
+    expect((await readManifest(folderPackage(dir))).version).toBe('1.1');
+    write('manifest.csv', 'propertyName,value\noneroster.version,0.9\n');
+    await expect(readManifest(folderPackage(dir))).rejects.toThrow(
+      /"0\.9" is not 1\.0, 1\.1 or 1\.2/,
+    );
+  });
+
+  it('ignores empty cells at the end of the header; refuses longer rows and values under them', async () => {
+    write('roles.csv', 'sourcedId,userSourcedId,role,,\nr1,u1,student\nr2,u2,parent,,\n');
+    expect((await rows('roles.csv')).map(r => [r.row, r.line])).toEqual([
+      [{ sourcedId: 'r1', userSourcedId: 'u1', role: 'student' }, 2],
+      [{ sourcedId: 'r2', userSourcedId: 'u2', role: 'parent' }, 3],
+    ]);
+    write('roles.csv', 'sourcedId,userSourcedId,role,,\nr1,u1,student,x\n');
+    await expect(rows('roles.csv')).rejects.toThrow(
+      /roles\.csv line 2: cell 4 has the value "x" but its header cell is empty/,
+    );
+    write('roles.csv', 'sourcedId,userSourcedId,role\nr1,u1,student,\n');
+    await expect(rows('roles.csv')).rejects.toThrow(
+      /roles\.csv line 2: the row has 4 cells but the header names 3 columns;/,
+    );
+    write('roles.csv', 'sourcedId,userSourcedId,role\nr1,u1\n');
+    await expect(rows('roles.csv')).rejects.toThrow(/line 2: the row has 2 cells/);
+  });
+
   it('splits quoted multi-value cells and parses {type:id} userIds', () => {
     expect(splitList('s100, s101,,')).toEqual(['s100', 's101']);
     expect(parseUserIds('{Fed:123},{LDAP:ab12}')).toEqual([

@@ -13,7 +13,13 @@ import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { SisHttpError, SisPayloadError } from '../../errors.js';
-import { abortReason, headerValue, parseRetryAfter, sleep } from '../http.js';
+import {
+  abortReason,
+  headerValue,
+  PARSE_RETRY_AFTER_CAP_MS,
+  parseRetryAfter,
+  withRetryAfter,
+} from '../http.js';
 import { formatZodIssues } from '../powerschool/payloads.js';
 
 /** Construction options. Retry timing knobs are code-level (tests), not district config. */
@@ -33,8 +39,16 @@ export interface AeriesClientOptions {
   minBackoffMs?: number;
   /** Largest exponential backoff delay (ms). Default 30000. */
   maxBackoffMs?: number;
-  /** Cap on an honoured `Retry-After` (ms). Default 60000. */
+  /**
+   * Cap applied when a `Retry-After` is parsed (ms). Default one day: the operator's maximum
+   * (`SIS_RETRY_AFTER_MAX_SECONDS`) is applied when the pull reschedules itself.
+   */
   maxRetryAfterMs?: number;
+  /**
+   * Longest `Retry-After` waited in line (ms); a longer one throws `SisRateLimitError` at once
+   * and the pull is rescheduled. Default `INLINE_RETRY_AFTER_MS` (5 s).
+   */
+  inlineRetryAfterMs?: number;
 }
 
 /**
@@ -81,7 +95,7 @@ export class AeriesClient {
     });
     this.minBackoffMs = opts.minBackoffMs ?? 1000;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30000;
-    this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 60000;
+    this.maxRetryAfterMs = opts.maxRetryAfterMs ?? PARSE_RETRY_AFTER_CAP_MS;
   }
 
   /** A copy of the counters. */
@@ -104,7 +118,18 @@ export class AeriesClient {
     const signal = opts.signal;
     const params: Record<string, string | number> = { ...opts.params };
     if (this.opts.databaseYear) params.DatabaseYear = this.opts.databaseYear;
-    const body = await pRetry(() => this.attempt(path, params, signal), {
+    const once = () =>
+      withRetryAfter(() => this.attempt(path, params, signal), {
+        signal,
+        inlineMaxMs: this.opts.inlineRetryAfterMs,
+        maxWaits: this.opts.retries,
+        onWait: (ms, err) =>
+          this.opts.logger.warn(
+            { path, status: err.status, retryAfterMs: ms },
+            'Aeries rate limit; waiting as Retry-After asks',
+          ),
+      });
+    const body = await pRetry(once, {
       retries: this.opts.retries,
       factor: 2,
       minTimeout: this.minBackoffMs,
@@ -112,7 +137,7 @@ export class AeriesClient {
       randomize: true,
       ...(signal ? { signal } : {}),
       shouldRetry: ({ error }) => error instanceof SisHttpError && error.retryable,
-      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
         if (!(error instanceof SisHttpError) || !error.retryable || retriesLeft <= 0) return;
         this.opts.logger.warn(
           {
@@ -124,9 +149,6 @@ export class AeriesClient {
           },
           'Aeries request failed; retrying',
         );
-        if (error.retryAfterMs !== undefined && error.retryAfterMs > 0) {
-          await sleep(error.retryAfterMs, signal);
-        }
       },
     });
     const parsed = schema.safeParse(body);

@@ -43,7 +43,10 @@ export interface AeriesConnectorOptions {
   cert: string;
   logger: Logger;
   /** Retry/backoff timing of the HTTP client (tests use ms-scale values). */
-  client?: Pick<AeriesClientOptions, 'minBackoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs'>;
+  client?: Pick<
+    AeriesClientOptions,
+    'minBackoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs' | 'inlineRetryAfterMs'
+  >;
   /** Clock for watermarks and the server's time zone offset. Default `new Date()`. */
   now?: () => Date;
 }

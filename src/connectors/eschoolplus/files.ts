@@ -2,7 +2,9 @@
  * Picking up an eSchoolPLUS file set: from a local folder, or from an SFTP drop (downloaded
  * into a private temporary folder with ssh2-sftp-client, removed by `dispose()`). A configured
  * name with `*` matches any characters; the newest match (modification time, then name) is
- * used, since task runs drop date-stamped files (sis-reference §6.3).
+ * used, since task runs drop date-stamped files (sis-reference §6.3). A name that several
+ * configured patterns match belongs to the most specific one (most literal characters), so
+ * `REG_*.txt` and `REG_CONTACT_*.txt` can be configured together (docs/eschoolplus.md).
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
@@ -62,15 +64,38 @@ function matcher(pattern: string): (name: string) => boolean {
   return name => re.test(name);
 }
 
-/** The newest entry matching `pattern` (by mtime, then name), or undefined. */
+/** How specific a pattern is: its literal characters (everything but `*`). */
+function specificity(pattern: string): number {
+  return pattern.replaceAll('*', '').length;
+}
+
+/**
+ * The newest entry matching `pattern` (by mtime, then name), or undefined. When `others` (the
+ * set's other patterns) are given, a name that a more specific pattern (more literal
+ * characters) also matches belongs to that pattern and is skipped here: `REG_*.txt` does not
+ * pick `REG_CONTACT_20250115.txt` when `REG_CONTACT_*.txt` is configured. Throws
+ * `SisPayloadError` when a name matches `pattern` and another pattern equally specifically
+ * (the set cannot be picked up unambiguously: the district file must be fixed).
+ */
 export function pickFile(
   pattern: string,
   entries: readonly { name: string; mtimeMs: number }[],
+  others: readonly string[] = [],
 ): string | undefined {
   const match = matcher(pattern);
+  const mine = specificity(pattern);
+  const rivals = others.filter(o => o !== pattern).map(o => ({ o, match: matcher(o) }));
   let best: { name: string; mtimeMs: number } | undefined;
   for (const e of entries) {
     if (!match(e.name)) continue;
+    const better = rivals.filter(r => r.match(e.name));
+    const tie = better.find(r => specificity(r.o) === mine);
+    if (tie)
+      throw new SisPayloadError(
+        `eSchoolPLUS file set: ${e.name} matches both "${pattern}" and "${tie.o}" equally; ` +
+          'make the file names in the district file distinct (nothing was changed)',
+      );
+    if (better.some(r => specificity(r.o) > mine)) continue;
     if (!best || e.mtimeMs > best.mtimeMs || (e.mtimeMs === best.mtimeMs && e.name > best.name))
       best = e;
   }
@@ -109,8 +134,9 @@ export async function openFolderFileSet(
   );
   const files = new Map<ESchoolFileKind, ResolvedFile>();
   const present = entries.filter((e): e is { name: string; mtimeMs: number } => e !== undefined);
+  const patterns = configuredFiles(config).map(([, p]) => p);
   for (const [kind, pattern] of configuredFiles(config)) {
-    const name = pickFile(pattern, present);
+    const name = pickFile(pattern, present, patterns);
     if (!name) throw missing(origin, kind, pattern);
     files.set(kind, { kind, name, path: join(dir, name) });
   }
@@ -180,8 +206,9 @@ export async function openSftpFileSet(
       .filter(e => e.type === '-')
       .map(e => ({ name: e.name, mtimeMs: e.modifyTime }));
     const files = new Map<ESchoolFileKind, ResolvedFile>();
+    const patterns = configuredFiles(config).map(([, p]) => p);
     for (const [kind, pattern] of configuredFiles(config)) {
-      const name = pickFile(pattern, entries);
+      const name = pickFile(pattern, entries, patterns);
       if (!name) throw missing(origin, kind, pattern);
       const local = join(dir, `${kind}-${name}`);
       await sftp.fastGet(posix.join(src.remoteDir, name), local);

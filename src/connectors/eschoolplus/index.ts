@@ -55,7 +55,7 @@ import {
   type ResolvedFile,
   type SftpSecrets,
 } from './files.js';
-import { fileLines, readHeader, RecordAssembler } from './records.js';
+import { fileLines, hasMarkerColumn, readHeader, RecordAssembler } from './records.js';
 
 /** Code-level options: resolved SFTP secrets (when the source is SFTP) and the logger. */
 export interface ESchoolPlusConnectorOptions {
@@ -240,6 +240,20 @@ export class ESchoolPlusConnector implements SisConnector {
     const fail = (what: string) =>
       new SisPayloadError(
         `eSchoolPLUS file set (${set.origin}): ${file.name} (${table}): ${what}; nothing was changed`,
+      );
+    if (
+      endOfRecordMarker !== null &&
+      !(await hasMarkerColumn(file.path, {
+        encoding,
+        delimiter,
+        marker: endOfRecordMarker,
+        skip: headerRow ? 1 : 0,
+      }))
+    )
+      throw fail(
+        `the end-of-record marker column \`${endOfRecordMarker}\` is not in ${file.name} (no row ends with ` +
+          `"${delimiter}${endOfRecordMarker}"): add the column to the Download Definition, or remove ` +
+          'format.endOfRecordMarker from the district file',
       );
     let columns: string[];
     if (headerRow) {

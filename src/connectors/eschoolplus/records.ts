@@ -265,3 +265,23 @@ export async function readHeader(
   }
   return [];
 }
+
+/**
+ * Does the file carry the end-of-record marker column? Looks at up to `maxLines` physical
+ * lines after the first `skip` (the header): true when one of them ends with
+ * `<delimiter><marker>` (trailing spaces ignored), or when there are no data lines to judge by.
+ */
+export async function hasMarkerColumn(
+  path: string,
+  opts: { encoding: string; delimiter: string; marker: string; skip: number; maxLines?: number },
+): Promise<boolean> {
+  const tail = `${opts.delimiter}${opts.marker}`;
+  const max = opts.maxLines ?? 50;
+  let looked = 0;
+  for await (const [line, no] of fileLines(path, opts.encoding)) {
+    if (no <= opts.skip || line.trim() === '') continue;
+    if (line.trimEnd().endsWith(tail)) return true;
+    if (++looked >= max) break;
+  }
+  return looked === 0;
+}

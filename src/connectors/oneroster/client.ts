@@ -6,7 +6,8 @@
  *   scopes), OAuth2 resource-owner password grant with Basic client auth (Skyward LMS), or
  *   OAuth 1.0a request signing (HMAC-SHA1/SHA256, via the `oauth-1.0a` library; 1.1);
  * - one cached token, one shared refresh; a 401 re-authenticates once (OAuth2);
- * - 429 waits for `Retry-After` (seconds or HTTP date, capped); 408/5xx/network errors are
+ * - 429 waits for a short `Retry-After` (seconds or HTTP date) exactly, and a long one
+ *   reschedules the pull (`SisRateLimitError`, `withRetryAfter`); 408/5xx/network errors are
  *   retried with exponential backoff and jitter (p-retry); other 4xx fail at once;
  * - IMSX error bodies become `OneRosterApiError`s (typed, with code major/minor);
  * - an optional per-district request rate (requests per second);
@@ -21,7 +22,13 @@ import OAuth from 'oauth-1.0a';
 import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
-import { abortReason, parseRetryAfter, sleep } from '../http.js';
+import {
+  abortReason,
+  PARSE_RETRY_AFTER_CAP_MS,
+  parseRetryAfter,
+  sleep,
+  withRetryAfter,
+} from '../http.js';
 import { imsxStatusOf, OrTokenResponse, zodReason, type OrImsxStatus } from './payloads.js';
 
 /** How requests are authorised. */
@@ -69,8 +76,16 @@ export interface RestClientOptions {
   minBackoffMs?: number | undefined;
   /** Largest backoff delay (ms). Default 30000. */
   maxBackoffMs?: number | undefined;
-  /** Cap on an honoured `Retry-After` (ms). Default 60000. */
+  /**
+   * Cap applied when a `Retry-After` is parsed (ms). Default one day: the operator's maximum
+   * (`SIS_RETRY_AFTER_MAX_SECONDS`) is applied when the pull reschedules itself.
+   */
   maxRetryAfterMs?: number | undefined;
+  /**
+   * Longest `Retry-After` waited in line (ms); a longer one throws `SisRateLimitError` at once
+   * and the pull is rescheduled. Default `INLINE_RETRY_AFTER_MS` (5 s).
+   */
+  inlineRetryAfterMs?: number | undefined;
   /** Refresh a token this long before it expires (ms). Default 60000 (half-life for short tokens). */
   tokenRefreshMarginMs?: number | undefined;
   /** Clock (ms since epoch). Default `Date.now`. */
@@ -80,7 +95,12 @@ export interface RestClientOptions {
 /** Timing knobs tests and benchmarks may override (never district config). */
 export type RestClientTuning = Pick<
   RestClientOptions,
-  'minBackoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs' | 'tokenRefreshMarginMs' | 'now'
+  | 'minBackoffMs'
+  | 'maxBackoffMs'
+  | 'maxRetryAfterMs'
+  | 'inlineRetryAfterMs'
+  | 'tokenRefreshMarginMs'
+  | 'now'
 >;
 
 export interface RestClientStats {
@@ -445,7 +465,7 @@ export class RestClient {
         ? parseRetryAfter(
             headerValue(res, 'retry-after'),
             this.now(),
-            this.opts.maxRetryAfterMs ?? 60000,
+            this.opts.maxRetryAfterMs ?? PARSE_RETRY_AFTER_CAP_MS,
           )
         : undefined;
     const opts = retryAfterMs !== undefined ? { retryAfterMs } : {};
@@ -468,7 +488,19 @@ export class RestClient {
     signal: AbortSignal | undefined,
     attempt: () => Promise<T>,
   ): Promise<T> {
-    return pRetry(attempt, {
+    const once = () =>
+      withRetryAfter(attempt, {
+        signal,
+        inlineMaxMs: this.opts.inlineRetryAfterMs,
+        maxWaits: this.opts.retries,
+        now: this.now,
+        onWait: (ms, err) =>
+          this.opts.logger.warn(
+            { method, path: label, status: err.status, retryAfterMs: ms },
+            `${this.opts.vendor} rate limit; waiting as Retry-After asks`,
+          ),
+      });
+    return pRetry(once, {
       retries: this.opts.retries,
       factor: 2,
       minTimeout: this.opts.minBackoffMs ?? 1000,
@@ -476,7 +508,7 @@ export class RestClient {
       randomize: true,
       ...(signal ? { signal } : {}),
       shouldRetry: ({ error }) => error instanceof SisHttpError && error.retryable,
-      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
         if (!(error instanceof SisHttpError) || !error.retryable || retriesLeft <= 0) return;
         this.opts.logger.warn(
           {
@@ -489,9 +521,6 @@ export class RestClient {
           },
           `${this.opts.vendor} request failed; retrying`,
         );
-        if (error.retryAfterMs !== undefined && error.retryAfterMs > 0) {
-          await sleep(error.retryAfterMs, signal);
-        }
       },
     });
   }

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { OneRosterCsvConnectorConfig } from '../../config/oneroster.js';
 import { SisPayloadError } from '../../errors.js';
 import type { RosterChunk, School } from '../../mapping/canonical.js';
+import type { Reject } from '../../models/types.js';
 import {
   buildOneRosterChunk,
   guardianRoleOf,
@@ -34,6 +35,31 @@ import { OrClass, OrEnrollment, OrOrg, OrUser, zodReason, type OrUserRecord } fr
 import { guardiansOnlyChunk } from './index.js';
 import { EnrollmentIndex, freshStudents, GuardianIndex, noGuardianHint } from './roster.js';
 import { fetchFromSftp } from './sftp.js';
+
+/**
+ * Exclusions for the guardian-type users of a bulk package that no student chunk carried
+ * (`included`: canonical guardian sourcedIds of the chunks): they list no student and no
+ * student lists them, or their students are not active students of the package. Each is a
+ * `Reject` with `kind: 'excluded'`, entity `guardian`, recordId = the guardian's sourcedId.
+ */
+export function unlinkedGuardians(index: GuardianIndex, included: ReadonlySet<string>): Reject[] {
+  const out: Reject[] = [];
+  for (const { guardian, agentSourcedIds } of index.entriesWithGuardian()) {
+    if (included.has(guardian.sourcedId)) continue;
+    out.push({
+      entity: 'guardian',
+      recordId: guardian.sourcedId,
+      kind: 'excluded',
+      reason:
+        agentSourcedIds.length === 0
+          ? 'guardian user linked to no student: its agentSourcedIds (1.0: agents) cell is empty and no ' +
+            'student lists it; no parent account is made (check the users.csv agent columns)'
+          : `guardian user linked to no student: its students (${agentSourcedIds.slice(0, 5).join(', ')}) ` +
+            'are not active students of this package; no parent account is made',
+    });
+  }
+  return out;
+}
 
 /** Secrets of an SFTP source (resolved from the variables the district file names). */
 export interface CsvSecrets {
@@ -268,6 +294,15 @@ export class OneRosterCsvConnector implements SisConnector {
         // Guardians in the delta none of whose students is: their own changes still apply.
         const leftover = guardiansOnlyChunk(index.guardians(), included);
         if (leftover) yield leftover;
+      } else {
+        // A guardian user no chunk carried gets no account: say so, one by one (invariant 14).
+        const unlinked = unlinkedGuardians(index, included);
+        for (const r of unlinked) ctx.reject(r);
+        if (unlinked.length)
+          ctx.logger.warn(
+            { guardians: unlinked.length },
+            'OneRoster CSV: guardian users linked to no student (excluded, listed with the run)',
+          );
       }
       this.last.expectedStudents = seen.size;
       this.last.snapshot = delta ? 'delta' : 'full';

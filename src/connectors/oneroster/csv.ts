@@ -127,7 +127,7 @@ export function newestZip(path: string): string {
 export type FileMode = 'bulk' | 'delta' | 'absent';
 
 export interface CsvManifest {
-  /** `oneroster.version` (`1.1` or `1.2`). */
+  /** `oneroster.version` (`1.1` or `1.2`; a declared `1.0` is read as `1.1`). */
   version: '1.1' | '1.2';
   /** Mode per file name without `.csv` (`users`, `orgs`, …). */
   files: Record<string, FileMode>;
@@ -150,10 +150,12 @@ export async function readManifest(pkg: CsvPackage): Promise<CsvManifest> {
     const name = (row.propertyname ?? '').trim();
     if (name) props.set(name.toLowerCase(), (row.value ?? '').trim());
   }
-  const v = props.get('oneroster.version') ?? '1.1';
+  const declared = props.get('oneroster.version') ?? '1.1';
+  // 1.0 packages are read like 1.1 (same files; its header names are aliases, see ALIASES).
+  const v = declared === '1.0' ? '1.1' : declared;
   if (v !== '1.1' && v !== '1.2')
     throw new SisPayloadError(
-      `${pkg.description}: manifest.csv: oneroster.version "${v}" is not 1.1 or 1.2`,
+      `${pkg.description}: manifest.csv: oneroster.version "${declared}" is not 1.0, 1.1 or 1.2`,
     );
   const files: Record<string, FileMode> = {};
   for (const f of ['orgs', 'users', 'classes', 'enrollments', 'roles']) {
@@ -230,6 +232,10 @@ const ALIASES: Record<string, string> = {
   schoolsourceid: 'schoolSourcedId',
   classsourceid: 'classSourcedId',
   usersourceid: 'userSourcedId',
+  // OneRoster 1.0 CSV names (users.csv): `agents` and `userId` became `agentSourcedIds` and
+  // `userIds` in 1.1.
+  agents: 'agentSourcedIds',
+  userid: 'userIds',
 };
 
 /** The canonical spelling of a header cell (BOM and spaces stripped, aliases resolved). */
@@ -248,8 +254,14 @@ export interface CsvRow {
 
 /**
  * Stream the rows of `name`. Throws `SisPayloadError` naming the file and line when the
- * CSV is malformed (unbalanced quotes, a row with a different number of cells) or a
- * required column is missing.
+ * CSV is malformed (unbalanced quotes, a row with a different number of cells than the
+ * header names) or a required column is missing.
+ *
+ * Header quirks accepted (docs/oneroster.md): a BOM, names in any case or with spaces, known
+ * aliases, and empty cells at the end of the header (`…,orgSourcedId,,`, written by some
+ * vendors' 1.2 exports): those are ignored, and a row may have as many cells as the named
+ * columns or as the whole header (its cells under the unnamed columns must then be empty).
+ * A row longer than that, or with a value under an unnamed column, is refused.
  */
 export async function* csvRows(
   pkg: CsvPackage,
@@ -259,11 +271,27 @@ export async function* csvRows(
   const stream = await pkg.open(name);
   if (!stream) throw new SisPayloadError(`${pkg.description}: ${name} is missing`);
   const isManifest = name.toLowerCase() === 'manifest.csv';
+  const where = (line: number) => `${pkg.description}: ${name} line ${line}`;
+  // Rows are read as arrays and matched to the header here (not by csv-parse's `columns`),
+  // so trailing empty header cells can be told apart from real extra values.
   const parser = stream.pipe(
-    parse({
-      bom: true,
-      columns: (header: string[]) => {
-        const cols = header.map(h =>
+    parse({ bom: true, skip_empty_lines: true, relax_column_count: true, info: true }),
+  );
+  stream.on('error', err => parser.destroy(err));
+  let cols: string[] | undefined;
+  let headerCells = 0;
+  try {
+    for await (const rec of parser as AsyncIterable<{
+      record: string[];
+      info: { lines: number };
+    }>) {
+      const line = rec.info.lines;
+      if (cols === undefined) {
+        headerCells = rec.record.length;
+        let named = headerCells;
+        while (named > 0 && (rec.record[named - 1] ?? '').replace(/^\uFEFF/, '').trim() === '')
+          named--;
+        cols = rec.record.slice(0, named).map(h =>
           isManifest
             ? h
                 .replace(/^\uFEFF/, '')
@@ -271,24 +299,29 @@ export async function* csvRows(
                 .toLowerCase()
             : canonicalColumn(h),
         );
-        const missing = required.filter(r => !cols.includes(r));
+        const missing = required.filter(r => !cols?.includes(r));
         if (missing.length)
           throw new SisPayloadError(
             `${pkg.description}: ${name}: missing column(s) ${missing.join(', ')}`,
           );
-        return cols;
-      },
-      skip_empty_lines: true,
-      info: true,
-    }),
-  );
-  stream.on('error', err => parser.destroy(err));
-  try {
-    for await (const rec of parser as AsyncIterable<{
-      record: Record<string, string>;
-      info: { lines: number };
-    }>) {
-      yield { row: rec.record, line: rec.info.lines };
+        continue;
+      }
+      const cells = rec.record;
+      if (cells.length < cols.length || cells.length > Math.max(cols.length, headerCells))
+        throw new SisPayloadError(
+          `${where(line)}: the row has ${cells.length} cells but the header names ${cols.length} ` +
+            `columns${headerCells > cols.length ? ` (plus ${headerCells - cols.length} empty header cells)` : ''}; ` +
+            'fix the row (a missing or extra comma, or a value with a comma that is not in quotes)',
+        );
+      const extra = cells.slice(cols.length).findIndex(c => c.trim() !== '');
+      if (extra >= 0)
+        throw new SisPayloadError(
+          `${where(line)}: cell ${cols.length + extra + 1} has the value "${cells[cols.length + extra]?.slice(0, 40) ?? ''}" ` +
+            'but its header cell is empty; give the column a name or remove the value',
+        );
+      const row: Record<string, string> = {};
+      cols.forEach((c, i) => (row[c] = cells[i] ?? ''));
+      yield { row, line };
     }
   } catch (err) {
     if (err instanceof SisPayloadError) throw err;

@@ -75,6 +75,12 @@ export class GuardianIndex {
     return out;
   }
 
+  /** Index entries that map to a canonical guardian (not excluded), with their agent ids. */
+  *entriesWithGuardian(): Generator<{ guardian: Guardian; agentSourcedIds: readonly string[] }> {
+    for (const e of this.entries.values())
+      if (e.guardian) yield { guardian: e.guardian, agentSourcedIds: e.agentSourcedIds };
+  }
+
   /** Guardians usable for links (not excluded), for the configuration hint. */
   usableCount(): number {
     let n = 0;

@@ -11,7 +11,13 @@ import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
-import { abortReason, headerValue, parseRetryAfter, sleep } from '../http.js';
+import {
+  abortReason,
+  headerValue,
+  PARSE_RETRY_AFTER_CAP_MS,
+  parseRetryAfter,
+  withRetryAfter,
+} from '../http.js';
 import { formatZodIssues, PsTokenResponse } from './payloads.js';
 
 /** Re-exported from `../http.js` (its former home). */
@@ -37,8 +43,16 @@ export interface PowerSchoolClientOptions {
   minBackoffMs?: number;
   /** Largest exponential backoff delay (ms). Default 30000. */
   maxBackoffMs?: number;
-  /** Cap on an honoured `Retry-After` (ms). Default 60000. */
+  /**
+   * Cap applied when a `Retry-After` is parsed (ms). Default one day: the operator's maximum
+   * (`SIS_RETRY_AFTER_MAX_SECONDS`) is applied when the pull reschedules itself.
+   */
   maxRetryAfterMs?: number;
+  /**
+   * Longest `Retry-After` waited in line (ms); a longer one throws `SisRateLimitError` at once
+   * and the pull is rescheduled. Default `INLINE_RETRY_AFTER_MS` (5 s).
+   */
+  inlineRetryAfterMs?: number;
   /** Refresh a cached token this long before it expires (ms). Default 60000. */
   tokenRefreshMarginMs?: number;
   /** Clock (ms since epoch), for tests. Default `Date.now`. */
@@ -95,7 +109,7 @@ export class PowerSchoolClient {
     });
     this.minBackoffMs = opts.minBackoffMs ?? 1000;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30000;
-    this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 60000;
+    this.maxRetryAfterMs = opts.maxRetryAfterMs ?? PARSE_RETRY_AFTER_CAP_MS;
     this.marginMs = opts.tokenRefreshMarginMs ?? 60000;
     this.now = opts.now ?? Date.now;
   }
@@ -309,7 +323,19 @@ export class PowerSchoolClient {
     signal: AbortSignal | undefined,
     attempt: () => Promise<T>,
   ): Promise<T> {
-    return pRetry(attempt, {
+    const once = () =>
+      withRetryAfter(attempt, {
+        signal,
+        inlineMaxMs: this.opts.inlineRetryAfterMs,
+        maxWaits: this.opts.retries,
+        now: this.now,
+        onWait: (ms, err) =>
+          this.opts.logger.warn(
+            { method, path, status: err.status, retryAfterMs: ms },
+            'PowerSchool rate limit; waiting as Retry-After asks',
+          ),
+      });
+    return pRetry(once, {
       retries: this.opts.retries,
       factor: 2,
       minTimeout: this.minBackoffMs,
@@ -317,7 +343,7 @@ export class PowerSchoolClient {
       randomize: true,
       ...(signal ? { signal } : {}),
       shouldRetry: ({ error }) => error instanceof SisHttpError && error.retryable,
-      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
         if (!(error instanceof SisHttpError) || !error.retryable || retriesLeft <= 0) return;
         this.opts.logger.warn(
           {
@@ -330,9 +356,6 @@ export class PowerSchoolClient {
           },
           'PowerSchool request failed; retrying',
         );
-        if (error.retryAfterMs !== undefined && error.retryAfterMs > 0) {
-          await sleep(error.retryAfterMs, signal);
-        }
       },
     });
   }

@@ -48,7 +48,12 @@ export interface PowerSchoolConnectorOptions {
   /** Retry/backoff timing and clock overrides for the HTTP client (tests use ms-scale values). */
   client?: Pick<
     PowerSchoolClientOptions,
-    'minBackoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs' | 'tokenRefreshMarginMs' | 'now'
+    | 'minBackoffMs'
+    | 'maxBackoffMs'
+    | 'maxRetryAfterMs'
+    | 'inlineRetryAfterMs'
+    | 'tokenRefreshMarginMs'
+    | 'now'
   >;
   /** Clock for the pull date (current contact detail rows). Default `new Date()`. */
   now?: () => Date;

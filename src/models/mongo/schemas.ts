@@ -234,6 +234,8 @@ export const runSchema = new Schema<RunDoc>(
     timings: { type: Schema.Types.Mixed, default: () => ({}) },
     held: Schema.Types.Mixed,
     error: String,
+    // RunWait: a pull rescheduled for a SIS rate limit (until, reason, reschedules)
+    waiting: Schema.Types.Mixed,
     active: { type: Boolean, required: true },
     rejectSeq: { type: Number, default: 0 },
   },

@@ -262,6 +262,7 @@ export function runFromDoc(d: Lean<RunDoc>): SyncRun {
   setOpt(r, 'actor', d.actor);
   setOpt(r, 'decidedBy', d.decidedBy);
   setOpt(r, 'decidedAt', d.decidedAt);
+  setOpt(r, 'waiting', d.waiting);
   return r;
 }
 
@@ -430,6 +431,7 @@ export function runDocFrom(run: SyncRun): RunDoc {
   setOpt(doc, 'actor', run.actor);
   setOpt(doc, 'decidedBy', run.decidedBy);
   setOpt(doc, 'decidedAt', run.decidedAt);
+  setOpt(doc, 'waiting', run.waiting);
   return doc;
 }
 

@@ -50,6 +50,7 @@ import {
   type ParentSource,
   type ParentUpdate,
   type Reject,
+  type RunWait,
   type RosterStore,
   type RunDeferredStudent,
   type StoreHandle,
@@ -227,6 +228,10 @@ export const MIGRATIONS: readonly string[] = [
       'links', coalesce(json_array_length(held, '$.links'), 0))
     WHERE held IS NOT NULL AND json_type(held, '$.studentSourcedIds') IS NOT NULL;
   `,
+  // 5: a pull waiting for the SIS (429 with a long Retry-After): JSON RunWait.
+  `
+  ALTER TABLE sync_runs ADD COLUMN waiting TEXT;
+  `,
 ];
 
 /** Options of the SQLite store. */
@@ -253,6 +258,7 @@ interface RunRow {
   actor: string | null;
   decided_by: string | null;
   decided_at: string | null;
+  waiting: string | null;
 }
 
 interface RejectRow {
@@ -396,14 +402,14 @@ export const SQL = {
     ORDER BY parent_id, student_sourced_id, origin`,
   insertRun: `INSERT INTO sync_runs (id, district_id, connector, status, dry_run, run_trigger,
       created_at, started_at, finished_at, counts, reject_count, timings, held, error, actor,
-      decided_by, decided_at)
+      decided_by, decided_at, waiting)
     VALUES (@id, @districtId, @connector, @status, @dryRun, @trigger, @createdAt, @startedAt,
       @finishedAt, @counts, @rejectCount, @timings, @held, @error, @actor, @decidedBy,
-      @decidedAt)`,
+      @decidedAt, @waiting)`,
   updateRun: `UPDATE sync_runs SET status = @status, dry_run = @dryRun, run_trigger = @trigger,
       started_at = @startedAt, finished_at = @finishedAt, counts = @counts,
       reject_count = @rejectCount, timings = @timings, held = @held, error = @error,
-      actor = @actor, decided_by = @decidedBy, decided_at = @decidedAt
+      actor = @actor, decided_by = @decidedBy, decided_at = @decidedAt, waiting = @waiting
     WHERE id = @id`,
   getRun: `SELECT * FROM sync_runs WHERE id = ?`,
   activeRun: `SELECT * FROM sync_runs WHERE district_id = ? AND status IN ('queued', 'running')`,
@@ -471,6 +477,7 @@ function toRun(r: RunRow): SyncRun {
   setOpt(run, 'actor', r.actor);
   setOpt(run, 'decidedBy', r.decided_by);
   setOpt(run, 'decidedAt', r.decided_at);
+  setOpt(run, 'waiting', parseJson<RunWait | null>(r.waiting, null));
   return run;
 }
 
@@ -536,6 +543,7 @@ function runParams(run: SyncRun): Params {
     actor: nul(run.actor),
     decidedBy: nul(run.decidedBy),
     decidedAt: nul(run.decidedAt),
+    waiting: run.waiting === undefined ? null : json(run.waiting),
   };
 }
 
