@@ -54,6 +54,32 @@ export const EnvSchema = z.object({
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).max(3_600_000).optional(),
   /** How often the pipeline workers look for stalled jobs (ms). Unset: BullMQ's 30 s. */
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).optional(),
+  /**
+   * How often each worker process looks for active runs whose jobs are gone or stuck (ms;
+   * src/jobs/run-reconciler.ts, docs/operations.md "Run reconciler"). It also runs at start.
+   */
+  RUN_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /**
+   * An active run whose progress (pull job state, chunks applied) has not changed for this
+   * long is failed by the reconciler (ms). 0 disables the check. Default 2 h.
+   */
+  RUN_STALE_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * 3_600_000)
+    .default(7_200_000),
+  /**
+   * How long a pipeline job keeps retrying (with backoff) while the store is locked by
+   * another process (SQLITE_BUSY), counted from the first busy error, before the run fails
+   * (ms). Default 10 min.
+   */
+  STORE_BUSY_LIMIT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3_600_000)
+    .default(600_000),
   /** Admin/status API (`guardian-sync api`): listen address and port. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),

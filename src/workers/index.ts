@@ -9,6 +9,8 @@ import { failRun, handleApply, handleFinalize, handlePull, triggerSync } from '.
 import { TriggerPayload } from '../jobs/payloads.js';
 import { handleChangesJob, upsertChangesSweep } from '../jobs/changes.js';
 import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
+import { startRunReconciler } from '../jobs/run-reconciler.js';
+import { retryWhenStoreBusy } from '../jobs/store-busy.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
 import { webhookWorkers } from './webhooks.js';
@@ -64,17 +66,21 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     ),
     new Worker(
       QueueName.pull,
-      classify((job, token) => handlePull(ctx, job, shutdown.signal, token)),
+      classify(
+        retryWhenStoreBusy(ctx, QueueName.pull, (job, token) =>
+          handlePull(ctx, job, shutdown.signal, token),
+        ),
+      ),
       { ...base, concurrency: 2, ...lock(120000) },
     ),
     new Worker(
       QueueName.apply,
-      classify(job => handleApply(ctx, job)),
+      classify(retryWhenStoreBusy(ctx, QueueName.apply, job => handleApply(ctx, job))),
       { ...base, concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY, ...lock() },
     ),
     new Worker(
       QueueName.finalize,
-      classify(job => handleFinalize(ctx, job)),
+      classify(retryWhenStoreBusy(ctx, QueueName.finalize, job => handleFinalize(ctx, job))),
       { ...base, concurrency: 1, ...lock(120000) },
     ),
     new Worker(
@@ -113,12 +119,16 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     });
     w.on('error', err => log.error({ queue: w.name, err: describeError(err) }, 'worker error'));
   }
+  // Active runs whose jobs Redis lost (or that stopped progressing) are ended, at start and
+  // every RUN_RECONCILE_INTERVAL_MS (src/jobs/run-reconciler.ts).
+  const stopReconciler = startRunReconciler(ctx);
   let closing: Promise<void> | undefined;
   return {
     workers,
     close(timeoutMs = 30000) {
       closing ??= (async () => {
         shutdown.abort();
+        stopReconciler();
         const deadline = new Promise<void>(resolve => setTimeout(resolve, timeoutMs).unref());
         for (const w of workers) {
           try {
