@@ -11,6 +11,7 @@ import { handleChangesJob, upsertChangesSweep } from '../jobs/changes.js';
 import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
 import { startRunReconciler } from '../jobs/run-reconciler.js';
 import { retryWhenStoreBusy } from '../jobs/store-busy.js';
+import { stripFailedApplyJob } from '../jobs/job-retention.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
 import { webhookWorkers } from './webhooks.js';
@@ -111,6 +112,11 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
         'job failed',
       );
       const runId = (job.data as { runId?: unknown }).runId;
+      if (final && w.name === QueueName.apply) {
+        stripFailedApplyJob(job).catch(e =>
+          log.error({ err: describeError(e), jobId: job.id }, 'stripping roster data failed'),
+        );
+      }
       if (final && typeof runId === 'string') {
         failRun(ctx, runId, err).catch(e =>
           log.error({ err: describeError(e), runId }, 'marking run failed failed'),
