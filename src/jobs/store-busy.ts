@@ -90,3 +90,21 @@ export function retryWhenStoreBusy<T>(
     }
   };
 }
+
+/**
+ * Call `fn` until it does not throw a store-busy error, waiting with the same backoff in
+ * between, for at most `limitMs` (then the last error is thrown). Other errors are thrown at
+ * once. For bookkeeping outside a job (marking a run failed after its job gave up).
+ */
+export async function whenStoreFree<T>(fn: () => Promise<T>, limitMs: number): Promise<T> {
+  const started = Date.now();
+  for (let retries = 0; ; retries++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isStoreBusy(err) || Date.now() - started >= limitMs) throw err;
+      const delay = Math.min(BUSY_MAX_DELAY_MS, BUSY_FIRST_DELAY_MS * 2 ** Math.min(retries, 16));
+      await new Promise(r => setTimeout(r, delay));
+    }
+  }
+}

@@ -10,7 +10,7 @@ import { TriggerPayload } from '../jobs/payloads.js';
 import { handleChangesJob, upsertChangesSweep } from '../jobs/changes.js';
 import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
 import { startRunReconciler } from '../jobs/run-reconciler.js';
-import { retryWhenStoreBusy } from '../jobs/store-busy.js';
+import { retryWhenStoreBusy, whenStoreFree } from '../jobs/store-busy.js';
 import { stripFailedApplyJob } from '../jobs/job-retention.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
@@ -86,7 +86,7 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     ),
     new Worker(
       QueueName.changes,
-      classify(job => handleChangesJob(ctx, job)),
+      classify(retryWhenStoreBusy(ctx, QueueName.changes, job => handleChangesJob(ctx, job))),
       { ...base, concurrency: 2, ...lock() },
     ),
     ...notificationWorkers(ctx, base),
@@ -118,7 +118,8 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
         );
       }
       if (final && typeof runId === 'string') {
-        failRun(ctx, runId, err).catch(e =>
+        // The store may be what failed the job (locked by another process): keep trying.
+        whenStoreFree(() => failRun(ctx, runId, err), ctx.env.STORE_BUSY_LIMIT_MS).catch(e =>
           log.error({ err: describeError(e), runId }, 'marking run failed failed'),
         );
       }
