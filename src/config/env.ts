@@ -80,6 +80,15 @@ export const EnvSchema = z.object({
     .min(0)
     .max(24 * 3_600_000)
     .default(600_000),
+  /**
+   * Import previews run in worker threads off the API's event loop (src/imports/preview-runner.ts):
+   * at most this many at once per API process; others wait.
+   */
+  IMPORT_PREVIEW_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
+  /** Heap limit of one preview thread (MB); a preview needing more is refused (422). */
+  IMPORT_PREVIEW_MAX_HEAP_MB: z.coerce.number().int().min(64).max(16384).default(2048),
+  /** Most data rows one import file may have (refused with 422 while it is read). */
+  IMPORT_PREVIEW_MAX_ROWS: z.coerce.number().int().min(1).max(10_000_000).default(500_000),
   /** Admin/status API (`guardian-sync api`): listen address and port. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
