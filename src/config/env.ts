@@ -47,8 +47,8 @@ export const EnvSchema = z.object({
   /**
    * Job lock of the pipeline workers (pull, apply, finalize, change consumers), in ms; renewed
    * every half of it while a job runs. A job whose worker died (kill -9, lost host) is taken up
-   * again once its lock has expired and a stalled check saw it. Unset: 120 s for pull and
-   * finalize, BullMQ's 30 s for the others. Short values suit tests; in production a value
+   * again once its lock has expired and a stalled check saw it. Unset: 30 s (BullMQ's
+   * default; `PIPELINE_LOCK_MS` for pull and finalize). Short values suit tests; in production a value
    * shorter than the longest event-loop stall makes live jobs look dead.
    */
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).max(3_600_000).optional(),

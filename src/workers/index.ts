@@ -23,6 +23,13 @@ export interface RunningWorkers {
   close(timeoutMs?: number): Promise<void>;
 }
 
+/**
+ * Default job lock of the pull and finalize workers (ms), renewed every half of it while the
+ * job runs: a job whose worker died (kill -9) is taken up again within about this long plus
+ * one stalled check (BullMQ's 30 s). `WORKER_LOCK_MS` overrides it.
+ */
+export const PIPELINE_LOCK_MS = 30_000;
+
 /** Wrap a handler: non-retryable errors skip the remaining attempts. */
 function classify<T>(
   fn: (job: Job, token?: string) => Promise<T>,
@@ -72,7 +79,7 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
           handlePull(ctx, job, shutdown.signal, token),
         ),
       ),
-      { ...base, concurrency: 2, ...lock(120000) },
+      { ...base, concurrency: 2, ...lock(PIPELINE_LOCK_MS) },
     ),
     new Worker(
       QueueName.apply,
@@ -82,7 +89,7 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     new Worker(
       QueueName.finalize,
       classify(retryWhenStoreBusy(ctx, QueueName.finalize, job => handleFinalize(ctx, job))),
-      { ...base, concurrency: 1, ...lock(120000) },
+      { ...base, concurrency: 1, ...lock(PIPELINE_LOCK_MS) },
     ),
     new Worker(
       QueueName.changes,
