@@ -156,4 +156,44 @@ describe('run reconciler', () => {
     expect(done.status).toBe('succeeded');
     await until(async () => (await reconciled(h, 'requeued')) === before + 1, 10000, 'the metric');
   });
+
+  it('fails a running run that made no progress for RUN_STALE_AFTER_MS', async () => {
+    // Running, with a ledger (so not "lost"), but nothing moves: no pull job, no chunks.
+    const run = await h.store.createRun({
+      id: newRunId(),
+      districtId: h.districtId,
+      connector: 'powerschool',
+      status: 'running',
+      dryRun: false,
+      trigger: 'test',
+      createdAt: new Date().toISOString(),
+      counts: {},
+      rejectCount: 0,
+      timings: {},
+    });
+    await h.ctx.ledger.startGeneration(run.id);
+    const staleMs = h.ctx.env.RUN_STALE_AFTER_MS;
+    expect(staleMs).toBeGreaterThan(0);
+    // A pass now records the run's progress marker; nothing is failed yet.
+    await reconcileRuns(h.ctx);
+    expect((await h.store.getRun(run.id))?.status).toBe('running');
+    // Passes "later" than the limit (another process's pass may hold the lock: retry).
+    await until(
+      async () => {
+        await reconcileRuns(h.ctx, { now: Date.now() + staleMs + 1000 });
+        return (await h.store.getRun(run.id))?.status === 'failed';
+      },
+      10000,
+      'the stale run to be failed',
+    );
+    const failed = await h.store.getRun(run.id);
+    expect(failed?.error).toMatch(/run reconciler: no progress for \d+ s \(RUN_STALE_AFTER_MS=/);
+    const again = await triggerSync(h.ctx, {
+      districtId: h.districtId,
+      dryRun: false,
+      trigger: 'test',
+    });
+    expect(again.started).toBe(true);
+    expect((await waitForRun(h.ctx, again.run.id, { timeoutMs: 60000 })).status).toBe('succeeded');
+  });
 });
