@@ -89,6 +89,14 @@ export const EnvSchema = z.object({
   IMPORT_PREVIEW_MAX_HEAP_MB: z.coerce.number().int().min(64).max(16384).default(2048),
   /** Most data rows one import file may have (refused with 422 while it is read). */
   IMPORT_PREVIEW_MAX_ROWS: z.coerce.number().int().min(1).max(10_000_000).default(500_000),
+  /**
+   * Failed Parent Access Code redemptions allowed per 15 minutes per API token, per district
+   * and in all (docs/operations.md "Redemption failure budgets"); the per-client (10) and
+   * per-code (5) budgets are fixed.
+   */
+  REDEEM_TOKEN_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  REDEEM_DISTRICT_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  REDEEM_GLOBAL_FAILURES: z.coerce.number().int().min(1).max(10_000_000).default(1000),
   /** Admin/status API (`guardian-sync api`): listen address and port. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),

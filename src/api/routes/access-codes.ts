@@ -47,6 +47,7 @@ import {
   type SettingsView,
 } from '../../access-codes/service.js';
 import type { AppContext } from '../../app.js';
+import { DEFAULT_LIMITS } from '../../access-codes/rate-limit.js';
 import { processMetrics } from '../../workers/metrics.js';
 import { canSeeDistrict, requireRole, type Principal } from '../auth.js';
 import { ApiError, ErrorBody, apiErrorHandler } from '../errors.js';
@@ -83,8 +84,22 @@ const clientOf = (p: Principal, client: string | undefined, ip: string) =>
 const budgetsOf = (
   ctx: AppContext,
   p: Principal,
-): Pick<RedeemOptions, 'caller' | 'onBudgetSpent'> => ({
+): Pick<RedeemOptions, 'caller' | 'onBudgetSpent' | 'limits'> => ({
   caller: { token: p.name, districts: p.districts },
+  limits: {
+    token: {
+      limit: ctx.env.REDEEM_TOKEN_FAILURES,
+      windowSeconds: DEFAULT_LIMITS.token.windowSeconds,
+    },
+    district: {
+      limit: ctx.env.REDEEM_DISTRICT_FAILURES,
+      windowSeconds: DEFAULT_LIMITS.district.windowSeconds,
+    },
+    global: {
+      limit: ctx.env.REDEEM_GLOBAL_FAILURES,
+      windowSeconds: DEFAULT_LIMITS.global.windowSeconds,
+    },
+  },
   onBudgetSpent: budget => processMetrics(ctx).redemptionBudgetTripped.inc({ budget }),
 });
 
