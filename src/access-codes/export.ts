@@ -6,14 +6,14 @@
  *   the whole district at once;
  * - one course section: the section's actively enrolled, active students with their codes.
  *
- * Files are UTF-8 with a byte-order mark (Excel then reads accents correctly) and
- * csv-stringify's `escape_formulas` prefixes a `'` to any cell starting with `=`, `+`, `-`,
- * `@`, tab or CR (and their full-width forms), so a spreadsheet never runs a name as a
- * formula (OWASP "CSV injection").
+ * Files are UTF-8 with a byte-order mark (Excel then reads accents correctly); cells go
+ * through the product's one formula neutraliser (src/csv.ts), so a spreadsheet never runs a
+ * name as a formula (OWASP "CSV injection").
  */
 import { Readable, pipeline } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { z } from 'zod';
+import { SAFE_CSV_OPTIONS } from '../csv.js';
 import { accessCodeRepository, type StudentCodeRow } from '../models/access-codes/index.js';
 import { sectionRepository } from '../models/sections/index.js';
 import { formatAccessCode } from './code.js';
@@ -59,7 +59,7 @@ function csv(columns: readonly string[], rows: () => AsyncGenerator<string[]>): 
     bom: true,
     header: true,
     columns: [...columns],
-    escape_formulas: true,
+    ...SAFE_CSV_OPTIONS,
     record_delimiter: 'windows',
   });
   pipeline(Readable.from(rows()), out, () => undefined); // errors destroy `out` with the cause

@@ -40,7 +40,13 @@ import {
   NotFoundError,
   TooManyAttemptsError,
 } from './errors.js';
-import { DEFAULT_LIMITS, FixedWindowLimiter, type LimitRule } from './rate-limit.js';
+import {
+  DEFAULT_LIMITS,
+  FixedWindowLimiter,
+  type Budget,
+  type BudgetKind,
+  type Limits,
+} from './rate-limit.js';
 
 /** What the service needs from the application context. */
 export type AccessCodeContext = Pick<
@@ -440,7 +446,16 @@ export async function studentAccessCodes(
 
 /** Options of the redemption functions (tests use small windows). */
 export interface RedeemOptions {
-  limits?: { client: LimitRule; code: LimitRule };
+  /** Failure budgets; each one not given keeps its `DEFAULT_LIMITS` value. */
+  limits?: Partial<Limits>;
+  /**
+   * Who calls, as the server knows it (never a caller-supplied value): the API token's name
+   * (its own failure budget) and the districts it is scoped to (their budgets, when the
+   * request names no district). Unset (CLI, tests): no token budget.
+   */
+  caller?: { token: string; districts?: string[] | undefined };
+  /** Told each time an attempt is refused because `budget` is spent (alert metric). */
+  onBudgetSpent?: (budget: BudgetKind) => void;
   now?: () => Date;
   /**
    * Districts the caller may redeem in (an API token's scope). A code of any other district
@@ -463,8 +478,9 @@ export interface RedeemResult {
  * Check a typed code under the rate limits. Every failure about the code — malformed,
  * unknown, revoked, inactive or unknown student, unknown district, codes disabled, another
  * district than the caller's — throws the same `InvalidAccessCodeError` after the same
- * store reads, and counts one failure for the client and for the code. Throws
- * `TooManyAttemptsError` before looking anything up when a limit is reached.
+ * store reads, and counts one failure in each budget (client, code, global, and the API
+ * token's and district's when known: `RedeemOptions.caller`). Throws `TooManyAttemptsError`
+ * before looking anything up when a budget is spent.
  */
 async function checkCode(
   ctx: AccessCodeContext,
@@ -474,15 +490,29 @@ async function checkCode(
   opts: RedeemOptions,
   expectDistrict?: string,
 ): Promise<{ record: AccessCodeRecord; district: DistrictConfig; role: string }> {
-  const limits = opts.limits ?? DEFAULT_LIMITS;
+  const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const limiter = new FixedWindowLimiter(ctx.redis, ctx.prefix);
   const attemptKey = attemptKeyOf(typed);
-  const [clientWait, codeWait] = await Promise.all([
-    limiter.blockedFor('client', client, limits.client),
-    limiter.blockedFor('code', attemptKey, limits.code),
-  ]);
-  if (clientWait > 0 || codeWait > 0)
-    throw new TooManyAttemptsError(Math.max(clientWait, codeWait));
+  // One failure is reserved in every budget before the lookup, atomically; a good code gives
+  // it back. Concurrent guesses therefore never get more evaluations than a limit allows.
+  const budgets: Budget[] = [
+    { kind: 'client', subject: client, rule: limits.client },
+    { kind: 'code', subject: attemptKey, rule: limits.code },
+    { kind: 'global', subject: 'all', rule: limits.global },
+  ];
+  if (opts.caller) budgets.push({ kind: 'token', subject: opts.caller.token, rule: limits.token });
+  for (const d of expectDistrict !== undefined ? [expectDistrict] : (opts.caller?.districts ?? []))
+    budgets.push({ kind: 'district', subject: d, rule: limits.district });
+  const reserved = await limiter.reserve(budgets);
+  if (!reserved.ok) {
+    if (reserved.budget !== 'client' && reserved.budget !== 'code')
+      ctx.logger.warn(
+        { budget: reserved.budget, retryAfterSeconds: reserved.retryAfterSeconds },
+        'redemption failure budget spent: attempts refused',
+      );
+    opts.onBudgetSpent?.(reserved.budget);
+    throw new TooManyAttemptsError(reserved.retryAfterSeconds);
+  }
 
   // The same reads happen whatever the outcome (no early return), so an unknown code and a
   // revoked one cost the same.
@@ -504,13 +534,9 @@ async function checkCode(
     settings.enabled &&
     (expectDistrict === undefined || expectDistrict === districtId) &&
     (opts.allowDistrict?.(districtId) ?? true);
-  if (!ok || !record || !district) {
-    await Promise.all([
-      limiter.fail('client', client, limits.client),
-      limiter.fail('code', attemptKey, limits.code),
-    ]);
-    throw new InvalidAccessCodeError();
-  }
+  // A failure keeps its reservation in every budget.
+  if (!ok || !record || !district) throw new InvalidAccessCodeError();
+  await limiter.release(budgets);
   return { record, district, role: settings.defaultRole };
 }
 

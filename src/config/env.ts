@@ -47,8 +47,8 @@ export const EnvSchema = z.object({
   /**
    * Job lock of the pipeline workers (pull, apply, finalize, change consumers), in ms; renewed
    * every half of it while a job runs. A job whose worker died (kill -9, lost host) is taken up
-   * again once its lock has expired and a stalled check saw it. Unset: 120 s for pull and
-   * finalize, BullMQ's 30 s for the others. Short values suit tests; in production a value
+   * again once its lock has expired and a stalled check saw it. Unset: 30 s (BullMQ's
+   * default; `PIPELINE_LOCK_MS` for pull and finalize). Short values suit tests; in production a value
    * shorter than the longest event-loop stall makes live jobs look dead.
    */
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).max(3_600_000).optional(),
@@ -60,6 +60,49 @@ export const EnvSchema = z.object({
    * "SIS rate limits"). Default 3600 (one hour).
    */
   SIS_RETRY_AFTER_MAX_SECONDS: z.coerce.number().int().min(1).max(86400).default(3600),
+  /**
+   * How often each worker process looks for active runs whose jobs are gone or stuck (ms;
+   * src/jobs/run-reconciler.ts, docs/operations.md "Run reconciler"). It also runs at start.
+   */
+  RUN_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /**
+   * An active run whose progress (pull job state, chunks applied) has not changed for this
+   * long is failed by the reconciler (ms). 0 disables the check. Default 2 h.
+   */
+  RUN_STALE_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * 3_600_000)
+    .default(7_200_000),
+  /**
+   * How long a pipeline job keeps retrying (with backoff) while the store is locked by
+   * another process (SQLITE_BUSY), counted from the first busy error, before the run fails
+   * (ms). Default 10 min.
+   */
+  STORE_BUSY_LIMIT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3_600_000)
+    .default(600_000),
+  /**
+   * Import previews run in worker threads off the API's event loop (src/imports/preview-runner.ts):
+   * at most this many at once per API process; others wait.
+   */
+  IMPORT_PREVIEW_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
+  /** Heap limit of one preview thread (MB); a preview needing more is refused (422). */
+  IMPORT_PREVIEW_MAX_HEAP_MB: z.coerce.number().int().min(64).max(16384).default(2048),
+  /** Most data rows one import file may have (refused with 422 while it is read). */
+  IMPORT_PREVIEW_MAX_ROWS: z.coerce.number().int().min(1).max(10_000_000).default(500_000),
+  /**
+   * Failed Parent Access Code redemptions allowed per 15 minutes per API token, per district
+   * and in all (docs/operations.md "Redemption failure budgets"); the per-client (10) and
+   * per-code (5) budgets are fixed.
+   */
+  REDEEM_TOKEN_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  REDEEM_DISTRICT_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  REDEEM_GLOBAL_FAILURES: z.coerce.number().int().min(1).max(10_000_000).default(1000),
   /** Admin/status API (`guardian-sync api`): listen address and port. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),

@@ -1,18 +1,16 @@
 /** The downloadable row report of an import: every row issue as CSV. */
 import { stringify } from 'csv-stringify/sync';
+import { neutralizeCell, SAFE_CSV_OPTIONS } from '../csv.js';
 import type { RowIssue } from '../reconcile/import-plan.js';
 
 /** Columns of the report, in order. */
 export const REPORT_COLUMNS = ['file', 'row', 'column', 'value', 'severity', 'reason'] as const;
 
 /**
- * Spreadsheet formula injection: a cell starting with `=`, `+`, `-`, `@`, tab or CR is
- * prefixed with `'` so Excel and Sheets show it as text (OWASP "CSV Injection"). File values
- * are echoed in the report, so this matters here.
+ * File values are echoed in the report, so formula injection matters here: cells go through
+ * the product's one neutraliser (src/csv.ts).
  */
-export function neutralizeCell(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-}
+export { neutralizeCell };
 
 /**
  * The issues as CSV text (UTF-8 with BOM so Excel opens accented names correctly; CRLF line
@@ -25,8 +23,8 @@ export function issuesCsv(issues: readonly RowIssue[]): string {
   return (
     '\ufeff' +
     stringify([[...REPORT_COLUMNS], ...rows], {
+      ...SAFE_CSV_OPTIONS,
       record_delimiter: 'windows',
-      cast: { string: neutralizeCell },
     })
   );
 }

@@ -184,6 +184,18 @@ export class RunLedger {
     return total !== null && applied >= Number(total);
   }
 
+  /**
+   * How far the run got: chunks applied in the current generation, and the pull's chunk
+   * total once the pull finished (undefined before). Read by the run reconciler.
+   */
+  async progress(runId: string): Promise<{ applied: number; total: number | undefined }> {
+    const [total, applied] = await Promise.all([
+      this.redis.hget(this.key(runId, 'meta'), 'total'),
+      this.redis.scard(this.key(runId, 'applied')),
+    ]);
+    return { applied, total: total === null ? undefined : Number(total) };
+  }
+
   async seen(runId: string): Promise<{ students: Set<string>; parents: Set<string> }> {
     const [students, parents] = await Promise.all([
       this.readLists(this.key(runId, 'seenStudents')),

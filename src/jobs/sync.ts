@@ -24,17 +24,21 @@ import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
 import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
+import { APPLY_FAILED_RETENTION_SECONDS } from './job-retention.js';
 import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
 
 /** Default BullMQ options per step: retries with exponential backoff and jitter. */
 export const JOB_OPTIONS = {
   pull: { attempts: 2, backoff: { type: 'exponential', delay: 5000, jitter: 0.5 } },
-  // Chunk payloads are large (≈ 1 MB per 1,000 students): keep only a few finished ones in
-  // Redis (a re-added chunk is simply applied again: applying is idempotent).
+  // Chunk payloads are roster data (names, emails, phones; ≈ 1 MB per 1,000 students): a
+  // completed chunk is removed from Redis at once (a re-added chunk is simply applied again:
+  // applying is idempotent); a failed one keeps only counts (src/jobs/job-retention.ts) and
+  // is removed after APPLY_FAILED_RETENTION_SECONDS.
   apply: {
     attempts: 5,
     backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
-    removeOnComplete: { count: 10 },
+    removeOnComplete: true,
+    removeOnFail: { age: APPLY_FAILED_RETENTION_SECONDS, count: 1000 },
   },
   finalize: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
 } as const;

@@ -9,6 +9,9 @@ import { failRun, handleApply, handleFinalize, handlePull, triggerSync } from '.
 import { TriggerPayload } from '../jobs/payloads.js';
 import { handleChangesJob, upsertChangesSweep } from '../jobs/changes.js';
 import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
+import { startRunReconciler } from '../jobs/run-reconciler.js';
+import { retryWhenStoreBusy, whenStoreFree } from '../jobs/store-busy.js';
+import { stripFailedApplyJob } from '../jobs/job-retention.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
 import { webhookWorkers } from './webhooks.js';
@@ -19,6 +22,13 @@ export interface RunningWorkers {
   /** Close every worker (waiting for in-flight jobs up to `timeoutMs`). Idempotent. */
   close(timeoutMs?: number): Promise<void>;
 }
+
+/**
+ * Default job lock of the pull and finalize workers (ms), renewed every half of it while the
+ * job runs: a job whose worker died (kill -9) is taken up again within about this long plus
+ * one stalled check (BullMQ's 30 s). `WORKER_LOCK_MS` overrides it.
+ */
+export const PIPELINE_LOCK_MS = 30_000;
 
 /** Wrap a handler: non-retryable errors skip the remaining attempts. */
 function classify<T>(
@@ -70,22 +80,26 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     ),
     new Worker(
       QueueName.pull,
-      classify((job, token) => handlePull(ctx, job, shutdown.signal, token)),
-      { ...base, concurrency: 2, ...lock(120000) },
+      classify(
+        retryWhenStoreBusy(ctx, QueueName.pull, (job, token) =>
+          handlePull(ctx, job, shutdown.signal, token),
+        ),
+      ),
+      { ...base, concurrency: 2, ...lock(PIPELINE_LOCK_MS) },
     ),
     new Worker(
       QueueName.apply,
-      classify(job => handleApply(ctx, job)),
+      classify(retryWhenStoreBusy(ctx, QueueName.apply, job => handleApply(ctx, job))),
       { ...base, concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY, ...lock() },
     ),
     new Worker(
       QueueName.finalize,
-      classify(job => handleFinalize(ctx, job)),
-      { ...base, concurrency: 1, ...lock(120000) },
+      classify(retryWhenStoreBusy(ctx, QueueName.finalize, job => handleFinalize(ctx, job))),
+      { ...base, concurrency: 1, ...lock(PIPELINE_LOCK_MS) },
     ),
     new Worker(
       QueueName.changes,
-      classify(job => handleChangesJob(ctx, job)),
+      classify(retryWhenStoreBusy(ctx, QueueName.changes, job => handleChangesJob(ctx, job))),
       { ...base, concurrency: 2, ...lock() },
     ),
     ...notificationWorkers(ctx, base),
@@ -113,20 +127,30 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
       // The error's class (and its wrapper's) only at debug level.
       log.debug({ queue: w.name, jobId: job.id, err: describeError(err) }, 'job failed (detail)');
       const runId = (job.data as { runId?: unknown }).runId;
+      if (final && w.name === QueueName.apply) {
+        stripFailedApplyJob(job).catch(e =>
+          log.error({ err: describeError(e), jobId: job.id }, 'stripping roster data failed'),
+        );
+      }
       if (final && typeof runId === 'string') {
-        failRun(ctx, runId, err).catch(e =>
+        // The store may be what failed the job (locked by another process): keep trying.
+        whenStoreFree(() => failRun(ctx, runId, err), ctx.env.STORE_BUSY_LIMIT_MS).catch(e =>
           log.error({ err: describeError(e), runId }, 'marking run failed failed'),
         );
       }
     });
     w.on('error', err => log.error({ queue: w.name, err: describeError(err) }, 'worker error'));
   }
+  // Active runs whose jobs Redis lost (or that stopped progressing) are ended, at start and
+  // every RUN_RECONCILE_INTERVAL_MS (src/jobs/run-reconciler.ts).
+  const stopReconciler = startRunReconciler(ctx);
   let closing: Promise<void> | undefined;
   return {
     workers,
     close(timeoutMs = 30000) {
       closing ??= (async () => {
         shutdown.abort();
+        stopReconciler();
         const deadline = new Promise<void>(resolve => setTimeout(resolve, timeoutMs).unref());
         for (const w of workers) {
           try {

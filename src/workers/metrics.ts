@@ -103,6 +103,28 @@ export class ProcessMetrics {
   });
   private webhookLagSource: (() => Promise<Record<string, number>>) | undefined;
 
+  /** Active runs the run reconciler ended or re-queued (src/jobs/run-reconciler.ts). */
+  readonly reconciledRuns = new Counter({
+    name: 'guardian_sync_runs_reconciled_total',
+    help: 'Active runs whose jobs were lost or that made no progress, by district and action (failed, requeued)',
+    labelNames: ['district', 'action'] as const,
+    registers: [this.registry],
+  });
+  /** Pipeline jobs put back because the store was locked by another process. */
+  readonly storeBusyRetries = new Counter({
+    name: 'guardian_sync_store_busy_retries_total',
+    help: 'Pipeline jobs delayed and retried because the store was busy (SQLITE_BUSY), by queue',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
+  /** A redemption failure budget ran out (alert on any increase). */
+  readonly redemptionBudgetTripped = new Counter({
+    name: 'guardian_sync_redemption_budget_tripped_total',
+    help: 'Redemption attempts refused because a failure budget is spent, by budget (client, code, token, district, global)',
+    labelNames: ['budget'] as const,
+    registers: [this.registry],
+  });
+
   private timer: NodeJS.Timeout | undefined;
   private refresh: NodeJS.Timeout | undefined;
   private stopped = false;

@@ -50,12 +50,17 @@ export async function startHarness(opts: {
   sections?: GenerateSectionsOptions;
   /** Build the district's connector in code (e.g. a link-less dev connector over `sis`). */
   connectorFactory?: (sis: SyntheticDistrict) => SisConnector | undefined;
+  /** The store's SQLite `busy_timeout` (ms; default the store's 5000). */
+  busyTimeoutMs?: number;
 }): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'gsync-test-'));
   const sis = generateDistrict({ seed: opts.seed, students: opts.students });
   const sections = opts.sections ? generateSections(sis, opts.sections) : undefined;
   const fake = await startFakePowerSchool(sis, { ...opts.fake, ...(sections ? { sections } : {}) });
-  const store = new SqliteRosterStore(join(dir, 'store.db'));
+  const store = new SqliteRosterStore(
+    join(dir, 'store.db'),
+    opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: opts.busyTimeoutMs },
+  );
   await store.init();
   const env = parseEnv({
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',

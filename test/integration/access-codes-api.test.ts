@@ -9,6 +9,7 @@ import type { ApiServer } from '../../src/api/routes/index.js';
 import { hashToken, type ApiTokenEntry } from '../../src/config/api-tokens.js';
 import { SyntheticLinklessConnector } from '../../src/dev/linkless-connector.js';
 import { changeLogRepository, codeRef } from '../../src/models/changes/index.js';
+import { processMetrics } from '../../src/workers/metrics.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const TOKENS = {
@@ -45,6 +46,12 @@ describe('access-code API routes', () => {
   let h: Harness;
   let app: ApiServer;
   let base: string;
+
+  /** Redemption attempts refused because `budget` was spent (the alert metric). */
+  async function tripped(budget: string): Promise<number> {
+    const m = await processMetrics(h.ctx).redemptionBudgetTripped.get();
+    return m.values.filter(v => v.labels.budget === budget).reduce((a, v) => a + v.value, 0);
+  }
 
   async function call(who: Who, method: string, path: string, body?: unknown) {
     const headers: Record<string, string> = {};
@@ -284,5 +291,27 @@ describe('access-code API routes', () => {
     const text = JSON.stringify(entries);
     expect(text).not.toContain(fresh);
     expect(text).not.toContain(fresh.replace(/-/g, ''));
+  });
+
+  // Last: it spends the admin token's failure budget.
+  it('a new client value on every request does not dodge the token budget; the trip is counted', async () => {
+    const before = await tripped('token');
+    const statuses: number[] = [];
+    // Default: 200 failures per token per 15 min (earlier tests used a few of them).
+    for (let i = 0; i < 260 && !statuses.includes(429); i++) {
+      const res = await call('admin', 'POST', '/access-codes/register', {
+        code: `${String(i).padStart(4, '6')}-YYYY-YYYY`,
+        givenName: 'A',
+        familyName: 'B',
+        email: 'rotate@example.org',
+        client: `rotating-${i}`,
+      });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    console.log(`token budget: ${statuses.filter(s => s === 400).length} guesses evaluated`);
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.filter(s => s === 400).length).toBeLessThanOrEqual(200);
+    expect(await tripped('token')).toBe(before + 1);
   });
 });

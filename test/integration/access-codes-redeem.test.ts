@@ -501,6 +501,78 @@ describe('access codes with a link-less connector', () => {
     ]);
   });
 
+  it('brute force with a new client value on every request is stopped by the token, district and global budgets', async () => {
+    const form = { givenName: 'A', familyName: 'B', email: 'x@example.org' };
+    const guess = (i: number) => `${String(i).padStart(4, '7')}-QQQQ-RRRR`;
+    const roomy = { limit: 1000, windowSeconds: 120 };
+    /** 40 wrong guesses, each from a new client: the outcome codes and the budgets spent. */
+    async function attack(opts: RedeemOptions, ctx = h.ctx, tag = '') {
+      const spent: string[] = [];
+      const out: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const err = await failure(
+          registerWithAccessCode(
+            ctx,
+            { ...form, code: guess(i), client: `rotating-${tag}${i}-${Math.random()}` },
+            { ...opts, onBudgetSpent: b => spent.push(b) },
+          ),
+        );
+        out.push(err.code);
+      }
+      return { evaluated: out.filter(c => c === 'invalid_access_code').length, spent };
+    }
+    const perToken = await attack({
+      limits: { client: roomy, code: roomy, token: { limit: 15, windowSeconds: 120 } },
+      caller: { token: 'portal-a' },
+    });
+    expect(perToken.evaluated).toBe(15);
+    expect(perToken.spent).toEqual(Array(25).fill('token'));
+
+    const perDistrict = await attack({
+      limits: { client: roomy, code: roomy, district: { limit: 12, windowSeconds: 120 } },
+      caller: { token: 'portal-b', districts: [h.districtId] },
+    });
+    expect(perDistrict.evaluated).toBe(12);
+    expect(perDistrict.spent).toEqual(Array(28).fill('district'));
+
+    // The global budget counts every failure of the deployment (a fresh key prefix here,
+    // so the failures of the other tests do not count).
+    const fresh = { ...h.ctx, prefix: `${h.ctx.prefix}:global-test` };
+    const global = await attack(
+      { limits: { client: roomy, code: roomy, global: { limit: 9, windowSeconds: 120 } } },
+      fresh,
+    );
+    expect(global.evaluated).toBe(9);
+    expect(global.spent).toEqual(Array(31).fill('global'));
+  });
+
+  it('concurrent wrong guesses are never evaluated more often than the limit', async () => {
+    const opts: RedeemOptions = {
+      limits: {
+        client: { limit: 10, windowSeconds: 120 },
+        code: { limit: 1000, windowSeconds: 120 },
+      },
+    };
+    const attempts = Array.from({ length: 64 }, (_, i) =>
+      failure(
+        registerWithAccessCode(
+          h.ctx,
+          {
+            code: `${String(i).padStart(4, '8')}-WWWW-XXXX`,
+            givenName: 'A',
+            familyName: 'B',
+            email: `race${i}@example.org`,
+            client: 'racer',
+          },
+          opts,
+        ),
+      ),
+    );
+    const codes = (await Promise.all(attempts)).map(e => e.code);
+    expect(codes.filter(c => c === 'invalid_access_code')).toHaveLength(10);
+    expect(codes.filter(c => c === 'too_many_attempts')).toHaveLength(54);
+  });
+
   it('a held run (deletion safeguard) issues no codes and reports them as held', async () => {
     const added = [
       addStudent(h.sis, h.sis.schools[0]?.id ?? 0),

@@ -43,8 +43,12 @@ import {
   resetAccessCodes,
   studentAccessCodes,
   updateAccessCodeSettings,
+  type RedeemOptions,
   type SettingsView,
 } from '../../access-codes/service.js';
+import type { AppContext } from '../../app.js';
+import { DEFAULT_LIMITS } from '../../access-codes/rate-limit.js';
+import { processMetrics } from '../../workers/metrics.js';
 import { canSeeDistrict, requireRole, type Principal } from '../auth.js';
 import { ApiError, ErrorBody, apiErrorHandler } from '../errors.js';
 import { DistrictIdParams } from '../schemas.js';
@@ -72,6 +76,32 @@ const actorOf = (p: Principal) => `api:${p.name}`;
 /** Rate-limit subject: the end user as the calling backend names them, per token. */
 const clientOf = (p: Principal, client: string | undefined, ip: string) =>
   `${p.name}|${client ?? ip}`;
+
+/**
+ * The failure budgets only the server knows (the token and its districts), and the alert
+ * metric counting refusals per budget.
+ */
+const budgetsOf = (
+  ctx: AppContext,
+  p: Principal,
+): Pick<RedeemOptions, 'caller' | 'onBudgetSpent' | 'limits'> => ({
+  caller: { token: p.name, districts: p.districts },
+  limits: {
+    token: {
+      limit: ctx.env.REDEEM_TOKEN_FAILURES,
+      windowSeconds: DEFAULT_LIMITS.token.windowSeconds,
+    },
+    district: {
+      limit: ctx.env.REDEEM_DISTRICT_FAILURES,
+      windowSeconds: DEFAULT_LIMITS.district.windowSeconds,
+    },
+    global: {
+      limit: ctx.env.REDEEM_GLOBAL_FAILURES,
+      windowSeconds: DEFAULT_LIMITS.global.windowSeconds,
+    },
+  },
+  onBudgetSpent: budget => processMetrics(ctx).redemptionBudgetTripped.inc({ budget }),
+});
 
 const Settings = z
   .object({ enabled: z.boolean(), defaultRole: z.string(), issueTo: z.enum(['unlinked', 'all']) })
@@ -392,7 +422,7 @@ export const accessCodeRoutes: ApiRoutes = (app, { ctx }) => {
       return registerWithAccessCode(
         ctx,
         { ...form, client: clientOf(p, client, request.ip) },
-        { allowDistrict: d => canSeeDistrict(p, d) },
+        { allowDistrict: d => canSeeDistrict(p, d), ...budgetsOf(ctx, p) },
       );
     },
   );
@@ -410,12 +440,16 @@ export const accessCodeRoutes: ApiRoutes = (app, { ctx }) => {
     },
     async request => {
       const p = requireRole(request, 'admin', request.params.id);
-      return addChildWithAccessCode(ctx, {
-        districtId: request.params.id,
-        parentId: request.params.parentId,
-        code: request.body.code,
-        client: clientOf(p, request.body.client, request.ip),
-      });
+      return addChildWithAccessCode(
+        ctx,
+        {
+          districtId: request.params.id,
+          parentId: request.params.parentId,
+          code: request.body.code,
+          client: clientOf(p, request.body.client, request.ip),
+        },
+        budgetsOf(ctx, p),
+      );
     },
   );
 };

@@ -24,9 +24,8 @@ import {
   getImportPreview,
   importReportCsv,
   listImportIssues,
-  previewAssociationImport,
-  previewParentImport,
 } from '../../imports/service.js';
+import { listPreviewJobs, runPreview } from '../../imports/preview-runner.js';
 import { requireRole } from '../auth.js';
 import { ApiError, ErrorBody } from '../errors.js';
 import type { ApiRoutes } from './types.js';
@@ -251,12 +250,16 @@ export const importRoutes: ApiRoutes = (app, { ctx }) => {
         dontAllowDuplicates: bool(q.dontAllowDuplicates),
         sendActivationEmail: bool(q.sendActivationEmail),
       });
+      // Parsed and planned in a worker thread: the API keeps answering meanwhile.
       const preview = await mapped(() =>
-        previewParentImport(ctx, {
-          districtId,
-          file: { name: q.fileName, data: bodyBytes(request.body) },
-          options,
-          ...(q.expiresInMinutes ? { expiresInMinutes: q.expiresInMinutes } : {}),
+        runPreview(ctx, {
+          kind: 'parents',
+          input: {
+            districtId,
+            file: { name: q.fileName, data: bodyBytes(request.body) },
+            options,
+            ...(q.expiresInMinutes ? { expiresInMinutes: q.expiresInMinutes } : {}),
+          },
         }),
       );
       request.log.info(
@@ -300,11 +303,14 @@ export const importRoutes: ApiRoutes = (app, { ctx }) => {
         clearExisting: bool(q.clearExisting),
       });
       const preview = await mapped(() =>
-        previewAssociationImport(ctx, {
-          districtId,
-          file: { name: q.fileName, data: bodyBytes(request.body) },
-          options,
-          ...(q.expiresInMinutes ? { expiresInMinutes: q.expiresInMinutes } : {}),
+        runPreview(ctx, {
+          kind: 'associations',
+          input: {
+            districtId,
+            file: { name: q.fileName, data: bodyBytes(request.body) },
+            options,
+            ...(q.expiresInMinutes ? { expiresInMinutes: q.expiresInMinutes } : {}),
+          },
         }),
       );
       request.log.info(
@@ -312,6 +318,45 @@ export const importRoutes: ApiRoutes = (app, { ctx }) => {
         'import previewed',
       );
       return preview;
+    },
+  );
+
+  app.get(
+    '/districts/:id/imports/preview-jobs',
+    {
+      schema: {
+        summary:
+          'Import previews being computed (or finished in the last 10 minutes) by this API process, with rows read so far',
+        tags: ['imports'],
+        params: DistrictParams,
+        response: {
+          200: z.object({
+            items: z.array(
+              z.object({
+                id: z.string(),
+                districtId: z.string(),
+                kind: z.enum(['parents', 'associations']),
+                fileName: z.string(),
+                bytes: z.number().int(),
+                status: z.enum(['waiting', 'running', 'done', 'failed']),
+                rowsRead: z.number().int(),
+                startedAt: z.string(),
+                finishedAt: z.string().optional(),
+                previewId: z.string().optional(),
+                error: z.string().optional(),
+              }),
+            ),
+          }),
+          403: ErrorBody,
+          404: ErrorBody,
+        },
+      },
+    },
+    request => {
+      const { id: districtId } = request.params;
+      requireRole(request, 'viewer', districtId);
+      districtOr404(ctx, districtId);
+      return { items: listPreviewJobs(districtId) };
     },
   );
 

@@ -7,6 +7,7 @@ import { stringify } from 'csv-stringify';
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
 import { heldCsv, heldItems, heldTotal } from '../../jobs/held.js';
+import { neutralizeCell, SAFE_CSV_OPTIONS } from '../../csv.js';
 import { approveRun, discardRun } from '../../jobs/sync.js';
 import type { Reject, SyncRun } from '../../models/types.js';
 import { processMetrics } from '../../workers/metrics.js';
@@ -24,13 +25,8 @@ async function runOr404(ctx: AppContext, id: string): Promise<SyncRun> {
   return run;
 }
 
-/**
- * Spreadsheet formula injection: a cell starting with `=`, `+`, `-`, `@`, tab or CR is
- * prefixed with `'` so Excel/Sheets show it as text (OWASP "CSV Injection").
- */
-export function neutralizeCell(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-}
+/** The product's one CSV formula neutraliser (src/csv.ts), re-exported where it was. */
+export { neutralizeCell };
 
 async function* allRejects(ctx: AppContext, runId: string): AsyncGenerator<Reject> {
   for (let offset = 0; ; offset += CSV_PAGE) {
@@ -135,7 +131,7 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
       const csv = stringify({
         header: true,
         columns: ['entity', 'recordId', 'reason'],
-        cast: { string: neutralizeCell },
+        ...SAFE_CSV_OPTIONS,
       });
       const source = Readable.from(allRejects(ctx, run.id));
       source.on('error', err => {
