@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { stringify, type Stringifier } from 'csv-stringify';
 import type { AppContext } from '../app.js';
-import { neutralizeCell } from '../imports/report.js';
+import { SAFE_CSV_OPTIONS } from '../csv.js';
 import type { HeldKind, SyncRun } from '../models/types.js';
 
 /** One held record as the API, the CLI and the CSV list it. */
@@ -131,7 +131,7 @@ export function heldCsv(
   const csv = stringify({
     header: true,
     columns: [...HELD_CSV_COLUMNS],
-    cast: { string: neutralizeCell },
+    ...SAFE_CSV_OPTIONS,
   });
   const source = Readable.from(allHeldItems(ctx, run, kind));
   source.on('error', err => {
