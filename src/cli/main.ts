@@ -5,7 +5,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { pino } from 'pino';
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
@@ -48,8 +47,10 @@ export const WAIT_EXIT_CODES: Record<string, number> = { failed: 1, 'needs-appro
 
 async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
   const env = parseEnv();
-  // Command output goes to stdout; logs go to stderr so the two never mix.
-  const logger = createLogger(env.LOG_LEVEL, pino.destination({ fd: 2, sync: true }));
+  // Command output goes to stdout; logs go to stderr so the two never mix. A command logs
+  // warnings and errors only, unless LOG_LEVEL is set (environment or .env).
+  const level = process.env.LOG_LEVEL ? env.LOG_LEVEL : 'warn';
+  const logger = createLogger(level, { format: env.LOG_FORMAT });
   const ctx = await createApp({ env, logger });
   try {
     return await fn(ctx);
@@ -70,7 +71,7 @@ export function buildProgram(): Command {
     .option('--concurrency <n>', 'apply jobs in parallel', intOption(1))
     .action(async (opts: { concurrency?: number }) => {
       const env = parseEnv();
-      const logger = createLogger(env.LOG_LEVEL);
+      const logger = createLogger(env.LOG_LEVEL, { format: env.LOG_FORMAT });
       const ctx = await createApp({ env, logger });
       try {
         // Fail at start, not at 2 a.m.: every district's secrets must be there now.
