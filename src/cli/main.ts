@@ -20,6 +20,7 @@ import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
 import { registerImportCommands } from './imports.js';
 import { registerActivationCommands } from './notifications.js';
+import { registerSandboxCommands } from './sandbox.js';
 import { formatRun, formatRunList } from './format.js';
 
 /** Parse a whole-number option; commander reports the option name on error. */
@@ -177,6 +178,7 @@ export function buildProgram(): Command {
   registerCodesCommands(program, withApp);
   registerImportCommands(program, withApp);
   registerAuditCommands(program, withApp);
+  registerSandboxCommands(program);
   return program;
 }
 
