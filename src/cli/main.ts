@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
+import { watchDistrictFiles } from '../config/reload.js';
 import { ConfigError, describeError, GuardianSyncError } from '../errors.js';
 import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js';
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
@@ -85,6 +86,8 @@ export function buildProgram(): Command {
       const schedules = await syncSchedules(ctx);
       await upsertWebhookSchedulers(ctx); // webhook sweep and change-log retention
       const running = startWorkers(ctx, { concurrency: opts.concurrency });
+      // District files added or changed later: reloaded, and the cron schedules follow.
+      watchDistrictFiles(ctx, { onReload: () => syncSchedules(ctx).then(() => undefined) });
       closeOnSignals(ctx, running);
       logger.info(
         { districts: [...ctx.districts.keys()], schedules: schedules.scheduled },
