@@ -104,11 +104,11 @@ export function watchDistrictFiles(ctx: AppContext, opts: WatchOptions = {}): FS
       try {
         const r = reloadDistricts(ctx, opts);
         if (r.added.length + r.changed.length + r.removed.length === 0) return;
+        await opts.onReload?.(r); // logged after it: the line means everything follows the files
         log.info(
           { dir, added: r.added, changed: r.changed, removed: r.removed },
           'district files reloaded',
         );
-        await opts.onReload?.(r);
       } catch (err) {
         log.error(
           {

@@ -3,10 +3,12 @@
  * start is served (folder watch, or `POST /admin/districts/reload`); a bad file or a missing
  * secret is refused loudly and the previous configuration stays.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jest } from '@jest/globals';
 import { z } from 'zod';
 import { createApp, type AppContext } from '../../src/app.js';
 import { buildApiServer } from '../../src/api/server.js';
@@ -15,6 +17,10 @@ import { hashToken } from '../../src/config/api-tokens.js';
 import { parseEnv } from '../../src/config/env.js';
 import { watchDistrictFiles, type DistrictReload } from '../../src/config/reload.js';
 import { createLogger } from '../../src/logger.js';
+import { QueueName, redisOptionsFromUrl } from '../../src/workers/queues.js';
+import { Queue } from 'bullmq';
+
+jest.setTimeout(240_000);
 
 const ADMIN = 'gst_reload-admin-token-0123456789abcdefghijklmnopqrstu';
 const VIEWER = 'gst_reload-viewer-token-0123456789abcdefghijklmnopqrs';
@@ -140,5 +146,75 @@ describe('district files reloaded while the API runs', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ removed: ['fourth'] });
     expect((await get('/districts/fourth')).status).toBe(404);
+  });
+});
+
+describe('the worker process reloads district files', () => {
+  it('a district added while it runs gets its cron schedule, without a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsync-reload-worker-'));
+    const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    const prefix = `gsync-test-${randomUUID().slice(0, 8)}`;
+    writeFileSync(join(dir, 'first.json'), JSON.stringify(district('first')));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
+      cwd: process.cwd(),
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        REDIS_URL: redisUrl,
+        DISTRICTS_DIR: dir,
+        STORE_URL: `sqlite:${join(dir, 'store.db')}`,
+        QUEUE_PREFIX: prefix,
+        LOG_FORMAT: 'json',
+        FIRST_ID: 'a',
+        FIRST_SECRET: 'b',
+        LATER_ID: 'c',
+        LATER_SECRET: 'd',
+      },
+    });
+    let stderr = '';
+    const seen = (text: string, ms: number) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no "${text}" within ${ms} ms:\n${stderr}`)),
+          ms,
+        );
+        const check = () => {
+          if (!stderr.includes(text)) return;
+          clearTimeout(timer);
+          child.stderr.off('data', check);
+          resolve();
+        };
+        child.stderr.on('data', check);
+        check();
+      });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const trigger = new Queue(QueueName.trigger, {
+      connection: redisOptionsFromUrl(redisUrl),
+      prefix,
+    });
+    try {
+      await seen('worker started', 120_000);
+      expect(await trigger.getJobScheduler('district.later')).toBeUndefined();
+      writeFileSync(
+        join(dir, 'later.json'),
+        JSON.stringify(district('later', { schedule: { cron: '15 2 * * *' } })),
+      );
+      await seen('district files reloaded', 30_000);
+      const line = stderr.split('\n').find(l => l.includes('district files reloaded')) ?? '';
+      expect(JSON.parse(line)).toMatchObject({ added: ['later'] });
+      // logged once the schedules follow the files
+      const s = await trigger.getJobScheduler('district.later');
+      expect(s?.pattern).toBe('15 2 * * *');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise(r => child.once('close', r));
+      for (const name of Object.values(QueueName)) {
+        const q = new Queue(name, { connection: redisOptionsFromUrl(redisUrl), prefix });
+        await q.obliterate({ force: true });
+        await q.close();
+      }
+      await trigger.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
