@@ -21,11 +21,13 @@ pkg="node-${os}-${arch}"
 echo "== node ${MAJOR}: fetching ${pkg}@${MAJOR} from the npm registry"
 if ! version=$(npm view "${pkg}@${MAJOR}" version --json 2>"$WORK/view.err" |
   node -e 'const v=JSON.parse(require("fs").readFileSync(0,"utf8"));console.log(Array.isArray(v)?v[v.length-1]:v)'); then
-  echo "node ${MAJOR}: cannot read ${pkg} versions from the npm registry: $(tail -1 "$WORK/view.err")"
+  echo "node ${MAJOR}: NOT CHECKED — cannot read ${pkg} versions from the npm registry ($(npm config get registry)):"
+  grep -v 'complete log' "$WORK/view.err" | head -5
   exit 1
 fi
 if ! (cd "$WORK" && npm pack "${pkg}@${version}" --silent >pack.out 2>pack.err); then
-  echo "node ${MAJOR}: download of ${pkg}@${version} failed: $(tail -1 "$WORK/pack.err")"
+  echo "node ${MAJOR}: NOT CHECKED — download of ${pkg}@${version} failed:"
+  grep -v 'complete log' "$WORK/pack.err" | head -5
   exit 1
 fi
 mkdir -p "$WORK/node" && tar xzf "$WORK/${pkg}-${version}.tgz" -C "$WORK/node" --strip-components=1

@@ -296,90 +296,98 @@ export async function startSandbox(opts: StartSandboxOptions): Promise<RunningSa
   const port = state.port;
   // absolute: the worker reading the district file may run from another folder
   const filesDir = resolve(opts.dir, 'files');
-  switch (opts.sis) {
-    case 'powerschool': {
-      const fake = await startFakePowerSchool(d, {
-        port,
-        clientId: 'sandbox-client',
-        clientSecret: 'sandbox-secret',
-      });
-      server = fake;
-      connector = {
-        kind: 'powerschool',
-        baseUrl: fake.url,
-        clientIdEnv: 'SANDBOX_PS_CLIENT_ID',
-        clientSecretEnv: 'SANDBOX_PS_CLIENT_SECRET',
-      };
-      env = { SANDBOX_PS_CLIENT_ID: fake.clientId, SANDBOX_PS_CLIENT_SECRET: fake.clientSecret };
-      break;
+  try {
+    switch (opts.sis) {
+      case 'powerschool': {
+        const fake = await startFakePowerSchool(d, {
+          port,
+          clientId: 'sandbox-client',
+          clientSecret: 'sandbox-secret',
+        });
+        server = fake;
+        connector = {
+          kind: 'powerschool',
+          baseUrl: fake.url,
+          clientIdEnv: 'SANDBOX_PS_CLIENT_ID',
+          clientSecretEnv: 'SANDBOX_PS_CLIENT_SECRET',
+        };
+        env = { SANDBOX_PS_CLIENT_ID: fake.clientId, SANDBOX_PS_CLIENT_SECRET: fake.clientSecret };
+        break;
+      }
+      case 'infinite-campus': {
+        const fake = await startFakeOneRoster(d, {
+          version: '1.2',
+          port,
+          clientId: 'sandbox-client',
+          clientSecret: 'sandbox-secret',
+        });
+        server = fake;
+        connector = {
+          kind: 'infinite-campus',
+          version: '1.2',
+          baseUrl: fake.baseUrl,
+          tokenUrl: fake.tokenUrl,
+          clientIdEnv: 'SANDBOX_IC_CLIENT_ID',
+          clientSecretEnv: 'SANDBOX_IC_CLIENT_SECRET',
+        };
+        env = { SANDBOX_IC_CLIENT_ID: fake.clientId, SANDBOX_IC_CLIENT_SECRET: fake.clientSecret };
+        break;
+      }
+      case 'skyward': {
+        const fake = await startFakeSkyward(d, {
+          port,
+          clientId: 'sandbox-client',
+          clientSecret: 'sandbox-secret',
+          username: 'sandbox-key',
+          password: 'sandbox-key-secret',
+        });
+        server = fake;
+        connector = {
+          kind: 'skyward',
+          api: 'lms',
+          baseUrl: fake.baseUrl,
+          clientIdEnv: 'SANDBOX_SKYWARD_CLIENT_ID',
+          clientSecretEnv: 'SANDBOX_SKYWARD_CLIENT_SECRET',
+          usernameEnv: 'SANDBOX_SKYWARD_API_KEY',
+          passwordEnv: 'SANDBOX_SKYWARD_API_SECRET',
+        };
+        env = {
+          SANDBOX_SKYWARD_CLIENT_ID: fake.clientId,
+          SANDBOX_SKYWARD_CLIENT_SECRET: fake.clientSecret,
+          SANDBOX_SKYWARD_API_KEY: fake.username,
+          SANDBOX_SKYWARD_API_SECRET: fake.password,
+        };
+        break;
+      }
+      case 'aeries': {
+        const fake = await startFakeAeries(d, { port });
+        server = fake;
+        connector = { kind: 'aeries', baseUrl: fake.url, certEnv: 'SANDBOX_AERIES_CERT' };
+        env = { SANDBOX_AERIES_CERT: fake.cert };
+        break;
+      }
+      case 'oneroster-csv':
+        await writeFiles(state, d, opts.dir);
+        connector = { kind: 'oneroster-csv', source: { type: 'folder', path: filesDir } };
+        break;
+      case 'eschoolplus':
+        await writeFiles(state, d, opts.dir);
+        connector = {
+          kind: 'eschoolplus',
+          source: { type: 'folder', path: filesDir },
+          files: { studentContacts: { name: 'REG_STU_CONTACT.txt' } },
+          format: { endOfRecordMarker: '#!#' },
+          links: 'student-contact',
+          relationCodes: ESCHOOL_RELATION_CODES,
+        };
+        break;
     }
-    case 'infinite-campus': {
-      const fake = await startFakeOneRoster(d, {
-        version: '1.2',
-        port,
-        clientId: 'sandbox-client',
-        clientSecret: 'sandbox-secret',
-      });
-      server = fake;
-      connector = {
-        kind: 'infinite-campus',
-        version: '1.2',
-        baseUrl: fake.baseUrl,
-        tokenUrl: fake.tokenUrl,
-        clientIdEnv: 'SANDBOX_IC_CLIENT_ID',
-        clientSecretEnv: 'SANDBOX_IC_CLIENT_SECRET',
-      };
-      env = { SANDBOX_IC_CLIENT_ID: fake.clientId, SANDBOX_IC_CLIENT_SECRET: fake.clientSecret };
-      break;
-    }
-    case 'skyward': {
-      const fake = await startFakeSkyward(d, {
-        port,
-        clientId: 'sandbox-client',
-        clientSecret: 'sandbox-secret',
-        username: 'sandbox-key',
-        password: 'sandbox-key-secret',
-      });
-      server = fake;
-      connector = {
-        kind: 'skyward',
-        api: 'lms',
-        baseUrl: fake.baseUrl,
-        clientIdEnv: 'SANDBOX_SKYWARD_CLIENT_ID',
-        clientSecretEnv: 'SANDBOX_SKYWARD_CLIENT_SECRET',
-        usernameEnv: 'SANDBOX_SKYWARD_API_KEY',
-        passwordEnv: 'SANDBOX_SKYWARD_API_SECRET',
-      };
-      env = {
-        SANDBOX_SKYWARD_CLIENT_ID: fake.clientId,
-        SANDBOX_SKYWARD_CLIENT_SECRET: fake.clientSecret,
-        SANDBOX_SKYWARD_API_KEY: fake.username,
-        SANDBOX_SKYWARD_API_SECRET: fake.password,
-      };
-      break;
-    }
-    case 'aeries': {
-      const fake = await startFakeAeries(d, { port });
-      server = fake;
-      connector = { kind: 'aeries', baseUrl: fake.url, certEnv: 'SANDBOX_AERIES_CERT' };
-      env = { SANDBOX_AERIES_CERT: fake.cert };
-      break;
-    }
-    case 'oneroster-csv':
-      await writeFiles(state, d, opts.dir);
-      connector = { kind: 'oneroster-csv', source: { type: 'folder', path: filesDir } };
-      break;
-    case 'eschoolplus':
-      await writeFiles(state, d, opts.dir);
-      connector = {
-        kind: 'eschoolplus',
-        source: { type: 'folder', path: filesDir },
-        files: { studentContacts: { name: 'REG_STU_CONTACT.txt' } },
-        format: { endOfRecordMarker: '#!#' },
-        links: 'student-contact',
-        relationCodes: ESCHOOL_RELATION_CODES,
-      };
-      break;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'EADDRINUSE')
+      throw new ConfigError(
+        `port ${port} on 127.0.0.1 is in use: is this sandbox already running? (another port: --port)`,
+      );
+    throw err;
   }
   const district: Record<string, unknown> = {
     id: districtId,

@@ -111,7 +111,14 @@ describe('sandbox: PowerSchool served from a persistent state', () => {
       reset: true,
     });
     expect(fresh.counts().students).toBe(40);
-    await fresh.close();
+    try {
+      const port = Number(new URL(fresh.location).port);
+      await expect(
+        startSandbox({ dir: join(tempDir(), 'other'), sis: 'powerschool', port }),
+      ).rejects.toThrow(`port ${port} on 127.0.0.1 is in use`);
+    } finally {
+      await fresh.close();
+    }
   });
 });
 
