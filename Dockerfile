@@ -1,5 +1,7 @@
 # guardian-sync worker image
-FROM node:20-bookworm-slim AS build
+# Node 24 (Active LTS). Supported range: package.json "engines" (20.19+, 22.13+, 24); .ci/run also
+# runs the demo under Node 24.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
@@ -8,7 +10,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules

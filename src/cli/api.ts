@@ -12,6 +12,7 @@ import {
   type ApiTokenEntry,
 } from '../config/api-tokens.js';
 import { parseEnv } from '../config/env.js';
+import { watchDistrictFiles } from '../config/reload.js';
 import { ConfigError, describeError } from '../errors.js';
 import { buildApiServer } from '../api/server.js';
 import { createLogger } from '../logger.js';
@@ -27,9 +28,10 @@ const SHUTDOWN_TIMEOUT_MS = 30000;
 export async function runApi(overrides: { port?: number; host?: string } = {}): Promise<void> {
   const env = parseEnv();
   const tokens = loadApiTokens(env.API_TOKENS, env.API_TOKENS_FILE);
-  const logger = createLogger(env.LOG_LEVEL);
+  const logger = createLogger(env.LOG_LEVEL, { format: env.LOG_FORMAT });
   const ctx = await createApp({ env, logger });
   const app = await buildApiServer(ctx, { tokens, bodyLimit: env.API_BODY_LIMIT });
+  const watcher = watchDistrictFiles(ctx); // districts added or changed: served without a restart
   const address = await app.listen({
     host: overrides.host ?? env.API_HOST,
     port: overrides.port ?? env.API_PORT,
@@ -48,6 +50,7 @@ export async function runApi(overrides: { port?: number; host?: string } = {}): 
       process.exit(1);
     }, SHUTDOWN_TIMEOUT_MS).unref();
     void (async () => {
+      watcher.close();
       try {
         await app.close();
       } catch (err) {

@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { pino } from 'pino';
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
+import { watchDistrictFiles } from '../config/reload.js';
 import { ConfigError, describeError, explainError } from '../errors.js';
 import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js';
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
@@ -22,6 +22,7 @@ import { runDemo } from './demo.js';
 import { registerHeldCommands } from './held.js';
 import { registerImportCommands } from './imports.js';
 import { registerActivationCommands } from './notifications.js';
+import { registerSandboxCommands } from './sandbox.js';
 import { formatRemap, formatRun, formatRunList } from './format.js';
 
 /** Parse a whole-number option; commander reports the option name on error. */
@@ -49,8 +50,10 @@ export const WAIT_EXIT_CODES: Record<string, number> = { failed: 1, 'needs-appro
 
 async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
   const env = parseEnv();
-  // Command output goes to stdout; logs go to stderr so the two never mix.
-  const logger = createLogger(env.LOG_LEVEL, pino.destination({ fd: 2, sync: true }));
+  // Command output goes to stdout; logs go to stderr so the two never mix. A command logs
+  // warnings and errors only, unless LOG_LEVEL is set (environment or .env).
+  const level = process.env.LOG_LEVEL ? env.LOG_LEVEL : 'warn';
+  const logger = createLogger(level, { format: env.LOG_FORMAT });
   const ctx = await createApp({ env, logger });
   try {
     return await fn(ctx);
@@ -71,7 +74,7 @@ export function buildProgram(): Command {
     .option('--concurrency <n>', 'apply jobs in parallel', intOption(1))
     .action(async (opts: { concurrency?: number }) => {
       const env = parseEnv();
-      const logger = createLogger(env.LOG_LEVEL);
+      const logger = createLogger(env.LOG_LEVEL, { format: env.LOG_FORMAT });
       const ctx = await createApp({ env, logger });
       try {
         // Fail at start, not at 2 a.m.: every district's secrets must be there now.
@@ -84,6 +87,8 @@ export function buildProgram(): Command {
       const schedules = await syncSchedules(ctx);
       await upsertWebhookSchedulers(ctx); // webhook sweep and change-log retention
       const running = startWorkers(ctx, { concurrency: opts.concurrency });
+      // District files added or changed later: reloaded, and the cron schedules follow.
+      watchDistrictFiles(ctx, { onReload: () => syncSchedules(ctx).then(() => undefined) });
       closeOnSignals(ctx, running);
       logger.info(
         { districts: [...ctx.districts.keys()], schedules: schedules.scheduled },
@@ -191,6 +196,7 @@ export function buildProgram(): Command {
   registerImportCommands(program, withApp);
   registerAuditCommands(program, withApp);
   registerHeldCommands(program, withApp);
+  registerSandboxCommands(program);
   return program;
 }
 

@@ -35,6 +35,11 @@ export const EnvSchema = z.object({
    */
   NOTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   LOG_LEVEL: LogLevel.default('info'),
+  /**
+   * Log lines on stderr: `json` (one object per line), `pretty` (human-readable), `auto`
+   * (pretty when stderr is a terminal, else JSON). src/logger.ts.
+   */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   /** Folder of district files. */
   DISTRICTS_DIR: z.string().min(1).default('config/districts'),
   /** Prefix of all BullMQ keys, so several deployments can share one Redis. */

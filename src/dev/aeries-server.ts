@@ -39,6 +39,8 @@ export interface FakeAeriesQuirks {
 
 /** Options of `startFakeAeries`. */
 export interface FakeAeriesOptions {
+  /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
+  port?: number;
   /** The certificate the server accepts. Default 32 hex characters `0123…cdef` × 2. */
   cert?: string;
   /** The server's local time zone as minutes from UTC (e.g. -420 for PDT). Default -420. */
@@ -369,7 +371,7 @@ export async function startFakeAeries(
     },
   );
 
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const address = app.server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${address.port}/aeries`,

@@ -44,6 +44,8 @@ export interface FakeOneRosterQuirks {
 }
 
 export interface FakeOneRosterOptions extends OneRosterViewOptions {
+  /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
+  port?: number;
   /** URL shapes: `infinite-campus` (default) or `plain`. */
   style?: 'infinite-campus' | 'plain';
   /** IC application name in the URLs. Default `guardiansync`. */
@@ -496,7 +498,7 @@ export async function startFakeOneRoster(
     return { [coll.key]: body };
   });
 
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const url = origin();
   roster.setHrefBase(`${url}${base}`);
   return {

@@ -51,6 +51,8 @@ export interface FakePowerSchoolQuirks {
 
 /** Options of `startFakePowerSchool`. */
 export interface FakePowerSchoolOptions {
+  /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
+  port?: number;
   /** Default 'demo-client'. */
   clientId?: string;
   /** Default 'demo-secret'. */
@@ -642,7 +644,7 @@ export async function startFakePowerSchool(
     return { name: POWERQUERY_NAME, record, '@extensions': '' };
   });
 
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const address = app.server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${address.port}`,

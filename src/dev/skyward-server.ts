@@ -29,6 +29,8 @@ import { generateSections, type SyntheticSections } from './section-generator.js
 import { countRequest, countStatus, FaultInjector } from './faults.js';
 
 export interface FakeSkywardOptions {
+  /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
+  port?: number;
   clientId?: string;
   clientSecret?: string;
   /** API key (password-grant username). */
@@ -387,7 +389,7 @@ export async function startFakeSkyward(
     };
   });
 
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const url = origin();
   return {
     url,

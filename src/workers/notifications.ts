@@ -3,6 +3,7 @@
  * Without `SMTP_URL` no worker starts and the jobs wait in the queue (nothing is dropped or
  * marked sent); the process logs a warning once.
  */
+import { hostname } from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job, type RedisOptions } from 'bullmq';
 import type { AppContext } from '../app.js';
 import { describeError, isRetryable } from '../errors.js';
@@ -11,7 +12,32 @@ import { createMailer, type Mailer } from '../notifications/smtp.js';
 import { QueueName } from './queues.js';
 
 /**
- * Workers for the `notifications` queue (zero or one): `[]` when `SMTP_URL` is not set.
+ * Redis hash (`<prefix>:status:notifications-no-smtp`) where each worker process running
+ * without `SMTP_URL` says so: field `<host>:<pid>`, value the epoch ms of its last refresh
+ * (every 30 s). The dashboard reads it to show why the queue has no worker.
+ */
+export const noSmtpKey = (prefix: string) => `${prefix}:status:notifications-no-smtp`;
+/** A `noSmtpKey` entry older than this (ms) belongs to a process that is gone. */
+export const NO_SMTP_FRESH_MS = 90_000;
+
+function announceNoSmtp(ctx: AppContext): void {
+  const key = noSmtpKey(ctx.prefix);
+  const field = `${hostname()}:${process.pid}`;
+  const refresh = () => {
+    ctx.redis
+      .multi()
+      .hset(key, field, String(Date.now()))
+      .pexpire(key, NO_SMTP_FRESH_MS * 2)
+      .exec()
+      .catch(() => undefined); // Redis errors are logged by the client's error handler
+  };
+  refresh();
+  setInterval(refresh, 30_000).unref();
+}
+
+/**
+ * Workers for the `notifications` queue (zero or one): `[]` when `SMTP_URL` is not set (the
+ * process then announces it under `noSmtpKey`).
  * `mailer` overrides the SMTP transport (tests). The mailer is closed with the worker.
  */
 export function notificationWorkers(
@@ -24,6 +50,7 @@ export function notificationWorkers(
     ctx.logger.warn(
       'SMTP_URL is not set: activation emails stay queued until a worker with SMTP_URL runs',
     );
+    announceNoSmtp(ctx);
     return [];
   }
   const mailer = opts.mailer ?? createMailer(url ?? '');

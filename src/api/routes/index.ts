@@ -5,6 +5,7 @@
  * `../auth.js`) and add one line below.
  */
 import { accessCodeRoutes } from './access-codes.js';
+import { adminRoutes } from './admin.js';
 import { associationRoutes } from './associations.js';
 import { auditRoutes } from './audit.js';
 import { changeRoutes } from './changes.js';
@@ -27,4 +28,5 @@ export const ROUTE_PLUGINS: readonly ApiRoutePlugin[] = [
   { name: 'associations', routes: associationRoutes },
   { name: 'audit', routes: auditRoutes },
   { name: 'changes', routes: changeRoutes },
+  { name: 'admin', routes: adminRoutes },
 ];
