@@ -22,6 +22,7 @@ import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
 import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
+import { EXCLUDED_PREFIX, exclusionCounts, uniqueRejects } from './rejects.js';
 import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
 
 /** Default BullMQ options per step: retries with exponential backoff and jitter. */
@@ -229,6 +230,7 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     districtId: p.districtId,
     connector: district.connector.kind,
     parentRole: district.policies.parentRole,
+    guardiansWithoutLogin: district.policies.guardiansWithoutLogin,
   };
   const plan = await ctx.store.reconcileChunk(
     p.districtId,
@@ -295,7 +297,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     steps[`finalize.${name}`] = now - stepStart;
     stepStart = now;
   };
-  const [seen, linkRemovals, counts, rejects, meta, activeStudentIds, activeSisParentIds] =
+  const [seen, linkRemovals, counts, pulledRejects, meta, activeStudentIds, activeSisParentIds] =
     await Promise.all([
       ctx.ledger.seen(runId),
       ctx.ledger.linkRemovals(runId),
@@ -305,6 +307,8 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       ctx.store.listActiveStudentIds(districtId),
       ctx.store.listActiveSisParentIds(districtId),
     ]);
+  // A guardian shared by siblings in two chunks is reported by both: keep each reject once.
+  const rejects = uniqueRejects(pulledRejects);
   step('read');
   // A delta, or a feed that does not list every guardian, removes nothing for absence.
   const decision = decideFinalize(
@@ -384,7 +388,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   const updated = await ctx.store.updateRun(runId, {
     status,
     finishedAt: finishedAt.toISOString(),
-    counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts]),
+    counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts, exclusionCounts(rejects)]),
     rejectCount: rejects.length,
     timings,
     held: held ? d : undefined,
@@ -447,7 +451,12 @@ async function runCounts(
 
 /** True for a count label that the change log already counts for a real run. */
 function isLoggedAction(entity: string, action: string): boolean {
-  return ROSTER_COUNT_ENTITIES.has(entity) && !/-(held|skipped)$/.test(action) && action !== 'held';
+  return (
+    ROSTER_COUNT_ENTITIES.has(entity) &&
+    !/-(held|skipped)$/.test(action) &&
+    action !== 'held' &&
+    !action.startsWith(EXCLUDED_PREFIX)
+  );
 }
 
 /** `counts` without the labels of held work (`*-held`, `held`). */

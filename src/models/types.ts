@@ -132,6 +132,11 @@ export interface Reject {
   kind?: 'rejected' | 'excluded' | undefined;
 }
 
+/** Which rejects `listRejects` returns: all (default), or one kind. */
+export interface RejectFilter {
+  kind?: 'rejected' | 'excluded' | undefined;
+}
+
 /** What applying one chunk changes. Computed purely by `planChunk`; written by the store. */
 export interface ChunkPlan {
   students: { action: StudentAction; record: StoredStudent }[];
@@ -270,6 +275,17 @@ export interface RosterStore {
   findActiveRun(districtId: string): Promise<SyncRun | undefined>;
   /** Newest first. */
   listRuns(districtId: string, limit: number): Promise<SyncRun[]>;
+  /** Append rejects and exclusions (their `kind` is kept; identical ones are stored once). */
   addRejects(runId: string, rejects: Reject[]): Promise<void>;
-  listRejects(runId: string, offset: number, limit: number): Promise<Reject[]>;
+  /**
+   * A page of a run's rejects and exclusions in insertion order; `filter.kind` keeps one kind
+   * (`rejected` includes records stored before kinds existed). `kind` is set on exclusions
+   * only (absent means `rejected`).
+   */
+  listRejects(
+    runId: string,
+    offset: number,
+    limit: number,
+    filter?: RejectFilter,
+  ): Promise<Reject[]>;
 }

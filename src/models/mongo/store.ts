@@ -65,6 +65,7 @@ import {
   type ParentAccount,
   type ParentUpdate,
   type Reject,
+  type RejectFilter,
   type RosterStore,
   type StoreHandle,
   type StoredStudent,
@@ -256,7 +257,12 @@ export function runFromDoc(d: Lean<RunDoc>): SyncRun {
 
 /** Map a lean reject document to `Reject`. */
 export function rejectFromDoc(d: Lean<RejectDoc>): Reject {
-  return { entity: d.entity, recordId: d.recordId, reason: d.reason };
+  return {
+    entity: d.entity,
+    recordId: d.recordId,
+    reason: d.reason,
+    ...(d.kind === 'excluded' ? { kind: 'excluded' as const } : {}),
+  };
 }
 
 // --- mapping: plan → bulk operations (pure; unit-tested without a server) ---------------
@@ -950,6 +956,7 @@ export class MongoRosterStore implements RosterStore {
           entity: r.entity,
           recordId: r.recordId,
           reason: r.reason,
+          kind: r.kind ?? 'rejected',
         },
       },
     }));
@@ -960,11 +967,20 @@ export class MongoRosterStore implements RosterStore {
     }
   }
 
-  /** A page of a run's rejects in insertion order. */
-  async listRejects(runId: string, offset: number, limit: number): Promise<Reject[]> {
+  /** A page of a run's rejects in insertion order, optionally of one `kind` only. */
+  async listRejects(
+    runId: string,
+    offset: number,
+    limit: number,
+    filter: RejectFilter = {},
+  ): Promise<Reject[]> {
     if (limit <= 0) return [];
+    // Documents stored before kinds existed have none: they are `rejected`.
+    const query: mongoose.QueryFilter<RejectDoc> = { runId };
+    if (filter.kind === 'excluded') query.kind = 'excluded';
+    else if (filter.kind === 'rejected') query.kind = { $ne: 'excluded' };
     const docs = await this.m.rejects
-      .find({ runId })
+      .find(query)
       .sort({ seq: 1 })
       .skip(Math.max(0, offset))
       .limit(limit)

@@ -42,6 +42,7 @@ import {
   type ParentSource,
   type ParentUpdate,
   type Reject,
+  type RejectFilter,
   type RosterStore,
   type StoreHandle,
   type RunStatus,
@@ -176,6 +177,13 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE sync_runs ADD COLUMN decided_by TEXT;
   ALTER TABLE sync_runs ADD COLUMN decided_at TEXT;
   `,
+  // 3: a reject may be an exclusion (a valid record left out by a rule; docs/decisions/0005).
+  `
+  ALTER TABLE run_rejects ADD COLUMN kind TEXT NOT NULL DEFAULT 'rejected'
+    CHECK (kind IN ('rejected', 'excluded'));
+  -- listRejects filtered by kind, in insertion order
+  CREATE INDEX run_rejects_kind ON run_rejects (run_id, kind, seq);
+  `,
 ];
 
 /** Options of the SQLite store. */
@@ -208,6 +216,7 @@ interface RejectRow {
   entity: string;
   record_id: string;
   reason: string;
+  kind: string;
 }
 
 type Params = Record<string, string | number | null>;
@@ -341,10 +350,13 @@ export const SQL = {
     ORDER BY created_at DESC, rowid DESC LIMIT ?`,
   runDistrict: `SELECT district_id FROM sync_runs WHERE id = ?`,
   maxRejectSeq: `SELECT coalesce(max(seq), 0) AS n FROM run_rejects WHERE run_id = ?`,
-  insertReject: `INSERT INTO run_rejects (run_id, district_id, seq, entity, record_id, reason)
-    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, entity, record_id, reason) DO NOTHING`,
-  listRejects: `SELECT entity, record_id, reason FROM run_rejects WHERE run_id = ?
+  insertReject: `INSERT INTO run_rejects (run_id, district_id, seq, entity, record_id, reason,
+      kind)
+    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, entity, record_id, reason) DO NOTHING`,
+  listRejects: `SELECT entity, record_id, reason, kind FROM run_rejects WHERE run_id = ?
     ORDER BY seq LIMIT ? OFFSET ?`,
+  listRejectsOfKind: `SELECT entity, record_id, reason, kind FROM run_rejects
+    WHERE run_id = ? AND kind = ? ORDER BY seq LIMIT ? OFFSET ?`,
 } as const;
 
 type SqlName = keyof typeof SQL;
@@ -873,24 +885,42 @@ export class SqliteRosterStore implements RosterStore {
           let seq = this.stmt('maxRejectSeq').pluck().get(runId) as number;
           const insert = this.stmt('insertReject');
           for (const r of rejects) {
-            seq += insert.run(runId, districtId, seq + 1, r.entity, r.recordId, r.reason).changes;
+            seq += insert.run(
+              runId,
+              districtId,
+              seq + 1,
+              r.entity,
+              r.recordId,
+              r.reason,
+              r.kind ?? 'rejected',
+            ).changes;
           }
         })
         .immediate();
     });
   }
 
-  /** A page of a run's rejects in insertion order. */
-  listRejects(runId: string, offset: number, limit: number): Promise<Reject[]> {
-    return this.run(() =>
-      (
-        this.stmt('listRejects').all(runId, Math.max(0, limit), Math.max(0, offset)) as RejectRow[]
-      ).map(r => ({
+  /** A page of a run's rejects in insertion order, optionally of one `kind` only. */
+  listRejects(
+    runId: string,
+    offset: number,
+    limit: number,
+    filter: RejectFilter = {},
+  ): Promise<Reject[]> {
+    return this.run(() => {
+      const page = [Math.max(0, limit), Math.max(0, offset)];
+      const rows = (
+        filter.kind
+          ? this.stmt('listRejectsOfKind').all(runId, filter.kind, ...page)
+          : this.stmt('listRejects').all(runId, ...page)
+      ) as RejectRow[];
+      return rows.map(r => ({
         entity: r.entity as Reject['entity'],
         recordId: r.record_id,
         reason: r.reason,
-      })),
-    );
+        ...(r.kind === 'excluded' ? { kind: 'excluded' as const } : {}),
+      }));
+    });
   }
 
   // --- internals ----------------------------------------------------------------------
