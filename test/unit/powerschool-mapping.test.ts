@@ -443,7 +443,10 @@ describe('buildPowerSchoolChunk', () => {
   it('an unlinked invalid contact does not matter; contactsComplete=false is passed on', () => {
     const contacts = [contact(5002, [{ dcid: 1001, canAccessData: false }], { lastName: null })];
     const a = buildPowerSchoolChunk({ students, contacts, policy: DEFAULT_POLICY, asOf: ASOF });
-    expect(a.rejects).toEqual([]);
+    // not a reject (its invalid name never matters), but listed as left out by the policy
+    expect(a.rejects).toEqual([
+      { entity: 'relationship', recordId: '5002->1001', reason: 'no data access', kind: 'excluded' },
+    ]);
     expect(a.chunk.relationshipsSupplied).toBe(true);
     const b = buildPowerSchoolChunk({
       students,

@@ -1033,6 +1033,20 @@ export class MongoRosterStore implements RosterStore {
             .find({ districtId, studentSourcedId: { $in: studentIds } }, null, { session })
             .sort({ parentId: 1, studentSourcedId: 1, origin: 1 })
             .lean<Lean<LinkDoc>[]>();
+    // Accounts `sis`-linked to the chunk's students that no key matched (a re-keyed contact:
+    // the planner may match it by name and student). Usually none: nothing more is read.
+    const loaded = new Set(parents.map(p => p.id));
+    const linkedOnly = unique(
+      links.filter(l => l.origin === 'sis' && !loaded.has(l.parentId)).map(l => l.parentId),
+    );
+    for (const ids of chunked(linkedOnly, IN_BATCH)) {
+      parents.push(
+        ...(await this.m.parents
+          .find({ districtId, id: { $in: ids } }, null, { session })
+          .sort({ id: 1 })
+          .lean<Lean<ParentDoc>[]>()),
+      );
+    }
     return {
       students: students.map(studentFromDoc),
       parents: parents.map(parentFromDoc),

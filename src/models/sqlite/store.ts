@@ -1002,6 +1002,21 @@ export class SqliteRosterStore implements RosterStore {
       uniqueIds: uniqueJson(keys.guardianUniqueIds),
       emails: uniqueJson(keys.emailsNormalized),
     }) as ParentRow[];
+    const links = (this.stmt('loadLinks').all({ districtId, keys: studentIds }) as LinkRow[]).map(
+      toLink,
+    );
+    // Accounts `sis`-linked to the chunk's students that no key matched (a re-keyed contact:
+    // the planner may match it by name and student). Usually none: nothing more is read.
+    const loaded = new Set(parentRows.map(r => r.id));
+    const linkedOnly = [
+      ...new Set(
+        links.filter(l => l.origin === 'sis' && !loaded.has(l.parentId)).map(l => l.parentId),
+      ),
+    ];
+    if (linkedOnly.length > 0)
+      parentRows.push(
+        ...(this.stmt('parentsByIds').all({ districtId, keys: json(linkedOnly) }) as ParentRow[]),
+      );
     const sources =
       parentRows.length === 0
         ? new Map<string, ParentSource[]>()
@@ -1012,9 +1027,6 @@ export class SqliteRosterStore implements RosterStore {
             }) as SourceRow[],
           );
     const parents = parentRows.map(r => toParent(r, sources.get(r.id) ?? []));
-    const links = (this.stmt('loadLinks').all({ districtId, keys: studentIds }) as LinkRow[]).map(
-      toLink,
-    );
     return { students, parents, links };
   }
 
