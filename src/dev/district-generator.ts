@@ -31,7 +31,8 @@ export interface PsStudentRow {
   last_name: string;
   /** 0 = kindergarten … 12. */
   grade_level: number;
-  enroll_status: 'A' | 'T' | 'G';
+  /** `P`: pre-registered (set by tests; the generator makes A, T and G). */
+  enroll_status: 'A' | 'P' | 'T' | 'G';
   /** School DCID. */
   school_id: number;
   school_number: number;
