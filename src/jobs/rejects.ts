@@ -95,3 +95,15 @@ export function exclusionCounts(
   }
   return out;
 }
+
+/** `counts` without the exclusion labels (`excluded:<reason>`): only what the run changed or held. */
+export function withoutExclusions(
+  counts: Record<string, Record<string, number>>,
+): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const [entity, actions] of Object.entries(counts)) {
+    const kept = Object.entries(actions).filter(([a]) => !a.startsWith(EXCLUDED_PREFIX));
+    if (kept.length) out[entity] = Object.fromEntries(kept);
+  }
+  return out;
+}
