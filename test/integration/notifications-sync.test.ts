@@ -47,6 +47,8 @@ describe('sync → activation emails', () => {
           portalBaseUrl: 'https://portal.test/activate',
           from: 'no-reply@test-district.example',
         },
+        // accounts without email are created (and get no email): what this file checks
+        policies: { guardiansWithoutLogin: 'create' },
       },
     });
   });
