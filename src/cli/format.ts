@@ -32,7 +32,7 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
   }
   const excluded = rejectTotal(run, 'excluded');
   lines.push(
-    `rejects  ${run.rejectCount - excluded}` +
+    `rejects  ${run.rejectCount}` +
       (excluded ? `  excluded ${excluded} (guardian-sync rejects ${run.id} --kind excluded)` : ''),
   );
   if (run.held)

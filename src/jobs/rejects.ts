@@ -56,16 +56,17 @@ export function rejectsCsv(
 }
 
 /**
- * How many stored records of `kind` a run has: exclusions are counted per reason in the run's
- * counts (`excluded:<reason>` labels), rejects are the rest of `rejectCount`.
+ * How many stored records of `kind` a run has: `rejectCount` counts the rejects (records
+ * refused), exclusions are counted per reason in the run's counts (`excluded:<reason>`);
+ * no kind gives both.
  */
 export function rejectTotal(run: SyncRun, kind: RejectFilter['kind']): number {
-  if (kind === undefined) return run.rejectCount;
   let excluded = 0;
   for (const actions of Object.values(run.counts))
     for (const [action, n] of Object.entries(actions))
       if (action.startsWith(EXCLUDED_PREFIX)) excluded += n;
-  return kind === 'excluded' ? excluded : Math.max(0, run.rejectCount - excluded);
+  if (kind === 'excluded') return excluded;
+  return kind === 'rejected' ? run.rejectCount : run.rejectCount + excluded;
 }
 
 /** Rejects without repeats (same kind, entity, record id and reason), in first-seen order. */

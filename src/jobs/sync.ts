@@ -389,7 +389,8 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     status,
     finishedAt: finishedAt.toISOString(),
     counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts, exclusionCounts(rejects)]),
-    rejectCount: rejects.length,
+    // records refused; exclusions are counted per reason in `counts` (`excluded:<reason>`)
+    rejectCount: rejects.filter(r => r.kind !== 'excluded').length,
     timings,
     held: held ? d : undefined,
     error: held
