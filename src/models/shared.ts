@@ -2,7 +2,15 @@
  * Small, store-independent helpers shared by the SQLite and MongoDB adapters, so both
  * interpret plans, patches and run states the same way (the contract suite checks it).
  */
-import type { ChunkPlan, ParentUpdate, RunStatus, SyncRun, SyncRunPatch } from './types.js';
+import type {
+  ChunkKeys,
+  ChunkPlan,
+  ParentAccount,
+  ParentUpdate,
+  RunStatus,
+  SyncRun,
+  SyncRunPatch,
+} from './types.js';
 
 /** Run statuses that hold the district's single "active run" slot (invariant 3). */
 export const ACTIVE_RUN_STATUSES: readonly RunStatus[] = ['queued', 'running'];
@@ -95,5 +103,23 @@ export function applyRunPatch(run: SyncRun, patch: SyncRunPatch): SyncRun {
 export function chunked<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Ids of loaded `sis` accounts whose first (field-owning) source is not one of the chunk's
+ * guardians (`keys.connector` + `keys.guardianSourcedIds`): the store loads their other
+ * active `sis` links (`ChunkState.accountLinks`) so the planner can tell a dead owning
+ * source from one that is alive in another chunk. Usually none.
+ */
+export function ownerlessParentIds(parents: readonly ParentAccount[], keys: ChunkKeys): string[] {
+  let guardians: Set<string> | undefined;
+  const out: string[] = [];
+  for (const p of parents) {
+    const first = p.sources[0];
+    if (p.origin !== 'sis' || !first || first.connector !== keys.connector) continue;
+    guardians ??= new Set(keys.guardianSourcedIds);
+    if (!guardians.has(first.sourcedId)) out.push(p.id);
+  }
   return out;
 }

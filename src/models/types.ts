@@ -92,6 +92,13 @@ export interface ChunkState {
   parents: ParentAccount[];
   /** All links (any origin, any status) of the chunk's students. */
   links: GuardianLink[];
+  /**
+   * Active `sis` links to students outside the chunk of the loaded `sis` accounts whose first
+   * (field-owning) source is not one of the chunk's guardians; absent when there are none.
+   * The planner hands field ownership to a live source only when the account has no student
+   * outside the chunk (docs/decisions/0005).
+   */
+  accountLinks?: GuardianLink[] | undefined;
 }
 
 /** A field-level change to an existing parent account. */

@@ -13,6 +13,7 @@ import type {
   ChunkState,
   GuardianLink,
   ParentAccount,
+  ParentSource,
   ParentUpdate,
   StoredStudent,
 } from '../models/types.js';
@@ -129,10 +130,12 @@ interface Working {
  * Plan one chunk.
  *
  * Identity (invariant 7): known (connector, sourcedId) → same uniqueId → same normalized
- * email when exactly one account has it → create. An email shared by two or more accounts
- * is ambiguous: the guardian is rejected, never guessed. Account fields are owned by the
- * account's first source; a second SIS entry of the same person (matched by email) adds
- * its source and links but does not flip fields back and forth on every run. Fields in
+ * email when exactly one account has it → same normalized name already linked to one of the
+ * guardian's students (`nameCandidates`) → create (or exclude: no login identifier). An email
+ * shared by two or more accounts is ambiguous: the guardian is rejected, never guessed.
+ * Account fields are owned by the account's first source (`fieldOwner`: a live source takes
+ * over when the first one is gone); a second SIS entry of the same person (matched by email)
+ * adds its source and links but does not flip fields back and forth on every run. Fields in
  * `lockedFields`, and every field of accounts sync did not create, are never overwritten.
  *
  * Links: only `sis` links are added/reactivated/removed. Removals are returned as
@@ -296,11 +299,11 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
       w.update.set.status = 'active';
       w.action = 'reactivate';
     }
-    const primary = w.account.sources[0];
+    const owner = fieldOwner(w);
     const ownsFields =
       w.account.origin === 'sis' &&
-      primary?.connector === ctx.connector &&
-      primary.sourcedId === g.sourcedId;
+      owner?.connector === ctx.connector &&
+      owner.sourcedId === g.sourcedId;
     if (ownsFields) updateOwnedFields(w, g, email, byEmail, plan);
   }
 
@@ -339,6 +342,25 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
       }
     }
     return [...out.values()];
+  }
+
+  /**
+   * The source whose values an account's fields follow: its first source, unless that source
+   * is gone — not a guardian of this chunk although the chunk's relationships are complete,
+   * and every active `sis` link of the account is to a student of this chunk (so the source,
+   * were it alive for one of the account's students, would be here). Then the first of the
+   * account's sources that is in the chunk takes over (a contact re-keyed by the SIS). The
+   * rule depends on the snapshot only, so the fields never flip between runs or chunks.
+   */
+  function fieldOwner(w: Working): ParentSource | undefined {
+    const first = w.account.sources[0];
+    const live = (s: ParentSource) =>
+      s.connector === ctx.connector && chunkGuardianIds.has(s.sourcedId);
+    if (!first || live(first) || first.connector !== ctx.connector) return first;
+    if (!chunk.relationshipsSupplied) return first;
+    for (const l of state.accountLinks ?? [])
+      if (l.parentId === w.account.id && !chunkStudents.has(l.studentSourcedId)) return first;
+    return w.account.sources.find(live) ?? first;
   }
 
   for (const w of working.values()) {

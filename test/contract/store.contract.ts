@@ -222,6 +222,46 @@ export function runStoreContract(
     });
 
     describe('reconcileChunk', () => {
+      it('loads the other active sis links of accounts whose first source is not in the chunk', async () => {
+        await apply(
+          plan({
+            students: ['s1', 's2', 's3'].map(id => ({
+              action: 'create' as const,
+              record: student(id),
+            })),
+            parentCreates: [
+              parent('p1', { sources: [{ connector: PS, sourcedId: 'g-old' }] }),
+              parent('p2', { sources: [{ connector: PS, sourcedId: 'g2' }] }),
+            ],
+            links: [
+              { action: 'add', link: link('p1', 's1') },
+              { action: 'add', link: link('p1', 's2') },
+              { action: 'add', link: link('p1', 's3', { origin: 'manual' }) },
+              { action: 'add', link: link('p2', 's1') },
+              { action: 'add', link: link('p2', 's2') },
+            ],
+          }),
+          keys({ studentSourcedIds: ['s1', 's2', 's3'], guardianSourcedIds: ['g-old', 'g2'] }),
+        );
+        const s = spy(plan({}));
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1'], guardianSourcedIds: ['g-new', 'g2'] }),
+          s.planner,
+          { dryRun: true },
+        );
+        // p1's owning source g-old is not in the chunk: its sis link to s2 is loaded; p2's is not
+        expect(s.states[0]?.accountLinks?.map(linkKey)).toEqual(['p1|s2|sis|active']);
+        const none = spy(plan({}));
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1'], guardianSourcedIds: ['g-old', 'g2'] }),
+          none.planner,
+          { dryRun: true },
+        );
+        expect(none.states[0]?.accountLinks).toBeUndefined();
+      });
+
       it('loads accounts sis-linked to the chunk’s students even when no key matches them', async () => {
         await apply(
           plan({

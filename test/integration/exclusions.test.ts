@@ -251,6 +251,42 @@ describe('PowerSchool: a contact re-keyed without an email (issue 18 §2)', () =
   });
 });
 
+describe('PowerSchool: a contact re-keyed with the same email (issue 18 §2)', () => {
+  let h: Harness;
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('is matched, and the live contact takes over the fields (the new phone is applied)', async () => {
+    h = await startHarness({ students: 60, seed: 61 });
+    const s = addStudent(h.sis, h.sis.schools[0]?.id ?? 0);
+    const g = addGuardian(h.sis, s.id);
+    g.phone = '(555) 010-0001';
+    const first = await h.sync();
+    expect(first.run.status).toBe('succeeded');
+    const [account] = (await h.store.getParents(h.districtId)).filter(p =>
+      hasSource(p, String(g.contactId)),
+    );
+    expect(account?.phone).toBe('(555) 010-0001');
+
+    const oldId = g.contactId;
+    g.contactId = h.sis.nextId();
+    g.phone = '(555) 010-0002';
+    touchDistrict(h.sis);
+    const second = await h.sync();
+    expect(second.run.status).toBe('succeeded');
+    const mine = (await h.store.getParents(h.districtId)).filter(
+      p => hasSource(p, String(g.contactId)) || hasSource(p, String(oldId)),
+    );
+    expect(mine.map(p => [p.id, p.status, p.phone])).toEqual([
+      [account?.id, 'active', '(555) 010-0002'],
+    ]);
+    // and it stays so: a resync changes nothing
+    const third = await h.sync();
+    expect(third.writes).toBe(0);
+  });
+});
+
 describe('Infinite Campus (OneRoster): disabled guardians (issue 18 §3)', () => {
   let sis: SyntheticDistrict;
   let fake: FakeOneRoster;

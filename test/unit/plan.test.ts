@@ -385,12 +385,13 @@ describe('planChunk: guardian identity without email, login identifiers (issue 1
     );
     expect(plan.parentCreates).toEqual([]);
     expect(plan.guardianAccounts).toEqual({ 'c-bbb': 'A' });
+    // the old contact is gone from this complete chunk: the live one owns the fields now
     expect(plan.parentUpdates).toEqual([
       {
-        action: 'match',
+        action: 'update',
         update: {
           id: 'A',
-          set: {},
+          set: { givenName: ' mira ', familyName: 'OKAFOR', sisRole: 'parent' },
           addSources: [{ connector: 'powerschool', sourcedId: 'c-bbb' }],
         },
       },
@@ -488,5 +489,65 @@ describe('planChunk: guardian identity without email, login identifiers (issue 1
     const created = planChunk(c, empty, { ...ctx, guardiansWithoutLogin: 'create' });
     expect(created.parentCreates).toHaveLength(1);
     expect(created.rejects).toEqual([]);
+  });
+
+  it('a re-keyed contact with the same email takes over the fields once the old one is gone', () => {
+    const withEmail = {
+      ...old,
+      email: 'mira@example.org',
+      emailNormalized: 'mira@example.org',
+      phone: '555-0100',
+    };
+    const g = guardian('c-bbb', {
+      givenName: 'Mira',
+      familyName: 'Okafor',
+      email: 'Mira@example.org',
+      phone: '555-0199',
+    });
+    const c = chunk({ students: [S], guardians: [g], relationships: [rel('c-bbb', 'S-500')] });
+    const plan = planChunk(c, state({ parents: [withEmail] }), ctx);
+    expect(plan.parentUpdates).toEqual([
+      {
+        action: 'update',
+        update: {
+          id: 'A',
+          set: { phone: '555-0199', sisRole: 'parent' },
+          addSources: [{ connector: 'powerschool', sourcedId: 'c-bbb' }],
+        },
+      },
+    ]);
+    // not while the account has a student outside this chunk (the old contact may be alive
+    // there: one person entered once per sibling), nor when the chunk's links are partial
+    const elsewhere = planChunk(
+      c,
+      state({ parents: [withEmail], accountLinks: [link('A', { studentSourcedId: 'S-777' })] }),
+      ctx,
+    );
+    expect(elsewhere.parentUpdates.map(u => u.update.set)).toEqual([{}]);
+    const partial = planChunk(
+      { ...c, relationshipsSupplied: false },
+      state({ parents: [withEmail] }),
+      ctx,
+    );
+    expect(partial.parentUpdates.map(u => u.update.set)).toEqual([{}]);
+    // the old contact still in the chunk keeps the fields
+    const both = planChunk(
+      chunk({
+        students: [S],
+        guardians: [
+          guardian('c-aaa', {
+            givenName: 'Mira',
+            familyName: 'Okafor',
+            email: 'mira@example.org',
+            phone: '555-0100',
+          }),
+          g,
+        ],
+        relationships: [rel('c-aaa', 'S-500'), rel('c-bbb', 'S-500')],
+      }),
+      state({ parents: [withEmail] }),
+      ctx,
+    );
+    expect(both.parentUpdates.map(u => u.update.set)).toEqual([{ sisRole: 'parent' }]);
   });
 });

@@ -52,6 +52,7 @@ import {
   assertPlanInDistrict,
   chunked,
   isActiveRunStatus,
+  ownerlessParentIds,
   parentUpdateEntries,
 } from '../shared.js';
 import {
@@ -1047,11 +1048,29 @@ export class MongoRosterStore implements RosterStore {
           .lean<Lean<ParentDoc>[]>()),
       );
     }
-    return {
+    const state: ChunkState = {
       students: students.map(studentFromDoc),
       parents: parents.map(parentFromDoc),
       links: links.map(linkFromDoc),
     };
+    const owners = ownerlessParentIds(state.parents, keys);
+    if (owners.length === 0) return state;
+    const inChunk = new Set(studentIds);
+    const accountLinks: GuardianLink[] = [];
+    for (const ids of chunked(owners, IN_BATCH)) {
+      const docs = await this.m.links
+        .find(
+          { districtId, parentId: { $in: ids }, origin: 'sis' as const, status: 'active' as const },
+          null,
+          {
+            session,
+          },
+        )
+        .sort({ parentId: 1, studentSourcedId: 1 })
+        .lean<Lean<LinkDoc>[]>();
+      for (const d of docs) if (!inChunk.has(d.studentSourcedId)) accountLinks.push(linkFromDoc(d));
+    }
+    return accountLinks.length ? { ...state, accountLinks } : state;
   }
 
   /**

@@ -27,6 +27,7 @@ import {
   applyRunPatch,
   assertPlanInDistrict,
   isActiveRunStatus,
+  ownerlessParentIds,
   parentUpdateEntries,
   type ParentUpdateField,
 } from '../shared.js';
@@ -252,6 +253,10 @@ export const SQL = {
   loadSources: `SELECT s.parent_id, s.connector, s.sourced_id
     FROM json_each(@keys) AS k CROSS JOIN parent_sources AS s
     ON s.district_id = @districtId AND s.parent_id = k.value ORDER BY s.rowid`,
+  accountLinks: `SELECT l.* FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
+    ON l.district_id = @districtId AND l.parent_id = k.value
+    WHERE l.origin = 'sis' AND l.status = 'active'
+    ORDER BY l.parent_id, l.student_sourced_id`,
   loadLinks: `SELECT l.* FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
     ON l.district_id = @districtId AND l.student_sourced_id = k.value
     ORDER BY l.parent_id, l.student_sourced_id, l.origin`,
@@ -1027,7 +1032,17 @@ export class SqliteRosterStore implements RosterStore {
             }) as SourceRow[],
           );
     const parents = parentRows.map(r => toParent(r, sources.get(r.id) ?? []));
-    return { students, parents, links };
+    const owners = ownerlessParentIds(parents, keys);
+    if (owners.length === 0) return { students, parents, links };
+    const inChunk = new Set(keys.studentSourcedIds);
+    const accountLinks = (
+      this.stmt('accountLinks').all({ districtId, keys: json(owners) }) as LinkRow[]
+    )
+      .map(toLink)
+      .filter(l => !inChunk.has(l.studentSourcedId));
+    return accountLinks.length
+      ? { students, parents, links, accountLinks }
+      : { students, parents, links };
   }
 
   /** Write a plan inside the caller's transaction; returns roster rows changed. */
