@@ -119,6 +119,11 @@ export const RejectItem = z
     entity: z.string(),
     recordId: z.string().describe('SIS record id or file row'),
     reason: z.string(),
+    kind: z
+      .enum(['rejected', 'excluded'])
+      .describe(
+        '`rejected`: the record failed validation; `excluded`: a valid record a rule or district policy left out (`reason` names the rule)',
+      ),
   })
   .meta({ id: 'Reject' });
 

@@ -1,4 +1,5 @@
 /** Plain-text rendering of runs for the CLI and the demo. */
+import { EXCLUDED_PREFIX, rejectTotal } from '../jobs/rejects.js';
 import type { RunDeferredStudent, SyncRun } from '../models/types.js';
 
 /** A run summary: status, timings, and a table of counts per entity and action. */
@@ -31,7 +32,11 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
       lines.push(`  ${e.padEnd(8)} ${parts.join(', ')}`);
     }
   }
-  lines.push(`rejects  ${run.rejectCount}`);
+  const excluded = rejectTotal(run, 'excluded');
+  lines.push(
+    `rejects  ${run.rejectCount}` +
+      (excluded ? `  excluded ${excluded} (guardian-sync rejects ${run.id} --kind excluded)` : ''),
+  );
   if (run.held)
     lines.push(
       `held     ${run.held.students} students, ${run.held.parents} parents, ${run.held.links} links await approval (guardian-sync held ${run.id})`,
@@ -58,14 +63,16 @@ export function formatRunList(runs: SyncRun[]): string {
   if (!runs.length) return 'no runs yet';
   return runs
     .map(r => {
-      // Changes made; held or skipped deactivations are shown apart (`held:` / `skipped:`).
+      // Changes made; held or skipped deactivations and exclusions are shown apart.
       const made: string[] = [];
       let held = 0;
       let skipped = 0;
+      let excluded = 0;
       for (const [e, actions] of Object.entries(r.counts)) {
         let n = 0;
         for (const [a, k] of Object.entries(actions)) {
-          if (a.endsWith('-held')) held += k;
+          if (a.startsWith(EXCLUDED_PREFIX)) excluded += k;
+          else if (a.endsWith('-held')) held += k;
           else if (a.endsWith('-skipped')) skipped += k;
           else n += k;
         }
@@ -73,6 +80,7 @@ export function formatRunList(runs: SyncRun[]): string {
       }
       if (held) made.push(`held:${held}`);
       if (skipped) made.push(`skipped:${skipped}`);
+      if (excluded) made.push(`excluded:${excluded}`);
       const c = made.join(' ');
       const wait =
         r.waiting && waitingLine(r)?.startsWith('waiting')

@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 /**
- * `guardian-sync` command line: worker, sync, runs, remap, approve, discard, demo.
+ * `guardian-sync` command line: worker, sync, runs, run, rejects, remap, approve, discard, demo.
  * Configuration errors exit with status 2 and a message naming each bad variable or key.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { pipeline } from 'node:stream/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
 import { watchDistrictFiles } from '../config/reload.js';
 import { ConfigError, describeError, explainError } from '../errors.js';
 import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js';
+import { rejectsCsv } from '../jobs/rejects.js';
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
 import { createLogger } from '../logger.js';
 import { closeOnSignals, startWorkers, syncSchedules } from '../workers/index.js';
@@ -158,6 +160,24 @@ export function buildProgram(): Command {
         const totals = await ctx.store.countDeferredStudents(runId);
         const rows = await ctx.store.listDeferredStudents(runId, { onlyRemapped: true });
         console.log(formatRemap(run, totals, rows));
+      });
+    });
+
+  program
+    .command('rejects <runId>')
+    .description(
+      "list a run's rejects (records refused) and exclusions (records left out by a rule) as CSV",
+    )
+    .addOption(
+      new Option('--kind <kind>', 'only one kind').choices(['rejected', 'excluded'] as const),
+    )
+    .action(async (runId: string, opts: { kind?: 'rejected' | 'excluded' }) => {
+      await withApp(async ctx => {
+        const run = await ctx.store.getRun(runId);
+        if (!run) throw new ConfigError(`no run ${runId}`);
+        await pipeline(rejectsCsv(ctx.store, run.id, { kind: opts.kind }), process.stdout, {
+          end: false,
+        });
       });
     });
 

@@ -131,6 +131,19 @@ export const DistrictPolicies = z.strictObject({
    * are skipped (`no-sync`) or run add-only (`add-only`), e.g. the summer rollover.
    */
   freezeWindows: z.array(FreezeWindow).default([]),
+  /**
+   * A guardian with no login identifier (no email, no username/uniqueId) could never sign in:
+   * `exclude` (default) creates no account for it (counted and listed as the exclusion
+   * `no email or username`; its students stay unlinked and get Parent Access Codes);
+   * `create` creates the account anyway (e.g. the platform signs such parents in another way).
+   */
+  guardiansWithoutLogin: z.enum(['exclude', 'create']).default('exclude'),
+  /**
+   * Students pre-registered in the SIS (PowerSchool `enroll_status` P): `exclude` (default)
+   * leaves them, and so their guardians' access, out until they enrol (counted and listed as
+   * `pre-registered student`); `include` syncs them as active students.
+   */
+  preRegisteredStudents: z.enum(['exclude', 'include']).default('exclude'),
 });
 export type DistrictPolicies = z.infer<typeof DistrictPolicies>;
 
@@ -181,6 +194,8 @@ export const DistrictConfig = z.strictObject({
     includeRelatives: false,
     addOnly: false,
     freezeWindows: [],
+    guardiansWithoutLogin: 'exclude',
+    preRegisteredStudents: 'exclude',
   }),
   /** Activation emails (src/config/notifications.ts); absent: no emails for this district. */
   notifications: NotificationSettings.optional(),

@@ -53,6 +53,7 @@ export function createConnector(
         clientId: secretFromEnv(env, district.id, cfg.clientIdEnv),
         clientSecret: secretFromEnv(env, district.id, cfg.clientSecretEnv),
         logger: log,
+        preRegisteredStudents: district.policies.preRegisteredStudents,
         ...overrides.powerschool,
       });
     case 'aeries':

@@ -31,7 +31,8 @@ export interface PsStudentRow {
   last_name: string;
   /** 0 = kindergarten … 12. */
   grade_level: number;
-  enroll_status: 'A' | 'T' | 'G';
+  /** `P`: pre-registered (set by tests; the generator makes A, T and G). */
+  enroll_status: 'A' | 'P' | 'T' | 'G';
   /** School DCID. */
   school_id: number;
   school_number: number;
@@ -95,6 +96,11 @@ export interface GenerateDistrictOptions {
 export interface RosterPolicy {
   requireDataAccess: boolean;
   requireCustodial: boolean;
+  /**
+   * District policy `guardiansWithoutLogin`: a person with no email (no login identifier)
+   * gets no account and no links when true (default, like the product's default `exclude`).
+   */
+  requireLogin?: boolean | undefined;
 }
 
 /** Ground truth of what a correct sync produces. */
@@ -856,7 +862,8 @@ export function addStudent(d: SyntheticDistrict, schoolId: number): PsStudentRow
  * What a correct sync of `d` yields under `policy`, from the generator's ground truth
  * (`personKey`), not from a mapper. A link counts when its student is active ('A'), its
  * detail is active, and — when the policy requires — it grants data access / custody.
- * Emergency-only contacts never count under `requireDataAccess`.
+ * Emergency-only contacts never count under `requireDataAccess`. A person without an email
+ * gets no account and no links unless `policy.requireLogin` is false.
  */
 export function expectedRoster(d: SyntheticDistrict, policy: RosterPolicy): ExpectedRoster {
   let maxDcid = 0;
@@ -899,12 +906,21 @@ export function expectedRoster(d: SyntheticDistrict, policy: RosterPolicy): Expe
     }
   }
   const out: ExpectedRoster['accounts'] = [];
+  const noLogin = new Set<string>();
   for (const acc of accounts.values()) {
+    if (acc.email === null && (policy.requireLogin ?? true)) {
+      noLogin.add(acc.personKey);
+      continue;
+    }
     out.push({
       personKey: acc.personKey,
       contactIds: acc.contactIds.length > 1 ? acc.contactIds.sort((a, b) => a - b) : acc.contactIds,
       email: acc.email,
     });
   }
-  return { students, accounts: out, links };
+  return {
+    students,
+    accounts: out,
+    links: noLogin.size ? links.filter(l => !noLogin.has(l.personKey)) : links,
+  };
 }

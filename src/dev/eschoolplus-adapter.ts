@@ -336,13 +336,19 @@ export interface ESchoolTruthOptions {
   requireCustodialGuardian: boolean;
   /** Generator contactIds whose REG_CONTACT row is unreadable (rejected). */
   excludeContactIds?: ReadonlySet<number>;
+  /**
+   * District policy `guardiansWithoutLogin` is `exclude` (default true): a person with no
+   * email gets no account and no links.
+   */
+  requireLogin?: boolean;
 }
 
 /**
  * Ground truth of an eSchoolPLUS sync of `d`, from the generator (`personKey` and link
  * flags), not from a mapper: active students' `STUDENT_ID`s, and per real person with a
  * guardian (`G`) link to an active student that counts — name (as cp1252 stores it),
- * normalised email, and the students linked.
+ * normalised email, and the students linked. Persons without email are left out unless
+ * `o.requireLogin` is false.
  */
 export function expectedESchoolRoster(
   d: SyntheticDistrict,
@@ -397,5 +403,11 @@ export function expectedESchoolRoster(
     }
   }
   for (const p of persons.values()) p.students.sort();
-  return { students: [...active.values()].sort(), persons: [...persons.values()], links };
+  let kept = [...persons.values()];
+  if (o.requireLogin ?? true) {
+    const noLogin = kept.filter(p => p.email === null);
+    for (const p of noLogin) links -= p.students.length;
+    kept = kept.filter(p => p.email !== null);
+  }
+  return { students: [...active.values()].sort(), persons: kept, links };
 }

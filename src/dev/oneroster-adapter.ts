@@ -48,6 +48,11 @@ export interface OneRosterViewOptions {
   baseDate?: string;
   /** `enabledUser` as a boolean, `"true"` (default) or `"TRUE"`. */
   enabledUser?: 'boolean' | 'string' | 'upper';
+  /**
+   * Contact ids whose guardian users are disabled in the SIS (`enabledUser` false, in the
+   * `enabledUser` style). Read at each build: mutate the set, then `touchDistrict`.
+   */
+  disabledContacts?: ReadonlySet<number>;
   /** Classes and enrollments from `generateSections` (default true). */
   classes?: boolean;
   /** Base URL for GUIDRef `href`s. */
@@ -171,6 +176,7 @@ export class OneRosterDistrict {
       enabledUser: opts.enabledUser ?? 'string',
       classes: opts.classes ?? true,
       hrefBase: opts.hrefBase ?? 'https://sis.example.org/ims/oneroster',
+      disabledContacts: opts.disabledContacts ?? new Set<number>(),
     };
     this.ids = oneRosterIds(district, this.opts);
   }
@@ -224,9 +230,11 @@ export class OneRosterDistrict {
     return { href: `${this.opts.hrefBase}/${kind}/${id}`, sourcedId: id, type };
   }
 
-  private enabled(): Json {
+  private enabled(on = true): Json {
     const o = this.opts.enabledUser;
-    return o === 'boolean' ? true : o === 'upper' ? 'TRUE' : 'true';
+    if (o === 'boolean') return on;
+    const v = on ? 'true' : 'false';
+    return o === 'upper' ? v.toUpperCase() : v;
   }
 
   private build(now: Date): OneRosterView {
@@ -345,7 +353,7 @@ export class OneRosterDistrict {
         ...(v12 ? { metadata: { 'ic.legacysourceId': String(c.contactId) } } : {}),
         username: c.account?.userName ?? '',
         userIds: [],
-        enabledUser: this.enabled(),
+        enabledUser: this.enabled(!this.opts.disabledContacts?.has(c.contactId)),
         givenName: c.firstName,
         familyName: c.lastName,
         middleName: c.middleName ?? '',

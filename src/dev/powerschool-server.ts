@@ -47,6 +47,11 @@ export interface FakePowerSchoolQuirks {
   emptyExpansionsAsString: boolean;
   /** Contacts without a portal account alternate between `contactAccount: null` and `[]`. */
   contactAccountVariants: boolean;
+  /**
+   * The student list ignores `q=school_enrollment.enroll_status==X` and returns every student
+   * (pre-registered, transferred…), as servers with a mis-set plugin filter do.
+   */
+  ignoreStatusFilter: boolean;
 }
 
 /** Options of `startFakePowerSchool`. */
@@ -119,6 +124,7 @@ const DEFAULT_QUIRKS: FakePowerSchoolQuirks = {
   stringNumbers: false,
   emptyExpansionsAsString: true,
   contactAccountVariants: false,
+  ignoreStatusFilter: false,
 };
 
 /**
@@ -339,6 +345,7 @@ export async function startFakePowerSchool(
       void reply.code(400).send({ message: 'unsupported q' });
       return false;
     }
+    if (quirks.ignoreStatusFilter) return null;
     return studentsWithStatus(district, m[1]);
   };
 

@@ -25,6 +25,7 @@ import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
 import { APPLY_FAILED_RETENTION_SECONDS } from './job-retention.js';
+import { EXCLUDED_PREFIX, exclusionCounts, uniqueRejects } from './rejects.js';
 import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
 
 /** Default BullMQ options per step: retries with exponential backoff and jitter. */
@@ -324,6 +325,7 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     // for finalize (a mass re-key is then held before any of them is written; ADR 0004)
     // (a dry run writes nothing anyway: it plans creations as such)
     deferUnmatched: !run.dryRun && Number(meta.baselineStudents ?? 0) > 0,
+    guardiansWithoutLogin: district.policies.guardiansWithoutLogin,
   };
   const plan = await ctx.store.reconcileChunk(
     p.districtId,
@@ -392,7 +394,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     steps[`finalize.${name}`] = now - stepStart;
     stepStart = now;
   };
-  const [seen, linkRemovals, counts, rejects, meta, activeStudentIds, activeSisParentIds] =
+  const [seen, linkRemovals, counts, pulledRejects, meta, activeStudentIds, activeSisParentIds] =
     await Promise.all([
       ctx.ledger.seen(runId),
       ctx.ledger.linkRemovals(runId),
@@ -412,6 +414,8 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   const unmatchedStudents = run.dryRun
     ? (counts.student?.create ?? 0)
     : (await ctx.store.countDeferredStudents(runId)).students;
+  // A guardian shared by siblings in two chunks is reported by both: keep each reject once.
+  const rejects = uniqueRejects(pulledRejects);
   step('read');
   // A dry run counts a guardian planned by several chunks as the real run would (once).
   if (run.dryRun) dedupeDryRunParents(counts, await ctx.ledger.dryRunParents(runId));
@@ -525,8 +529,9 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   const patch = {
     status,
     finishedAt: finishedAt.toISOString(),
-    counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts]),
-    rejectCount: rejects.length,
+    counts: await runCounts(ctx, run, counts, [deactCounts, hookCounts, exclusionCounts(rejects)]),
+    // records refused; exclusions are counted per reason in `counts` (`excluded:<reason>`)
+    rejectCount: rejects.filter(r => r.kind !== 'excluded').length,
     timings,
     held: undefined,
     error: held
@@ -596,7 +601,12 @@ async function runCounts(
 
 /** True for a count label that the change log already counts for a real run. */
 function isLoggedAction(entity: string, action: string): boolean {
-  return ROSTER_COUNT_ENTITIES.has(entity) && !/-(held|skipped)$/.test(action) && action !== 'held';
+  return (
+    ROSTER_COUNT_ENTITIES.has(entity) &&
+    !/-(held|skipped)$/.test(action) &&
+    action !== 'held' &&
+    !action.startsWith(EXCLUDED_PREFIX)
+  );
 }
 
 /** `counts` without the labels of held work (`*-held`, `held`). */

@@ -29,6 +29,7 @@ import {
   Student,
   type RosterChunk,
 } from './canonical.js';
+import { EXCLUSION } from './exclusions.js';
 import { roleFromRelationships } from './powerschool.js';
 
 /** How a contact row was tied to the person it belongs to (recorded per row and in the sourcedId). */
@@ -312,12 +313,31 @@ export function resolveAeriesIdentities(
  * never considered (invariant 11).
  */
 export function contactPassesPolicy(row: AeContact, policy: AeriesContactPolicy): boolean {
-  if (policy.requirePortalAccess && row.AccessToPortal !== true) return false;
-  if (policy.requireEducationalRights && row.EducationalRightsHolder !== true) return false;
-  if (policy.requireLivesWith && row.LivesWithStudentIndicator !== true) return false;
+  return contactExclusion(row, policy) === undefined;
+}
+
+/**
+ * Why a contact row is left out under `policy` (a stable exclusion code, `EXCLUSION` in
+ * src/reconcile/plan.ts), or undefined when it counts. A blank `AccessToPortal` with a
+ * `PortalAccountID` is *not* portal access (docs/decisions/0005: the id only says the
+ * contact's email matches some Aeries portal account, not that this student's contact row
+ * grants access); it gets its own code so admins can find and fix those rows.
+ */
+export function contactExclusion(row: AeContact, policy: AeriesContactPolicy): string | undefined {
+  if (policy.requirePortalAccess && row.AccessToPortal !== true) {
+    const hasAccount = row.PortalAccountID !== undefined && row.PortalAccountID !== 0;
+    return row.AccessToPortal === undefined && hasAccount
+      ? EXCLUSION.portalAccountWithoutAccess
+      : EXCLUSION.noPortalAccess;
+  }
+  if (policy.requireEducationalRights && row.EducationalRightsHolder !== true)
+    return EXCLUSION.notRightsHolder;
+  if (policy.requireLivesWith && row.LivesWithStudentIndicator !== true)
+    return EXCLUSION.notLivingWith;
   const code = row.RelationshipToStudentCode;
-  if (code !== undefined && policy.excludeRelationshipCodes.includes(code)) return false;
-  return true;
+  if (code !== undefined && policy.excludeRelationshipCodes.includes(code))
+    return EXCLUSION.relationshipCode;
+  return undefined;
 }
 
 /** Row counts per match kind. */
@@ -377,9 +397,19 @@ export function deriveAeriesGuardians(input: {
   const ids = [...persons.keys()].sort();
   for (const sourcedId of ids) {
     const rows = (persons.get(sourcedId) ?? []).slice().sort(byStudentNum);
-    const passing = rows.filter(
-      r => input.studentIds.has(r.StudentID) && contactPassesPolicy(r, input.policy),
-    );
+    const passing: AeContact[] = [];
+    for (const r of rows) {
+      if (!input.studentIds.has(r.StudentID)) continue;
+      const excluded = contactExclusion(r, input.policy);
+      if (excluded === undefined) passing.push(r);
+      else
+        rejects.push({
+          entity: 'relationship',
+          recordId: `${sourcedId}->${r.StudentID}`,
+          reason: excluded,
+          kind: 'excluded',
+        });
+    }
     const firstPassing = passing[0];
     if (!firstPassing) continue;
     const rels: { studentId: string; rel: Relationship; text: string | undefined }[] = [];

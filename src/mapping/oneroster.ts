@@ -6,6 +6,7 @@
  * Rules (from the issue and sis-reference §1.4, §3.4, §3.5):
  * - users with role `parent` or `guardian` are guardians; `relative` only when the district
  *   policy `includeRelatives` says so (an Infinite Campus relative is not a legal guardian);
+ *   a guardian with `enabledUser` false is disabled; both are exclusions (listed and counted);
  * - the student↔guardian link is the union of both sides' `agents` (some producers fill
  *   only one side);
  * - `status: tobedeleted` is a removal: the record maps to status `inactive` and the chunk
@@ -29,6 +30,7 @@ import {
   type GuardianRole,
   type RosterChunk,
 } from './canonical.js';
+import { EXCLUSION } from './exclusions.js';
 
 /** District-level choices that shape the mapping. */
 export interface OneRosterMappingOptions {
@@ -270,8 +272,11 @@ export function mapOneRosterSection(
  */
 export interface GuardianIndexEntry {
   guardian?: Guardian | undefined;
-  /** `relative`: excluded by policy; `deleted`: tobedeleted; `rejected`: did not map. */
-  excluded?: 'relative' | 'deleted' | 'rejected' | undefined;
+  /**
+   * `relative`: excluded by policy; `disabled`: `enabledUser` false; `deleted`: tobedeleted;
+   * `rejected`: did not map. Relatives and disabled users are reported as exclusions.
+   */
+  excluded?: 'relative' | 'disabled' | 'deleted' | 'rejected' | undefined;
   /** Native sourcedIds of the students this guardian is agent for (its side of the link). */
   agentSourcedIds: string[];
 }
@@ -287,10 +292,23 @@ export function guardianIndexEntry(
   const role = guardianRoleOf(user.roles);
   if (!role) return undefined;
   const agentSourcedIds = user.agentSourcedIds;
-  if (role === 'relative' && !opts.includeRelatives)
-    return { entry: { excluded: 'relative', agentSourcedIds }, rejects: [] };
   if (user.status === 'tobedeleted')
     return { entry: { excluded: 'deleted', agentSourcedIds }, rejects: [] };
+  const exclusion = (reason: string): Reject[] => [
+    { entity: 'guardian', recordId: user.sourcedId, reason, kind: 'excluded' },
+  ];
+  if (role === 'relative' && !opts.includeRelatives)
+    return {
+      entry: { excluded: 'relative', agentSourcedIds },
+      rejects: exclusion(EXCLUSION.relative),
+    };
+  // A user disabled in the SIS (`enabledUser` false / "0" / "N") gets no account; one it
+  // had is deactivated by a complete snapshot like any guardian that is gone.
+  if (user.enabledUser === false)
+    return {
+      entry: { excluded: 'disabled', agentSourcedIds },
+      rejects: exclusion(EXCLUSION.disabled),
+    };
   const m = mapOneRosterGuardian(user, role, opts);
   if (!m.ok) return { entry: { excluded: 'rejected', agentSourcedIds }, rejects: [m.reject] };
   return {
@@ -394,7 +412,7 @@ export function buildOneRosterChunk(input: OneRosterChunkInput): OneRosterChunkR
         complete = false;
         continue;
       }
-      if (!entry.guardian) continue; // relative (policy) or tobedeleted
+      if (!entry.guardian) continue; // relative (policy), disabled or tobedeleted
       const gid = entry.guardian.sourcedId;
       if (linked.has(gid)) continue;
       linked.add(gid);

@@ -23,6 +23,7 @@ import {
   type GuardianRole,
   type RosterChunk,
 } from './canonical.js';
+import { EXCLUSION } from './exclusions.js';
 
 /** The district's contact policy (config `contacts`). */
 export type PowerSchoolContactPolicy = PowerSchoolConnectorConfig['contacts'];
@@ -209,10 +210,46 @@ export function linkPassesPolicy(
   detail: PsLinkDetail,
   policy: PowerSchoolContactPolicy,
 ): boolean {
-  if (contact.active === false) return false;
-  if (policy.requireDataAccess && link.canAccessData !== true) return false;
-  if (policy.requireCustodial && detail.custodial !== true) return false;
-  return true;
+  return linkExclusion(contact, link, detail, policy) === undefined;
+}
+
+/**
+ * Why a contact↔student link gives no guardian link under `policy`: a stable exclusion code
+ * (`EXCLUSION`, src/mapping/exclusions.ts), or undefined when it passes. `detail` undefined
+ * means the link has no current detail row (`currentDetail`).
+ */
+export function linkExclusion(
+  contact: Pick<PsContactRecord, 'active'>,
+  link: Pick<PsLink, 'canAccessData'>,
+  detail: PsLinkDetail | undefined,
+  policy: PowerSchoolContactPolicy,
+): string | undefined {
+  if (contact.active === false) return EXCLUSION.inactiveContact;
+  if (!detail) return EXCLUSION.noCurrentRelationship;
+  if (policy.requireDataAccess && link.canAccessData !== true) return EXCLUSION.noDataAccess;
+  if (policy.requireCustodial && detail.custodial !== true) return EXCLUSION.notCustodial;
+  return undefined;
+}
+
+/**
+ * District policy `preRegisteredStudents` (src/config/district.ts): `exclude` (default)
+ * leaves pre-registered students (and so their guardians' access) out until they enrol;
+ * `include` syncs them as active students.
+ */
+export type PreRegisteredPolicy = 'exclude' | 'include';
+
+/**
+ * The enrollment status of a v1 student (§2.5 `school_enrollment.enroll_status`, or
+ * `enroll_status_code` when the letter is missing: 0 A, -1 P, 2 T, 3 G, 4 H/I): `active`,
+ * `pre-registered`, or `other` (transferred, graduated, historical, inactive). A student
+ * with neither field is `active` (the request asked for enrolled students only).
+ */
+export function enrollmentOf(raw: PsStudent): 'active' | 'pre-registered' | 'other' {
+  const letter = raw.school_enrollment?.enroll_status?.trim().toUpperCase();
+  if (letter) return letter === 'A' ? 'active' : letter === 'P' ? 'pre-registered' : 'other';
+  const code = raw.school_enrollment?.enroll_status_code;
+  if (code === undefined || code === null || code === 0) return 'active';
+  return code === -1 ? 'pre-registered' : 'other';
 }
 
 const PARENT_RELATIONSHIPS = new Set(['mother', 'father', 'parent', 'stepmother', 'stepfather']);
@@ -272,8 +309,10 @@ const STUDENT_SOURCE_NAMES: Record<string, string> = {
 /**
  * Map one v1 student (§2.5): sourcedId = DCID (`id`), uniqueId = student_number
  * (`local_id`), names from `name`, school and grade from `school_enrollment`, email from
- * `contact_info.email` when valid. Status is `active` (the query asks for
- * `enroll_status==A` only).
+ * `contact_info.email` when valid. Status comes from the record, never only from the
+ * request filter (`enrollmentOf`): an enrolled student is `active`; a pre-registered one is
+ * an exclusion unless `preRegistered` is `include`; any other status is an exclusion
+ * (`not enrolled`), so a server that ignores `q` never makes withdrawn students active.
  *
  * Returns the student or a reject naming the PowerSchool field (e.g. a missing
  * `name.last_name`). An invalid email is not fatal: the student maps without it and
@@ -281,7 +320,19 @@ const STUDENT_SOURCE_NAMES: Record<string, string> = {
  */
 export function mapPowerSchoolStudent(
   raw: PsStudent,
+  preRegistered: PreRegisteredPolicy = 'exclude',
 ): { ok: true; student: Student; emailReject?: Reject } | { ok: false; reject: Reject } {
+  const enrollment = enrollmentOf(raw);
+  if (enrollment === 'other' || (enrollment === 'pre-registered' && preRegistered === 'exclude'))
+    return {
+      ok: false,
+      reject: {
+        entity: 'student',
+        recordId: raw.id,
+        reason: enrollment === 'other' ? EXCLUSION.notEnrolled : EXCLUSION.preRegistered,
+        kind: 'excluded',
+      },
+    };
   const enr = raw.school_enrollment;
   const rawEmail = raw.contact_info?.email?.trim();
   const emailOk = nonBlank(rawEmail) && EmailCheck.safeParse(rawEmail).success;
@@ -391,6 +442,8 @@ export interface PowerSchoolChunkInput {
    */
   contacts: readonly PsContactRecord[];
   policy: PowerSchoolContactPolicy;
+  /** District policy `preRegisteredStudents` (default `exclude`). */
+  preRegistered?: PreRegisteredPolicy | undefined;
   /** The pull's date, `YYYY-MM-DD` (detail rows are current relative to it). */
   asOf: string;
   /**
@@ -424,7 +477,7 @@ export function buildPowerSchoolChunk(input: PowerSchoolChunkInput): {
   const order = new Map<string, number>();
   for (const raw of input.students) {
     if (order.has(raw.id)) continue;
-    const m = mapPowerSchoolStudent(raw);
+    const m = mapPowerSchoolStudent(raw, input.preRegistered);
     if (!m.ok) {
       rejects.push(m.reject);
       continue;
@@ -456,7 +509,17 @@ export function buildPowerSchoolChunk(input: PowerSchoolChunkInput): {
     for (const link of contact.links) {
       if (!order.has(link.studentDcid) || linked.has(link.studentDcid)) continue;
       const detail = currentDetail(link.details, input.asOf);
-      if (!detail || !linkPassesPolicy(contact, link, detail, input.policy)) continue;
+      const excluded = linkExclusion(contact, link, detail, input.policy);
+      if (excluded !== undefined || !detail) {
+        if (excluded !== undefined)
+          rejects.push({
+            entity: 'relationship',
+            recordId: `${contact.contactId}->${link.studentDcid}`,
+            reason: excluded,
+            kind: 'excluded',
+          });
+        continue;
+      }
       const relationship = detail.relationship?.trim();
       const candidate = {
         guardianSourcedId: contact.contactId,

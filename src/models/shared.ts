@@ -3,7 +3,9 @@
  * interpret plans, patches and run states the same way (the contract suite checks it).
  */
 import type {
+  ChunkKeys,
   ChunkPlan,
+  ParentAccount,
   ParentUpdate,
   RunDeferredStudent,
   Deactivations,
@@ -194,4 +196,22 @@ export function orphansOf(
     if (l.origin !== 'sis' || !ends.has(`${l.parentId}\u0000${l.studentSourcedId}`))
       kept.add(l.parentId);
   return candidates.filter(id => !kept.has(id));
+}
+
+/**
+ * Ids of loaded `sis` accounts whose first (field-owning) source is not one of the chunk's
+ * guardians (`keys.connector` + `keys.guardianSourcedIds`): the store loads their other
+ * active `sis` links (`ChunkState.accountLinks`) so the planner can tell a dead owning
+ * source from one that is alive in another chunk. Usually none.
+ */
+export function ownerlessParentIds(parents: readonly ParentAccount[], keys: ChunkKeys): string[] {
+  let guardians: Set<string> | undefined;
+  const out: string[] = [];
+  for (const p of parents) {
+    const first = p.sources[0];
+    if (p.origin !== 'sis' || !first || first.connector !== keys.connector) continue;
+    guardians ??= new Set(keys.guardianSourcedIds);
+    if (!guardians.has(first.sourcedId)) out.push(p.id);
+  }
+  return out;
 }

@@ -99,6 +99,13 @@ export interface ChunkState {
   parents: ParentAccount[];
   /** All links (any origin, any status) of the loaded students. */
   links: GuardianLink[];
+  /**
+   * Active `sis` links to students outside the chunk of the loaded `sis` accounts whose first
+   * (field-owning) source is not one of the chunk's guardians; absent when there are none.
+   * The planner hands field ownership to a live source only when the account has no student
+   * outside the chunk (docs/decisions/0005).
+   */
+  accountLinks?: GuardianLink[] | undefined;
 }
 
 /** A field-level change to an existing parent account. */
@@ -140,6 +147,11 @@ export interface Reject {
    * no student…); `reason` names the rule. Both are counted and listed with the run (design.md
    * invariant 14: nothing silent).
    */
+  kind?: 'rejected' | 'excluded' | undefined;
+}
+
+/** Which rejects `listRejects` returns: all (default), or one kind. */
+export interface RejectFilter {
   kind?: 'rejected' | 'excluded' | undefined;
 }
 
@@ -374,6 +386,7 @@ export interface RosterStore {
   findActiveRun(districtId: string): Promise<SyncRun | undefined>;
   /** Newest first. */
   listRuns(districtId: string, limit: number): Promise<SyncRun[]>;
+  /** Append rejects and exclusions (their `kind` is kept; identical ones are stored once). */
   addRejects(runId: string, rejects: Reject[]): Promise<void>;
 
   // --- held deactivations (docs/decisions/0006) --------------------------------------
@@ -418,5 +431,15 @@ export interface RosterStore {
     districtId: string,
     ending: { parentId: string; studentSourcedId: string }[],
   ): Promise<string[]>;
-  listRejects(runId: string, offset: number, limit: number): Promise<Reject[]>;
+  /**
+   * A page of a run's rejects and exclusions in insertion order; `filter.kind` keeps one kind
+   * (`rejected` includes records stored before kinds existed). `kind` is set on exclusions
+   * only (absent means `rejected`).
+   */
+  listRejects(
+    runId: string,
+    offset: number,
+    limit: number,
+    filter?: RejectFilter,
+  ): Promise<Reject[]>;
 }

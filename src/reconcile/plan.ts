@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Guardian, RosterChunk, Student } from '../mapping/canonical.js';
 import { normalizeEmail } from '../mapping/canonical.js';
+import { EXCLUSION } from '../mapping/exclusions.js';
 import type {
   ChunkKeys,
   ChunkPlan,
@@ -13,6 +14,7 @@ import type {
   DeferredStudent,
   GuardianLink,
   ParentAccount,
+  ParentSource,
   ParentUpdate,
   StoredStudent,
 } from '../models/types.js';
@@ -29,6 +31,19 @@ export interface PlanContext {
    * then held before any of its students is written (docs/decisions/0004). Default false.
    */
   deferUnmatched?: boolean | undefined;
+  /**
+   * District policy `guardiansWithoutLogin`: `exclude` (default) gives a guardian with no
+   * login identifier (no email, no uniqueId/username) no new account: it is reported as an
+   * exclusion (`EXCLUSION.noLogin`) and its students stay unlinked (they get access codes).
+   * `create` creates the account anyway. An existing account keeps matching.
+   */
+  guardiansWithoutLogin?: 'exclude' | 'create' | undefined;
+}
+
+/** Normalized person name for identity matching: NFKC, lower-cased, inner spaces collapsed. */
+export function normalizeName(givenName: string, familyName: string): string {
+  const n = (s: string) => s.normalize('NFKC').trim().toLowerCase().replace(/\s+/g, ' ');
+  return `${n(givenName)}\u0000${n(familyName)}`;
 }
 
 /** The keys `reconcileChunk` must load for a chunk. */
@@ -123,10 +138,12 @@ interface Working {
  * Plan one chunk.
  *
  * Identity (invariant 7): known (connector, sourcedId) → same uniqueId → same normalized
- * email when exactly one account has it → create. An email shared by two or more accounts
- * is ambiguous: the guardian is rejected, never guessed. Account fields are owned by the
- * account's first source; a second SIS entry of the same person (matched by email) adds
- * its source and links but does not flip fields back and forth on every run. Fields in
+ * email when exactly one account has it → same normalized name already linked to one of the
+ * guardian's students (`nameCandidates`) → create (or exclude: no login identifier). An email
+ * shared by two or more accounts is ambiguous: the guardian is rejected, never guessed.
+ * Account fields are owned by the account's first source (`fieldOwner`: a live source takes
+ * over when the first one is gone); a second SIS entry of the same person (matched by email)
+ * adds its source and links but does not flip fields back and forth on every run. Fields in
  * `lockedFields`, and every field of accounts sync did not create, are never overwritten.
  *
  * Links: only `sis` links are added/reactivated/removed. Removals are returned as
@@ -226,6 +243,27 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     });
   }
 
+  // Name matching (a re-keyed contact without a usable email): the chunk's guardian ids, each
+  // guardian's students in this chunk, and the accounts `sis`-linked to those students.
+  const chunkGuardianIds = new Set(
+    chunk.guardians.filter(g => g.status === 'active').map(g => g.sourcedId),
+  );
+  const studentsOf = new Map<string, Set<string>>();
+  for (const r of chunk.relationships) {
+    if (!chunkStudents.has(r.studentSourcedId)) continue;
+    const set = studentsOf.get(r.guardianSourcedId) ?? new Set<string>();
+    set.add(r.studentSourcedId);
+    studentsOf.set(r.guardianSourcedId, set);
+  }
+  const linkedTo = new Map<string, string[]>();
+  for (const l of state.links) {
+    if (l.origin !== 'sis') continue;
+    const list = linkedTo.get(l.studentSourcedId) ?? [];
+    list.push(l.parentId);
+    linkedTo.set(l.studentSourcedId, list);
+  }
+  const claimed = new Set<string>();
+
   const seenGuardians = new Set<string>();
   for (const g of chunk.guardians) {
     if (seenGuardians.has(g.sourcedId)) continue;
@@ -249,6 +287,30 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
       }
       w = candidates[0];
     }
+    if (!w) {
+      const byName = nameCandidates(g, email);
+      if (byName.length > 1) {
+        plan.rejects.push({
+          entity: 'guardian',
+          recordId: g.sourcedId,
+          reason: `ambiguous identity: ${byName.length} parent accounts with this name are linked to the same student (${byName
+            .map(c => c.account.id)
+            .join(', ')})`,
+        });
+        continue;
+      }
+      w = byName[0];
+    }
+
+    if (!w && !email && !g.uniqueId && (ctx.guardiansWithoutLogin ?? 'exclude') === 'exclude') {
+      plan.rejects.push({
+        entity: 'guardian',
+        recordId: g.sourcedId,
+        reason: EXCLUSION.noLogin,
+        kind: 'excluded',
+      });
+      continue;
+    }
 
     if (!w) {
       const account = newAccount(g, email, ctx);
@@ -264,6 +326,7 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     }
 
     plan.guardianAccounts[g.sourcedId] = w.account.id;
+    claimed.add(w.account.id);
     const hasSource = w.account.sources.some(
       s => s.connector === ctx.connector && s.sourcedId === g.sourcedId,
     );
@@ -280,12 +343,68 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
       w.update.set.status = 'active';
       w.action = 'reactivate';
     }
-    const primary = w.account.sources[0];
+    const owner = fieldOwner(w);
     const ownsFields =
       w.account.origin === 'sis' &&
-      primary?.connector === ctx.connector &&
-      primary.sourcedId === g.sourcedId;
+      owner?.connector === ctx.connector &&
+      owner.sourcedId === g.sourcedId;
     if (ownsFields) updateOwnedFields(w, g, email, byEmail, plan);
+  }
+
+  /**
+   * Accounts that may be this unmatched guardian under a new SIS id (design invariant 7,
+   * docs/decisions/0005): `sis`-linked (any status) to one of the guardian's students in this
+   * chunk, with the same normalized name, an email that does not contradict the guardian's,
+   * not matched to another guardian of this chunk and with no source of this connector still
+   * in the chunk (that contact is alive: a second person). Empty when another guardian of the
+   * same student in the chunk has the same name (two people, or a duplicate: never guessed).
+   */
+  function nameCandidates(g: Guardian, email: string | undefined): Working[] {
+    const students = studentsOf.get(g.sourcedId);
+    if (!students) return [];
+    const name = normalizeName(g.givenName, g.familyName);
+    for (const other of chunk.guardians) {
+      if (other.sourcedId === g.sourcedId || other.status !== 'active') continue;
+      if (normalizeName(other.givenName, other.familyName) !== name) continue;
+      const theirs = studentsOf.get(other.sourcedId);
+      if (theirs && [...theirs].some(s => students.has(s))) return [];
+    }
+    const out = new Map<string, Working>();
+    for (const s of students) {
+      for (const parentId of linkedTo.get(s) ?? []) {
+        const c = working.get(parentId);
+        if (!c || c.isNew || claimed.has(parentId)) continue;
+        if (normalizeName(c.account.givenName, c.account.familyName) !== name) continue;
+        if (email && c.account.emailNormalized && c.account.emailNormalized !== email) continue;
+        if (
+          c.account.sources.some(
+            x => x.connector === ctx.connector && chunkGuardianIds.has(x.sourcedId),
+          )
+        )
+          continue;
+        out.set(parentId, c);
+      }
+    }
+    return [...out.values()];
+  }
+
+  /**
+   * The source whose values an account's fields follow: its first source, unless that source
+   * is gone — not a guardian of this chunk although the chunk's relationships are complete,
+   * and every active `sis` link of the account is to a student of this chunk (so the source,
+   * were it alive for one of the account's students, would be here). Then the first of the
+   * account's sources that is in the chunk takes over (a contact re-keyed by the SIS). The
+   * rule depends on the snapshot only, so the fields never flip between runs or chunks.
+   */
+  function fieldOwner(w: Working): ParentSource | undefined {
+    const first = w.account.sources[0];
+    const live = (s: ParentSource) =>
+      s.connector === ctx.connector && chunkGuardianIds.has(s.sourcedId);
+    if (!first || live(first) || first.connector !== ctx.connector) return first;
+    if (!chunk.relationshipsSupplied) return first;
+    for (const l of state.accountLinks ?? [])
+      if (l.parentId === w.account.id && !chunkStudents.has(l.studentSourcedId)) return first;
+    return w.account.sources.find(live) ?? first;
   }
 
   for (const w of working.values()) {

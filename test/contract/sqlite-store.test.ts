@@ -88,6 +88,35 @@ describe('SqliteRosterStore specifics', () => {
     await store.close();
   });
 
+  it('migration 6 keeps the rejects of an older database as rejects (issue 18 §4)', async () => {
+    const path = join(dir, 'v2.db');
+    const raw = new Database(path);
+    raw.exec(MIGRATIONS[0] ?? '');
+    raw.exec(MIGRATIONS[1] ?? '');
+    raw.pragma('user_version = 2');
+    raw
+      .prepare(
+        `INSERT INTO sync_runs (id, district_id, connector, status, dry_run, run_trigger, created_at)
+         VALUES ('r-old', 'd1', 'powerschool', 'succeeded', 0, 'api', '2025-01-01T00:00:00.000Z')`,
+      )
+      .run();
+    raw
+      .prepare(
+        `INSERT INTO run_rejects (run_id, district_id, seq, entity, record_id, reason)
+         VALUES ('r-old', 'd1', 1, 'student', 's9', 'bad')`,
+      )
+      .run();
+    raw.close();
+    const store = new SqliteRosterStore(path);
+    await store.init();
+    expect(store.schemaVersion()).toBe(MIGRATIONS.length);
+    const old = { entity: 'student', recordId: 's9', reason: 'bad' };
+    expect(await store.listRejects('r-old', 0, 10)).toEqual([old]);
+    expect(await store.listRejects('r-old', 0, 10, { kind: 'rejected' })).toEqual([old]);
+    expect(await store.listRejects('r-old', 0, 10, { kind: 'excluded' })).toEqual([]);
+    await store.close();
+  });
+
   it('refuses a database written by a newer schema version', async () => {
     const raw = new Database(file.replace('data/', ''));
     raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);

@@ -223,6 +223,76 @@ export function runStoreContract(
     });
 
     describe('reconcileChunk', () => {
+      it('loads the other active sis links of accounts whose first source is not in the chunk', async () => {
+        await apply(
+          plan({
+            students: ['s1', 's2', 's3'].map(id => ({
+              action: 'create' as const,
+              record: student(id),
+            })),
+            parentCreates: [
+              parent('p1', { sources: [{ connector: PS, sourcedId: 'g-old' }] }),
+              parent('p2', { sources: [{ connector: PS, sourcedId: 'g2' }] }),
+            ],
+            links: [
+              { action: 'add', link: link('p1', 's1') },
+              { action: 'add', link: link('p1', 's2') },
+              { action: 'add', link: link('p1', 's3', { origin: 'manual' }) },
+              { action: 'add', link: link('p2', 's1') },
+              { action: 'add', link: link('p2', 's2') },
+            ],
+          }),
+          keys({ studentSourcedIds: ['s1', 's2', 's3'], guardianSourcedIds: ['g-old', 'g2'] }),
+        );
+        const s = spy(plan({}));
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1'], guardianSourcedIds: ['g-new', 'g2'] }),
+          s.planner,
+          { dryRun: true },
+        );
+        // p1's owning source g-old is not in the chunk: its sis link to s2 is loaded; p2's is not
+        expect(s.states[0]?.accountLinks?.map(linkKey)).toEqual(['p1|s2|sis|active']);
+        const none = spy(plan({}));
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1'], guardianSourcedIds: ['g-old', 'g2'] }),
+          none.planner,
+          { dryRun: true },
+        );
+        expect(none.states[0]?.accountLinks).toBeUndefined();
+      });
+
+      it('loads accounts sis-linked to the chunk’s students even when no key matches them', async () => {
+        await apply(
+          plan({
+            students: [{ action: 'create', record: student('s1') }],
+            parentCreates: [
+              parent('p1', { sources: [{ connector: PS, sourcedId: 'g-old' }] }),
+              parent('p2', { sources: [{ connector: PS, sourcedId: 'g-imp' }] }),
+            ],
+            links: [
+              { action: 'add', link: link('p1', 's1') },
+              { action: 'add', link: link('p2', 's1', { origin: 'import' }) },
+            ],
+          }),
+          keys({ studentSourcedIds: ['s1'], guardianSourcedIds: ['g-old', 'g-imp'] }),
+        );
+        const s = spy(plan({}));
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ['s1'], guardianSourcedIds: ['g-new'] }),
+          s.planner,
+          { dryRun: true },
+        );
+        const state = s.states[0];
+        // p1 (sis link) is loaded with its sources; p2 (import link only) is not
+        expect(state?.parents.map(p => [p.id, p.sources])).toEqual([
+          ['p1', [{ connector: PS, sourcedId: 'g-old' }]],
+        ]);
+        expect(state?.links.map(l => l.parentId).sort()).toEqual(['p1', 'p2']);
+      });
+
       it('gives the planner empty state for unknown keys and writes a creating plan', async () => {
         const s = spy(
           plan({
@@ -539,7 +609,9 @@ export function runStoreContract(
           'p2|s1|access-code|active',
           'p2|s2|import|inactive',
         ]);
-        expect(state?.parents).toEqual([]); // no guardian keys given
+        // no guardian keys given: only accounts `sis`-linked to the chunk's students (p1;
+        // p2's s3 link is not the chunk's) are loaded, for name matching (issue 18 §2)
+        expect(state?.parents.map(p => p.id)).toEqual(['p1']);
       });
 
       it('handles key lists larger than any bind-parameter limit', async () => {
@@ -1212,6 +1284,28 @@ export function runStoreContract(
         await store.addRejects('r1', [rej(1), rej(2)]);
         await store.addRejects('r1', [rej(2), rej(3), rej(3)]);
         expect(await store.listRejects('r1', 0, 100)).toEqual([rej(1), rej(2), rej(3)]);
+      });
+
+      it('keeps each reject’s kind and lists one kind on request (exclusions, issue 18 §4)', async () => {
+        await store.createRun(run('r1'));
+        const excluded = (i: number): Reject => ({ ...rej(i), kind: 'excluded' });
+        await store.addRejects('r1', [rej(1), excluded(2), { ...rej(3), kind: 'rejected' }]);
+        await store.addRejects('r1', [excluded(4), excluded(2)]);
+        expect(await store.listRejects('r1', 0, 100)).toEqual([
+          rej(1),
+          excluded(2),
+          rej(3),
+          excluded(4),
+        ]);
+        expect(await store.listRejects('r1', 0, 100, { kind: 'excluded' })).toEqual([
+          excluded(2),
+          excluded(4),
+        ]);
+        expect(await store.listRejects('r1', 1, 1, { kind: 'excluded' })).toEqual([excluded(4)]);
+        expect(await store.listRejects('r1', 0, 100, { kind: 'rejected' })).toEqual([
+          rej(1),
+          rej(3),
+        ]);
       });
 
       it('addRejects for an unknown run rejects', async () => {

@@ -247,7 +247,7 @@ describe('admin/status API over HTTP', () => {
     expect(csv.headers.get('content-disposition')).toContain(`rejects-${run.id}.csv`);
     const text = await csv.text();
     const lines = text.trim().split('\n');
-    expect(lines[0]).toBe('entity,recordId,reason');
+    expect(lines[0]).toBe('entity,recordId,reason,kind');
     expect(lines).toHaveLength(stored.length + 1);
     expect(text).toContain(`student,"'=HYPERLINK(""x"")",test reject one`);
     expect(text).toContain(`guardian,1234,"'+bad, ""quoted"""`);

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 
 // Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
 jest.setTimeout(240_000);
@@ -90,5 +91,45 @@ describe('guardian-sync CLI startup errors', () => {
     });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/option '-n, --limit <n>' argument 'abc' is invalid/);
+  });
+});
+
+describe('guardian-sync rejects', () => {
+  it('prints a run’s exclusions (or rejects) as CSV, formula cells neutralised', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsync-cli-'));
+    const store = new SqliteRosterStore(join(dir, 's.db'));
+    await store.init();
+    await store.createRun({
+      id: 'r-cli',
+      districtId: 'd',
+      connector: 'powerschool',
+      status: 'succeeded',
+      dryRun: false,
+      trigger: 'cli',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      counts: { guardian: { 'excluded:no email or username': 1 } },
+      rejectCount: 1,
+      timings: {},
+    });
+    await store.addRejects('r-cli', [
+      { entity: 'student', recordId: '=1+2', reason: 'name.last_name: required' },
+      { entity: 'guardian', recordId: '77', reason: 'no email or username', kind: 'excluded' },
+    ]);
+    await store.close();
+    const env = { DISTRICTS_DIR: dir, STORE_URL: `sqlite:${join(dir, 's.db')}` };
+    const excluded = await runCli(['rejects', 'r-cli', '--kind', 'excluded'], env);
+    expect(excluded.stderr).toBe('');
+    expect(excluded.code).toBe(0);
+    expect(excluded.stdout).toBe(
+      'entity,recordId,reason,kind\nguardian,77,no email or username,excluded\n',
+    );
+    const all = await runCli(['rejects', 'r-cli'], env);
+    expect(all.stdout).toBe(
+      "entity,recordId,reason,kind\nstudent,'=1+2,name.last_name: required,rejected\n" +
+        'guardian,77,no email or username,excluded\n',
+    );
+    const bad = await runCli(['rejects', 'r-cli', '--kind', 'maybe'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--kind <kind>.*maybe/);
   });
 });

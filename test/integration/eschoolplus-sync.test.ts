@@ -162,7 +162,7 @@ describe('eSchoolPLUS default mode without REG_STU_CONTACT: accounts, no links, 
   it('reports unrepairable rows with their line numbers, and parked priority-99 duplicates', async () => {
     const [run] = await h.store.listRuns(h.districtId, 1);
     if (!run) throw new Error('no run');
-    const rejects = await h.store.listRejects(run.id, 0, 1000);
+    const rejects = await h.store.listRejects(run.id, 0, 1000, { kind: 'rejected' });
     const lines = rejects
       .filter(r => /unrepairable/.test(r.reason))
       .map(r => r.recordId)
@@ -179,6 +179,9 @@ describe('eSchoolPLUS default mode without REG_STU_CONTACT: accounts, no links, 
     expect(w.parkedRows).toBeGreaterThan(0);
     expect(parked).toHaveLength(w.parkedRows);
     expect(run.rejectCount).toBe(rejects.length);
+    // guardians without email are listed apart, as exclusions (issue 18 §3)
+    const excluded = await h.store.listRejects(run.id, 0, 1000, { kind: 'excluded' });
+    expect(excluded.every(r => r.reason === 'no email or username')).toBe(true);
     expect(rejects.length).toBe(2 + w.parkedRows);
   });
 
@@ -280,7 +283,7 @@ describe('eSchoolPLUS link mode: links from the G rows of REG_STU_CONTACT', () =
     expect(got.lines).toEqual(t.lines);
     expect(got.links).toBe(t.links);
     // Only the parked duplicates were rejected: every broken row was repaired.
-    const rejects = await h.store.listRejects(run.id, 0, 1000);
+    const rejects = await h.store.listRejects(run.id, 0, 1000, { kind: 'rejected' });
     expect(rejects.length).toBe(w.parkedRows);
     expect(rejects.every(r => /CONTACT_PRIORITY 99/.test(r.reason))).toBe(true);
     // Access codes: with links, only students without a guardian link get one.

@@ -61,7 +61,8 @@ async function pull(
   const ctx: PullContext = {
     logger,
     signal: new AbortController().signal,
-    reject: r => void rejects.push(r),
+    // records refused only: exclusions (valid records left out by policy) are tested apart
+    reject: r => void (r.kind !== 'excluded' && rejects.push(r)),
   };
   await c.readSchools(ctx);
   const chunks: RosterChunk[] = [];

@@ -7,6 +7,7 @@ import { aeriesChangesPath } from '../../src/connectors/aeries/index.js';
 import { AeContact, AeFlag, AeStudent } from '../../src/connectors/aeries/payloads.js';
 import {
   buildAeriesChunk,
+  contactExclusion,
   contactPassesPolicy,
   deriveAeriesGuardians,
   mapAeriesStudent,
@@ -129,6 +130,18 @@ describe('contact policy: explicit flags, never position', () => {
     expect(contactPassesPolicy(contact({ AccessToPortal: true }), policy)).toBe(true);
     expect(contactPassesPolicy(contact({ AccessToPortal: '' }), policy)).toBe(false);
     expect(contactPassesPolicy(contact({ AccessToPortal: 'N' }), policy)).toBe(false);
+  });
+  it('a blank AccessToPortal with a PortalAccountID is not portal access: its own exclusion code', () => {
+    expect(contactExclusion(contact({ AccessToPortal: '', PortalAccountID: 5120 }), policy)).toBe(
+      'portal account without AccessToPortal',
+    );
+    expect(contactExclusion(contact({ AccessToPortal: '', PortalAccountID: 0 }), policy)).toBe(
+      'no portal access',
+    );
+    expect(contactExclusion(contact({ AccessToPortal: 'N', PortalAccountID: 5120 }), policy)).toBe(
+      'no portal access',
+    );
+    expect(contactExclusion(contact({ AccessToPortal: 'Y' }), policy)).toBeUndefined();
   });
   it('ignores ContactOrder and PrimaryContact', () => {
     const first = contact({ AccessToPortal: 'N', ContactOrder: 1, PrimaryContact: 'Y' });

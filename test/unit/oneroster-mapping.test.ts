@@ -311,6 +311,29 @@ describe('OneRoster mapping', () => {
       expect(r2.chunk.relationships.length).toBe(4);
     });
 
+    it('a disabled guardian (enabledUser false/0) and a relative are exclusions, listed once', () => {
+      for (const enabledUser of [false, 'false', '0', 0]) {
+        const e = guardianIndexEntry(
+          user({ sourcedId: 'gOff', role: 'parent', enabledUser, agents: ['s1'] }),
+          OPTS,
+        );
+        expect(e?.entry).toEqual({ excluded: 'disabled', agentSourcedIds: ['s1'] });
+        expect(e?.rejects).toEqual([
+          { entity: 'guardian', recordId: 'gOff', reason: 'disabled in SIS', kind: 'excluded' },
+        ]);
+      }
+      const rel = guardianIndexEntry(user({ sourcedId: 'gRel', role: 'relative' }), OPTS);
+      expect(rel?.entry.excluded).toBe('relative');
+      expect(rel?.rejects).toEqual([
+        { entity: 'guardian', recordId: 'gRel', reason: 'relative', kind: 'excluded' },
+      ]);
+      const on = guardianIndexEntry(
+        user({ sourcedId: 'gOn', role: 'parent', enabledUser: 'true' }),
+        OPTS,
+      );
+      expect(on?.entry.guardian?.sourcedId).toBe('gOn');
+    });
+
     it('a guardian that does not map is a reject once and makes the links incomplete', () => {
       const bad = user({ sourcedId: 'gBad', role: 'parent', familyName: '', agents: ['s1'] });
       const e = guardianIndexEntry(bad, OPTS);

@@ -441,3 +441,205 @@ describe('planChunk', () => {
     });
   });
 });
+
+describe('planChunk: guardian identity without email, login identifiers (issue 18 §2, §3)', () => {
+  const S = student('S-500');
+  const link = (parentId: string, over: Partial<GuardianLink> = {}): GuardianLink => ({
+    districtId: 'd1',
+    parentId,
+    studentSourcedId: 'S-500',
+    origin: 'sis',
+    relationship: 'Mother',
+    status: 'active',
+    ...over,
+  });
+  const old = account('A', {
+    givenName: 'Mira',
+    familyName: 'Okafor',
+    email: undefined,
+    emailNormalized: undefined,
+    sources: [{ connector: 'powerschool', sourcedId: 'c-aaa' }],
+  });
+  const rekeyed = (over: Partial<Guardian> = {}) =>
+    guardian('c-bbb', { givenName: ' mira ', familyName: 'OKAFOR', email: undefined, ...over });
+  const state = (over: Partial<ChunkState> = {}): ChunkState => ({
+    students: [stored(S)],
+    parents: [old],
+    links: [link('A')],
+    ...over,
+  });
+
+  it('a contact re-keyed without an email is the account of the same name linked to the same student', () => {
+    const plan = planChunk(
+      chunk({ students: [S], guardians: [rekeyed()], relationships: [rel('c-bbb', 'S-500')] }),
+      state(),
+      { ...ctx, guardiansWithoutLogin: 'create' },
+    );
+    expect(plan.parentCreates).toEqual([]);
+    expect(plan.guardianAccounts).toEqual({ 'c-bbb': 'A' });
+    // the old contact is gone from this complete chunk: the live one owns the fields now
+    expect(plan.parentUpdates).toEqual([
+      {
+        action: 'update',
+        update: {
+          id: 'A',
+          set: { givenName: ' mira ', familyName: 'OKAFOR', sisRole: 'parent' },
+          addSources: [{ connector: 'powerschool', sourcedId: 'c-bbb' }],
+        },
+      },
+    ]);
+    expect(plan.links).toEqual([]); // the existing link is the same link
+    expect(plan.rejects).toEqual([]);
+  });
+
+  it('under the default policy the re-keyed contact still keeps its account (it is not new)', () => {
+    const plan = planChunk(
+      chunk({ students: [S], guardians: [rekeyed()], relationships: [rel('c-bbb', 'S-500')] }),
+      state(),
+      ctx,
+    );
+    expect(plan.guardianAccounts).toEqual({ 'c-bbb': 'A' });
+    expect(plan.rejects).toEqual([]);
+  });
+
+  it('no name match while the old contact is still in the snapshot (two people), nor for another student', () => {
+    const both = planChunk(
+      chunk({
+        students: [S],
+        guardians: [guardian('c-aaa', { givenName: 'Mira', familyName: 'Okafor' }), rekeyed()],
+        relationships: [rel('c-aaa', 'S-500'), rel('c-bbb', 'S-500')],
+      }),
+      state(),
+      { ...ctx, guardiansWithoutLogin: 'create' },
+    );
+    expect(both.guardianAccounts['c-bbb']).not.toBe('A');
+    expect(both.parentCreates.map(p => p.sources[0]?.sourcedId)).toEqual(['c-bbb']);
+
+    const other = planChunk(
+      chunk({
+        students: [student('S-501')],
+        guardians: [rekeyed()],
+        relationships: [rel('c-bbb', 'S-501')],
+      }),
+      state({ students: [] }),
+      { ...ctx, guardiansWithoutLogin: 'create' },
+    );
+    expect(other.parentCreates).toHaveLength(1);
+  });
+
+  it('an email that contradicts the account’s is a different person; two same-name accounts are ambiguous', () => {
+    const withEmail = planChunk(
+      chunk({
+        students: [S],
+        guardians: [rekeyed({ email: 'mira@example.org' })],
+        relationships: [rel('c-bbb', 'S-500')],
+      }),
+      state({
+        parents: [{ ...old, email: 'other@example.org', emailNormalized: 'other@example.org' }],
+      }),
+      ctx,
+    );
+    expect(withEmail.parentCreates).toHaveLength(1);
+
+    const twin = account('B', {
+      ...old,
+      id: 'B',
+      sources: [{ connector: 'powerschool', sourcedId: 'c-ccc' }],
+    });
+    const ambiguous = planChunk(
+      chunk({ students: [S], guardians: [rekeyed()], relationships: [rel('c-bbb', 'S-500')] }),
+      state({ parents: [old, twin], links: [link('A'), link('B')] }),
+      { ...ctx, guardiansWithoutLogin: 'create' },
+    );
+    expect(ambiguous.parentCreates).toEqual([]);
+    expect(ambiguous.rejects.map(r => [r.entity, r.recordId, r.kind])).toEqual([
+      ['guardian', 'c-bbb', undefined],
+    ]);
+    expect(ambiguous.rejects[0]?.reason).toMatch(/^ambiguous identity/);
+  });
+
+  it('a new guardian with no email and no username gets no account: an exclusion, and no link', () => {
+    const c = chunk({
+      students: [S],
+      guardians: [guardian('g9', { email: undefined })],
+      relationships: [rel('g9', 'S-500')],
+    });
+    const plan = planChunk(c, { students: [], parents: [], links: [] }, ctx);
+    expect(plan.parentCreates).toEqual([]);
+    expect(plan.links).toEqual([]);
+    expect(plan.guardianAccounts).toEqual({});
+    expect(plan.rejects).toEqual([
+      { entity: 'guardian', recordId: 'g9', reason: 'no email or username', kind: 'excluded' },
+    ]);
+    // a uniqueId is a login identifier; policy `create` creates the account anyway
+    const withId = planChunk(
+      { ...c, guardians: [guardian('g9', { email: undefined, uniqueId: 'P-9' })] },
+      empty,
+      ctx,
+    );
+    expect(withId.parentCreates).toHaveLength(1);
+    const created = planChunk(c, empty, { ...ctx, guardiansWithoutLogin: 'create' });
+    expect(created.parentCreates).toHaveLength(1);
+    expect(created.rejects).toEqual([]);
+  });
+
+  it('a re-keyed contact with the same email takes over the fields once the old one is gone', () => {
+    const withEmail = {
+      ...old,
+      email: 'mira@example.org',
+      emailNormalized: 'mira@example.org',
+      phone: '555-0100',
+    };
+    const g = guardian('c-bbb', {
+      givenName: 'Mira',
+      familyName: 'Okafor',
+      email: 'Mira@example.org',
+      phone: '555-0199',
+    });
+    const c = chunk({ students: [S], guardians: [g], relationships: [rel('c-bbb', 'S-500')] });
+    const plan = planChunk(c, state({ parents: [withEmail] }), ctx);
+    expect(plan.parentUpdates).toEqual([
+      {
+        action: 'update',
+        update: {
+          id: 'A',
+          set: { phone: '555-0199', sisRole: 'parent' },
+          addSources: [{ connector: 'powerschool', sourcedId: 'c-bbb' }],
+        },
+      },
+    ]);
+    // not while the account has a student outside this chunk (the old contact may be alive
+    // there: one person entered once per sibling), nor when the chunk's links are partial
+    const elsewhere = planChunk(
+      c,
+      state({ parents: [withEmail], accountLinks: [link('A', { studentSourcedId: 'S-777' })] }),
+      ctx,
+    );
+    expect(elsewhere.parentUpdates.map(u => u.update.set)).toEqual([{}]);
+    const partial = planChunk(
+      { ...c, relationshipsSupplied: false },
+      state({ parents: [withEmail] }),
+      ctx,
+    );
+    expect(partial.parentUpdates.map(u => u.update.set)).toEqual([{}]);
+    // the old contact still in the chunk keeps the fields
+    const both = planChunk(
+      chunk({
+        students: [S],
+        guardians: [
+          guardian('c-aaa', {
+            givenName: 'Mira',
+            familyName: 'Okafor',
+            email: 'mira@example.org',
+            phone: '555-0100',
+          }),
+          g,
+        ],
+        relationships: [rel('c-aaa', 'S-500'), rel('c-bbb', 'S-500')],
+      }),
+      state({ parents: [withEmail] }),
+      ctx,
+    );
+    expect(both.parentUpdates.map(u => u.update.set)).toEqual([{ sisRole: 'parent' }]);
+  });
+});

@@ -13,6 +13,7 @@ import {
   contactsFromRosterRows,
   currentDetail,
   mapPowerSchoolGuardian,
+  enrollmentOf,
   mapPowerSchoolStudent,
   roleFromRelationships,
   toIsoDate,
@@ -147,6 +148,43 @@ describe('mapPowerSchoolStudent', () => {
       expect(m.student.grade).toBeUndefined();
       expect(m.student.email).toBeUndefined();
     }
+  });
+});
+
+describe('enrollment status comes from the record (issue 18 §3)', () => {
+  const enr = (enroll_status: unknown, enroll_status_code: unknown) => ({
+    school_enrollment: { enroll_status, enroll_status_code, school_id: 7, grade_level: 4 },
+  });
+
+  it('reads enroll_status, else enroll_status_code', () => {
+    expect(enrollmentOf(student(1, enr('A', 0)))).toBe('active');
+    expect(enrollmentOf(student(1, enr('P', -1)))).toBe('pre-registered');
+    expect(enrollmentOf(student(1, enr(null, -1)))).toBe('pre-registered');
+    expect(enrollmentOf(student(1, enr('G', 3)))).toBe('other');
+    expect(enrollmentOf(student(1, enr(null, 2)))).toBe('other');
+    expect(enrollmentOf(student(1, enr(null, null)))).toBe('active');
+  });
+
+  it('a pre-registered student is an exclusion by default, active when the policy includes it', () => {
+    expect(mapPowerSchoolStudent(student(1, enr('P', -1)))).toEqual({
+      ok: false,
+      reject: {
+        entity: 'student',
+        recordId: '1',
+        reason: 'pre-registered student',
+        kind: 'excluded',
+      },
+    });
+    const m = mapPowerSchoolStudent(student(1, enr('P', -1)), 'include');
+    expect(m.ok && m.student.status).toBe('active');
+  });
+
+  it('a transferred student the server returned anyway is never stored active', () => {
+    const m = mapPowerSchoolStudent(student(1, enr('T', 2)), 'include');
+    expect(m).toEqual({
+      ok: false,
+      reject: { entity: 'student', recordId: '1', reason: 'not enrolled', kind: 'excluded' },
+    });
   });
 });
 
@@ -443,7 +481,15 @@ describe('buildPowerSchoolChunk', () => {
   it('an unlinked invalid contact does not matter; contactsComplete=false is passed on', () => {
     const contacts = [contact(5002, [{ dcid: 1001, canAccessData: false }], { lastName: null })];
     const a = buildPowerSchoolChunk({ students, contacts, policy: DEFAULT_POLICY, asOf: ASOF });
-    expect(a.rejects).toEqual([]);
+    // not a reject (its invalid name never matters), but listed as left out by the policy
+    expect(a.rejects).toEqual([
+      {
+        entity: 'relationship',
+        recordId: '5002->1001',
+        reason: 'no data access',
+        kind: 'excluded',
+      },
+    ]);
     expect(a.chunk.relationshipsSupplied).toBe(true);
     const b = buildPowerSchoolChunk({
       students,

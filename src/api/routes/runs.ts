@@ -2,22 +2,18 @@
  * Runs: detail, rejects (paged JSON and CSV download), the remap a held re-key proposes, approve
  * and discard a run held by the deletion safeguard.
  */
-import { Readable } from 'node:stream';
-import { stringify } from 'csv-stringify';
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
 import { heldCsv, heldItems, heldTotal } from '../../jobs/held.js';
-import { neutralizeCell, SAFE_CSV_OPTIONS } from '../../csv.js';
+import { neutralizeCell } from '../../csv.js';
 import { approveRun, discardRun } from '../../jobs/sync.js';
-import type { Reject, SyncRun } from '../../models/types.js';
+import { rejectsCsv, rejectTotal, withKind } from '../../jobs/rejects.js';
+import type { SyncRun } from '../../models/types.js';
 import { processMetrics } from '../../workers/metrics.js';
 import { requireRole } from '../auth.js';
 import { ApiError, ErrorBody } from '../errors.js';
 import { HeldItem, RejectItem, RunDetail, RunIdParams, runDetail } from '../schemas.js';
 import type { ApiRoutes } from './types.js';
-
-/** Rejects read from the store per page of the CSV download. */
-const CSV_PAGE = 1000;
 
 async function runOr404(ctx: AppContext, id: string): Promise<SyncRun> {
   const run = await ctx.store.getRun(id);
@@ -28,13 +24,11 @@ async function runOr404(ctx: AppContext, id: string): Promise<SyncRun> {
 /** The product's one CSV formula neutraliser (src/csv.ts), re-exported where it was. */
 export { neutralizeCell };
 
-async function* allRejects(ctx: AppContext, runId: string): AsyncGenerator<Reject> {
-  for (let offset = 0; ; offset += CSV_PAGE) {
-    const page = await ctx.store.listRejects(runId, offset, CSV_PAGE);
-    yield* page;
-    if (page.length < CSV_PAGE) return;
-  }
-}
+/** `?kind=` of the rejects listing: `rejected`, `excluded`, or absent for both. */
+const KindQuery = z
+  .enum(['rejected', 'excluded'])
+  .optional()
+  .describe('only records refused (`rejected`) or left out by a rule (`excluded`); default both');
 
 const HeldDecision = z.object({ run: RunDetail });
 
@@ -86,12 +80,14 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
     '/runs/:id/rejects',
     {
       schema: {
-        summary: "A page of the run's rejects (records refused, with the reason)",
+        summary:
+          "A page of the run's rejects (records refused) and exclusions (records left out by a rule), with the reason",
         tags: ['runs'],
         params: RunIdParams,
         querystring: z.object({
           offset: z.coerce.number().int().min(0).default(0),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
+          kind: KindQuery,
         }),
         response: {
           200: z.object({
@@ -109,9 +105,9 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
     async request => {
       const run = await runOr404(ctx, request.params.id);
       requireRole(request, 'viewer', run.districtId);
-      const { offset, limit } = request.query;
-      const items = await ctx.store.listRejects(run.id, offset, limit);
-      return { runId: run.id, total: run.rejectCount, offset, limit, items };
+      const { offset, limit, kind } = request.query;
+      const items = (await ctx.store.listRejects(run.id, offset, limit, { kind })).map(withKind);
+      return { runId: run.id, total: rejectTotal(run, kind), offset, limit, items };
     },
   );
 
@@ -119,29 +115,25 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
     '/runs/:id/rejects.csv',
     {
       schema: {
-        summary: "All of the run's rejects as CSV (entity, recordId, reason)",
+        summary: "All of the run's rejects and exclusions as CSV (entity, recordId, reason, kind)",
         tags: ['runs'],
         params: RunIdParams,
+        querystring: z.object({ kind: KindQuery }),
         produces: ['text/csv'],
       },
     },
     async (request, reply) => {
       const run = await runOr404(ctx, request.params.id);
       requireRole(request, 'viewer', run.districtId);
-      const csv = stringify({
-        header: true,
-        columns: ['entity', 'recordId', 'reason'],
-        ...SAFE_CSV_OPTIONS,
-      });
-      const source = Readable.from(allRejects(ctx, run.id));
-      source.on('error', err => {
-        request.log.error({ err: String(err) }, 'reading rejects failed');
-        csv.destroy(err);
-      });
-      source.pipe(csv);
+      const { kind } = request.query;
+      const csv = rejectsCsv(ctx.store, run.id, { kind });
+      csv.on('error', err => request.log.error({ err: String(err) }, 'reading rejects failed'));
       return reply
         .type('text/csv; charset=utf-8')
-        .header('content-disposition', `attachment; filename="rejects-${run.id}.csv"`)
+        .header(
+          'content-disposition',
+          `attachment; filename="${kind === 'excluded' ? 'exclusions' : 'rejects'}-${run.id}.csv"`,
+        )
         .send(csv);
     },
   );

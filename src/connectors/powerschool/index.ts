@@ -57,6 +57,8 @@ export interface PowerSchoolConnectorOptions {
   >;
   /** Clock for the pull date (current contact detail rows). Default `new Date()`. */
   now?: () => Date;
+  /** District policy `preRegisteredStudents` (default `exclude`). */
+  preRegisteredStudents?: 'exclude' | 'include' | undefined;
 }
 
 /** Page-size limits of the plugin (`GET /ws/v1/metadata`, §2.4). */
@@ -133,6 +135,8 @@ export class PowerSchoolConnector implements SisConnector {
   /** School ids of the last `readSchools` (sections are read per school). */
   private schoolIds: string[] | undefined;
 
+  private readonly preRegistered: 'exclude' | 'include';
+
   constructor(
     private readonly config: PowerSchoolConnectorConfig,
     options: PowerSchoolConnectorOptions,
@@ -140,6 +144,7 @@ export class PowerSchoolConnector implements SisConnector {
     this.logger = options.logger;
     this.capabilities = { guardianLinks: true, enrollments: config.sections, delta: false };
     this.now = options.now ?? (() => new Date());
+    this.preRegistered = options.preRegisteredStudents ?? 'exclude';
     this.client = new PowerSchoolClient({
       baseUrl: config.baseUrl,
       clientId: options.clientId,
@@ -298,6 +303,7 @@ export class PowerSchoolConnector implements SisConnector {
         students: fresh,
         contacts,
         policy: this.config.contacts,
+        preRegistered: this.preRegistered,
         asOf,
         contactsComplete: complete,
       });

@@ -274,9 +274,13 @@ export const rejectSchema = new Schema<RejectDoc>(
     },
     recordId: { type: String, default: '' },
     reason: { type: String, default: '' },
+    // absent on documents stored before exclusions existed: read as `rejected`
+    kind: { type: String, enum: ['rejected', 'excluded'] },
   },
   { ...base, collection: COLLECTIONS.rejects },
 );
+// listRejects filtered by kind, in insertion order
+rejectSchema.index({ runId: 1, kind: 1, seq: 1 }, { name: 'run_kind_seq' });
 // listRejects: page a run's rejects in insertion order
 rejectSchema.index({ runId: 1, seq: 1 }, { unique: true, name: 'run_seq' });
 // addRejects: a retried chunk does not store the same reject twice

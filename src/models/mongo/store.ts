@@ -57,6 +57,7 @@ import {
   heldSummary,
   isActiveRunStatus,
   orphansOf,
+  ownerlessParentIds,
   parentUpdateEntries,
 } from '../shared.js';
 import {
@@ -73,6 +74,7 @@ import {
   type ParentAccount,
   type ParentUpdate,
   type Reject,
+  type RejectFilter,
   type RosterStore,
   type RunDeferredStudent,
   type StoreHandle,
@@ -282,7 +284,12 @@ function heldSummaryOf(held: HeldSummary | Partial<Deactivations>): HeldSummary 
 
 /** Map a lean reject document to `Reject`. */
 export function rejectFromDoc(d: Lean<RejectDoc>): Reject {
-  return { entity: d.entity, recordId: d.recordId, reason: d.reason };
+  return {
+    entity: d.entity,
+    recordId: d.recordId,
+    reason: d.reason,
+    ...(d.kind === 'excluded' ? { kind: 'excluded' as const } : {}),
+  };
 }
 
 // --- mapping: plan → bulk operations (pure; unit-tested without a server) ---------------
@@ -978,6 +985,7 @@ export class MongoRosterStore implements RosterStore {
           entity: r.entity,
           recordId: r.recordId,
           reason: r.reason,
+          kind: r.kind ?? 'rejected',
         },
       },
     }));
@@ -988,11 +996,20 @@ export class MongoRosterStore implements RosterStore {
     }
   }
 
-  /** A page of a run's rejects in insertion order. */
-  async listRejects(runId: string, offset: number, limit: number): Promise<Reject[]> {
+  /** A page of a run's rejects in insertion order, optionally of one `kind` only. */
+  async listRejects(
+    runId: string,
+    offset: number,
+    limit: number,
+    filter: RejectFilter = {},
+  ): Promise<Reject[]> {
     if (limit <= 0) return [];
+    // Documents stored before kinds existed have none: they are `rejected`.
+    const query: mongoose.QueryFilter<RejectDoc> = { runId };
+    if (filter.kind === 'excluded') query.kind = 'excluded';
+    else if (filter.kind === 'rejected') query.kind = { $ne: 'excluded' };
     const docs = await this.m.rejects
-      .find({ runId })
+      .find(query)
       .sort({ seq: 1 })
       .skip(Math.max(0, offset))
       .limit(limit)
@@ -1368,11 +1385,43 @@ export class MongoRosterStore implements RosterStore {
             .find({ districtId, studentSourcedId: { $in: linkStudentIds } }, null, { session })
             .sort({ parentId: 1, studentSourcedId: 1, origin: 1 })
             .lean<Lean<LinkDoc>[]>();
-    return {
+    // Accounts `sis`-linked to the chunk's students that no key matched (a re-keyed contact:
+    // the planner may match it by name and student). Usually none: nothing more is read.
+    const loaded = new Set(parents.map(p => p.id));
+    const linkedOnly = unique(
+      links.filter(l => l.origin === 'sis' && !loaded.has(l.parentId)).map(l => l.parentId),
+    );
+    for (const ids of chunked(linkedOnly, IN_BATCH)) {
+      parents.push(
+        ...(await this.m.parents
+          .find({ districtId, id: { $in: ids } }, null, { session })
+          .sort({ id: 1 })
+          .lean<Lean<ParentDoc>[]>()),
+      );
+    }
+    const state: ChunkState = {
       students: students.map(studentFromDoc),
       parents: parents.map(parentFromDoc),
       links: links.map(linkFromDoc),
     };
+    const owners = ownerlessParentIds(state.parents, keys);
+    if (owners.length === 0) return state;
+    const inChunk = new Set(studentIds);
+    const accountLinks: GuardianLink[] = [];
+    for (const ids of chunked(owners, IN_BATCH)) {
+      const docs = await this.m.links
+        .find(
+          { districtId, parentId: { $in: ids }, origin: 'sis' as const, status: 'active' as const },
+          null,
+          {
+            session,
+          },
+        )
+        .sort({ parentId: 1, studentSourcedId: 1 })
+        .lean<Lean<LinkDoc>[]>();
+      for (const d of docs) if (!inChunk.has(d.studentSourcedId)) accountLinks.push(linkFromDoc(d));
+    }
+    return accountLinks.length ? { ...state, accountLinks } : state;
   }
 
   /**

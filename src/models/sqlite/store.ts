@@ -32,6 +32,7 @@ import {
   heldSummary,
   orphansOf,
   isActiveRunStatus,
+  ownerlessParentIds,
   parentUpdateEntries,
   type ParentUpdateField,
 } from '../shared.js';
@@ -51,6 +52,7 @@ import {
   type ParentUpdate,
   type Reject,
   type RunWait,
+  type RejectFilter,
   type RosterStore,
   type RunDeferredStudent,
   type StoreHandle,
@@ -232,6 +234,13 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE sync_runs ADD COLUMN waiting TEXT;
   `,
+  // 6: a reject may be an exclusion (a valid record left out by a rule; docs/decisions/0005).
+  `
+  ALTER TABLE run_rejects ADD COLUMN kind TEXT NOT NULL DEFAULT 'rejected'
+    CHECK (kind IN ('rejected', 'excluded'));
+  -- listRejects filtered by kind, in insertion order
+  CREATE INDEX run_rejects_kind ON run_rejects (run_id, kind, seq);
+  `,
 ];
 
 /** Options of the SQLite store. */
@@ -265,6 +274,7 @@ interface RejectRow {
   entity: string;
   record_id: string;
   reason: string;
+  kind: string;
 }
 
 type Params = Record<string, string | number | null>;
@@ -319,6 +329,10 @@ export const SQL = {
   loadSources: `SELECT s.parent_id, s.connector, s.sourced_id
     FROM json_each(@keys) AS k CROSS JOIN parent_sources AS s
     ON s.district_id = @districtId AND s.parent_id = k.value ORDER BY s.rowid`,
+  accountLinks: `SELECT l.* FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
+    ON l.district_id = @districtId AND l.parent_id = k.value
+    WHERE l.origin = 'sis' AND l.status = 'active'
+    ORDER BY l.parent_id, l.student_sourced_id`,
   loadLinks: `SELECT l.* FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
     ON l.district_id = @districtId AND l.student_sourced_id = k.value
     ORDER BY l.parent_id, l.student_sourced_id, l.origin`,
@@ -417,9 +431,10 @@ export const SQL = {
     ORDER BY created_at DESC, rowid DESC LIMIT ?`,
   runDistrict: `SELECT district_id FROM sync_runs WHERE id = ?`,
   maxRejectSeq: `SELECT coalesce(max(seq), 0) AS n FROM run_rejects WHERE run_id = ?`,
-  insertReject: `INSERT INTO run_rejects (run_id, district_id, seq, entity, record_id, reason)
-    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, entity, record_id, reason) DO NOTHING`,
-  listRejects: `SELECT entity, record_id, reason FROM run_rejects WHERE run_id = ?
+  insertReject: `INSERT INTO run_rejects (run_id, district_id, seq, entity, record_id, reason,
+      kind)
+    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, entity, record_id, reason) DO NOTHING`,
+  listRejects: `SELECT entity, record_id, reason, kind FROM run_rejects WHERE run_id = ?
     ORDER BY seq LIMIT ? OFFSET ?`,
   insertHeldPage: `INSERT INTO held_pages (run_id, kind, start, n, items) VALUES (?, ?, ?, ?, ?)`,
   deleteHeldPages: `DELETE FROM held_pages WHERE run_id = ?`,
@@ -436,6 +451,8 @@ export const SQL = {
   activeLinksOfParents: `SELECT l.parent_id, l.student_sourced_id, l.origin
     FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
     ON l.district_id = @districtId AND l.parent_id = k.value WHERE l.status = 'active'`,
+  listRejectsOfKind: `SELECT entity, record_id, reason, kind FROM run_rejects
+    WHERE run_id = ? AND kind = ? ORDER BY seq LIMIT ? OFFSET ?`,
 } as const;
 
 type SqlName = keyof typeof SQL;
@@ -1072,24 +1089,42 @@ export class SqliteRosterStore implements RosterStore {
           let seq = this.stmt('maxRejectSeq').pluck().get(runId) as number;
           const insert = this.stmt('insertReject');
           for (const r of rejects) {
-            seq += insert.run(runId, districtId, seq + 1, r.entity, r.recordId, r.reason).changes;
+            seq += insert.run(
+              runId,
+              districtId,
+              seq + 1,
+              r.entity,
+              r.recordId,
+              r.reason,
+              r.kind ?? 'rejected',
+            ).changes;
           }
         })
         .immediate();
     });
   }
 
-  /** A page of a run's rejects in insertion order. */
-  listRejects(runId: string, offset: number, limit: number): Promise<Reject[]> {
-    return this.run(() =>
-      (
-        this.stmt('listRejects').all(runId, Math.max(0, limit), Math.max(0, offset)) as RejectRow[]
-      ).map(r => ({
+  /** A page of a run's rejects in insertion order, optionally of one `kind` only. */
+  listRejects(
+    runId: string,
+    offset: number,
+    limit: number,
+    filter: RejectFilter = {},
+  ): Promise<Reject[]> {
+    return this.run(() => {
+      const page = [Math.max(0, limit), Math.max(0, offset)];
+      const rows = (
+        filter.kind
+          ? this.stmt('listRejectsOfKind').all(runId, filter.kind, ...page)
+          : this.stmt('listRejects').all(runId, ...page)
+      ) as RejectRow[];
+      return rows.map(r => ({
         entity: r.entity as Reject['entity'],
         recordId: r.record_id,
         reason: r.reason,
-      })),
-    );
+        ...(r.kind === 'excluded' ? { kind: 'excluded' as const } : {}),
+      }));
+    });
   }
 
   /**
@@ -1304,6 +1339,21 @@ export class SqliteRosterStore implements RosterStore {
       uniqueIds: uniqueJson(keys.guardianUniqueIds),
       emails: uniqueJson(keys.emailsNormalized),
     }) as ParentRow[];
+    const links = (this.stmt('loadLinks').all({ districtId, keys: studentIds }) as LinkRow[]).map(
+      toLink,
+    );
+    // Accounts `sis`-linked to the chunk's students that no key matched (a re-keyed contact:
+    // the planner may match it by name and student). Usually none: nothing more is read.
+    const loaded = new Set(parentRows.map(r => r.id));
+    const linkedOnly = [
+      ...new Set(
+        links.filter(l => l.origin === 'sis' && !loaded.has(l.parentId)).map(l => l.parentId),
+      ),
+    ];
+    if (linkedOnly.length > 0)
+      parentRows.push(
+        ...(this.stmt('parentsByIds').all({ districtId, keys: json(linkedOnly) }) as ParentRow[]),
+      );
     const sources =
       parentRows.length === 0
         ? new Map<string, ParentSource[]>()
@@ -1314,10 +1364,17 @@ export class SqliteRosterStore implements RosterStore {
             }) as SourceRow[],
           );
     const parents = parentRows.map(r => toParent(r, sources.get(r.id) ?? []));
-    const links = (this.stmt('loadLinks').all({ districtId, keys: studentIds }) as LinkRow[]).map(
-      toLink,
-    );
-    return { students, parents, links };
+    const owners = ownerlessParentIds(parents, keys);
+    if (owners.length === 0) return { students, parents, links };
+    const inChunk = new Set(keys.studentSourcedIds);
+    const accountLinks = (
+      this.stmt('accountLinks').all({ districtId, keys: json(owners) }) as LinkRow[]
+    )
+      .map(toLink)
+      .filter(l => !inChunk.has(l.studentSourcedId));
+    return accountLinks.length
+      ? { students, parents, links, accountLinks }
+      : { students, parents, links };
   }
 
   /**
