@@ -34,6 +34,7 @@ export class FaultInjector {
   private retryAfter = '1';
   private serverErrorLeft = 0;
   private delayMs = 0;
+  private gate: { held: Promise<void>; open: () => void } | undefined;
 
   /** The next `n` guarded requests get 429 with `Retry-After: retryAfter` (seconds or HTTP date). */
   rateLimit(n: number, retryAfter: number | string): void {
@@ -51,18 +52,37 @@ export class FaultInjector {
     this.delayMs = ms;
   }
 
-  /** Clear rate limiting, server errors and the delay. */
+  /**
+   * Hold every guarded request (they wait, unanswered) until `resume()`: a test pauses the
+   * SIS mid-pull to act while the run is certainly still running.
+   */
+  pause(): void {
+    if (this.gate) return;
+    let open: () => void = () => undefined;
+    const held = new Promise<void>(r => (open = r));
+    this.gate = { held, open };
+  }
+
+  /** Answer the requests `pause()` held, and the next ones, again. */
+  resume(): void {
+    this.gate?.open();
+    this.gate = undefined;
+  }
+
+  /** Clear rate limiting, server errors, the delay and a pause. */
   reset(): void {
     this.rateLimitLeft = 0;
     this.serverErrorLeft = 0;
     this.delayMs = 0;
+    this.resume();
   }
 
   /**
    * For one guarded request: wait the configured delay, then consume one pending fault —
-   * rate limiting first, then server errors. Undefined when the request should proceed.
+   * rate limiting first, then server errors (a paused injector holds it first). Undefined when the request should proceed.
    */
   async next(): Promise<InjectedFault | undefined> {
+    if (this.gate) await this.gate.held;
     if (this.delayMs > 0) await delay(this.delayMs);
     if (this.rateLimitLeft > 0) {
       this.rateLimitLeft--;

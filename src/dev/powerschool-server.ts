@@ -88,6 +88,10 @@ export interface FaultControls {
   failStudentsAfterPage(p: number | null): void;
   /** Delay every `/ws` response by `ms` milliseconds (0 = off). */
   slowMs(ms: number): void;
+  /** Hold every `/ws` request, unanswered, until `resume()` (a deterministic mid-pull pause). */
+  pause(): void;
+  /** Answer the held `/ws` requests and the next ones again. */
+  resume(): void;
   /** Invalidate every issued token (the next call with one gets 401; a new token works). */
   expireTokens(): void;
   /** Grant or deny the roster PowerQuery (denied → 403). */
@@ -207,6 +211,12 @@ export async function startFakePowerSchool(
     },
     slowMs(ms) {
       injector.slowMs(ms);
+    },
+    pause() {
+      injector.pause();
+    },
+    resume() {
+      injector.resume();
     },
     expireTokens() {
       tokens.clear();

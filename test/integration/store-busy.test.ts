@@ -20,9 +20,13 @@ async function until(check: () => Promise<boolean>, ms: number, what: string): P
 const busyRetries = async (h: Harness): Promise<number> =>
   (await processMetrics(h.ctx).storeBusyRetries.get()).values.reduce((a, v) => a + v.value, 0);
 
-/** Start a run, wait until it has written students, then take the store's write lock. */
+/**
+ * Start a run, wait until it has written students, then pause the SIS (the rest of the pull
+ * waits, so the run is certainly still running), take the store's write lock, and let the
+ * SIS answer again: the chunks still to come meet the lock.
+ */
 async function lockMidRun(h: Harness): Promise<{ runId: string; lock: Database.Database }> {
-  h.fake.faults.slowMs(40);
+  h.fake.faults.slowMs(300);
   const { run } = await triggerSync(h.ctx, {
     districtId: h.districtId,
     dryRun: false,
@@ -30,13 +34,18 @@ async function lockMidRun(h: Harness): Promise<{ runId: string; lock: Database.D
   });
   await until(
     async () => (await h.store.getStudents(h.districtId)).length > 0,
-    30000,
+    60000,
     'the first chunk',
   );
+  h.fake.faults.pause();
   // Another process's connection (a second handle: SQLite locks per connection).
   const lock = new Database(h.store.file);
   lock.exec('BEGIN IMMEDIATE');
   h.fake.faults.slowMs(0);
+  h.fake.faults.resume();
+  expect(await h.store.getStudents(h.districtId).then(s => s.length)).toBeLessThan(
+    h.sis.students.length,
+  );
   return { runId: run.id, lock };
 }
 
@@ -68,7 +77,7 @@ describe('store busy (transient lock)', () => {
     console.log(`busy retries: ${(await busyRetries(h)) - before}; run ${done.status}`);
     expect(done.status).toBe('succeeded');
     expect((await h.store.getStudents(h.districtId)).length).toBe(h.sis.students.length);
-  });
+  }, 240_000); // the waits above carry their own deadlines (busy backoff grows to 15 s)
 });
 
 describe('store busy (lock outlasting the limit)', () => {
@@ -104,5 +113,5 @@ describe('store busy (lock outlasting the limit)', () => {
     expect(done.error).toMatch(/locked by another process .*STORE_BUSY_LIMIT_MS=1500/);
     const { run } = await h.sync();
     expect(run.status).toBe('succeeded');
-  });
+  }, 240_000);
 });
