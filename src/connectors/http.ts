@@ -1,11 +1,13 @@
 /**
  * Small HTTP helpers shared by the SIS connector clients (PowerSchool, Aeries, OneRoster
  * REST / Infinite Campus / Skyward): `Retry-After` parsing, first-value header reads and an
- * abortable wait that rejects with the signal's own reason.
+ * abortable wait that rejects with the signal's own reason, and the retry policy they share
+ * (`retrySisRequest`).
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { AxiosResponse } from 'axios';
-import { AbortError } from 'p-retry';
+import type { Logger } from 'pino';
+import pRetry, { AbortError } from 'p-retry';
 import { SisHttpError, SisRateLimitError } from '../errors.js';
 
 /**
@@ -121,4 +123,68 @@ export async function withRetryAfter<T>(
       if (ms > 0) await sleep(ms, opts.signal);
     }
   }
+}
+
+/** What `retrySisRequest` needs to know about the client calling it. */
+export interface SisRetryOptions {
+  /** Vendor name for log lines (`PowerSchool`, `Aeries`, `Infinite Campus`…). */
+  vendor: string;
+  /** Request method and path (or label) for log lines; absent method: not logged. */
+  method?: string | undefined;
+  path: string;
+  signal?: AbortSignal | undefined;
+  logger: Pick<Logger, 'warn'>;
+  /** Retries after the first attempt (exponential backoff), and most in-line Retry-After waits. */
+  retries: number;
+  /** Exponential backoff bounds (ms). */
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  /** Longest Retry-After waited in line (ms); see `withRetryAfter`. */
+  inlineMaxMs?: number | undefined;
+  now?: (() => number) | undefined;
+}
+
+/**
+ * One SIS request with the clients' shared retry policy: a short `Retry-After` is waited in
+ * line and a long one reschedules the pull (`withRetryAfter`); other retryable failures
+ * (`SisHttpError.retryable`: 408, 429 without Retry-After, 5xx, network) are retried
+ * `retries` times with randomized exponential backoff (p-retry); anything else is thrown at
+ * once. Each wait and retry is logged at warn with the vendor, path and status.
+ */
+export function retrySisRequest<T>(attempt: () => Promise<T>, o: SisRetryOptions): Promise<T> {
+  const where = o.method === undefined ? { path: o.path } : { method: o.method, path: o.path };
+  const once = () =>
+    withRetryAfter(attempt, {
+      signal: o.signal,
+      inlineMaxMs: o.inlineMaxMs,
+      maxWaits: o.retries,
+      now: o.now,
+      onWait: (ms, err) =>
+        o.logger.warn(
+          { ...where, status: err.status, retryAfterMs: ms },
+          `${o.vendor} rate limit; waiting as Retry-After asks`,
+        ),
+    });
+  return pRetry(once, {
+    retries: o.retries,
+    factor: 2,
+    minTimeout: o.minBackoffMs,
+    maxTimeout: o.maxBackoffMs,
+    randomize: true,
+    ...(o.signal ? { signal: o.signal } : {}),
+    shouldRetry: ({ error }) => error instanceof SisHttpError && error.retryable,
+    onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+      if (!(error instanceof SisHttpError) || !error.retryable || retriesLeft <= 0) return;
+      o.logger.warn(
+        {
+          ...where,
+          status: error.status ?? 'network',
+          attempt: attemptNumber,
+          retriesLeft,
+          retryAfterMs: error.retryAfterMs,
+        },
+        `${o.vendor} request failed; retrying`,
+      );
+    },
+  });
 }

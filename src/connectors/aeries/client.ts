@@ -9,7 +9,7 @@
  * `?cert=`; we do not), logs, error messages or error causes.
  */
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
-import pRetry, { AbortError } from 'p-retry';
+import { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { SisHttpError, SisPayloadError } from '../../errors.js';
@@ -18,7 +18,7 @@ import {
   headerValue,
   PARSE_RETRY_AFTER_CAP_MS,
   parseRetryAfter,
-  withRetryAfter,
+  retrySisRequest,
 } from '../http.js';
 import { formatZodIssues } from '../powerschool/payloads.js';
 
@@ -118,38 +118,15 @@ export class AeriesClient {
     const signal = opts.signal;
     const params: Record<string, string | number> = { ...opts.params };
     if (this.opts.databaseYear) params.DatabaseYear = this.opts.databaseYear;
-    const once = () =>
-      withRetryAfter(() => this.attempt(path, params, signal), {
-        signal,
-        inlineMaxMs: this.opts.inlineRetryAfterMs,
-        maxWaits: this.opts.retries,
-        onWait: (ms, err) =>
-          this.opts.logger.warn(
-            { path, status: err.status, retryAfterMs: ms },
-            'Aeries rate limit; waiting as Retry-After asks',
-          ),
-      });
-    const body = await pRetry(once, {
+    const body = await retrySisRequest(() => this.attempt(path, params, signal), {
+      vendor: 'Aeries',
+      path,
+      signal,
+      logger: this.opts.logger,
       retries: this.opts.retries,
-      factor: 2,
-      minTimeout: this.minBackoffMs,
-      maxTimeout: this.maxBackoffMs,
-      randomize: true,
-      ...(signal ? { signal } : {}),
-      shouldRetry: ({ error }) => error instanceof SisHttpError && error.retryable,
-      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        if (!(error instanceof SisHttpError) || !error.retryable || retriesLeft <= 0) return;
-        this.opts.logger.warn(
-          {
-            path,
-            status: error.status ?? 'network',
-            attempt: attemptNumber,
-            retriesLeft,
-            retryAfterMs: error.retryAfterMs,
-          },
-          'Aeries request failed; retrying',
-        );
-      },
+      minBackoffMs: this.minBackoffMs,
+      maxBackoffMs: this.maxBackoffMs,
+      inlineMaxMs: this.opts.inlineRetryAfterMs,
     });
     const parsed = schema.safeParse(body);
     if (!parsed.success) {

@@ -19,7 +19,7 @@
 import { createHmac } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import OAuth from 'oauth-1.0a';
-import pRetry, { AbortError } from 'p-retry';
+import { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
 import {
@@ -27,7 +27,7 @@ import {
   PARSE_RETRY_AFTER_CAP_MS,
   parseRetryAfter,
   sleep,
-  withRetryAfter,
+  retrySisRequest,
 } from '../http.js';
 import { imsxStatusOf, OrTokenResponse, zodReason, type OrImsxStatus } from './payloads.js';
 
@@ -488,40 +488,17 @@ export class RestClient {
     signal: AbortSignal | undefined,
     attempt: () => Promise<T>,
   ): Promise<T> {
-    const once = () =>
-      withRetryAfter(attempt, {
-        signal,
-        inlineMaxMs: this.opts.inlineRetryAfterMs,
-        maxWaits: this.opts.retries,
-        now: this.now,
-        onWait: (ms, err) =>
-          this.opts.logger.warn(
-            { method, path: label, status: err.status, retryAfterMs: ms },
-            `${this.opts.vendor} rate limit; waiting as Retry-After asks`,
-          ),
-      });
-    return pRetry(once, {
+    return retrySisRequest(attempt, {
+      vendor: this.opts.vendor,
+      method,
+      path: label,
+      signal,
+      logger: this.opts.logger,
       retries: this.opts.retries,
-      factor: 2,
-      minTimeout: this.opts.minBackoffMs ?? 1000,
-      maxTimeout: this.opts.maxBackoffMs ?? 30000,
-      randomize: true,
-      ...(signal ? { signal } : {}),
-      shouldRetry: ({ error }) => error instanceof SisHttpError && error.retryable,
-      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        if (!(error instanceof SisHttpError) || !error.retryable || retriesLeft <= 0) return;
-        this.opts.logger.warn(
-          {
-            method,
-            path: label,
-            status: error.status ?? 'network',
-            attempt: attemptNumber,
-            retriesLeft,
-            retryAfterMs: error.retryAfterMs,
-          },
-          `${this.opts.vendor} request failed; retrying`,
-        );
-      },
+      minBackoffMs: this.opts.minBackoffMs ?? 1000,
+      maxBackoffMs: this.opts.maxBackoffMs ?? 30000,
+      inlineMaxMs: this.opts.inlineRetryAfterMs,
+      now: this.now,
     });
   }
 }

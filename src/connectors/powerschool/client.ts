@@ -7,7 +7,7 @@
  * They never appear in URLs, logs, error messages or error causes.
  */
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
-import pRetry, { AbortError } from 'p-retry';
+import { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
@@ -16,7 +16,7 @@ import {
   headerValue,
   PARSE_RETRY_AFTER_CAP_MS,
   parseRetryAfter,
-  withRetryAfter,
+  retrySisRequest,
 } from '../http.js';
 import { formatZodIssues, PsTokenResponse } from './payloads.js';
 
@@ -323,40 +323,17 @@ export class PowerSchoolClient {
     signal: AbortSignal | undefined,
     attempt: () => Promise<T>,
   ): Promise<T> {
-    const once = () =>
-      withRetryAfter(attempt, {
-        signal,
-        inlineMaxMs: this.opts.inlineRetryAfterMs,
-        maxWaits: this.opts.retries,
-        now: this.now,
-        onWait: (ms, err) =>
-          this.opts.logger.warn(
-            { method, path, status: err.status, retryAfterMs: ms },
-            'PowerSchool rate limit; waiting as Retry-After asks',
-          ),
-      });
-    return pRetry(once, {
+    return retrySisRequest(attempt, {
+      vendor: 'PowerSchool',
+      method,
+      path,
+      signal,
+      logger: this.opts.logger,
       retries: this.opts.retries,
-      factor: 2,
-      minTimeout: this.minBackoffMs,
-      maxTimeout: this.maxBackoffMs,
-      randomize: true,
-      ...(signal ? { signal } : {}),
-      shouldRetry: ({ error }) => error instanceof SisHttpError && error.retryable,
-      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        if (!(error instanceof SisHttpError) || !error.retryable || retriesLeft <= 0) return;
-        this.opts.logger.warn(
-          {
-            method,
-            path,
-            status: error.status ?? 'network',
-            attempt: attemptNumber,
-            retriesLeft,
-            retryAfterMs: error.retryAfterMs,
-          },
-          'PowerSchool request failed; retrying',
-        );
-      },
+      minBackoffMs: this.minBackoffMs,
+      maxBackoffMs: this.maxBackoffMs,
+      inlineMaxMs: this.opts.inlineRetryAfterMs,
+      now: this.now,
     });
   }
 }
