@@ -80,6 +80,8 @@ describe('activation emails (SMTP catcher, BullMQ, SQLite)', () => {
       seed: 21,
       env: { SMTP_URL: smtp.url },
       district: {
+        // accounts without email exist only under this policy (the default excludes them)
+        policies: { guardiansWithoutLogin: 'create' },
         notifications: {
           activationEmails: false,
           portalBaseUrl: 'https://portal.test/activate?token={token}',
