@@ -105,13 +105,17 @@ describe('OneRoster CSV vendor quirks (folder packages)', () => {
     expect(run.status).toBe('succeeded');
     expect(run.counts.parent).toEqual({ create: 1 });
     expect(run.counts.link).toEqual({ add: 1 });
-    expect(run.rejectCount).toBe(1);
-    // listed with the run (its `kind` is stored by the reject store; the connector's own
-    // output, kind included, is checked below)
-    expect(await h.store.listRejects(run.id, 0, 100)).toEqual([
+    // an exclusion, not a refused record: counted by reason, listed with the run
+    expect(run.rejectCount).toBe(0);
+    const excluded = Object.entries(run.counts.guardian ?? {}).filter(([a]) =>
+      a.startsWith('excluded:'),
+    );
+    expect(excluded).toEqual([[expect.stringMatching(/linked to no student/) as unknown, 1]]);
+    expect(await h.store.listRejects(run.id, 0, 100, { kind: 'excluded' })).toEqual([
       expect.objectContaining({
         entity: 'guardian',
         recordId: 'par9',
+        kind: 'excluded',
         reason: expect.stringMatching(/linked to no student/) as unknown,
       }),
     ]);
