@@ -24,6 +24,7 @@ import {
   type RevokeOptions,
   type StudentCodeRow,
 } from './types.js';
+import { settle } from '../sqlite/adapter.js';
 
 export const ACCESS_CODE_DDL = `
   CREATE TABLE IF NOT EXISTS access_codes (
@@ -245,11 +246,7 @@ export class SqliteAccessCodeRepository implements AccessCodeRepository {
 
   /** Run synchronous better-sqlite3 code, turning throws into rejections. */
   private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    return settle(fn);
   }
 
   private stmt(name: keyof typeof SQL): Statement {

@@ -52,6 +52,7 @@ import {
   type StoredPreview,
 } from './types.js';
 import { associationImportChanges, parentImportChanges } from './changes.js';
+import { settle } from '../sqlite/adapter.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS import_previews (
@@ -588,13 +589,7 @@ export class SqliteImportRepository implements ImportRepository {
   }
 
   private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      // Errors of the native module may come from another realm: keep them as they are.
-      const isErrorLike = typeof err === 'object' && err !== null && 'message' in err;
-      return Promise.reject(isErrorLike ? (err as Error) : new Error(String(err)));
-    }
+    return settle(fn);
   }
 
   private stmt(name: keyof typeof SQL): Statement {

@@ -20,6 +20,7 @@ import type { RecordStatus } from '../../mapping/canonical.js';
 import { toLink, toStudent, type LinkRow, type StudentRow } from '../sqlite/rows.js';
 import type { GuardianLink, StoredStudent } from '../types.js';
 import { nameKey, type ParentRef, type StudentLookup } from './student-lookup.js';
+import { settle } from '../sqlite/adapter.js';
 
 type Database = SqliteDatabase.Database;
 
@@ -220,11 +221,6 @@ export class SqliteStudentLookup implements StudentLookup {
   }
 
   private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      const isErrorLike = typeof err === 'object' && err !== null && 'message' in err;
-      return Promise.reject(isErrorLike ? (err as Error) : new Error(String(err)));
-    }
+    return settle(fn);
   }
 }

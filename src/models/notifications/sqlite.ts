@@ -21,6 +21,7 @@ import {
   type ConsumeTokenResult,
   type RequeueResult,
 } from './types.js';
+import { settle } from '../sqlite/adapter.js';
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS activation_emails (
@@ -428,11 +429,7 @@ export class SqliteActivationRepository implements ActivationRepository {
   }
 
   private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    return settle(fn);
   }
 
   private stmt(name: keyof typeof SQL): Statement {

@@ -14,6 +14,7 @@ import type {
   StoredEnrollment,
   StoredSection,
 } from './types.js';
+import { settle } from '../sqlite/adapter.js';
 
 export const SECTIONS_DDL = `
   CREATE TABLE IF NOT EXISTS sections (
@@ -175,11 +176,7 @@ export class SqliteSectionRepository implements SectionRepository {
   }
 
   private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    return settle(fn);
   }
 
   private stmt(name: keyof typeof SQL): Statement {

@@ -73,6 +73,7 @@ import {
   type SourceRow,
   type StudentRow,
 } from './rows.js';
+import { settle } from './adapter.js';
 
 /** Ordered schema migrations; index i brings the database to `user_version` i+1. */
 export const MIGRATIONS: readonly string[] = [
@@ -1253,11 +1254,7 @@ export class SqliteRosterStore implements RosterStore {
 
   /** Run synchronous store code, turning throws into rejections. */
   private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    return settle(fn);
   }
 
   private stmt(name: SqlName): Database.Statement {
