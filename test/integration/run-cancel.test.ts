@@ -17,7 +17,7 @@ import { renderMetrics } from '../../src/api/metrics.js';
 import { hashToken, type ApiTokenEntry } from '../../src/config/api-tokens.js';
 import { changeEmail, withdrawStudent } from '../../src/dev/district-generator.js';
 import { runCountsFromLog } from '../../src/jobs/changes.js';
-import { approveRun, cancelRun, discardRun, triggerSync, waitForRun } from '../../src/jobs/sync.js';
+import { approveRun, cancelRun, discardRun, triggerSync } from '../../src/jobs/sync.js';
 import { workerWait } from '../../src/jobs/worker-wait.js';
 import type { RunCounts } from '../../src/models/types.js';
 import { jobId } from '../../src/workers/queues.js';
@@ -216,7 +216,8 @@ describe('cancelling a running run, and metrics of held runs', () => {
   it('stops mid-pull: cancelled, nothing deactivated, what it wrote stays and is counted', async () => {
     const withdrawn = h.sis.students.filter(s => s.enroll_status === 'A').slice(0, 3);
     for (const s of withdrawn) withdrawStudent(h.sis, s.id);
-    for (const c of h.sis.contacts) changeEmail(h.sis, c.contactId, `c${c.contactId}.cancel@example.org`);
+    for (const c of h.sis.contacts)
+      changeEmail(h.sis, c.contactId, `c${c.contactId}.cancel@example.org`);
     h.fake.faults.slowMs(300);
     const { run } = await triggerSync(h.ctx, {
       districtId: h.districtId,
