@@ -198,11 +198,18 @@ async function pullSnapshot(
     log.info({ status: previous?.status }, 'run already ended: pull skipped');
     return { chunks: 0 };
   }
-  await ctx.store.updateRun(runId, {
+  const marked = await ctx.store.updateRun(runId, {
     status: 'running',
     // a retried or resumed pull keeps the run's first start, so timings stay honest
-    startedAt: previous?.startedAt ?? new Date(started).toISOString(),
+    startedAt: previous.startedAt ?? new Date(started).toISOString(),
   });
+  if (marked.decidedAt !== undefined) {
+    // Cancelled between the read above and this write (only `cancelRun` decides an active
+    // run): put the cancellation back and stop.
+    await ctx.store.updateRun(runId, { status: 'cancelled' });
+    log.info('run cancelled as its pull started: pull skipped');
+    return { chunks: 0 };
+  }
   // Every pull attempt starts a new ledger generation: chunks of an earlier attempt
   // (whose pages may have shifted since) are ignored, never mixed with this one's.
   const generation = await ctx.ledger.startGeneration(runId);
