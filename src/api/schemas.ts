@@ -22,7 +22,7 @@ export const RunCounts = z
 /** A string, not an enum: a status added later must not make run lists fail to serialize. */
 export const RunStatus = z
   .string()
-  .describe('queued, running, succeeded, failed, needs-approval or discarded');
+  .describe('queued, running, succeeded, failed, needs-approval, discarded or cancelled');
 
 export const RunSummary = z
   .object({
@@ -33,7 +33,10 @@ export const RunSummary = z
     dryRun: z.boolean(),
     trigger: z.string().describe('schedule, api, cli, …'),
     actor: z.string().optional().describe('who started it: schedule, api:<token>, cli:<user>'),
-    decidedBy: z.string().optional().describe('who approved or discarded a held run'),
+    decidedBy: z
+      .string()
+      .optional()
+      .describe('who approved or discarded a held run, or cancelled a run'),
     decidedAt: z.string().optional(),
     createdAt: z.string(),
     startedAt: z.string().optional(),
@@ -63,6 +66,12 @@ export const RunDetail = RunSummary.extend({
     .object({ students: z.string(), parents: z.string(), links: z.string() })
     .optional()
     .describe('where to list what approving this run deactivates (paged JSON; add .csv for CSV)'),
+  waitingForWorkerSince: z
+    .string()
+    .optional()
+    .describe(
+      'queued and no worker is connected to the queues: waiting since then (ISO); start `guardian-sync worker` or cancel the run',
+    ),
 }).meta({ id: 'RunDetail' });
 export type RunDetail = z.infer<typeof RunDetail>;
 

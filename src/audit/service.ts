@@ -120,7 +120,7 @@ export interface AuditCause {
 /** The run a run-caused change belongs to, as it stands now. */
 export interface AuditRun {
   id: string;
-  /** queued, running, succeeded, failed, needs-approval, discarded; `unknown` when not found. */
+  /** queued, running, succeeded, failed, needs-approval, discarded, cancelled; `unknown` when not found. */
   status: string;
   trigger?: string | undefined;
   actor?: string | undefined;

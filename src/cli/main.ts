@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `guardian-sync` command line: worker, sync, runs, run, rejects, remap, approve, discard, demo.
+ * `guardian-sync` command line: worker, sync, runs, run, rejects, remap, approve, discard, cancel,
+ * demo.
  * Configuration errors exit with status 2 and a message naming each bad variable or key.
  */
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
 import { watchDistrictFiles } from '../config/reload.js';
 import { ConfigError, describeError, explainError } from '../errors.js';
-import { approveRun, discardRun, triggerSync, waitForRun } from '../jobs/sync.js';
+import { approveRun, discardRun, triggerSync } from '../jobs/sync.js';
 import { rejectsCsv } from '../jobs/rejects.js';
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
 import { createLogger } from '../logger.js';
@@ -19,6 +20,7 @@ import { closeOnSignals, startWorkers, syncSchedules } from '../workers/index.js
 import { cliActor } from './actor.js';
 import { registerApiCommands } from './api.js';
 import { registerAuditCommands } from './audit.js';
+import { registerCancelCommands, waitWithTimeout, workerWaitNote } from './cancel.js';
 import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
 import { registerHeldCommands } from './held.js';
@@ -48,7 +50,11 @@ function packageVersion(): string {
 }
 
 /** Exit status of `sync --wait` per run status (documented in the README). */
-export const WAIT_EXIT_CODES: Record<string, number> = { failed: 1, 'needs-approval': 3 };
+export const WAIT_EXIT_CODES: Record<string, number> = {
+  failed: 1,
+  'needs-approval': 3,
+  cancelled: 5,
+};
 
 async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
   const env = parseEnv();
@@ -103,30 +109,38 @@ export function buildProgram(): Command {
     .description('start a sync run for a district (a worker must be running)')
     .option('--dry-run', 'compute the plan without writing anything', false)
     .option('--wait', 'wait for the run to finish and print its summary', false)
-    .action(async (districtId: string, opts: { dryRun: boolean; wait: boolean }) => {
-      await withApp(async ctx => {
-        const { run, started } = await triggerSync(ctx, {
-          districtId,
-          dryRun: opts.dryRun,
-          trigger: 'cli',
-          actor: cliActor(),
+    .option(
+      '--timeout <s>',
+      'with --wait: stop waiting after s seconds (exit status 4; the run keeps going)',
+      intOption(1),
+    )
+    .action(
+      async (districtId: string, opts: { dryRun: boolean; wait: boolean; timeout?: number }) => {
+        await withApp(async ctx => {
+          const { run, started } = await triggerSync(ctx, {
+            districtId,
+            dryRun: opts.dryRun,
+            trigger: 'cli',
+            actor: cliActor(),
+          });
+          console.log(
+            started
+              ? `run ${run.id} queued`
+              : `run ${run.id} is already ${run.status}; not starting another`,
+          );
+          if (opts.wait) {
+            if ((await ctx.queues.pull.getWorkers()).length === 0)
+              console.error(
+                'warning: no worker is connected to the queues; the run starts when one is (guardian-sync worker)',
+              );
+            const done = await waitWithTimeout(ctx, run.id, opts.timeout);
+            if (!done) return;
+            console.log(formatRun(done));
+            process.exitCode = WAIT_EXIT_CODES[done.status] ?? 0;
+          }
         });
-        console.log(
-          started
-            ? `run ${run.id} queued`
-            : `run ${run.id} is already ${run.status}; not starting another`,
-        );
-        if (opts.wait) {
-          if ((await ctx.queues.pull.getWorkers()).length === 0)
-            console.error(
-              'warning: no worker is connected to the queues; the run starts when one is (guardian-sync worker)',
-            );
-          const done = await waitForRun(ctx, run.id);
-          console.log(formatRun(done));
-          process.exitCode = WAIT_EXIT_CODES[done.status] ?? 0;
-        }
-      });
-    });
+      },
+    );
 
   program
     .command('runs <district>')
@@ -147,6 +161,8 @@ export function buildProgram(): Command {
         const run = await ctx.store.getRun(runId);
         if (!run) throw new ConfigError(`no run ${runId}`);
         console.log(formatRun(run));
+        const note = await workerWaitNote(ctx, run);
+        if (note) console.log(note);
       });
     });
 
@@ -216,6 +232,7 @@ export function buildProgram(): Command {
   registerImportCommands(program, withApp);
   registerAuditCommands(program, withApp);
   registerHeldCommands(program, withApp);
+  registerCancelCommands(program, withApp);
   registerSandboxCommands(program);
   return program;
 }

@@ -122,7 +122,7 @@ export interface ConsumeResult {
   released: number;
 }
 
-const RELEASE_STATUSES = new Set(['succeeded', 'failed']);
+const RELEASE_STATUSES = new Set(['succeeded', 'failed', 'cancelled']);
 const HOLD_STATUSES = new Set(['queued', 'running', 'needs-approval', 'discarded']);
 
 /**

@@ -4,7 +4,7 @@
  * (src/workers) turn non-retryable errors into BullMQ `UnrecoverableError`.
  */
 import { randomBytes } from 'node:crypto';
-import { DelayedError, type Job } from 'bullmq';
+import { DelayedError, Job } from 'bullmq';
 import type { AppContext } from '../app.js';
 import { explainError, RunStateError, SisRateLimitError } from '../errors.js';
 import { z } from 'zod';
@@ -12,7 +12,7 @@ import { dryRunParentCounts, dryRunParentsOf } from '../reconcile/dry-run.js';
 import { decideFinalize, proposeRemap, type ActiveBaseline } from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
 import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
-import type { ChunkPlan, Reject, RunCounts, SyncRun } from '../models/types.js';
+import type { ChunkPlan, Reject, RunCounts, SyncRun, SyncRunPatch } from '../models/types.js';
 import { ActiveRunExistsError } from '../models/types.js';
 import { processMetrics } from '../workers/metrics.js';
 import { jobId } from '../workers/queues.js';
@@ -193,11 +193,23 @@ async function pullSnapshot(
   const log = ctx.logger.child({ districtId, runId, step: 'pull', attempt: job.attemptsMade + 1 });
   const started = Date.now();
   const previous = await ctx.store.getRun(runId);
-  await ctx.store.updateRun(runId, {
+  if (previous?.status !== 'queued' && previous?.status !== 'running') {
+    // Cancelled (or ended) before a worker took the pull up: nothing to do.
+    log.info({ status: previous?.status }, 'run already ended: pull skipped');
+    return { chunks: 0 };
+  }
+  const marked = await ctx.store.updateRun(runId, {
     status: 'running',
     // a retried or resumed pull keeps the run's first start, so timings stay honest
-    startedAt: previous?.startedAt ?? new Date(started).toISOString(),
+    startedAt: previous.startedAt ?? new Date(started).toISOString(),
   });
+  if (marked.decidedAt !== undefined) {
+    // Cancelled between the read above and this write (only `cancelRun` decides an active
+    // run): put the cancellation back and stop.
+    await ctx.store.updateRun(runId, { status: 'cancelled' });
+    log.info('run cancelled as its pull started: pull skipped');
+    return { chunks: 0 };
+  }
   // Every pull attempt starts a new ledger generation: chunks of an earlier attempt
   // (whose pages may have shifted since) are ignored, never mixed with this one's.
   const generation = await ctx.ledger.startGeneration(runId);
@@ -236,6 +248,13 @@ async function pullSnapshot(
   // most); a failed add surfaces at the next await, before anything else is enqueued.
   let adding: Promise<unknown> = Promise.resolve();
   for await (const chunk of connector.readRoster(pullCtx)) {
+    // Cancelled (`cancelRun`): stop at this chunk boundary; what was applied stays.
+    if (await runEnded(ctx, runId)) {
+      await adding;
+      await ctx.ledger.clear(runId);
+      log.info({ chunks: n }, 'run ended while pulling: pull stopped');
+      return { chunks: n };
+    }
     await writeSchools();
     await adding;
     await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
@@ -266,6 +285,12 @@ async function pullSnapshot(
   );
   await maybeFinalize(ctx, districtId, runId);
   return { chunks: n };
+}
+
+/** True when the run is no longer `queued`/`running` (cancelled, or ended by its other jobs). */
+async function runEnded(ctx: AppContext, runId: string): Promise<boolean> {
+  const run = await ctx.store.getRun(runId);
+  return !run || (run.status !== 'running' && run.status !== 'queued');
 }
 
 async function waitForApplyBacklog(ctx: AppContext, signal?: AbortSignal): Promise<void> {
@@ -308,6 +333,14 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
   const district = ctx.district(p.districtId);
   const run = await ctx.store.getRun(p.runId);
   if (!run) throw new Error(`run ${p.runId} not found`);
+  if (run.status === 'cancelled') {
+    // Cancelled (`cancelRun`): the chunks still waiting are not applied.
+    ctx.logger.info(
+      { districtId: p.districtId, runId: p.runId, chunk: p.chunkNo },
+      'chunk of a cancelled run skipped',
+    );
+    return {};
+  }
   if ((await ctx.ledger.generation(p.runId)) !== p.generation) {
     // A chunk of an earlier pull attempt of this run: its data may be stale, skip it.
     ctx.logger.info(
@@ -351,11 +384,14 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
   });
   if (!run.dryRun && Object.keys(planCounts).length > 0) {
     await kickChanges(ctx, p.districtId);
-    // The run may have been failed while this chunk was being written (its other jobs gave
-    // up): its counts were taken from the log before this chunk's entries; take them again.
+    // The run may have been failed or cancelled while this chunk was being written: its
+    // counts were taken from the log before this chunk's entries; take them again.
     const now = await ctx.store.getRun(p.runId);
-    if (now?.status === 'failed')
+    if (now?.status === 'failed' || now?.status === 'cancelled') {
       await ctx.store.updateRun(p.runId, { counts: await runCounts(ctx, now, {}, []) });
+      await ctx.ledger.clear(p.runId);
+      return counts;
+    }
   }
   if (recorded) await maybeFinalize(ctx, p.districtId, p.runId);
   return counts;
@@ -384,7 +420,11 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   const district = ctx.district(districtId);
   const run = await ctx.store.getRun(runId);
   if (!run) throw new Error(`run ${runId} not found`);
-  if (run.status !== 'running' && run.status !== 'queued') return run; // already finalized
+  if (run.status !== 'running' && run.status !== 'queued') {
+    // already finalized, or cancelled after its last chunk (nothing is deactivated)
+    if (run.status === 'cancelled') await ctx.ledger.clear(runId);
+    return run;
+  }
   const started = Date.now();
   // Where finalize spends its time, by step (ms): kept on the run next to pull/total.
   const steps: Record<string, number> = {};
@@ -762,6 +802,7 @@ export async function approveRun(
   await releaseHeldActivations(ctx, run.districtId, run.id);
   await kickChanges(ctx, run.districtId);
   processMetrics(ctx).recordRun(updated);
+  processMetrics(ctx).recordDecision(run.districtId, 'approved');
   return updated;
 }
 
@@ -775,7 +816,7 @@ export async function discardRun(
   runId: string,
   actor = 'system',
 ): Promise<SyncRun> {
-  await heldRun(ctx, runId);
+  const run = await heldRun(ctx, runId);
   // The held pages are dropped; the run's counts still say what was held.
   const updated = await ctx.store.settleHeldRun(runId, {
     status: 'discarded',
@@ -783,6 +824,7 @@ export async function discardRun(
     decidedAt: new Date().toISOString(),
   });
   processMetrics(ctx).recordRun(updated);
+  processMetrics(ctx).recordDecision(run.districtId, 'discarded');
   return updated;
 }
 
@@ -800,33 +842,95 @@ async function heldRun(ctx: AppContext, runId: string): Promise<SyncRun> {
  * counted from the change log; the accounts they created get their activation emails.
  */
 export async function failRun(ctx: AppContext, runId: string, err: unknown): Promise<void> {
+  await endActiveRun(ctx, runId, { status: 'failed', error: explainError(err) });
+}
+
+/**
+ * Cancel a `queued` or `running` run as `actor` (recorded as `decidedBy`/`decidedAt`). A
+ * queued run's pull job is removed from the queue; a running one stops at the next chunk
+ * boundary: its pull stops reading, the chunks still waiting are skipped, finalize never
+ * runs (nothing is deactivated, no new student kept for finalize is created). What it
+ * already wrote stays and is counted from the change log, and the activation emails of the
+ * accounts it created are released, as for a failed run (`failRun`). The district can sync
+ * again at once. Throws `RunStateError` when there is no such run or it already ended.
+ */
+export async function cancelRun(
+  ctx: AppContext,
+  runId: string,
+  actor = 'system',
+): Promise<SyncRun> {
   const run = await ctx.store.getRun(runId);
-  if (!run || (run.status !== 'running' && run.status !== 'queued')) return;
-  let failed = await ctx.store.updateRun(runId, {
-    status: 'failed',
+  if (!run) throw new RunStateError(`no run ${runId}`);
+  if (run.status !== 'queued' && run.status !== 'running')
+    throw new RunStateError(
+      `run ${runId} is ${run.status}; only queued or running runs can be cancelled`,
+    );
+  const cancelled = await endActiveRun(ctx, runId, {
+    status: 'cancelled',
+    decidedBy: actor,
+    decidedAt: new Date().toISOString(),
+  });
+  if (!cancelled) throw new RunStateError(`run ${runId} ended meanwhile; it was not cancelled`);
+  // A pull job no worker has taken yet leaves the queue (one being processed sees the status
+  // at its next chunk and stops; BullMQ refuses to remove a locked job).
+  const pull = await Job.fromId(ctx.queues.pull, jobId.pull(run.districtId, run.id));
+  if (pull && (await pull.getState()) !== 'active') await pull.remove().catch(() => undefined);
+  ctx.logger.info(
+    { districtId: run.districtId, runId, was: run.status, actor, counts: cancelled.counts },
+    'run cancelled',
+  );
+  return cancelled;
+}
+
+/**
+ * End a `queued`/`running` run with `patch` (status `failed` or `cancelled`): counts from the
+ * change log, ledger cleared, held activation emails released. Returns the ended run, or
+ * undefined when the run was not active (nothing is done).
+ */
+async function endActiveRun(
+  ctx: AppContext,
+  runId: string,
+  patch: Pick<SyncRunPatch, 'status' | 'error' | 'decidedBy' | 'decidedAt'>,
+): Promise<SyncRun | undefined> {
+  const run = await ctx.store.getRun(runId);
+  if (!run || (run.status !== 'running' && run.status !== 'queued')) return undefined;
+  let ended = await ctx.store.updateRun(runId, {
+    ...patch,
     finishedAt: new Date().toISOString(),
-    error: explainError(err),
     counts: await runCounts(ctx, run, {}, []),
   });
   // An apply job may have committed between the counts' read and the status write, and
-  // re-read the run while it was still `running`: count once more now that it is `failed`
-  // (any later commit sees `failed` and re-counts itself, see `handleApply`).
-  const again = await runCounts(ctx, failed, {}, []);
-  if (JSON.stringify(again) !== JSON.stringify(failed.counts))
-    failed = await ctx.store.updateRun(runId, { counts: again });
+  // re-read the run while it was still `running`: count once more now that it has ended
+  // (any later commit sees the end and re-counts itself, see `handleApply`).
+  const again = await runCounts(ctx, ended, {}, []);
+  if (JSON.stringify(again) !== JSON.stringify(ended.counts))
+    ended = await ctx.store.updateRun(runId, { counts: again });
   await ctx.ledger.clear(runId);
   if (!run.dryRun) {
     await releaseHeldActivations(ctx, run.districtId, runId);
     await kickChanges(ctx, run.districtId);
   }
-  processMetrics(ctx).recordRun(failed);
+  processMetrics(ctx).recordRun(ended);
+  return ended;
 }
 
-const TERMINAL = new Set(['succeeded', 'failed', 'needs-approval', 'discarded']);
+const TERMINAL = new Set(['succeeded', 'failed', 'needs-approval', 'discarded', 'cancelled']);
+
+/** `waitForRun` gave up: the run is still `status` after `timeoutMs` (it keeps going). */
+export class RunWaitTimeoutError extends Error {
+  constructor(
+    readonly runId: string,
+    readonly status: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`run ${runId} did not finish in time (status ${status})`);
+    this.name = 'RunWaitTimeoutError';
+  }
+}
 
 /**
  * Resolve with the run once it leaves `queued`/`running`. Checks the store every
- * `intervalMs`; rejects after `timeoutMs` with the run's last status.
+ * `intervalMs`; rejects with `RunWaitTimeoutError` after `timeoutMs` (default 10 min).
  */
 export async function waitForRun(
   ctx: Pick<AppContext, 'store'>,
@@ -838,7 +942,7 @@ export async function waitForRun(
     const run = await ctx.store.getRun(runId);
     if (run && TERMINAL.has(run.status)) return run;
     if (Date.now() > deadline)
-      throw new Error(`run ${runId} did not finish in time (status ${run?.status ?? 'unknown'})`);
+      throw new RunWaitTimeoutError(runId, run?.status ?? 'unknown', opts.timeoutMs ?? 600_000);
     await new Promise(r => setTimeout(r, opts.intervalMs ?? 100));
   }
 }

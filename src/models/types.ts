@@ -222,7 +222,7 @@ export type HeldKind = 'student' | 'parent' | 'link';
 export const HELD_PAGE_SIZE = 1000;
 
 export type RunStatus =
-  'queued' | 'running' | 'succeeded' | 'failed' | 'needs-approval' | 'discarded';
+  'queued' | 'running' | 'succeeded' | 'failed' | 'needs-approval' | 'discarded' | 'cancelled';
 
 /** Counts per entity and action, e.g. `{ student: { create: 10 }, parent: { match: 2 } }`. */
 export type RunCounts = Record<string, Record<string, number>>;
@@ -237,7 +237,7 @@ export interface SyncRun {
   trigger: string;
   /** Who started it: `schedule`, `api:<token name>`, `cli:<os user>` (change-log actor). */
   actor?: string | undefined;
-  /** Who approved or discarded a held run, and when (ISO). */
+  /** Who approved, discarded or cancelled the run, and when (ISO). */
   decidedBy?: string | undefined;
   decidedAt?: string | undefined;
   createdAt: string;

@@ -69,7 +69,7 @@ export class ProcessMetrics {
   });
   readonly decisions = new Counter({
     name: 'guardian_sync_held_run_decisions_total',
-    help: 'Held runs approved or discarded through the API, by district and decision',
+    help: 'Held runs approved or discarded (API or CLI), by district and decision',
     labelNames: ['district', 'decision'] as const,
     registers: [this.registry],
   });
@@ -140,9 +140,11 @@ export class ProcessMetrics {
   }
 
   /**
-   * A run reached an end state: `succeeded`, `needs-approval`, `failed`, or (after a
-   * decision) `succeeded` again when approved or `discarded`. Records are not counted here:
-   * `recordChanges` counts what the change log says was changed.
+   * A run reached an end state: `succeeded`, `needs-approval`, `failed`, `cancelled`, or
+   * (after a decision on a held run) `succeeded` when approved or `discarded`: a held run is
+   * counted when it is held and once more with its decision. Records are not counted here:
+   * `recordChanges` counts what the change log says was changed (a discarded run's held
+   * deactivations never are).
    */
   recordRun(run: SyncRun): void {
     this.runs.inc({

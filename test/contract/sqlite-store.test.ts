@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { ConfigError, StoreConflictError } from '../../src/errors.js';
 import { openStore } from '../../src/models/index.js';
 import { MIGRATIONS, SQL, SqliteRosterStore } from '../../src/models/sqlite/store.js';
+import { ActiveRunExistsError } from '../../src/models/types.js';
 import { keys, parent, plan, runStoreContract, student } from './store.contract.js';
 import { onSqliteStores } from '../helpers/sqlite-stores.js';
 
@@ -114,6 +115,58 @@ describe('SqliteRosterStore specifics', () => {
     expect(await store.listRejects('r-old', 0, 10)).toEqual([old]);
     expect(await store.listRejects('r-old', 0, 10, { kind: 'rejected' })).toEqual([old]);
     expect(await store.listRejects('r-old', 0, 10, { kind: 'excluded' })).toEqual([]);
+    await store.close();
+  });
+
+  it('migration 7 lets an older database store cancelled runs; the one-active index stays', async () => {
+    const path = join(dir, 'v6.db');
+    const raw = new Database(path);
+    raw.pragma('foreign_keys = ON');
+    for (const sql of MIGRATIONS.slice(0, 6)) raw.exec(sql);
+    raw.pragma('user_version = 6');
+    raw
+      .prepare(
+        `INSERT INTO sync_runs (id, district_id, connector, status, dry_run, run_trigger, created_at)
+         VALUES ('r-old', 'd1', 'powerschool', 'queued', 0, 'api', '2025-01-01T00:00:00.000Z')`,
+      )
+      .run();
+    raw
+      .prepare(
+        `INSERT INTO run_rejects (run_id, district_id, seq, entity, record_id, reason)
+         VALUES ('r-old', 'd1', 1, 'student', 's9', 'bad')`,
+      )
+      .run();
+    // the old schema refuses the status
+    expect(() => raw.prepare(`UPDATE sync_runs SET status = 'cancelled'`).run()).toThrow(/CHECK/);
+    raw.close();
+    const store = new SqliteRosterStore(path);
+    await store.init();
+    expect(store.schemaVersion()).toBe(MIGRATIONS.length);
+    await store.updateRun('r-old', { status: 'cancelled' });
+    expect((await store.getRun('r-old'))?.status).toBe('cancelled');
+    expect(await store.listRejects('r-old', 0, 10)).toHaveLength(1);
+    // other statuses are still checked, one active run per district is still enforced
+    await expect(
+      store.updateRun('r-old', { status: 'nonsense' as unknown as 'failed' }),
+    ).rejects.toThrow(/CHECK/);
+    const queued = (id: string) => ({
+      id,
+      districtId: 'd1',
+      connector: 'powerschool',
+      status: 'queued' as const,
+      dryRun: false,
+      trigger: 'api',
+      createdAt: '2025-01-02T00:00:00.000Z',
+      counts: {},
+      rejectCount: 0,
+      timings: {},
+    });
+    await store.createRun(queued('r-new'));
+    await expect(store.createRun(queued('r-other'))).rejects.toBeInstanceOf(ActiveRunExistsError);
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(check.pragma('foreign_key_check')).toEqual([]);
+    check.close();
     await store.close();
   });
 

@@ -1129,6 +1129,20 @@ export function runStoreContract(
           ActiveRunExistsError,
         );
         expect((await store.getRun('r4'))?.status).toBe('failed');
+
+        // a cancelled run frees the slot (issue 16 §2), and keeps who cancelled it
+        await store.updateRun('r5', {
+          status: 'cancelled',
+          decidedBy: 'cli:ops',
+          decidedAt: '2025-01-02T00:00:00.000Z',
+        });
+        expect(await store.findActiveRun(A)).toBeUndefined();
+        expect(await store.getRun('r5')).toMatchObject({
+          status: 'cancelled',
+          decidedBy: 'cli:ops',
+        });
+        await store.createRun(run('r6'));
+        expect((await store.findActiveRun(A))?.id).toBe('r6');
       });
 
       it('concurrent createRun calls: exactly one wins', async () => {

@@ -112,6 +112,7 @@ describe('admin/status API over HTTP', () => {
       ['GET', `/runs/${r}/rejects.csv`, [401, 200, 200, 403]],
       ['POST', `/runs/${r}/approve`, [401, 403, 409, 403]],
       ['POST', `/runs/${r}/discard`, [401, 403, 409, 403]],
+      ['POST', `/runs/${r}/cancel`, [401, 403, 409, 403]],
       ['GET', '/metrics', [401, 200, 200, 403]],
       ['GET', '/admin/queues', [401, 403, 200, 403]],
       ['GET', '/admin/queues/api/queues', [401, 403, 200, 403]],

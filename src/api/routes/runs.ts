@@ -1,15 +1,16 @@
 /**
  * Runs: detail, rejects (paged JSON and CSV download), the remap a held re-key proposes, approve
- * and discard a run held by the deletion safeguard.
+ * and discard a run held by the deletion safeguard, cancel a queued or running run.
  */
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
 import { heldCsv, heldItems, heldTotal } from '../../jobs/held.js';
 import { neutralizeCell } from '../../csv.js';
-import { approveRun, discardRun } from '../../jobs/sync.js';
+import { RunStateError } from '../../errors.js';
+import { approveRun, cancelRun, discardRun } from '../../jobs/sync.js';
+import { workerWait } from '../../jobs/worker-wait.js';
 import { rejectsCsv, rejectTotal, withKind } from '../../jobs/rejects.js';
 import type { SyncRun } from '../../models/types.js';
-import { processMetrics } from '../../workers/metrics.js';
 import { requireRole } from '../auth.js';
 import { ApiError, ErrorBody } from '../errors.js';
 import { HeldItem, RejectItem, RunDetail, RunIdParams, runDetail } from '../schemas.js';
@@ -72,7 +73,8 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
     async request => {
       const run = await runOr404(ctx, request.params.id);
       requireRole(request, 'viewer', run.districtId);
-      return runDetail(run);
+      const wait = await workerWait(ctx, run);
+      return { ...runDetail(run), ...(wait ? { waitingForWorkerSince: wait.since } : {}) };
     },
   );
 
@@ -285,10 +287,6 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
           decision === 'approve'
             ? await approveRun(ctx, run.id, actor)
             : await discardRun(ctx, run.id, actor);
-        processMetrics(ctx).recordDecision(
-          run.districtId,
-          decision === 'approve' ? 'approved' : 'discarded',
-        );
         request.log.info(
           { runId: run.id, districtId: run.districtId, decision },
           'held run decided',
@@ -297,4 +295,37 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
       },
     );
   }
+
+  app.post(
+    '/runs/:id/cancel',
+    {
+      schema: {
+        summary:
+          'Cancel a queued or running run (admin): a queued run leaves the queue, a running one stops at the next chunk; nothing is deactivated, what it wrote stays',
+        tags: ['runs'],
+        params: RunIdParams,
+        response: { 200: HeldDecision, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async request => {
+      const run = await runOr404(ctx, request.params.id);
+      requireRole(request, 'admin', run.districtId);
+      if (run.status !== 'queued' && run.status !== 'running')
+        throw new ApiError(
+          409,
+          'run_not_active',
+          `run ${run.id} is ${run.status}; only queued or running runs can be cancelled`,
+        );
+      const actor = `api:${request.principal?.name ?? 'unknown'}`;
+      let done: SyncRun;
+      try {
+        done = await cancelRun(ctx, run.id, actor);
+      } catch (err) {
+        if (err instanceof RunStateError) throw new ApiError(409, 'run_not_active', err.message);
+        throw err;
+      }
+      request.log.info({ runId: run.id, districtId: run.districtId }, 'run cancelled');
+      return { run: runDetail(done) };
+    },
+  );
 };

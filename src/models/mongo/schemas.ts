@@ -83,7 +83,15 @@ export const COLLECTIONS = {
 
 const RECORD_STATUS = ['active', 'inactive'];
 const ORIGINS = ['sis', 'import', 'access-code', 'manual'];
-const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'needs-approval', 'discarded'];
+const RUN_STATUSES = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'needs-approval',
+  'discarded',
+  'cancelled',
+];
 
 /**
  * Shared options: no `__v`, no `id` virtual (two collections have a real `id` field),

@@ -242,7 +242,26 @@ export const MIGRATIONS: readonly string[] = [
   -- listRejects filtered by kind, in insertion order
   CREATE INDEX run_rejects_kind ON run_rejects (run_id, kind, seq);
   `,
+  // 7: a run can be cancelled (status `cancelled`, terminal; not in the one-active-run index).
+  // SQLite cannot alter a CHECK constraint; widening one changes no stored row, so the table's
+  // definition is rewritten in place (SQLite's documented procedure for loosening a
+  // constraint, https://sqlite.org/lang_altertable.html §"otheralter"); rebuilding the table
+  // would trip the foreign keys of run_rejects and held_pages. The throw-away table makes
+  // every other open connection reload the schema. Runs in unsafe mode (`UNSAFE_MIGRATIONS`).
+  `
+  PRAGMA writable_schema = ON;
+  UPDATE sqlite_schema
+    SET sql = replace(sql, '''needs-approval'', ''discarded'')',
+                           '''needs-approval'', ''discarded'', ''cancelled'')')
+    WHERE type = 'table' AND name = 'sync_runs';
+  PRAGMA writable_schema = RESET;
+  CREATE TABLE schema_reload (x INTEGER);
+  DROP TABLE schema_reload;
+  `,
 ];
+
+/** Migrations (0-based `MIGRATIONS` indexes) that write `sqlite_schema` (better-sqlite3 unsafe mode). */
+const UNSAFE_MIGRATIONS = new Set([6]);
 
 /** Options of the SQLite store. */
 export interface SqliteStoreOptions {
@@ -657,7 +676,15 @@ export class SqliteRosterStore implements RosterStore {
           // Another process (worker and API starting together) may have migrated while we
           // waited for the write lock: re-read the version under the lock.
           if (this.schemaVersion() > version) return;
-          this.db.exec(sql);
+          if (!UNSAFE_MIGRATIONS.has(version)) this.db.exec(sql);
+          else {
+            this.db.unsafeMode(true);
+            try {
+              this.db.exec(sql);
+            } finally {
+              this.db.unsafeMode(false);
+            }
+          }
           this.db.pragma(`user_version = ${version + 1}`);
         })
         .immediate();
