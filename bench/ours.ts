@@ -10,6 +10,7 @@
  * sync and wait for it; in the process holding the trigger queue), `finish` (figures of
  * this process, then close everything; the last one also removes the part's queues).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Job } from 'bullmq';
 import { createApp, type AppContext } from '../src/app.js';
 import { parseEnv } from '../src/config/env.js';
@@ -176,6 +177,28 @@ async function start(params: unknown): Promise<{ pid: number }> {
       // When the pull enqueued the chunk, when an apply worker took it, when it was done.
       timeline.push([job.timestamp, job.processedOn ?? 0, job.finishedOn ?? Date.now()]);
     });
+  }
+  // Issue 14.7: the longest event-loop stall while a pull or finalize job runs here (a stall
+  // longer than half the job lock, PIPELINE_LOCK_MS / 2, could lose the lock). Printed to
+  // stderr per job: `[bench] finalize: longest event-loop stall N ms over M ms`.
+  for (const name of [QueueName.pull, QueueName.finalize]) {
+    const w = workers.workers.find(x => x.name === name);
+    if (!w || (keep && !keep.includes(name))) continue;
+    const h = monitorEventLoopDelay({ resolution: 10 });
+    let since = 0;
+    w.on('active', () => {
+      h.reset();
+      h.enable();
+      since = performance.now();
+    });
+    const report = () => {
+      h.disable();
+      console.error(
+        `[bench] ${name}: longest event-loop stall ${(h.max / 1e6).toFixed(0)} ms over ${(performance.now() - since).toFixed(0)} ms`,
+      );
+    };
+    w.on('completed', report);
+    w.on('failed', report);
   }
   const progress = setInterval(() => {
     if (done > 0) emit('progress', { phase: p.phase, done, total: p.students } satisfies Progress);

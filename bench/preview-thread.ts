@@ -26,11 +26,19 @@ const arg = (name: string, dflt: string) => {
 };
 const rows = Number(arg('rows', '100000'));
 const mode = arg('mode', '');
+/** `--shape distinct`: one new parent per row, every 50th row with a blank Last Name and a bad Email. */
+const shape = arg('shape', 'merged');
 
 function file(n: number): Buffer {
   const lines = ['First Name,Last Name,Unique ID,Email'];
   for (let i = 0; i < n; i++)
-    lines.push(`Given${i},Family${i},N-${(i % 200) + 1},p${i}@example.org`);
+    lines.push(
+      shape === 'distinct'
+        ? i % 50 === 49
+          ? `Given${i},,P-${i},not-an-email`
+          : `Given${i},Family${i},P-${i},p${i}@example.org`
+        : `Given${i},Family${i},N-${(i % 200) + 1},p${i}@example.org`,
+    );
   return Buffer.from(lines.join('\n') + '\n');
 }
 
@@ -94,7 +102,17 @@ else {
   for (const m of ['event-loop', 'thread'])
     spawnSync(
       process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--rows', String(rows), '--mode', m],
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--rows',
+        String(rows),
+        '--mode',
+        m,
+        '--shape',
+        shape,
+      ],
       {
         stdio: 'inherit',
       },

@@ -57,7 +57,10 @@ export const EnvSchema = z.object({
    * shorter than the longest event-loop stall makes live jobs look dead.
    */
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).max(3_600_000).optional(),
-  /** How often the pipeline workers look for stalled jobs (ms). Unset: BullMQ's 30 s. */
+  /**
+   * How often the workers look for stalled jobs (ms). Unset: 10 s for pull and finalize
+   * (`PIPELINE_STALLED_INTERVAL_MS`), BullMQ's 30 s for the others.
+   */
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).optional(),
   /**
    * Longest wait (seconds) a pull honours when a SIS answers 429 with a long `Retry-After`:

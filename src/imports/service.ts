@@ -582,6 +582,17 @@ async function readRecords<K extends string>(
   }
 }
 
+/**
+ * Drop the raw rows of a read file once they are turned into import records, so a large
+ * preview does not hold every row twice while it is planned and saved (the records, issues
+ * and exclusions stay).
+ */
+function releaseRows<K extends string>(read: ReadResult<K>): void {
+  read.records.length = 0;
+  read.badRecords.length = 0;
+  read.numeric.clear();
+}
+
 function columnsOf<K extends string>(layout: ColumnLayout<K>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries<{ header: string } | undefined>(layout))
@@ -786,10 +797,11 @@ function parentRecords(
     });
   }
   // rows with other errors still report blank names, as before
+  const reportedCells = new Set(read.issues.map(i => `${i.row}\u0000${i.column}`));
   for (const r of read.badRecords) {
     if (r.uniqueId && named.has(r.uniqueId) && !r.firstName && !r.lastName) continue;
     const reported = (column: string | undefined) =>
-      read.issues.some(i => i.row === r.row && i.column === column);
+      column !== undefined && reportedCells.has(`${r.row}\u0000${column}`);
     if (!r.firstName && !reported(columns.firstName))
       error(r.row, columns.firstName, 'First Name is blank');
     if (!r.lastName && !reported(columns.lastName))
@@ -862,6 +874,7 @@ export async function previewParentImport(
   );
   const columns = columnsOf(read.layout);
   const records = parentRecords(req.file.name, columns, read);
+  releaseRows(read);
   const pc: ParentContext = { district, roles };
   const t1 = performance.now();
   const state = await repo.loadParentImportState(district.id, parentImportKeys(records));
@@ -1062,6 +1075,7 @@ export async function previewAssociationImport(
   );
   const columns = columnsOf(read.layout);
   const { records, merged, unusable } = associationRecords(req.file.name, columns, read);
+  releaseRows(read);
   const t1 = performance.now();
   const state = await repo.loadAssociationState(district.id, associationImportKeys(records));
   const t2 = performance.now();

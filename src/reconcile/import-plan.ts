@@ -438,10 +438,11 @@ export function planParentImport(
           );
         }
       }
+      const withSchool = new Set(g.schoolRows.map(s => s.row));
       for (const row of g.rows)
-        if (!g.schoolRows.some(s => s.row === row) && !bad.has(row))
+        if (!withSchool.has(row) && !bad.has(row))
           issue('error', row, col('school'), '', 'School is blank');
-      usableRows = g.rows.filter(row => !bad.has(row) && g.schoolRows.some(s => s.row === row));
+      usableRows = g.rows.filter(row => !bad.has(row) && withSchool.has(row));
       if (usableRows.length === 0) continue;
     }
     const row = usableRows[0] ?? r.row;
@@ -659,10 +660,17 @@ export function planParentImport(
 
   // --- collect -------------------------------------------------------------------------
   const plan: ParentImportPlan = { creates: [], updates: [], skips: [], activationParentIds: [] };
-  const firstRow = (w: Working) => Math.min(...w.rows);
-  for (const w of working
-    .filter(x => x.rows.length > 0)
-    .sort((x, y) => firstRow(x) - firstRow(y))) {
+  // first row of each parent, computed once (not in the comparator: a parent can span many rows)
+  const firstRows = new Map<Working, number>();
+  for (const w of working)
+    if (w.rows.length > 0)
+      firstRows.set(
+        w,
+        w.rows.reduce((m, x) => (x < m ? x : m)),
+      );
+  for (const w of [...firstRows.keys()].sort(
+    (x, y) => (firstRows.get(x) ?? 0) - (firstRows.get(y) ?? 0),
+  )) {
     const rows = [...w.rows].sort((x, y) => x - y);
     if (w.isNew) {
       plan.creates.push({ rows, account: w.account, profile: w.profile });

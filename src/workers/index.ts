@@ -25,10 +25,21 @@ export interface RunningWorkers {
 
 /**
  * Default job lock of the pull and finalize workers (ms), renewed every half of it while the
- * job runs: a job whose worker died (kill -9) is taken up again within about this long plus
- * one stalled check (BullMQ's 30 s). `WORKER_LOCK_MS` overrides it.
+ * job runs: a job whose worker died (kill -9) is taken up again once the lock expired and a
+ * stalled check saw it twice (`PIPELINE_STALLED_INTERVAL_MS`). `WORKER_LOCK_MS` overrides it.
  */
 export const PIPELINE_LOCK_MS = 30_000;
+
+/**
+ * Default stalled-check interval of the pull and finalize workers (ms). BullMQ marks the
+ * active jobs at one check and moves a marked job whose lock is gone back to wait at the
+ * next; the checks of all workers of a queue share one cadence (a Redis key). With BullMQ's
+ * 30 s a killed pull waited about 60 s (measured, test/integration/worker-crash-takeover);
+ * with 10 s it is the lock's expiry plus at most ~10 s. A live job is never moved (its lock
+ * is held); the cost is one small Redis script per worker every 10 s.
+ * `WORKER_STALLED_INTERVAL_MS` overrides it.
+ */
+export const PIPELINE_STALLED_INTERVAL_MS = 10_000;
 
 /** Wrap a handler: non-retryable errors skip the remaining attempts. */
 function classify<T>(
@@ -57,13 +68,14 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
   // Lock and stalled-check timing of the pipeline workers (WORKER_LOCK_MS,
   // WORKER_STALLED_INTERVAL_MS); unset keeps each worker's default below.
   const lockMs = ctx.env.WORKER_LOCK_MS;
-  const stalled =
-    ctx.env.WORKER_STALLED_INTERVAL_MS === undefined
-      ? {}
-      : { stalledInterval: ctx.env.WORKER_STALLED_INTERVAL_MS };
-  const lock = (defaultMs?: number) => {
+  const stalledMs = ctx.env.WORKER_STALLED_INTERVAL_MS;
+  const lock = (defaultMs?: number, defaultStalledMs?: number) => {
     const ms = lockMs ?? defaultMs;
-    return { ...stalled, ...(ms === undefined ? {} : { lockDuration: ms }) };
+    const every = stalledMs ?? defaultStalledMs;
+    return {
+      ...(every === undefined ? {} : { stalledInterval: every }),
+      ...(ms === undefined ? {} : { lockDuration: ms }),
+    };
   };
   const log = ctx.logger.child({ component: 'workers' });
   const workers = [
@@ -85,7 +97,7 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
           handlePull(ctx, job, shutdown.signal, token),
         ),
       ),
-      { ...base, concurrency: 2, ...lock(PIPELINE_LOCK_MS) },
+      { ...base, concurrency: 2, ...lock(PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS) },
     ),
     new Worker(
       QueueName.apply,
@@ -95,7 +107,7 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     new Worker(
       QueueName.finalize,
       classify(retryWhenStoreBusy(ctx, QueueName.finalize, job => handleFinalize(ctx, job))),
-      { ...base, concurrency: 1, ...lock(PIPELINE_LOCK_MS) },
+      { ...base, concurrency: 1, ...lock(PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS) },
     ),
     new Worker(
       QueueName.changes,

@@ -4,7 +4,7 @@
  * `WORKER_LOCK_MS` says otherwise.
  */
 import { QueueName } from '../../src/workers/queues.js';
-import { PIPELINE_LOCK_MS } from '../../src/workers/index.js';
+import { PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS } from '../../src/workers/index.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 describe('pipeline job locks', () => {
@@ -22,6 +22,12 @@ describe('pipeline job locks', () => {
       const w = h.workers.workers.find(x => x.name === name);
       expect([name, w?.opts.lockDuration]).toEqual([name, expect.any(Number)]);
       expect([name, (w?.opts.lockDuration ?? Infinity) <= 30_000]).toEqual([name, true]);
+      // Stalled checks every 10 s for pull and finalize (a dead job is found soon after its
+      // lock expired), BullMQ's 30 s for apply.
+      expect([name, w?.opts.stalledInterval]).toEqual([
+        name,
+        name === QueueName.apply ? 30_000 : PIPELINE_STALLED_INTERVAL_MS,
+      ]);
       // Renewal every half lock (BullMQ's default), so a live job keeps its lock.
       expect([name, w?.opts.lockRenewTime ?? (w?.opts.lockDuration ?? 0) / 2]).toEqual([
         name,
