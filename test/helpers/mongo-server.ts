@@ -91,6 +91,16 @@ export interface MongoServer {
 }
 
 /**
+ * The notice of a skipped MongoDB suite: ONE plain line on stderr, `SKIPPED <title>: <why>;
+ * set MONGO_URL=… to run it` (jest's console.warn would add a stack and a code frame).
+ */
+export function mongoSkipNotice(title: string, why: string): void {
+  process.stderr.write(
+    `SKIPPED ${title}: ${why}; set MONGO_URL=mongodb://… (a replica set) to run it\n`,
+  );
+}
+
+/**
  * Register a MongoDB suite. When there is a server, `register(server)` is called inside
  * `describe(title)` (a testcontainers replica set is started in `beforeAll` and stopped in
  * `afterAll`); when there is none, the skip line is printed and the skip test registered.
@@ -101,10 +111,7 @@ export function describeMongo(
   register: (server: MongoServer) => void,
 ): void {
   if (mode.kind === 'skip') {
-    // One plain line on stderr (console.warn under jest adds a code frame).
-    process.stderr.write(
-      `SKIPPED ${title}: no MONGO_URL and no Docker engine (${mode.reason}); set MONGO_URL=mongodb://… (a replica set) to run it\n`,
-    );
+    mongoSkipNotice(title, `no MONGO_URL and no Docker engine (${mode.reason})`);
     describe(title, () => {
       it('is skipped only for a known, re-verified reason', async () => {
         expect(MONGO_SKIP_REASONS).toContain(mode.reason);

@@ -2,6 +2,7 @@
  * `guardian-sync codes …` as a user runs it (in-process: test/helpers/cli.ts), against the
  * SQLite store a real sync filled (fake PowerSchool, BullMQ on real Redis).
  */
+import { jest } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,10 @@ import { parse } from 'csv-parse/sync';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { runCli } from '../helpers/cli.js';
+
+// beforeAll runs a real sync (fake PowerSchool, BullMQ): room for a loaded machine. The CLI
+// calls themselves run in-process and take well under a second each.
+jest.setTimeout(240_000);
 
 describe('guardian-sync codes (CLI)', () => {
   let h: Harness;

@@ -156,6 +156,36 @@ describe('guardian-sync import', () => {
     expect(gone.stderr).toMatch(/^error: import preview imp_nope/);
   });
 
+  it('confirm of data that changed since the preview exits 3 (decision needed) with a new preview', async () => {
+    const file = join(dir, 'clear.csv');
+    writeFileSync(file, 'P00002,S00003\n');
+    const p = await runCli(['import', 'associations', D, file, '--no-headers', '--clear-existing']);
+    expect(p.code).toBe(0);
+    const id = /preview {2}(imp_[0-9a-f]{24})/.exec(p.stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const store = new SqliteRosterStore(storeFile);
+    await store.init();
+    try {
+      await seed(store, D, {
+        links: [
+          {
+            districtId: D,
+            parentId: 'pa_sis_1',
+            studentSourcedId: 'stu-3',
+            origin: 'manual',
+            status: 'active',
+          },
+        ],
+      });
+    } finally {
+      await store.close();
+    }
+    const c = await runCli(['import', 'associations', D, file, '--confirm', id]);
+    expect(c.code).toBe(3);
+    expect(c.stdout).toMatch(/preview {2}imp_[0-9a-f]{24}/);
+    expect(c.stdout).not.toContain(`preview  ${id}`);
+  });
+
   it('a legacy .xls exits non-zero with the save-as message and changes nothing', async () => {
     const xls = join(dir, 'old.xls');
     writeFileSync(xls, Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0]));
