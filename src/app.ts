@@ -11,7 +11,7 @@ import { loadDistricts } from './config/district.js';
 import type { Env } from './config/env.js';
 import { createConnector, type ConnectorOverrides } from './connectors/index.js';
 import type { SisConnector } from './connectors/types.js';
-import { ConfigError, describeError } from './errors.js';
+import { ConfigError, describeError, UnknownDistrictError } from './errors.js';
 import { RunLedger } from './jobs/ledger.js';
 import { openStore } from './models/index.js';
 import type { RosterStore } from './models/types.js';
@@ -126,10 +126,7 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
       opts.connectorFactory?.(d) ?? createConnector(d, secrets, logger, opts.connectorOverrides),
     district(id) {
       const d = byId.get(id);
-      if (!d)
-        throw new ConfigError(
-          `unknown district "${id}" (known: ${[...byId.keys()].join(', ') || 'none'})`,
-        );
+      if (!d) throw new UnknownDistrictError(id, [...byId.keys()]);
       return d;
     },
     async close() {

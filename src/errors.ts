@@ -26,6 +26,16 @@ export class ConfigError extends GuardianSyncError {
 }
 
 /**
+ * A district id that no district file defines. A `ConfigError` (a run of such a district
+ * fails for good); the CLI reports it as "not found" (exit code 4, src/cli/exit.ts).
+ */
+export class UnknownDistrictError extends ConfigError {
+  constructor(districtId: string, known: readonly string[]) {
+    super(`unknown district "${districtId}" (known: ${known.join(', ') || 'none'})`);
+  }
+}
+
+/**
  * An HTTP call to a SIS failed. Carries method, URL path (never query secrets) and status;
  * never headers or bodies (they may hold tokens or PII).
  */
@@ -95,7 +105,7 @@ export function isRetryable(err: unknown): boolean {
   if (err instanceof GuardianSyncError) return err.retryable;
   if (err instanceof Error) {
     if (RETRYABLE_NAMES.has(err.name)) return true;
-    if (err.name === 'ConfigError' || err.name === 'SisPayloadError') return false;
+    if (['ConfigError', 'UnknownDistrictError', 'SisPayloadError'].includes(err.name)) return false;
   }
   // Unknown errors (network resets, driver errors) are retried by default.
   return true;
@@ -131,7 +141,10 @@ export function explainError(err: unknown): string {
       return `another writer changed the same records at the same time: ${msg}. Start the sync again.`;
     default:
       // Our own errors are written for the admin; anything else is a bug or an outage.
-      return err instanceof GuardianSyncError
+      // Service errors with a stable code (access codes: `code` + HTTP `status`) are too.
+      return err instanceof GuardianSyncError ||
+        (typeof (err as { code?: unknown }).code === 'string' &&
+          typeof (err as { status?: unknown }).status === 'number')
         ? msg
         : `unexpected error: ${msg} (details in the worker log)`;
   }

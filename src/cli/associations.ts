@@ -2,14 +2,17 @@
  * Manual association commands (src/imports/manual.ts):
  * - `guardian-sync students <district> <query> [--limit n]`: active students whose first or
  *   last name starts with the query (case and accents ignored), one per line;
- * - `guardian-sync associate <district> <parentId> <studentUniqueId>`: link origin `manual`;
- * - `guardian-sync unassociate <district> <parentId> <studentUniqueId>`: deactivate that
+ * - `guardian-sync associate <district> <parent> <studentUniqueId> [--by id|uniqueId|email]`:
+ *   link origin `manual`;
+ * - `guardian-sync unassociate <district> <parent> <studentUniqueId> [--by …]`: deactivate that
  *   manual link (other origins are never touched).
- * Refused requests print the reason and exit with status 1 (`ManualAssociationError` is a
- * `GuardianSyncError`, reported by `main`).
+ * `<parent>` is the parent's account id, Unique ID or email (`resolveParent`; an email shared
+ * by several accounts is refused, naming them). Refused requests print the reason and exit
+ * with status 1; unknown parents or students exit 4 (src/cli/exit.ts).
  */
 import { cliActor } from './actor.js';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { ParentRefKind, resolveParent } from '../audit/service.js';
 import type { AppContext } from '../app.js';
 import {
   associate,
@@ -19,6 +22,26 @@ import {
 } from '../imports/manual.js';
 
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
+
+function parentRefKind(v: string): ParentRefKind {
+  const r = ParentRefKind.safeParse(v);
+  if (!r.success)
+    throw new InvalidArgumentError(
+      `expected one of ${ParentRefKind.options.join(', ')}, got "${v}"`,
+    );
+  return r.data;
+}
+
+/** The account id of the parent `ref` names (account id, Unique ID or email). */
+async function parentAccountId(
+  ctx: AppContext,
+  districtId: string,
+  ref: string,
+  by: ParentRefKind | undefined,
+): Promise<string> {
+  ctx.district(districtId);
+  return (await resolveParent(ctx, districtId, ref, by)).id;
+}
 
 function formatResult(r: AssociationResult): string {
   const other =
@@ -51,34 +74,57 @@ export function registerAssociationCommands(program: Command, withApp: WithApp):
       });
     });
 
+  const by = 'read <parent> only as this kind of reference: id, uniqueId or email (default: any)';
   program
-    .command('associate <district> <parentId> <studentUniqueId>')
-    .description('associate a parent account with a student (link origin manual)')
-    .action(async (districtId: string, parentId: string, studentUniqueId: string) => {
-      await withApp(async ctx =>
-        console.log(
-          formatResult(
-            await associate(ctx, { districtId, parentId, studentUniqueId, actor: cliActor() }),
-          ),
-        ),
-      );
-    });
+    .command('associate <district> <parent> <studentUniqueId>')
+    .description(
+      'associate a parent account (account id, Unique ID or email) with a student (link origin manual)',
+    )
+    .option('--by <kind>', by, parentRefKind)
+    .action(
+      async (
+        districtId: string,
+        ref: string,
+        studentUniqueId: string,
+        o: { by?: ParentRefKind },
+      ) => {
+        await withApp(async ctx => {
+          const parentId = await parentAccountId(ctx, districtId, ref, o.by);
+          console.log(
+            formatResult(
+              await associate(ctx, { districtId, parentId, studentUniqueId, actor: cliActor() }),
+            ),
+          );
+        });
+      },
+    );
 
   program
-    .command('unassociate <district> <parentId> <studentUniqueId>')
-    .description('remove a manual association (deactivates the manual link; other links stay)')
-    .action(async (districtId: string, parentId: string, studentUniqueId: string) => {
-      await withApp(async ctx =>
-        console.log(
-          formatResult(
-            await removeAssociation(ctx, {
-              districtId,
-              parentId,
-              studentUniqueId,
-              actor: cliActor(),
-            }),
-          ),
-        ),
-      );
-    });
+    .command('unassociate <district> <parent> <studentUniqueId>')
+    .description(
+      'remove a manual association (deactivates the manual link; other links stay); parent by account id, Unique ID or email',
+    )
+    .option('--by <kind>', by, parentRefKind)
+    .action(
+      async (
+        districtId: string,
+        ref: string,
+        studentUniqueId: string,
+        o: { by?: ParentRefKind },
+      ) => {
+        await withApp(async ctx => {
+          const parentId = await parentAccountId(ctx, districtId, ref, o.by);
+          console.log(
+            formatResult(
+              await removeAssociation(ctx, {
+                districtId,
+                parentId,
+                studentUniqueId,
+                actor: cliActor(),
+              }),
+            ),
+          );
+        });
+      },
+    );
 }

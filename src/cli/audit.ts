@@ -4,8 +4,9 @@
  *   to the student (sourcedId or Unique ID) and why — one row per link, active ones first;
  * - `guardian-sync parent <district> <parent> [--by id|uniqueId|email] [--after n] [--limit n]
  *   [--json]`: the parent account (id, Unique ID or email), its children and its history.
- * Labelled tables by default; `--json` prints the service's answer for scripts. Unknown or
- * ambiguous references print the reason (naming the candidates) and exit with status 1
+ * Labelled tables by default; `--json` prints the service's answer for scripts. Unknown
+ * references exit with status 4, ambiguous ones print the reason (naming the candidates) and
+ * exit with status 1 (src/cli/exit.ts)
  * (`AuditError` is a `GuardianSyncError`, reported by `main`).
  */
 import { InvalidArgumentError, type Command } from 'commander';

@@ -10,12 +10,13 @@ import { cancelRun, RunWaitTimeoutError, waitForRun } from '../jobs/sync.js';
 import { workerWait } from '../jobs/worker-wait.js';
 import type { SyncRun } from '../models/types.js';
 import { cliActor } from './actor.js';
+import { commandPrefix, EXIT } from './exit.js';
 import { formatRun } from './format.js';
 
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
 
 /** Exit status of `sync --wait --timeout <s>` when the run has not ended in time. */
-export const WAIT_TIMEOUT_EXIT_CODE = 4;
+export const WAIT_TIMEOUT_EXIT_CODE = EXIT.timeout;
 
 /** Register `cancel` on `program`. */
 export function registerCancelCommands(program: Command, withApp: WithApp): void {
@@ -52,7 +53,7 @@ export async function waitWithTimeout(
     const wait = run && (await workerWait(ctx, run));
     console.error(
       `timeout: run ${runId} is still ${run?.status ?? err.status} after ${Math.round(err.timeoutMs / 1000)} s; ` +
-        `it keeps going (guardian-sync run ${runId} to follow it, guardian-sync cancel ${runId} to stop it)` +
+        `it keeps going (${commandPrefix()} run ${runId} to follow it, ${commandPrefix()} cancel ${runId} to stop it)` +
         (wait ? `\nnote: ${wait.note}` : ''),
     );
     process.exitCode = WAIT_TIMEOUT_EXIT_CODE;

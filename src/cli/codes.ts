@@ -8,6 +8,7 @@ import { userInfo } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { AppContext } from '../app.js';
+import { table } from './audit.js';
 import { exportDistrictCodes, exportSectionCodes, listSections } from '../access-codes/export.js';
 import {
   getAccessCodeSettings,
@@ -18,7 +19,7 @@ import {
   updateAccessCodeSettings,
   type SettingsView,
 } from '../access-codes/service.js';
-import { ConfigError } from '../errors.js';
+import { EXIT, toJson, UsageError } from './exit.js';
 
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
 
@@ -99,9 +100,9 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
         const uniqueIds = [...(o.student ?? []), ...(o.file ? await idsFromFile(o.file) : [])];
         const given = [uniqueIds.length > 0, (o.sourcedId?.length ?? 0) > 0, o.all === true];
         if (given.filter(Boolean).length !== 1)
-          throw new ConfigError('give exactly one of --student/--file, --sourced-id or --all');
+          throw new UsageError('give exactly one of --student/--file, --sourced-id or --all');
         if (o.all && !o.yes)
-          throw new ConfigError('--all resets every code of the district; add --yes to confirm');
+          throw new UsageError('--all resets every code of the district; add --yes to confirm');
         await withApp(async ctx => {
           const r = await resetAccessCodes(ctx, {
             districtId,
@@ -116,7 +117,7 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
           for (const c of r.codes) console.log(`  ${c.studentSourcedId}\t${c.code}`);
           if (r.notFound.length) {
             console.log(`not found: ${r.notFound.join(', ')}`);
-            process.exitCode = 1;
+            process.exitCode = EXIT.notFound;
           }
         });
       },
@@ -136,7 +137,7 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
           await pipeline(dl.stream, createWriteStream(o.output));
           console.error(`wrote ${o.output}`);
         } else {
-          await pipeline(dl.stream, process.stdout);
+          await pipeline(dl.stream, process.stdout, { end: false });
         }
       });
     });
@@ -162,14 +163,14 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
           actor: string;
         },
       ) => {
-        if (o.enable && o.disable) throw new ConfigError('--enable and --disable together');
+        if (o.enable && o.disable) throw new UsageError('--enable and --disable together');
         const change: Record<string, unknown> = {};
         if (o.enable || o.disable) change.enabled = o.enable === true;
         if (o.role !== undefined) change.defaultRole = o.role;
         if (o.issueTo !== undefined) change.issueTo = o.issueTo;
         for (const f of o.clear ?? []) {
           if (!['enabled', 'defaultRole', 'issueTo'].includes(f))
-            throw new ConfigError(`--clear ${f}: expected enabled, defaultRole or issueTo`);
+            throw new UsageError(`--clear ${f}: expected enabled, defaultRole or issueTo`);
           change[f] = null;
         }
         await withApp(async ctx => {
@@ -185,19 +186,29 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
   codes
     .command('sections <district>')
     .description('list the course sections (for export --section)')
-    .action(async (districtId: string) => {
+    .option('--json', 'print JSON (for scripts)', false)
+    .action(async (districtId: string, o: { json: boolean }) => {
       await withApp(async ctx => {
-        for (const s of await listSections(ctx, { districtId }))
-          console.log(`${s.sourcedId}\t${s.students} students\t${s.title}`);
+        const sections = await listSections(ctx, { districtId });
+        if (o.json) return console.log(toJson(sections));
+        if (!sections.length) return console.log(`no sections in ${districtId}`);
+        console.log(
+          table(
+            ['section', 'students', 'title'],
+            sections.map(s => [s.sourcedId, String(s.students), s.title]),
+          ),
+        );
       });
     });
 
   codes
     .command('show <district> <uniqueId>')
     .description("a student's codes (active and revoked)")
-    .action(async (districtId: string, uniqueId: string) => {
+    .option('--json', 'print JSON (for scripts)', false)
+    .action(async (districtId: string, uniqueId: string, o: { json: boolean }) => {
       await withApp(async ctx => {
         const r = await studentAccessCodes(ctx, { districtId, uniqueId });
+        if (o.json) return console.log(toJson(r));
         console.log(`student ${uniqueId} (sourcedId ${r.studentSourcedId})`);
         for (const c of r.codes)
           console.log(
@@ -210,12 +221,26 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
     .command('resets <district>')
     .description('recorded resets (who, when, how many), newest first')
     .option('-n, --limit <n>', 'how many', v => Number(v), 20)
-    .action(async (districtId: string, o: { limit: number }) => {
+    .option('--json', 'print JSON (for scripts)', false)
+    .action(async (districtId: string, o: { limit: number; json: boolean }) => {
       await withApp(async ctx => {
-        for (const r of await listAccessCodeResets(ctx, { districtId, limit: o.limit }))
-          console.log(
-            `${r.at}  ${r.actor}  ${r.scope}  requested ${r.requested}, revoked ${r.revoked}, issued ${r.issued}  (${r.id})`,
-          );
+        const resets = await listAccessCodeResets(ctx, { districtId, limit: o.limit });
+        if (o.json) return console.log(toJson(resets));
+        if (!resets.length) return console.log(`no resets in ${districtId}`);
+        console.log(
+          table(
+            ['at', 'by', 'scope', 'requested', 'revoked', 'issued', 'reset'],
+            resets.map(r => [
+              r.at,
+              r.actor,
+              r.scope,
+              String(r.requested),
+              String(r.revoked),
+              String(r.issued),
+              r.id,
+            ]),
+          ),
+        );
       });
     });
 }

@@ -1,6 +1,8 @@
 /** Plain-text rendering of runs for the CLI and the demo. */
 import { EXCLUDED_PREFIX, rejectTotal } from '../jobs/rejects.js';
 import type { RunDeferredStudent, SyncRun } from '../models/types.js';
+import { table } from './audit.js';
+import { commandPrefix } from './exit.js';
 
 /** A run summary: status, timings, and a table of counts per entity and action. */
 export function formatRun(run: SyncRun, extra: Record<string, string | number> = {}): string {
@@ -35,11 +37,13 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
   const excluded = rejectTotal(run, 'excluded');
   lines.push(
     `rejects  ${run.rejectCount}` +
-      (excluded ? `  excluded ${excluded} (guardian-sync rejects ${run.id} --kind excluded)` : ''),
+      (excluded
+        ? `  excluded ${excluded} (${commandPrefix()} rejects ${run.id} --kind excluded)`
+        : ''),
   );
   if (run.held)
     lines.push(
-      `held     ${run.held.students} students, ${run.held.parents} parents, ${run.held.links} links await approval (guardian-sync held ${run.id})`,
+      `held     ${run.held.students} students, ${run.held.parents} parents, ${run.held.links} links await approval (${commandPrefix()} held ${run.id})`,
     );
   return lines.join('\n');
 }
@@ -58,37 +62,51 @@ export function waitingLine(run: SyncRun, nowMs = Date.now()): string | undefine
   return `waited for SIS ${w.reschedules}× (last: ${w.reason})`;
 }
 
-/** One line per run, newest first. */
+/**
+ * The runs as a labelled table, newest first: created, run id, status, trigger (`dry-run`
+ * marked), the changes made per entity and action (`student create 300, deactivate 2`), what
+ * was held, skipped or excluded, and the reject count.
+ */
 export function formatRunList(runs: SyncRun[]): string {
   if (!runs.length) return 'no runs yet';
-  return runs
-    .map(r => {
-      // Changes made; held or skipped deactivations and exclusions are shown apart.
-      const made: string[] = [];
-      let held = 0;
-      let skipped = 0;
-      let excluded = 0;
-      for (const [e, actions] of Object.entries(r.counts)) {
-        let n = 0;
-        for (const [a, k] of Object.entries(actions)) {
-          if (a.startsWith(EXCLUDED_PREFIX)) excluded += k;
-          else if (a.endsWith('-held')) held += k;
-          else if (a.endsWith('-skipped')) skipped += k;
-          else n += k;
-        }
-        if (n > 0) made.push(`${e}:${n}`);
+  const rows = runs.map(r => {
+    // Changes made; held or skipped deactivations and exclusions are shown apart.
+    const made: string[] = [];
+    let held = 0;
+    let skipped = 0;
+    let excluded = 0;
+    for (const e of Object.keys(r.counts).sort()) {
+      const parts: string[] = [];
+      for (const [a, k] of Object.entries(r.counts[e] ?? {}).sort(([x], [y]) =>
+        x.localeCompare(y),
+      )) {
+        if (a.startsWith(EXCLUDED_PREFIX)) excluded += k;
+        else if (a.endsWith('-held')) held += k;
+        else if (a.endsWith('-skipped')) skipped += k;
+        else if (k > 0) parts.push(`${a} ${k}`);
       }
-      if (held) made.push(`held:${held}`);
-      if (skipped) made.push(`skipped:${skipped}`);
-      if (excluded) made.push(`excluded:${excluded}`);
-      const c = made.join(' ');
-      const wait =
-        r.waiting && waitingLine(r)?.startsWith('waiting')
-          ? `  waiting for SIS until ${r.waiting.until}`
-          : '';
-      return `${r.createdAt}  ${r.id}  ${r.status.padEnd(14)} ${r.trigger.padEnd(8)}${r.dryRun ? ' dry-run' : ''} ${c || '-'}  rejects:${r.rejectCount}${wait}`;
-    })
-    .join('\n');
+      if (parts.length) made.push(`${e} ${parts.join(', ')}`);
+    }
+    const wait =
+      r.waiting && waitingLine(r)?.startsWith('waiting')
+        ? ` (waiting for SIS until ${r.waiting.until})`
+        : '';
+    return [
+      r.createdAt,
+      r.id,
+      r.status + wait,
+      r.trigger + (r.dryRun ? ' dry-run' : ''),
+      String(held),
+      String(skipped),
+      String(excluded),
+      String(r.rejectCount),
+      made.join('; ') || '-',
+    ];
+  });
+  return table(
+    ['created', 'run', 'status', 'trigger', 'held', 'skipped', 'excluded', 'rejects', 'changes'],
+    rows,
+  );
 }
 
 /**

@@ -7,7 +7,7 @@
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { AppContext } from '../app.js';
-import { ConfigError } from '../errors.js';
+import { CliNotFoundError, UsageError } from './exit.js';
 import { heldCsv, heldItems, heldTotal } from '../jobs/held.js';
 import type { HeldKind } from '../models/types.js';
 import { table } from './audit.js';
@@ -44,10 +44,10 @@ export function registerHeldCommands(program: Command, withApp: WithApp): void {
       ) => {
         const name = list ?? 'students';
         const kind = KINDS[name];
-        if (!kind) throw new ConfigError(`unknown list "${name}": use students, parents or links`);
+        if (!kind) throw new UsageError(`unknown list "${name}": use students, parents or links`);
         await withApp(async ctx => {
           const run = await ctx.store.getRun(runId);
-          if (!run) throw new ConfigError(`no run ${runId}`);
+          if (!run) throw new CliNotFoundError(`no run ${runId}`);
           if (opts.csv) {
             await pipeline(heldCsv(ctx, run, kind), process.stdout, { end: false });
             return;

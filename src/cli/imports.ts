@@ -2,8 +2,9 @@
  * `guardian-sync import parents|associations <district> <file> [options]`: preview an admin
  * import (default), print counts, samples and row issues, optionally write the CSV row report;
  * `--confirm <previewId>` applies that preview (the same file must be given: it is checked
- * against the preview). Exit status: 0 previewed/applied, 3 when confirm found the data
- * changed (a new preview is printed; confirm that one).
+ * against the preview). A summary for people by default; `--json` prints the preview (or the
+ * confirm result) as JSON. Exit status (src/cli/exit.ts): 0 previewed/applied, 3 when confirm
+ * found the data changed (a new preview is printed; confirm that one), 4 unknown preview.
  */
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -12,6 +13,7 @@ import { Option, type Command } from 'commander';
 import type { AppContext } from '../app.js';
 import { cliActor } from './actor.js';
 import { registerAssociationCommands } from './associations.js';
+import { commandPrefix, EXIT, toJson } from './exit.js';
 import { ImportFileError } from '../imports/errors.js';
 import { DEFAULT_MAX_IMPORT_BYTES } from '../imports/read.js';
 import {
@@ -28,7 +30,7 @@ import {
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
 
 /** Exit status when confirm found the data changed since the preview. */
-export const EXIT_CHANGED = 3;
+export const EXIT_CHANGED = EXIT.decision;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -72,6 +74,14 @@ function commonOptions(o: CommonFlags): Record<string, unknown> {
   };
 }
 
+/** One sample item as `field value` pairs (empty fields left out; nested values as JSON). */
+function sampleLine(item: Record<string, unknown>): string {
+  return Object.entries(item)
+    .filter(([, v]) => v !== undefined && v !== null && v !== '')
+    .map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v as string)}`)
+    .join('  ');
+}
+
 /** Plain-text preview: file, rows, counts per action, samples, the first issues. */
 export function formatPreview(p: ImportPreview, issueLines = 20): string {
   const f = p.file;
@@ -103,7 +113,7 @@ export function formatPreview(p: ImportPreview, issueLines = 20): string {
   for (const [action, items] of Object.entries(p.samples)) {
     if (items.length === 0) continue;
     lines.push(`  ${action} (first ${items.length}):`);
-    for (const item of items.slice(0, 5)) lines.push(`    ${JSON.stringify(item)}`);
+    for (const item of items.slice(0, 5)) lines.push(`    ${sampleLine(item)}`);
   }
   lines.push(
     `issues   ${plural(p.issueCount.errors, 'error')}, ${plural(p.issueCount.warnings, 'warning')}`,
@@ -174,6 +184,7 @@ interface CommonFlags {
   report?: string;
   confirm?: string;
   expires?: number;
+  json?: boolean;
 }
 
 async function runImport(
@@ -192,7 +203,7 @@ async function runImport(
         { districtId, previewId: flags.confirm },
         { expect: { file }, actor: cliActor() },
       );
-      console.log(formatConfirm(r));
+      console.log(flags.json ? toJson(r) : formatConfirm(r));
       if (r.status === 'changed') {
         process.exitCode = EXIT_CHANGED;
         await writeReport(ctx, districtId, r.preview.previewId, flags.report);
@@ -222,10 +233,15 @@ async function runImport(
     } finally {
       bar.stop();
     }
+    if (flags.json) {
+      console.log(toJson(p));
+      await writeReport(ctx, districtId, p.previewId, flags.report, true);
+      return;
+    }
     console.log(formatPreview(p));
     await writeReport(ctx, districtId, p.previewId, flags.report);
     console.log(
-      `confirm  guardian-sync import ${kind} ${districtId} ${path} --confirm ${p.previewId}`,
+      `confirm  ${commandPrefix()} import ${kind} ${districtId} ${path} --confirm ${p.previewId}`,
     );
   });
 }
@@ -235,10 +251,13 @@ async function writeReport(
   districtId: string,
   previewId: string,
   path: string | undefined,
+  quiet = false,
 ): Promise<void> {
   if (!path) return;
   await writeFile(path, await importReportCsv(ctx, { districtId, previewId }), 'utf8');
-  console.log(`report   written to ${path}`);
+  // With --json, stdout holds only the JSON document.
+  if (quiet) console.error(`report written to ${path}`);
+  else console.log(`report   written to ${path}`);
 }
 
 /** Add the `import` command group to `program`. */
@@ -273,7 +292,8 @@ export function registerImportCommands(program: Command, withApp: WithApp): void
           'minutes until the preview expires (default 1440)',
         ).argParser(v => Number(v)),
       )
-      .option('--confirm <previewId>', 'apply this preview (made from the same file)');
+      .option('--confirm <previewId>', 'apply this preview (made from the same file)')
+      .option('--json', 'print the preview (or the confirm result) as JSON, for scripts');
 
   common(
     imp

@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 /**
- * `guardian-sync` command line: worker, sync, runs, run, rejects, remap, approve, discard, cancel,
- * demo.
- * Configuration errors exit with status 2 and a message naming each bad variable or key.
+ * `guardian-sync` command line: worker, sync, runs, run, rejects, remap, approve, discard,
+ * cancel, demo.
+ * Errors print `error: …` on stderr and exit with the code of src/cli/exit.ts (0 ok, 1
+ * failure, 2 usage/configuration, 3 decision needed, 4 not found, 5 still running after
+ * `--timeout`, 6 cancelled). `runCli` runs the program
+ * in-process (tests); the module runs it on `process.argv` only when it is the entry point.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
 import { watchDistrictFiles } from '../config/reload.js';
-import { ConfigError, describeError, explainError } from '../errors.js';
+import { describeError, explainError } from '../errors.js';
 import { approveRun, discardRun, triggerSync } from '../jobs/sync.js';
 import { rejectsCsv } from '../jobs/rejects.js';
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
@@ -27,6 +31,7 @@ import { registerHeldCommands } from './held.js';
 import { registerImportCommands } from './imports.js';
 import { registerActivationCommands } from './notifications.js';
 import { registerSandboxCommands } from './sandbox.js';
+import { CliNotFoundError, commandPrefix, EXIT, exitCodeFor, toJson } from './exit.js';
 import { formatRemap, formatRun, formatRunList } from './format.js';
 
 /** Parse a whole-number option; commander reports the option name on error. */
@@ -39,22 +44,37 @@ export function intOption(min = 0): (value: string) => number {
   };
 }
 
-function packageVersion(): string {
-  try {
-    const raw = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
-    const v = (JSON.parse(raw) as { version?: unknown }).version;
-    return typeof v === 'string' ? v : 'unknown';
-  } catch {
-    return 'unknown';
+/**
+ * The `version` of guardian-sync's package.json: two levels up from src/cli/main.ts (tsx), three
+ * from dist/src/cli/main.js (the built bin). `unknown` only when neither is readable.
+ * `moduleUrl`: where this module runs from (default `import.meta.url`).
+ */
+export function packageVersion(moduleUrl: string | URL = import.meta.url): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const raw = readFileSync(new URL(rel, moduleUrl), 'utf8');
+      const pkg = JSON.parse(raw) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'guardian-sync' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not there: try the next candidate
+    }
   }
+  return 'unknown';
 }
 
 /** Exit status of `sync --wait` per run status (documented in the README). */
 export const WAIT_EXIT_CODES: Record<string, number> = {
-  failed: 1,
-  'needs-approval': 3,
-  cancelled: 5,
+  failed: EXIT.failure,
+  'needs-approval': EXIT.decision,
+  cancelled: EXIT.cancelled,
 };
+
+/** The run `runId` names; `CliNotFoundError` (exit code 4) when there is none. */
+async function requireRun(ctx: AppContext, runId: string) {
+  const run = await ctx.store.getRun(runId);
+  if (!run) throw new CliNotFoundError(`no run ${runId}`);
+  return run;
+}
 
 async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
   const env = parseEnv();
@@ -71,9 +91,12 @@ async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
 }
 
 export function buildProgram(): Command {
+  // exitOverride: commander throws instead of exiting (subcommands inherit it), so `runCli`
+  // decides the exit code; usage errors exit 2.
   const program = new Command('guardian-sync')
     .description('Keeps parent accounts and guardian links in step with a district SIS')
     .version(packageVersion())
+    .exitOverride()
     .showHelpAfterError();
 
   program
@@ -111,7 +134,7 @@ export function buildProgram(): Command {
     .option('--wait', 'wait for the run to finish and print its summary', false)
     .option(
       '--timeout <s>',
-      'with --wait: stop waiting after s seconds (exit status 4; the run keeps going)',
+      'with --wait: stop waiting after s seconds (exit status 5; the run keeps going)',
       intOption(1),
     )
     .action(
@@ -131,7 +154,7 @@ export function buildProgram(): Command {
           if (opts.wait) {
             if ((await ctx.queues.pull.getWorkers()).length === 0)
               console.error(
-                'warning: no worker is connected to the queues; the run starts when one is (guardian-sync worker)',
+                `warning: no worker is connected to the queues; the run starts when one is (${commandPrefix()} worker)`,
               );
             const done = await waitWithTimeout(ctx, run.id, opts.timeout);
             if (!done) return;
@@ -146,23 +169,28 @@ export function buildProgram(): Command {
     .command('runs <district>')
     .description('list recent runs of a district')
     .option('-n, --limit <n>', 'how many', intOption(1), 20)
-    .action(async (districtId: string, opts: { limit: number }) => {
+    .option('--json', 'print the runs as JSON (for scripts)', false)
+    .action(async (districtId: string, opts: { limit: number; json: boolean }) => {
       await withApp(async ctx => {
         ctx.district(districtId);
-        console.log(formatRunList(await ctx.store.listRuns(districtId, opts.limit)));
+        const runs = await ctx.store.listRuns(districtId, opts.limit);
+        console.log(opts.json ? toJson(runs) : formatRunList(runs));
       });
     });
 
   program
     .command('run <runId>')
     .description('show one run')
-    .action(async (runId: string) => {
+    .option('--json', 'print the run as JSON (for scripts)', false)
+    .action(async (runId: string, opts: { json: boolean }) => {
       await withApp(async ctx => {
-        const run = await ctx.store.getRun(runId);
-        if (!run) throw new ConfigError(`no run ${runId}`);
-        console.log(formatRun(run));
-        const note = await workerWaitNote(ctx, run);
-        if (note) console.log(note);
+        const run = await requireRun(ctx, runId);
+        if (opts.json) console.log(toJson(run));
+        else {
+          console.log(formatRun(run));
+          const note = await workerWaitNote(ctx, run);
+          if (note) console.log(note);
+        }
       });
     });
 
@@ -171,8 +199,7 @@ export function buildProgram(): Command {
     .description('show the remap (old sourcedId → new) a run held as a probable re-key proposes')
     .action(async (runId: string) => {
       await withApp(async ctx => {
-        const run = await ctx.store.getRun(runId);
-        if (!run) throw new ConfigError(`no run ${runId}`);
+        const run = await requireRun(ctx, runId);
         const totals = await ctx.store.countDeferredStudents(runId);
         const rows = await ctx.store.listDeferredStudents(runId, { onlyRemapped: true });
         console.log(formatRemap(run, totals, rows));
@@ -189,8 +216,7 @@ export function buildProgram(): Command {
     )
     .action(async (runId: string, opts: { kind?: 'rejected' | 'excluded' }) => {
       await withApp(async ctx => {
-        const run = await ctx.store.getRun(runId);
-        if (!run) throw new ConfigError(`no run ${runId}`);
+        const run = await requireRun(ctx, runId);
         await pipeline(rejectsCsv(ctx.store, run.id, { kind: opts.kind }), process.stdout, {
           end: false,
         });
@@ -237,21 +263,46 @@ export function buildProgram(): Command {
   return program;
 }
 
-async function main(): Promise<void> {
-  loadDotenv({ quiet: true });
+/**
+ * Run the CLI on `argv` (as `process.argv`: node, script, then the arguments) in this process
+ * and resolve to its exit code (table in src/cli/exit.ts); never calls `process.exit`. Errors
+ * are printed on stderr as `error: …` (admin-grade, see `explainError`; with
+ * LOG_LEVEL=debug|trace also the class name). `loadEnvFile`: read `.env` from the working
+ * directory first (the entry point does; tests pass false).
+ */
+export async function runCli(argv: readonly string[], opts: { loadEnvFile?: boolean } = {}) {
+  if (opts.loadEnvFile !== false) loadDotenv({ quiet: true });
+  const before = process.exitCode;
+  process.exitCode = undefined;
   try {
-    await buildProgram().parseAsync(process.argv);
+    await buildProgram().parseAsync([...argv]);
+    const set = process.exitCode;
+    return typeof set === 'number' ? set : Number(set ?? 0);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`configuration error: ${err.message}`);
-      process.exit(2);
-    }
-    // Admin-grade message (what, where, how to fix); class names only with LOG_LEVEL=debug.
+    // Commander printed its own message (usage error) or the help / version.
+    if (err instanceof CommanderError) return exitCodeFor(err);
     if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace')
       console.error(`debug: ${describeError(err)}`);
     console.error(`error: ${explainError(err)}`);
-    process.exit(1);
+    return exitCodeFor(err);
+  } finally {
+    process.exitCode = before;
   }
 }
 
-void main();
+/** True when this module is the program node started (tsx or the built bin, symlinks resolved). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  const code = await runCli(process.argv);
+  // Exit at once on errors (open handles must not keep a failed command alive).
+  if (code !== 0) process.exit(code);
+}

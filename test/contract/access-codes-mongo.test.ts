@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { MongoRosterStore } from '../../src/models/mongo/store.js';
 import { runAccessCodesContract } from './access-codes.contract.js';
+import { mongoSkipNotice } from '../helpers/mongo-server.js';
 
 /** `url` with its database path replaced by `db` (multi-host and +srv URLs too). */
 function withDatabase(url: string, db: string): string {
@@ -22,11 +23,7 @@ function withDatabase(url: string, db: string): string {
 const url = process.env.MONGO_URL?.trim() ?? '';
 
 if (url === '') {
-  const banner = '*'.repeat(78);
-  console.warn(
-    `\n${banner}\n*** access-code repository contract on MongoDB SKIPPED: MONGO_URL is not set ***\n` +
-      `*** set MONGO_URL=mongodb://… to run it\n${banner}\n`,
-  );
+  mongoSkipNotice('access-code repository contract on MongoDB', 'MONGO_URL is not set');
   describe('access-code repository contract: mongodb', () => {
     it('is skipped only because MONGO_URL is unset', () => {
       expect(process.env.MONGO_URL?.trim() ?? '').toBe('');

@@ -1,10 +1,11 @@
 /**
  * The imports repository contract on MongoDB. Runs when `MONGO_URL` is set; otherwise it is
- * skipped LOUDLY (a banner on stderr and one test that re-verifies the reason).
+ * skipped LOUDLY (one line on stderr and one test that re-verifies the reason).
  */
 import { randomUUID } from 'node:crypto';
 import { MongoRosterStore } from '../../src/models/mongo/store.js';
 import { runImportRepositoryContract } from './imports-repository.contract.js';
+import { mongoSkipNotice } from '../helpers/mongo-server.js';
 
 const url = process.env.MONGO_URL?.trim() ?? '';
 
@@ -19,11 +20,7 @@ function withDatabase(base: string, db: string): string {
 }
 
 if (!url) {
-  const banner = '*'.repeat(78);
-  console.warn(
-    `\n${banner}\n*** MongoDB imports repository contract SKIPPED: MONGO_URL is not set ***\n` +
-      `*** set MONGO_URL=mongodb://… to run it\n${banner}\n`,
-  );
+  mongoSkipNotice('MongoDB imports repository contract', 'MONGO_URL is not set');
   describe('imports repository contract: mongodb', () => {
     it('is skipped only because MONGO_URL is not set', () => {
       expect(process.env.MONGO_URL?.trim() ?? '').toBe('');

@@ -1,11 +1,12 @@
 /**
  * The activation repository contract on SQLite (always) and MongoDB (when `MONGO_URL` is set;
- * otherwise a loud SKIPPED banner and a test that re-checks why).
+ * otherwise a one-line SKIPPED notice and a test that re-checks why).
  */
 import { randomUUID } from 'node:crypto';
 import { MongoRosterStore } from '../../src/models/mongo/store.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { runActivationRepositoryContract } from './notifications.contract.js';
+import { mongoSkipNotice } from '../helpers/mongo-server.js';
 
 runActivationRepositoryContract(
   'sqlite (:memory:)',
@@ -46,11 +47,7 @@ if (mongoUrl) {
     },
   );
 } else {
-  const banner = '*'.repeat(78);
-  console.warn(
-    `\n${banner}\n*** ActivationRepository contract on MongoDB SKIPPED: MONGO_URL is not set ***\n` +
-      `*** set MONGO_URL=mongodb://… to run it\n${banner}\n`,
-  );
+  mongoSkipNotice('ActivationRepository contract on MongoDB', 'MONGO_URL is not set');
   describe('ActivationRepository contract: mongodb', () => {
     it('is skipped only because MONGO_URL is not set', () => {
       expect(process.env.MONGO_URL?.trim() ?? '').toBe('');

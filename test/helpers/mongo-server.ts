@@ -6,7 +6,7 @@
  *    replica set: the store refuses standalone servers);
  * 2. a throwaway single-node replica set from testcontainers — only when a Docker engine
  *    answers a quick `/_ping` on its socket (`DOCKER_HOST` or `/var/run/docker.sock`);
- * 3. otherwise the suite is skipped LOUDLY: `describeMongo` prints a banner on stderr and
+ * 3. otherwise the suite is skipped LOUDLY: `describeMongo` prints one line on stderr and
  *    registers one test that asserts the skip reason is a known one and re-verifies it (the
  *    socket really is missing / mute).
  */
@@ -91,9 +91,19 @@ export interface MongoServer {
 }
 
 /**
+ * The notice of a skipped MongoDB suite: ONE plain line on stderr, `SKIPPED <title>: <why>;
+ * set MONGO_URL=… to run it` (jest's console.warn would add a stack and a code frame).
+ */
+export function mongoSkipNotice(title: string, why: string): void {
+  process.stderr.write(
+    `SKIPPED ${title}: ${why}; set MONGO_URL=mongodb://… (a replica set) to run it\n`,
+  );
+}
+
+/**
  * Register a MongoDB suite. When there is a server, `register(server)` is called inside
  * `describe(title)` (a testcontainers replica set is started in `beforeAll` and stopped in
- * `afterAll`); when there is none, the banner is printed and the skip test registered.
+ * `afterAll`); when there is none, the skip line is printed and the skip test registered.
  */
 export function describeMongo(
   title: string,
@@ -101,12 +111,7 @@ export function describeMongo(
   register: (server: MongoServer) => void,
 ): void {
   if (mode.kind === 'skip') {
-    const banner = '*'.repeat(78);
-    console.warn(
-      `\n${banner}\n*** ${title} SKIPPED: no MONGO_URL and no Docker engine ***\n` +
-        `*** reason: ${mode.reason} — set MONGO_URL=mongodb://… (a replica set) to run it\n` +
-        `${banner}\n`,
-    );
+    mongoSkipNotice(title, `no MONGO_URL and no Docker engine (${mode.reason})`);
     describe(title, () => {
       it('is skipped only for a known, re-verified reason', async () => {
         expect(MONGO_SKIP_REASONS).toContain(mode.reason);

@@ -1,36 +1,19 @@
 /**
- * `guardian-sync codes …` as a user runs it (a child process through tsx), against the
+ * `guardian-sync codes …` as a user runs it (in-process: test/helpers/cli.ts), against the
  * SQLite store a real sync filled (fake PowerSchool, BullMQ on real Redis).
  */
 import { jest } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { runCli } from '../helpers/cli.js';
 
-// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
+// beforeAll runs a real sync (fake PowerSchool, BullMQ): room for a loaded machine. The CLI
+// calls themselves run in-process and take well under a second each.
 jest.setTimeout(240_000);
-
-function runCli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      cwd: process.cwd(),
-    });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.on('error', reject);
-    child.on('close', code => resolve({ code, stderr, stdout }));
-  });
-}
 
 describe('guardian-sync codes (CLI)', () => {
   let h: Harness;
@@ -117,7 +100,7 @@ describe('guardian-sync codes (CLI)', () => {
       ['codes', 'reset', h.districtId, '--student', first[0] ?? '', '--student', 'nobody'],
       env,
     );
-    expect(r.code).toBe(1); // one student not found
+    expect(r.code).toBe(4); // one student not found (the other is reset)
     expect(r.stdout).toMatch(/\(list\) by cli:.*2 requested, 1 revoked, 1 issued/);
     expect(r.stdout).toContain('not found: nobody');
     const newCode = /\t([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/.exec(r.stdout)?.[1];
@@ -132,5 +115,38 @@ describe('guardian-sync codes (CLI)', () => {
     const all = await runCli(['codes', 'reset', h.districtId, '--all'], env);
     expect(all.code).toBe(2); // refuses without --yes
     expect(all.stderr).toContain('--yes');
+
+    const resets = await runCli(['codes', 'resets', h.districtId], env);
+    expect(resets.code).toBe(0);
+    expect(resets.stdout.split('\n')[0]).toMatch(
+      /^at\s+by\s+scope\s+requested\s+revoked\s+issued\s+reset$/,
+    );
+    const resetsJson = await runCli(['codes', 'resets', h.districtId, '--json'], env);
+    expect(resetsJson.code).toBe(0);
+    const parsed = JSON.parse(resetsJson.stdout) as { scope: string; requested: number }[];
+    expect(parsed.map(x => [x.scope, x.requested])).toEqual([['list', 2]]);
+    const showJson = await runCli(['codes', 'show', h.districtId, first[0] ?? '', '--json'], env);
+    expect(showJson.code).toBe(0);
+    const shown = JSON.parse(showJson.stdout) as { codes: { status: string }[] };
+    expect(shown.codes.map(c => c.status)).toContain('active');
+  });
+
+  it('one error style: unknown district exits 4, disabled codes exit 1, no class names', async () => {
+    const unknown = await runCli(['codes', 'export', 'nowhere'], env);
+    expect(unknown.code).toBe(4);
+    expect(unknown.stderr).toBe('error: unknown district "nowhere"\n');
+    const sections = await runCli(['codes', 'sections', 'nowhere'], env);
+    expect(sections.code).toBe(4);
+
+    const off = await runCli(['codes', 'settings', h.districtId, '--disable'], env);
+    expect(off.code).toBe(0);
+    const disabled = await runCli(['codes', 'issue', h.districtId], env);
+    expect(disabled.code).toBe(1);
+    expect(disabled.stderr).toMatch(/^error: access codes are disabled for district/);
+    expect(disabled.stderr).not.toMatch(/[A-Z][a-zA-Z]+Error|unexpected error/);
+
+    const both = await runCli(['codes', 'settings', h.districtId, '--enable', '--disable'], env);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toBe('error: --enable and --disable together\n');
   });
 });

@@ -527,7 +527,7 @@ describe('audit from the CLI', () => {
     expect(parent.stdout).toMatch(/^more: --after \d+$/m);
     expectNoCode(parent.stdout, codeT);
 
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(4); // not found (src/cli/exit.ts)
     expect(unknown.stderr).toContain(
       `district ${D} has no student with sourcedId or Unique ID NOPE-1`,
     );

@@ -1,30 +1,9 @@
 /** `guardian-sync held`: what a needs-approval run holds, as a table, a JSON page or CSV. */
-import { jest } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
-
-jest.setTimeout(240_000);
-
-function runCli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      cwd: process.cwd(),
-    });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.on('error', reject);
-    child.on('close', code => resolve({ code, stderr, stdout }));
-  });
-}
+import { runCli } from '../helpers/cli.js';
 
 describe('guardian-sync held', () => {
   let dir: string;

@@ -1,9 +1,7 @@
 /**
- * The import CLI as an admin runs it (a child process, real SQLite file, real Redis): preview
+ * The import CLI as an admin runs it (in-process, real SQLite file, real Redis): preview
  * a messy real file from test/fixtures, write the row report, confirm with the preview id.
  */
-import { jest } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -11,29 +9,14 @@ import { join } from 'node:path';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { seed, sisParent, student } from '../helpers/imports.js';
-
-// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
-jest.setTimeout(240_000);
+import { runCli as runCliInProcess } from '../helpers/cli.js';
 
 const D = 'cli-district';
 let dir: string;
 let env: Record<string, string>;
 let storeFile: string;
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      cwd: process.cwd(),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', code => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = (args: string[]) => runCliInProcess(args, env);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gsync-imports-cli-'));
@@ -96,6 +79,11 @@ describe('guardian-sync import', () => {
     expect(p.stdout).toMatch(/plan {5}create 1 · update 2 · reactivate 0 · unchanged 0/);
     const id = /preview {2}(imp_[0-9a-f]{24})/.exec(p.stdout)?.[1];
     expect(id).toBeDefined();
+    // A summary for people: samples as `field value`, no raw JSON objects; a pasteable confirm.
+    expect(p.stdout).not.toMatch(/^\s*\{"/m);
+    expect(p.stdout).toContain(
+      `confirm  guardian-sync import parents ${D} ${fixture} --confirm ${id ?? ''}`,
+    );
     const lines = readFileSync(report, 'utf8')
       .replace(/^\ufeff/, '')
       .trimEnd()
@@ -143,6 +131,60 @@ describe('guardian-sync import', () => {
     );
     expect(a.stdout).toMatch(/row 6 {2}Parent Unique ID {2}error: Parent Unique ID is blank/);
   }, 60_000);
+
+  it('--json prints the raw preview; under `npm run cli` the confirm line says so', async () => {
+    const file = 'test/fixtures/imports/associations.csv';
+    const j = await runCli(['import', 'associations', D, file, '--json']);
+    expect(j.stderr).toBe('');
+    expect(j.code).toBe(0);
+    const preview = JSON.parse(j.stdout) as { previewId: string; kind: string };
+    expect(preview.kind).toBe('associations');
+    expect(preview.previewId).toMatch(/^imp_[0-9a-f]{24}$/);
+
+    const npm = await runCliInProcess(['import', 'associations', D, file], {
+      ...env,
+      npm_lifecycle_event: 'cli',
+      npm_lifecycle_script: 'tsx src/cli/main.ts',
+    });
+    expect(npm.code).toBe(0);
+    expect(npm.stdout).toMatch(
+      new RegExp(`^confirm  npm run cli -- import associations ${D} ${file} --confirm imp_`, 'm'),
+    );
+
+    const gone = await runCli(['import', 'associations', D, file, '--confirm', 'imp_nope']);
+    expect(gone.code).toBe(4);
+    expect(gone.stderr).toMatch(/^error: import preview imp_nope/);
+  });
+
+  it('confirm of data that changed since the preview exits 3 (decision needed) with a new preview', async () => {
+    const file = join(dir, 'clear.csv');
+    writeFileSync(file, 'P00002,S00003\n');
+    const p = await runCli(['import', 'associations', D, file, '--no-headers', '--clear-existing']);
+    expect(p.code).toBe(0);
+    const id = /preview {2}(imp_[0-9a-f]{24})/.exec(p.stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const store = new SqliteRosterStore(storeFile);
+    await store.init();
+    try {
+      await seed(store, D, {
+        links: [
+          {
+            districtId: D,
+            parentId: 'pa_sis_1',
+            studentSourcedId: 'stu-3',
+            origin: 'manual',
+            status: 'active',
+          },
+        ],
+      });
+    } finally {
+      await store.close();
+    }
+    const c = await runCli(['import', 'associations', D, file, '--confirm', id]);
+    expect(c.code).toBe(3);
+    expect(c.stdout).toMatch(/preview {2}imp_[0-9a-f]{24}/);
+    expect(c.stdout).not.toContain(`preview  ${id}`);
+  });
 
   it('a legacy .xls exits non-zero with the save-as message and changes nothing', async () => {
     const xls = join(dir, 'old.xls');

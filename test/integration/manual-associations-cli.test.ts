@@ -1,9 +1,7 @@
 /**
- * `guardian-sync students|associate|unassociate` as an admin runs them (a child process, real
+ * `guardian-sync students|associate|unassociate` as an admin runs them (in-process, real
  * SQLite file, real Redis).
  */
-import { jest } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -11,29 +9,14 @@ import { join } from 'node:path';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { seed, sisParent, student } from '../helpers/imports.js';
-
-// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
-jest.setTimeout(240_000);
+import { runCli as runCliInProcess } from '../helpers/cli.js';
 
 const D = 'cli-manual';
 let dir: string;
 let env: Record<string, string>;
 let storeFile: string;
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      cwd: process.cwd(),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', code => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = (args: string[]) => runCliInProcess(args, env);
 
 async function links(): Promise<string[]> {
   const store = new SqliteRosterStore(storeFile);
@@ -72,7 +55,12 @@ beforeAll(async () => {
       student(D, 1, { givenName: 'Renée', familyName: 'Dubois', grade: '5' }),
       student(D, 2, { givenName: 'Rob', familyName: 'Smith' }),
     ],
-    parents: [sisParent(D, 1)],
+    parents: [
+      sisParent(D, 1),
+      // two accounts sharing one email (siblings' parents registered twice)
+      sisParent(D, 2, { email: 'Shared@example.org', emailNormalized: 'shared@example.org' }),
+      sisParent(D, 3, { email: 'shared@example.org', emailNormalized: 'shared@example.org' }),
+    ],
   });
   await store.close();
   env = {
@@ -98,8 +86,8 @@ describe('guardian-sync students / associate / unassociate', () => {
     expect(await links()).toEqual(['pa_sis_1>stu-1:manual:active']);
 
     const bad = await runCli(['associate', D, 'pa_sis_1', 'S404']);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/no student with Unique ID S404/);
+    expect(bad.code).toBe(4); // not found (src/cli/exit.ts)
+    expect(bad.stderr).toMatch(/^error: .*no student with Unique ID S404/);
 
     const u = await runCli(['unassociate', D, 'pa_sis_1', 'S00001']);
     expect(u.code).toBe(0);
@@ -120,5 +108,40 @@ describe('guardian-sync students / associate / unassociate', () => {
     } finally {
       await store.close();
     }
+  }, 240_000);
+
+  it('addresses the parent by Unique ID or email; an unknown or shared one is refused', async () => {
+    const byUniqueId = await runCli(['associate', D, 'P00001', 'S00002']);
+    expect(byUniqueId.stderr).toBe('');
+    expect(byUniqueId.code).toBe(0);
+    expect(byUniqueId.stdout).toMatch(/^created {2}parent pa_sis_1 {2}student S00002 \(stu-2\)/);
+
+    const byEmail = await runCli(['unassociate', D, 'PARENT1@example.org', 'S00002']);
+    expect(byEmail.code).toBe(0);
+    expect(byEmail.stdout).toMatch(/^deactivated {2}parent pa_sis_1 {2}student S00002/);
+
+    const forcedKind = await runCli(['associate', D, 'P00001', 'S00002', '--by', 'email']);
+    expect(forcedKind.code).toBe(4);
+    expect(forcedKind.stderr).toMatch(
+      /^error: district cli-manual has no parent account with email/,
+    );
+
+    const unknown = await runCli(['associate', D, 'nobody@example.org', 'S00002']);
+    expect(unknown.code).toBe(4);
+    expect(unknown.stderr).toContain('no parent account with account id, Unique ID or email');
+
+    const shared = await runCli(['associate', D, 'shared@example.org', 'S00002']);
+    expect(shared.code).toBe(1);
+    expect(shared.stderr).toMatch(/^error: email shared@example.org belongs to 2 parent accounts/);
+    expect(shared.stderr).toContain('pa_sis_2 (Unique ID P00002');
+    expect(shared.stderr).toContain('pa_sis_3 (Unique ID P00003');
+    expect(shared.stderr).not.toMatch(/[A-Z][a-zA-Z]+Error/);
+
+    // the candidate's account id settles it
+    const chosen = await runCli(['associate', D, 'pa_sis_3', 'S00002', '--by', 'id']);
+    expect(chosen.code).toBe(0);
+    expect(await links()).toEqual(
+      expect.arrayContaining(['pa_sis_1>stu-2:manual:inactive', 'pa_sis_3>stu-2:manual:active']),
+    );
   }, 240_000);
 });

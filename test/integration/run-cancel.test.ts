@@ -123,11 +123,11 @@ describe('a queued run with no worker', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sync --wait --timeout gives up with exit status 4, the run stays queued and is reported', async () => {
+  it('sync --wait --timeout gives up with exit status 5, the run stays queued and is reported', async () => {
     const r = await runCli(['sync', h.districtId, '--wait', '--timeout', '1'], cliEnv);
     expect(r.stderr).toMatch(/timeout: run \S+ is still queued after 1 s; it keeps going/);
     expect(r.stderr).toContain('no worker is connected');
-    expect(r.code).toBe(4);
+    expect(r.code).toBe(5);
     const run = await h.ctx.store.findActiveRun(h.districtId);
     expect(run?.status).toBe('queued');
     if (!run) return;

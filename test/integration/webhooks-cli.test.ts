@@ -1,31 +1,13 @@
 /**
  * `guardian-sync worker` as a user runs it: a district with `webhooks` whose secret variable
- * is not set (or too short) stops the worker at start, exit 2, naming the variable.
+ * is not set (or too short) stops the worker at start, exit 2, naming the variable (the CLI
+ * in-process: test/helpers/cli.ts; the check fails before any worker starts).
  */
-import { jest } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-
-// Each test spawns CLI processes (a few seconds each on a loaded 2-core machine).
-jest.setTimeout(240_000);
-
-function runWorker(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      cwd: process.cwd(),
-    });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.on('error', reject);
-    child.on('close', code => resolve({ code, stderr: stderr + stdout }));
-  });
-}
+import { runCli } from '../helpers/cli.js';
 
 describe('guardian-sync worker start-up check of webhook secrets', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gsync-hook-cli-'));
@@ -50,7 +32,7 @@ describe('guardian-sync worker start-up check of webhook secrets', () => {
           webhooks: { url: 'https://hooks.example.org/gs', secretEnv },
         }),
       );
-    const r = await runWorker({
+    const r = await runCli(['worker'], {
       DISTRICTS_DIR: dir,
       STORE_URL: `sqlite:${join(dir, 's.db')}`,
       REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
@@ -60,6 +42,7 @@ describe('guardian-sync worker start-up check of webhook secrets', () => {
       HOOK_B_SECRET: 'short',
     });
     expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
     expect(r.stderr).toContain('district hook-a: environment variable HOOK_A_SECRET is not set');
     expect(r.stderr).toContain(
       'district hook-b: environment variable HOOK_B_SECRET (webhook secret) must be at least 16 characters',
