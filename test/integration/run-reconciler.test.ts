@@ -183,7 +183,7 @@ describe('run reconciler', () => {
         await reconcileRuns(h.ctx, { now: Date.now() + staleMs + 1000 });
         return (await h.store.getRun(run.id))?.status === 'failed';
       },
-      10000,
+      60000, // the worker's own periodic passes hold the same lock between ours
       'the stale run to be failed',
     );
     const failed = await h.store.getRun(run.id);

@@ -39,7 +39,15 @@ describe('exitCodeFor', () => {
   });
 
   it('names the codes once', () => {
-    expect(EXIT).toEqual({ ok: 0, failure: 1, usage: 2, decision: 3, notFound: 4 });
+    expect(EXIT).toEqual({
+      ok: 0,
+      failure: 1,
+      usage: 2,
+      decision: 3,
+      notFound: 4,
+      timeout: 5,
+      cancelled: 6,
+    });
   });
 });
 
