@@ -75,56 +75,43 @@ export function registerAssociationCommands(program: Command, withApp: WithApp):
     });
 
   const by = 'read <parent> only as this kind of reference: id, uniqueId or email (default: any)';
-  program
-    .command('associate <district> <parent> <studentUniqueId>')
-    .description(
-      'associate a parent account (account id, Unique ID or email) with a student (link origin manual)',
-    )
-    .option('--by <kind>', by, parentRefKind)
-    .action(
-      async (
-        districtId: string,
-        ref: string,
-        studentUniqueId: string,
-        o: { by?: ParentRefKind },
-      ) => {
-        await withApp(async ctx => {
-          const parentId = await parentAccountId(ctx, districtId, ref, o.by);
-          console.log(
-            formatResult(
-              await associate(ctx, { districtId, parentId, studentUniqueId, actor: cliActor() }),
-            ),
-          );
-        });
-      },
-    );
-
-  program
-    .command('unassociate <district> <parent> <studentUniqueId>')
-    .description(
-      'remove a manual association (deactivates the manual link; other links stay); parent by account id, Unique ID or email',
-    )
-    .option('--by <kind>', by, parentRefKind)
-    .action(
-      async (
-        districtId: string,
-        ref: string,
-        studentUniqueId: string,
-        o: { by?: ParentRefKind },
-      ) => {
-        await withApp(async ctx => {
-          const parentId = await parentAccountId(ctx, districtId, ref, o.by);
-          console.log(
-            formatResult(
-              await removeAssociation(ctx, {
-                districtId,
-                parentId,
-                studentUniqueId,
-                actor: cliActor(),
-              }),
-            ),
-          );
-        });
-      },
-    );
+  const commands = [
+    {
+      name: 'associate',
+      description:
+        'associate a parent account (account id, Unique ID or email) with a student (link origin manual)',
+      apply: associate,
+    },
+    {
+      name: 'unassociate',
+      description:
+        'remove a manual association (deactivates the manual link; other links stay); parent by account id, Unique ID or email',
+      apply: removeAssociation,
+    },
+  ] as const;
+  for (const c of commands) {
+    program
+      .command(`${c.name} <district> <parent> <studentUniqueId>`)
+      .description(c.description)
+      .option('--by <kind>', by, parentRefKind)
+      .action(
+        async (
+          districtId: string,
+          ref: string,
+          studentUniqueId: string,
+          o: { by?: ParentRefKind },
+        ) => {
+          await withApp(async ctx => {
+            const parentId = await parentAccountId(ctx, districtId, ref, o.by);
+            const result = await c.apply(ctx, {
+              districtId,
+              parentId,
+              studentUniqueId,
+              actor: cliActor(),
+            });
+            console.log(formatResult(result));
+          });
+        },
+      );
+  }
 }
