@@ -10,7 +10,7 @@ import { cancelRun, RunWaitTimeoutError, waitForRun } from '../jobs/sync.js';
 import { workerWait } from '../jobs/worker-wait.js';
 import type { SyncRun } from '../models/types.js';
 import { cliActor } from './actor.js';
-import { commandPrefix, EXIT } from './exit.js';
+import { CliNotFoundError, commandPrefix, EXIT } from './exit.js';
 import { formatRun } from './format.js';
 
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
@@ -26,7 +26,10 @@ export function registerCancelCommands(program: Command, withApp: WithApp): void
       'cancel a queued or running run: a queued run leaves the queue, a running one stops at the next chunk; nothing is deactivated, what it wrote stays',
     )
     .action(async (runId: string) => {
-      await withApp(async ctx => console.log(formatRun(await cancelRun(ctx, runId, cliActor()))));
+      await withApp(async ctx => {
+        if (!(await ctx.store.getRun(runId))) throw new CliNotFoundError(`no run ${runId}`);
+        console.log(formatRun(await cancelRun(ctx, runId, cliActor())));
+      });
     });
 }
 

@@ -227,14 +227,20 @@ export function buildProgram(): Command {
     .command('approve <runId>')
     .description('apply the deactivations a needs-approval run holds')
     .action(async (runId: string) => {
-      await withApp(async ctx => console.log(formatRun(await approveRun(ctx, runId, cliActor()))));
+      await withApp(async ctx => {
+        await requireRun(ctx, runId);
+        console.log(formatRun(await approveRun(ctx, runId, cliActor())));
+      });
     });
 
   program
     .command('discard <runId>')
     .description('drop the deactivations a needs-approval run holds')
     .action(async (runId: string) => {
-      await withApp(async ctx => console.log(formatRun(await discardRun(ctx, runId, cliActor()))));
+      await withApp(async ctx => {
+        await requireRun(ctx, runId);
+        console.log(formatRun(await discardRun(ctx, runId, cliActor())));
+      });
     });
 
   program

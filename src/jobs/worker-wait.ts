@@ -30,7 +30,7 @@ export async function workerWait(
   return {
     since: run.createdAt,
     note:
-      'no worker is connected to the queues: the run starts when one is (guardian-sync worker); ' +
-      `guardian-sync cancel ${run.id} frees the district`,
+      'no worker is connected to the queues: the run starts when a worker does (the `worker` ' +
+      `command); cancelling run ${run.id} frees the district`,
   };
 }

@@ -135,9 +135,9 @@ describe('guardian-sync CLI not found (exit 4) and failures (exit 1)', () => {
     }
   });
 
-  it('`run nope` (and remap, rejects, held) says "no run nope", exit 4', async () => {
+  it('`run nope` (and remap, rejects, held, approve, discard, cancel) says "no run nope", exit 4', async () => {
     const env = await storeWithRun();
-    for (const cmd of ['run', 'remap', 'rejects', 'held']) {
+    for (const cmd of ['run', 'remap', 'rejects', 'held', 'approve', 'discard', 'cancel']) {
       const r = await runCli([cmd, 'nope'], env);
       expect([cmd, r.code, r.stderr]).toEqual([cmd, 4, 'error: no run nope\n']);
     }
