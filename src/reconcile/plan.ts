@@ -263,6 +263,8 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     linkedTo.set(l.studentSourcedId, list);
   }
   const claimed = new Set<string>();
+  /** The chunk's active guardians by normalized name (`nameCandidates`; built on first use). */
+  let guardiansByName: Map<string, Guardian[]> | undefined;
 
   const seenGuardians = new Set<string>();
   for (const g of chunk.guardians) {
@@ -363,12 +365,6 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     const students = studentsOf.get(g.sourcedId);
     if (!students) return [];
     const name = normalizeName(g.givenName, g.familyName);
-    for (const other of chunk.guardians) {
-      if (other.sourcedId === g.sourcedId || other.status !== 'active') continue;
-      if (normalizeName(other.givenName, other.familyName) !== name) continue;
-      const theirs = studentsOf.get(other.sourcedId);
-      if (theirs && [...theirs].some(s => students.has(s))) return [];
-    }
     const out = new Map<string, Working>();
     for (const s of students) {
       for (const parentId of linkedTo.get(s) ?? []) {
@@ -384,6 +380,24 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
           continue;
         out.set(parentId, c);
       }
+    }
+    if (out.size === 0) return [];
+    // Another active guardian of the chunk with the same name and a shared student: which
+    // of the two is the re-keyed contact cannot be told, so neither takes the account.
+    if (!guardiansByName) {
+      guardiansByName = new Map();
+      for (const other of chunk.guardians) {
+        if (other.status !== 'active') continue;
+        const key = normalizeName(other.givenName, other.familyName);
+        const list = guardiansByName.get(key);
+        if (list) list.push(other);
+        else guardiansByName.set(key, [other]);
+      }
+    }
+    for (const other of guardiansByName.get(name) ?? []) {
+      if (other.sourcedId === g.sourcedId) continue;
+      const theirs = studentsOf.get(other.sourcedId);
+      if (theirs && [...theirs].some(s => students.has(s))) return [];
     }
     return [...out.values()];
   }
