@@ -5,7 +5,10 @@
  *
  * Use `SAFE_CSV_OPTIONS` (spread into csv-stringify's options) or `neutralizeCell` directly.
  */
-import type { Options } from 'csv-stringify';
+import { Readable } from 'node:stream';
+import { stringify, type Options, type Stringifier } from 'csv-stringify';
+
+export type { Stringifier };
 
 /**
  * A cell a spreadsheet could run as a formula: one starting — after any run of spaces, tabs,
@@ -28,3 +31,23 @@ export function neutralizeCell(value: string): string {
 export const SAFE_CSV_OPTIONS = {
   cast: { string: neutralizeCell },
 } as const satisfies Options;
+
+/**
+ * `records` (read lazily, e.g. page by page from the store) as a CSV stream with a header of
+ * `columns`, cells neutralised (`SAFE_CSV_OPTIONS`). An error while reading `records` calls
+ * `onError` and destroys the returned stream with that error.
+ */
+export function csvStream(
+  records: AsyncIterable<object>,
+  columns: readonly string[],
+  onError: (err: unknown) => void = () => undefined,
+): Stringifier {
+  const csv = stringify({ header: true, columns: [...columns], ...SAFE_CSV_OPTIONS });
+  const source = Readable.from(records);
+  source.on('error', err => {
+    onError(err);
+    csv.destroy(err);
+  });
+  source.pipe(csv);
+  return csv;
+}

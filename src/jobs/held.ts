@@ -3,10 +3,8 @@
  * (issue 18 §4b): the held lists read page by page from the store (`RosterStore.listHeld`),
  * with the names and Unique IDs of the students and parent accounts they name.
  */
-import { Readable } from 'node:stream';
-import { stringify, type Stringifier } from 'csv-stringify';
 import type { AppContext } from '../app.js';
-import { SAFE_CSV_OPTIONS } from '../csv.js';
+import { csvStream, type Stringifier } from '../csv.js';
 import type { HeldKind, SyncRun } from '../models/types.js';
 
 /** One held record as the API, the CLI and the CSV list it. */
@@ -128,16 +126,5 @@ export function heldCsv(
   kind: HeldKind,
   onError: (err: unknown) => void = () => undefined,
 ): Stringifier {
-  const csv = stringify({
-    header: true,
-    columns: [...HELD_CSV_COLUMNS],
-    ...SAFE_CSV_OPTIONS,
-  });
-  const source = Readable.from(allHeldItems(ctx, run, kind));
-  source.on('error', err => {
-    onError(err);
-    csv.destroy(err);
-  });
-  source.pipe(csv);
-  return csv;
+  return csvStream(allHeldItems(ctx, run, kind), HELD_CSV_COLUMNS, onError);
 }

@@ -3,10 +3,8 @@
  * `guardian-sync rejects`): rejects are records refused (validation), exclusions valid records
  * a rule or district policy left out (docs/operations.md "Exclusions").
  */
-import { Readable } from 'node:stream';
-import { stringify, type Stringifier } from 'csv-stringify';
 import type { Reject, RejectFilter, RosterStore, SyncRun } from '../models/types.js';
-import { SAFE_CSV_OPTIONS } from '../csv.js';
+import { csvStream, type Stringifier } from '../csv.js';
 
 /** Rejects read from the store per page of a full listing. */
 const PAGE = 1000;
@@ -37,22 +35,14 @@ export async function* allRejects(
 
 /**
  * The listing as a CSV stream (header `entity,recordId,reason,kind`), with formula-looking
- * cells neutralised (`SAFE_CSV_OPTIONS`). A store error destroys the stream with that error.
+ * cells neutralised (`csvStream`). A store error destroys the stream with that error.
  */
 export function rejectsCsv(
   store: Pick<RosterStore, 'listRejects'>,
   runId: string,
   filter: RejectFilter = {},
 ): Stringifier {
-  const csv = stringify({
-    header: true,
-    columns: [...REJECT_CSV_COLUMNS],
-    ...SAFE_CSV_OPTIONS,
-  });
-  const source = Readable.from(allRejects(store, runId, filter));
-  source.on('error', err => csv.destroy(err));
-  source.pipe(csv);
-  return csv;
+  return csvStream(allRejects(store, runId, filter), REJECT_CSV_COLUMNS);
 }
 
 /**
