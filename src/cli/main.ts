@@ -308,6 +308,12 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // A reader that stops early (`… --json | head`) closes our stdout: that is not an error of
+  // the command, so leave quietly like other Unix tools instead of reporting EPIPE.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const code = await runCli(process.argv);
   // Exit at once on errors (open handles must not keep a failed command alive).
   if (code !== 0) process.exit(code);
