@@ -190,7 +190,7 @@ export function RunPage({ districtId, runId }: { districtId: string; runId: stri
           <HeldSection run={r} onDecided={run.reload} />
           <Stack component="section" aria-labelledby="rejects-title">
             <Title order={2} size="h3" id="rejects-title">
-              Rejects and exclusions ({r.rejectCount.toLocaleString()})
+              Rejects and exclusions
             </Title>
             <PagedTable
               caption="Rejects and exclusions"

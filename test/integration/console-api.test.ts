@@ -2,12 +2,14 @@
  * Console sessions over real HTTP (src/api/session.ts, ADR 0009): login with a token sets an
  * http-only SameSite=Strict cookie; the cookie works on the API routes with the token's role
  * and district scope; state-changing calls need the CSRF token; bearer clients need none;
- * the session ends when its token is removed from the configuration, and on logout.
+ * the session ends when its token is removed from the configuration, and on logout. And the
+ * API fields the console's Districts page reads (`heldRuns` of `GET /districts/:id`).
  */
 import { z } from 'zod';
 import { hashToken, type ApiTokenEntry } from '../../src/config/api-tokens.js';
 import { buildApiServer } from '../../src/api/server.js';
 import type { ApiServer } from '../../src/api/routes/index.js';
+import { withdrawStudent } from '../../src/dev/district-generator.js';
 import { waitForRun } from '../../src/jobs/sync.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
@@ -261,5 +263,39 @@ describe('console sessions (cookie + CSRF)', () => {
     } finally {
       await app3.close();
     }
+  });
+
+  it('GET /districts/:id lists the runs held for approval (heldRuns), and drops them once decided', async () => {
+    const Detail = z.object({
+      lastRun: z.object({ id: z.string(), status: z.string() }).nullable(),
+      heldRuns: z.array(
+        z.object({
+          id: z.string(),
+          status: z.string(),
+          held: z.object({ students: z.number(), parents: z.number(), links: z.number() }),
+        }),
+      ),
+    });
+    const get = async () => {
+      const res = await fetch(`${base}/districts/${h.districtId}`, {
+        headers: { authorization: `Bearer ${TOKENS.viewer}` },
+      });
+      expect(res.status).toBe(200);
+      return Detail.parse(await res.json());
+    };
+    expect((await h.sync()).run.status).toBe('succeeded');
+    expect((await get()).heldRuns).toEqual([]);
+    for (const st of h.sis.students.slice(0, 30)) withdrawStudent(h.sis, st.id);
+    const { run } = await h.sync();
+    expect(run.status).toBe('needs-approval');
+    const held = await get();
+    expect(held.heldRuns.map(r => r.id)).toEqual([run.id]);
+    expect(held.heldRuns[0]?.held.students).toBe(30);
+    const res = await fetch(`${base}/runs/${run.id}/discard`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKENS.admin}` },
+    });
+    expect(res.status).toBe(200);
+    expect((await get()).heldRuns).toEqual([]);
   });
 });
