@@ -130,6 +130,12 @@ function rowsOrAll(v: string): number {
   return n;
 }
 
+/** Codes a run issued (its `code.issue` count), 0 when none or not counted. */
+function codesIssued(counts: unknown): number {
+  const n = (counts as Record<string, Record<string, unknown> | undefined> | null)?.code?.issue;
+  return typeof n === 'number' ? n : 0;
+}
+
 /** Progress bar of one part (cli-progress; periodic plain lines when not on a TTY). */
 class PartProgress {
   private bar: cliProgress.SingleBar | undefined;
@@ -304,7 +310,10 @@ export async function runBench(
           records,
           {
             wallMs: r.wallMs,
-            writes: finished.reduce((a, x) => a + x.writes, 0),
+            // Codes are written by the access-code repository, outside RosterStore.
+            // writeCount(): the codes the run issued are writes too (counted before the line
+            // below prints them).
+            writes: finished.reduce((a, x) => a + x.writes, 0) + codesIssued(r.counts),
             peakRss: Math.max(...finished.map(x => x.peakRss)),
             details: {
               status: r.status,
@@ -381,10 +390,6 @@ export async function runBench(
         }),
       ];
       const ours = parts[0];
-      // Codes are written by the access-code repository, outside RosterStore.writeCount():
-      // add the codes the run issued so that writes compare with the baseline and the limit.
-      const runCounts = (ours?.details.counts ?? {}) as Record<string, Record<string, number>>;
-      if (ours) ours.writes += runCounts.code?.issue ?? 0;
       const active = (ours?.details.active ?? {}) as Record<string, number>;
       const correct =
         ours?.details.status === 'succeeded' &&

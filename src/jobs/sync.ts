@@ -26,7 +26,15 @@ import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
 import { APPLY_FAILED_RETENTION_SECONDS } from './job-retention.js';
 import { EXCLUDED_PREFIX, exclusionCounts, uniqueRejects } from './rejects.js';
-import { ApplyPayload, FinalizePayload, PullPayload, type TriggerPayload } from './payloads.js';
+import {
+  APPLY_PAYLOAD_VERSION,
+  FinalizePayload,
+  PullPayload,
+  trustedApplyPayload,
+  type ApplyPayload,
+  type TriggerPayload,
+} from './payloads.js';
+import { unchangedCheck } from '../reconcile/digest.js';
 
 /** Default BullMQ options per step: retries with exponential backoff and jitter. */
 export const JOB_OPTIONS = {
@@ -259,7 +267,14 @@ async function pullSnapshot(
     await adding;
     await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
     pending = [];
-    const payload: ApplyPayload = { districtId, runId, chunkNo: n, generation, chunk };
+    const payload: ApplyPayload = {
+      v: APPLY_PAYLOAD_VERSION,
+      districtId,
+      runId,
+      chunkNo: n,
+      generation,
+      chunk,
+    };
     adding = ctx.queues.apply.add('apply', payload, {
       jobId: jobId.chunk(districtId, runId, generation, n),
       ...JOB_OPTIONS.apply,
@@ -329,7 +344,7 @@ export function runChange(run: SyncRun): ChangeContext {
  * record what it saw in the ledger.
  */
 export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts> {
-  const p = ApplyPayload.parse(job.data);
+  const p = trustedApplyPayload(job.data);
   const district = ctx.district(p.districtId);
   const run = await ctx.store.getRun(p.runId);
   if (!run) throw new Error(`run ${p.runId} not found`);
@@ -364,7 +379,13 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     p.districtId,
     chunkKeys(p.chunk, planCtx.connector),
     state => planChunk(p.chunk, state, planCtx),
-    { dryRun: run.dryRun, change: runChange(run), runId: run.id },
+    {
+      dryRun: run.dryRun,
+      change: runChange(run),
+      runId: run.id,
+      // students whose SIS data is what was last applied are skipped (ADR 0014)
+      unchanged: run.dryRun ? undefined : unchangedCheck(p.chunk, planCtx),
+    },
   );
   const planCounts = countPlan(plan);
   const counts = mergeCounts(

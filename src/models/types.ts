@@ -178,6 +178,8 @@ export interface ChunkPlan {
   rejects: Reject[];
   /** Parent account id each guardian sourcedId resolved to (for the run's seen set). */
   guardianAccounts: Record<string, string>;
+  /** Students of the chunk skipped as unchanged (`UnchangedCheck`); absent: none. */
+  unchangedStudents?: number | undefined;
 }
 
 /** A new student kept with its run instead of created (see `ChunkPlan.deferredStudents`). */
@@ -285,6 +287,36 @@ export class ActiveRunExistsError extends Error {
 export type ChunkPlanner = (state: ChunkState) => ChunkPlan;
 
 /**
+ * Skip a chunk's unchanged students (docs/decisions/0014): `reconcileChunk` reads, inside its
+ * transaction, the digest stored with each of `studentSourcedIds` and the account each of
+ * `guardianSourcedIds` (of the chunk's connector) belongs to, and calls `narrow` with them;
+ * only the narrowed part is loaded, planned and written, and the digests `digestsAfter`
+ * returns are stored (or cleared: null) in the same transaction. Built by
+ * `unchangedCheck` (src/reconcile/digest.ts).
+ */
+export interface UnchangedCheck {
+  studentSourcedIds: string[];
+  guardianSourcedIds: string[];
+  /**
+   * `stored`: studentSourcedId → stored digest (students without one are absent);
+   * `accounts`: guardian sourcedId → parent account id of its source.
+   */
+  narrow(stored: ReadonlyMap<string, string>, accounts: ReadonlyMap<string, string>): NarrowedChunk;
+}
+
+/** The part of a chunk that must be planned (see `UnchangedCheck`). */
+export interface NarrowedChunk {
+  keys: ChunkKeys;
+  planner: ChunkPlanner;
+  /** Students skipped because their digest matched (their part of the chunk is not planned). */
+  unchangedStudents: number;
+  /** Guardian sourcedId → account id of the skipped guardians (the run's seen set). */
+  skippedGuardianAccounts: Record<string, string>;
+  /** studentSourcedId → digest to store after `plan` is written (null: clear it). */
+  digestsAfter(plan: ChunkPlan): Map<string, string | null>;
+}
+
+/**
  * The adapter's own connection, for feature repositories that live beside the roster
  * (`src/models/<feature>/`: access codes, notifications, imports…). They share the store's
  * connection and create their own tables/collections idempotently in their `init()`.
@@ -315,7 +347,16 @@ export interface RosterStore {
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean; change?: ChangeContext | undefined; runId?: string | undefined },
+    options: {
+      dryRun: boolean;
+      change?: ChangeContext | undefined;
+      runId?: string | undefined;
+      /**
+       * Skip unchanged students (`UnchangedCheck`); ignored by a dry run. A store may ignore
+       * it (every student is then planned: slower, same result).
+       */
+      unchanged?: UnchangedCheck | undefined;
+    },
   ): Promise<ChunkPlan>;
   /** sourcedIds of the district's active students. */
   listActiveStudentIds(districtId: string): Promise<string[]>;

@@ -38,6 +38,13 @@ export interface PlanContext {
    * `create` creates the account anyway. An existing account keeps matching.
    */
   guardiansWithoutLogin?: 'exclude' | 'create' | undefined;
+  /**
+   * The whole chunk's student and active guardian sourcedIds, when `chunk` is only part of it
+   * (unchanged students skipped, src/reconcile/digest.ts): the rules that ask "is this
+   * student or contact in the chunk" (re-key moves, name matching, field owner) answer for
+   * the whole chunk, so the part plans exactly as it would inside the whole.
+   */
+  present?: { studentIds: ReadonlySet<string>; guardianIds: ReadonlySet<string> } | undefined;
 }
 
 /** Normalized person name for identity matching: NFKC, lower-cased, inner spaces collapsed. */
@@ -172,7 +179,8 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     if (list) list.push(s);
     else studentsByUniqueId.set(s.uniqueId, [s]);
   }
-  const chunkIds = new Set(chunk.students.map(s => s.sourcedId));
+  const chunkIds: ReadonlySet<string> =
+    ctx.present?.studentIds ?? new Set(chunk.students.map(s => s.sourcedId));
   /** Old sourcedId → new, for the links loaded under the old one. */
   const movedFrom = new Map<string, string>();
   const chunkStudents = new Set<string>();
@@ -245,9 +253,9 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
 
   // Name matching (a re-keyed contact without a usable email): the chunk's guardian ids, each
   // guardian's students in this chunk, and the accounts `sis`-linked to those students.
-  const chunkGuardianIds = new Set(
-    chunk.guardians.filter(g => g.status === 'active').map(g => g.sourcedId),
-  );
+  const chunkGuardianIds: ReadonlySet<string> =
+    ctx.present?.guardianIds ??
+    new Set(chunk.guardians.filter(g => g.status === 'active').map(g => g.sourcedId));
   const studentsOf = new Map<string, Set<string>>();
   for (const r of chunk.relationships) {
     if (!chunkStudents.has(r.studentSourcedId)) continue;
@@ -263,6 +271,8 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     linkedTo.set(l.studentSourcedId, list);
   }
   const claimed = new Set<string>();
+  const inWholeChunk = (sid: string) =>
+    ctx.present ? ctx.present.studentIds.has(sid) : chunkStudents.has(sid);
   /** The chunk's active guardians by normalized name (`nameCandidates`; built on first use). */
   let guardiansByName: Map<string, Guardian[]> | undefined;
 
@@ -417,7 +427,7 @@ export function planChunk(chunk: RosterChunk, state: ChunkState, ctx: PlanContex
     if (!first || live(first) || first.connector !== ctx.connector) return first;
     if (!chunk.relationshipsSupplied) return first;
     for (const l of state.accountLinks ?? [])
-      if (l.parentId === w.account.id && !chunkStudents.has(l.studentSourcedId)) return first;
+      if (l.parentId === w.account.id && !inWholeChunk(l.studentSourcedId)) return first;
     return w.account.sources.find(live) ?? first;
   }
 

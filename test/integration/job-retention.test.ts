@@ -6,6 +6,7 @@
 import { Job } from 'bullmq';
 import { JOB_OPTIONS } from '../../src/jobs/sync.js';
 import { APPLY_FAILED_RETENTION_SECONDS } from '../../src/jobs/job-retention.js';
+import { APPLY_PAYLOAD_VERSION } from '../../src/jobs/payloads.js';
 import { QueueName } from '../../src/workers/queues.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
@@ -73,7 +74,14 @@ describe('roster data kept in Redis', () => {
     };
     const job = await h.ctx.queues.apply.add(
       'apply',
-      { districtId: h.districtId, runId: 'no-such-run', chunkNo: 0, generation: 1, chunk },
+      {
+        v: APPLY_PAYLOAD_VERSION,
+        districtId: h.districtId,
+        runId: 'no-such-run',
+        chunkNo: 0,
+        generation: 1,
+        chunk,
+      },
       { ...JOB_OPTIONS.apply, attempts: 1, jobId: 'retention-test' },
     );
     const deadline = Date.now() + 20000;
@@ -87,6 +95,7 @@ describe('roster data kept in Redis', () => {
       await new Promise(r => setTimeout(r, 50));
     }
     expect(data).toEqual({
+      v: APPLY_PAYLOAD_VERSION,
       districtId: h.districtId,
       runId: 'no-such-run',
       chunkNo: 0,

@@ -125,10 +125,13 @@ const SQL = {
       FROM students s
       WHERE s.district_id = @districtId AND s.status = 'active' AND s.sourced_id > @after
       ORDER BY s.sourced_id LIMIT @limit`,
-  hasActiveCode: `SELECT 1 FROM access_codes WHERE district_id = ? AND student_sourced_id = ?
-    AND status = 'active'`,
-  insertCode: `INSERT INTO access_codes (code, district_id, student_sourced_id, status, created_at)
-    VALUES (?, ?, ?, 'active', ?) ON CONFLICT DO NOTHING`,
+  // issueCodes: one statement per page (and per retry of the collided ones), not per student
+  holdersOf: `SELECT c.student_sourced_id FROM json_each(@keys) AS k CROSS JOIN access_codes AS c
+    ON c.district_id = @districtId AND c.student_sourced_id = k.value AND c.status = 'active'`,
+  insertCodes: `INSERT INTO access_codes (code, district_id, student_sourced_id, status, created_at)
+    SELECT json_extract(j.value, '$[0]'), @districtId, json_extract(j.value, '$[1]'), 'active', @at
+      FROM json_each(@rows) AS j WHERE true
+    ON CONFLICT DO NOTHING RETURNING student_sourced_id, code`,
   revoke: `UPDATE access_codes SET status = 'revoked', revoked_at = ?, reset_id = ?
     WHERE district_id = ? AND student_sourced_id = ? AND status = 'active' RETURNING code`,
   withCodes: `SELECT student_sourced_id FROM access_codes
@@ -284,30 +287,38 @@ export class SqliteAccessCodeRepository implements AccessCodeRepository {
   ): Promise<{ issued: { studentSourcedId: string; code: string }[]; skipped: string[] }> {
     return this.run(() => {
       const max = opts.maxAttempts ?? 8;
-      const has = this.stmt('hasActiveCode');
-      const insert = this.stmt('insertCode');
+      const holdersOf = this.stmt('holdersOf').pluck();
+      const insert = this.stmt('insertCodes').raw();
+      const all = [...new Set(studentSourcedIds)];
       const issued: { studentSourcedId: string; code: string }[] = [];
       const skipped: string[] = [];
       this.db
         .transaction(() => {
           issued.length = 0;
           skipped.length = 0;
-          for (const sid of new Set(studentSourcedIds)) {
-            if (has.get(districtId, sid) !== undefined) {
-              skipped.push(sid);
-              continue;
-            }
-            let done = false;
-            for (let attempt = 1; attempt <= max && !done; attempt++) {
-              const code = opts.generate();
-              // DO NOTHING on either unique index: the student check above rules out the
-              // one-active-code index inside this transaction, so a no-op is a code collision.
-              if (insert.run(code, districtId, sid, opts.at).changes === 1) {
-                issued.push({ studentSourcedId: sid, code });
-                done = true;
-              }
-            }
-            if (!done) throw new AccessCodeCollisionError(sid, max);
+          // One read of the page's holders and one multi-row insert; a code that collides
+          // (DO NOTHING on the code's unique index: the holders check rules out the
+          // one-active-code index inside this transaction) is retried with a new code.
+          const holding = new Set(
+            holdersOf.all({ districtId, keys: JSON.stringify(all) }) as string[],
+          );
+          const codeOf = new Map<string, string>();
+          let pending = all.filter(sid => !holding.has(sid));
+          for (let attempt = 1; attempt <= max && pending.length > 0; attempt++) {
+            const rows = pending.map(sid => [opts.generate(), sid]);
+            const done = insert.all({
+              districtId,
+              at: opts.at,
+              rows: JSON.stringify(rows),
+            }) as [string, string][];
+            for (const [sid, code] of done) codeOf.set(sid, code);
+            pending = pending.filter(sid => !codeOf.has(sid));
+          }
+          if (pending[0] !== undefined) throw new AccessCodeCollisionError(pending[0], max);
+          for (const sid of all) {
+            const code = codeOf.get(sid);
+            if (code === undefined) skipped.push(sid);
+            else issued.push({ studentSourcedId: sid, code });
           }
           appendChanges(
             this.db,

@@ -582,6 +582,10 @@ export class MongoRosterStore implements RosterStore {
    * aborts the whole chunk, entries included. A duplicate-key error (a unique key taken by a
    * writer outside the district's turn) re-loads and re-plans, up to `MAX_REPLANS` times; then
    * `StoreConflictError`. A dry run reads a snapshot and writes nothing.
+   *
+   * `options.unchanged` (skip students by digest, docs/decisions/0014) is not implemented for
+   * MongoDB yet: every student is planned (same result, no speed-up). MongoDB has no triggers,
+   * so each write path outside the sync would have to clear the digests itself.
    */
   async reconcileChunk(
     districtId: string,

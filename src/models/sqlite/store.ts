@@ -41,6 +41,8 @@ import {
   type ChunkKeys,
   type ChunkPlan,
   type ChunkPlanner,
+  type NarrowedChunk,
+  type UnchangedCheck,
   type ChunkState,
   type Deactivations,
   type GuardianLink,
@@ -258,6 +260,67 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE schema_reload (x INTEGER);
   DROP TABLE schema_reload;
   `,
+  // 8: the digest of the SIS data a sync last applied to each student (docs/decisions/0014):
+  // a resync skips students whose digest is unchanged. The sync writes it last in the chunk's
+  // transaction; the triggers clear it whenever anything changes the student, one of its
+  // links, or an account (or source of one) linked to it, so every change made outside the
+  // sync (manual associations, imports, codes, approvals, finalize, admin edits) and every
+  // change of a shared account in another chunk sends the student back to a full diff.
+  `
+  ALTER TABLE students ADD COLUMN sync_digest TEXT;
+  CREATE TRIGGER students_digest_stale
+    AFTER UPDATE OF sourced_id, unique_id, given_name, family_name, email, school_sourced_ids,
+      grade, status ON students
+    WHEN NEW.sync_digest IS NOT NULL
+  BEGIN
+    UPDATE students SET sync_digest = NULL
+      WHERE district_id = NEW.district_id AND sourced_id = NEW.sourced_id;
+  END;
+  CREATE TRIGGER guardian_links_digest_insert AFTER INSERT ON guardian_links BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = NEW.district_id
+      AND sync_digest IS NOT NULL AND sourced_id IN (SELECT student_sourced_id
+        FROM guardian_links WHERE district_id = NEW.district_id AND parent_id = NEW.parent_id);
+  END;
+  CREATE TRIGGER guardian_links_digest_update AFTER UPDATE ON guardian_links BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = OLD.district_id
+      AND sync_digest IS NOT NULL AND (sourced_id = OLD.student_sourced_id
+        OR sourced_id IN (SELECT student_sourced_id FROM guardian_links
+          WHERE district_id = OLD.district_id AND parent_id IN (OLD.parent_id, NEW.parent_id)));
+  END;
+  CREATE TRIGGER guardian_links_digest_delete AFTER DELETE ON guardian_links BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = OLD.district_id
+      AND sync_digest IS NOT NULL AND (sourced_id = OLD.student_sourced_id
+        OR sourced_id IN (SELECT student_sourced_id FROM guardian_links
+          WHERE district_id = OLD.district_id AND parent_id = OLD.parent_id));
+  END;
+  CREATE TRIGGER parent_accounts_digest_update AFTER UPDATE ON parent_accounts BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = OLD.district_id
+      AND sync_digest IS NOT NULL AND sourced_id IN (SELECT student_sourced_id
+        FROM guardian_links WHERE district_id = OLD.district_id
+          AND parent_id IN (OLD.id, NEW.id));
+  END;
+  CREATE TRIGGER parent_accounts_digest_delete AFTER DELETE ON parent_accounts BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = OLD.district_id
+      AND sync_digest IS NOT NULL AND sourced_id IN (SELECT student_sourced_id
+        FROM guardian_links WHERE district_id = OLD.district_id AND parent_id = OLD.id);
+  END;
+  CREATE TRIGGER parent_sources_digest_insert AFTER INSERT ON parent_sources BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = NEW.district_id
+      AND sync_digest IS NOT NULL AND sourced_id IN (SELECT student_sourced_id
+        FROM guardian_links WHERE district_id = NEW.district_id AND parent_id = NEW.parent_id);
+  END;
+  CREATE TRIGGER parent_sources_digest_update AFTER UPDATE ON parent_sources BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = OLD.district_id
+      AND sync_digest IS NOT NULL AND sourced_id IN (SELECT student_sourced_id
+        FROM guardian_links WHERE district_id = OLD.district_id
+          AND parent_id IN (OLD.parent_id, NEW.parent_id));
+  END;
+  CREATE TRIGGER parent_sources_digest_delete AFTER DELETE ON parent_sources BEGIN
+    UPDATE students SET sync_digest = NULL WHERE district_id = OLD.district_id
+      AND sync_digest IS NOT NULL AND sourced_id IN (SELECT student_sourced_id
+        FROM guardian_links WHERE district_id = OLD.district_id AND parent_id = OLD.parent_id);
+  END;
+  `,
 ];
 
 /** Migrations (0-based `MIGRATIONS` indexes) that write `sqlite_schema` (better-sqlite3 unsafe mode). */
@@ -320,6 +383,14 @@ export const SQL = {
   loadStudentsByUniqueId: `SELECT s.* FROM json_each(@keys) AS k CROSS JOIN students AS s
     ON s.district_id = @districtId AND s.unique_id = k.value ORDER BY s.sourced_id`,
   studentExists: `SELECT 1 FROM students WHERE district_id = ? AND sourced_id = ?`,
+  loadDigests: `SELECT s.sourced_id, s.sync_digest FROM json_each(@keys) AS k
+    CROSS JOIN students AS s ON s.district_id = @districtId AND s.sourced_id = k.value
+    WHERE s.sync_digest IS NOT NULL`,
+  setDigest: `UPDATE students SET sync_digest = ? WHERE district_id = ? AND sourced_id = ?
+    AND sync_digest IS NOT ?`,
+  sourceAccounts: `SELECT ps.sourced_id, ps.parent_id FROM json_each(@keys) AS k
+    CROSS JOIN parent_sources AS ps ON ps.district_id = @districtId
+      AND ps.connector = @connector AND ps.sourced_id = k.value`,
   moveStudent: `UPDATE students SET sourced_id = @to
     WHERE district_id = @districtId AND sourced_id = @from`,
   moveLinks: `UPDATE OR IGNORE guardian_links SET student_sourced_id = @to
@@ -740,18 +811,41 @@ export class SqliteRosterStore implements RosterStore {
     districtId: string,
     keys: ChunkKeys,
     planner: ChunkPlanner,
-    options: { dryRun: boolean; change?: ChangeContext | undefined; runId?: string | undefined },
+    options: {
+      dryRun: boolean;
+      change?: ChangeContext | undefined;
+      runId?: string | undefined;
+      unchanged?: UnchangedCheck | undefined;
+    },
   ): Promise<ChunkPlan> {
     return this.run(() => {
       const tx = this.db.transaction(() => {
-        const state = this.loadChunkState(districtId, keys);
-        const plan = planner(state);
+        // Unchanged students (ADR 0014): only the rest of the chunk is loaded and planned.
+        const part =
+          options.unchanged && !options.dryRun
+            ? this.narrowUnchanged(districtId, keys.connector, options.unchanged)
+            : undefined;
+        const state =
+          part &&
+          part.keys.studentSourcedIds.length === 0 &&
+          part.keys.guardianSourcedIds.length === 0
+            ? { students: [], parents: [], links: [] }
+            : this.loadChunkState(districtId, part?.keys ?? keys);
+        const plan = (part?.planner ?? planner)(state);
         assertPlanInDistrict(districtId, plan);
         if (options.dryRun) return { plan, written: 0 };
         const entries = chunkChanges(this.withPlanTargets(districtId, state, plan), plan);
         const written = this.writePlan(districtId, plan, entries);
         this.keepDeferred(districtId, plan, options.runId);
         appendChanges(this.db, districtId, options.change ?? SYSTEM_CHANGE, entries);
+        if (part) {
+          // last: the triggers clear the digests of what the writes above touched
+          const set = this.stmt('setDigest');
+          for (const [sid, digest] of part.digestsAfter(plan))
+            set.run(digest, districtId, sid, digest);
+          Object.assign(plan.guardianAccounts, part.skippedGuardianAccounts);
+          if (part.unchangedStudents > 0) plan.unchangedStudents = part.unchangedStudents;
+        }
         return { plan, written };
       });
       try {
@@ -1338,6 +1432,29 @@ export class SqliteRosterStore implements RosterStore {
       links.push(...(this.stmt('loadLinks').all({ districtId, keys }) as LinkRow[]).map(toLink));
     }
     return { parents, students, links };
+  }
+
+  /** `check.narrow` with the stored digests and the accounts of the chunk's guardians. */
+  private narrowUnchanged(
+    districtId: string,
+    connector: string,
+    check: UnchangedCheck,
+  ): NarrowedChunk {
+    const stored = new Map<string, string>();
+    for (const r of this.stmt('loadDigests')
+      .raw()
+      .all({ districtId, keys: uniqueJson(check.studentSourcedIds) }) as [string, string][])
+      stored.set(r[0], r[1]);
+    const accounts = new Map<string, string>();
+    if (stored.size > 0)
+      for (const r of this.stmt('sourceAccounts')
+        .raw()
+        .all({ districtId, connector, keys: uniqueJson(check.guardianSourcedIds) }) as [
+        string,
+        string,
+      ][])
+        accounts.set(r[0], r[1]);
+    return check.narrow(stored, accounts);
   }
 
   private loadChunkState(districtId: string, keys: ChunkKeys): ChunkState {
