@@ -502,7 +502,9 @@ export class ESchoolPlusConnector implements SisConnector {
         if (withLinks) store.addLink(row.STUDENT_ID, row.CONTACT_ID, JSON.stringify(rel));
       }
     } else {
+      let judged = 0;
       for (const { contact, types } of store.contactsWithTypes()) {
+        if (++judged % 2000 === 0) await breathe(ctx);
         for (const t of types) {
           const type = t.type.toUpperCase();
           if (type === 'P' || type === 'M') f.addressRows++;
@@ -524,10 +526,12 @@ export class ESchoolPlusConnector implements SisConnector {
     // Guardians, in the output order (a stable sort of the first-seen order, as before).
     qualifying.sort(byNumericId);
     let guardianCount = 0;
+    let n = 0;
     for (const { contact, phone, parentText } of store.qualifiedContacts(
       qualifying,
       withStudentContacts,
     )) {
+      if (++n % 2000 === 0) await breathe(ctx);
       const m = mapESchoolGuardian(
         esContact(contact, []),
         phone ?? undefined,
@@ -610,6 +614,15 @@ export class ESchoolPlusConnector implements SisConnector {
         };
     }
   }
+}
+
+/**
+ * Let the event loop run (queue lock renewals, shutdown) during long synchronous stretches
+ * of the join; throws the abort reason on shutdown.
+ */
+async function breathe(ctx: PullContext): Promise<void> {
+  await new Promise<void>(resolve => setImmediate(resolve));
+  ctx.signal.throwIfAborted();
 }
 
 /** A contact as the mapping functions take it (only the fields they read are kept on disk). */
