@@ -91,9 +91,7 @@ export class ESchoolJoinStore {
         'INSERT OR IGNORE INTO contact (id, first, last, email, at) VALUES (?, ?, ?, ?, ?)',
       ),
       contactSeq: db.prepare('SELECT seq FROM contact WHERE id = ?').pluck(),
-      contactBySeq: db.prepare(
-        'SELECT seq, id, first, last, email, at FROM contact WHERE seq = ?',
-      ),
+      contactBySeq: db.prepare('SELECT seq, id, first, last, email, at FROM contact WHERE seq = ?'),
       ctypeInsert: db.prepare(
         'INSERT INTO ctype (contact_seq, seq, type, priority) VALUES (?, ?, ?, ?)',
       ),
@@ -174,7 +172,12 @@ export class ESchoolJoinStore {
   }
 
   /** A contact's type joined into REG_CONTACT (`seq` orders the pairs of one contact). */
-  addContactType(contactSeq: number, seq: number, type: string, priority: number | undefined): void {
+  addContactType(
+    contactSeq: number,
+    seq: number,
+    type: string,
+    priority: number | undefined,
+  ): void {
     this.st.ctypeInsert.run(contactSeq, seq, type, priority ?? null);
   }
 

@@ -237,11 +237,16 @@ export class RecordAssembler {
 
 /**
  * Physical lines of a file decoded with `encoding` (iconv-lite; a UTF-8/UTF-16 BOM is
- * dropped). Line breaks are `\r\n`, `\n` or a lone `\r`. Yields `[text, lineNumber]`.
+ * dropped). Line breaks are `\r\n`, `\n` or a lone `\r`. Yields `[text, lineNumber]`; throws
+ * the file system's error (e.g. `ENOENT`) when the file cannot be read.
  */
 export async function* fileLines(path: string, encoding: string): AsyncGenerator<[string, number]> {
   const raw = createReadStream(path);
-  const input = raw.pipe(iconv.decodeStream(encoding));
+  const input = iconv.decodeStream(encoding);
+  // pipe() does not forward errors: without this a file that vanished (or an I/O error)
+  // would leave the reader waiting forever.
+  raw.on('error', err => input.destroy(err));
+  raw.pipe(input);
   const rl = createInterface({ input, crlfDelay: Infinity });
   let no = 0;
   try {
