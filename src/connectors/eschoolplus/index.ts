@@ -412,7 +412,7 @@ export class ESchoolPlusConnector implements SisConnector {
       p.layouts.get(kind)?.file.name ?? fallback;
 
     // Students first: links and accounts are made for students on the roster only.
-    let rosterIds: string[] = [];
+    const rosterIds: string[] = [];
     store.begin();
     for await (const { row, where } of this.rows(ctx, p, 'students', EsStudentRow)) {
       const m = mapESchoolStudent(row, cfg.activeStatuses, where);
@@ -442,7 +442,7 @@ export class ESchoolPlusConnector implements SisConnector {
     }
 
     // Who is a guardian (and, in link mode, of whom): qualifying ids in first-seen order.
-    let qualifying: string[] = [];
+    const qualifying: string[] = [];
     let linksIncomplete = false;
     if (withStudentContacts) {
       const onRoster = new Set(rosterIds);
@@ -546,7 +546,7 @@ export class ESchoolPlusConnector implements SisConnector {
       if (m.emailReject) ctx.reject(m.emailReject);
       store.addGuardian(++guardianCount, contact.id, JSON.stringify(m.guardian));
     }
-    qualifying = [];
+    qualifying.length = 0; // released
     store.commit();
 
     ctx.logger.info(
@@ -604,7 +604,7 @@ export class ESchoolPlusConnector implements SisConnector {
     if (!withLinks) {
       // Link-less: parent accounts in chunks of their own (no student, no relationship); the
       // student ids are released first.
-      rosterIds = [];
+      rosterIds.length = 0;
       for (const jsons of store.guardianPages(size))
         yield {
           students: [],

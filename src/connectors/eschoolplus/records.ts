@@ -16,6 +16,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream';
 import iconv from 'iconv-lite';
 
 /** One repaired record: the values (marker column removed) and its physical lines. */
@@ -243,10 +244,9 @@ export class RecordAssembler {
 export async function* fileLines(path: string, encoding: string): AsyncGenerator<[string, number]> {
   const raw = createReadStream(path);
   const input = iconv.decodeStream(encoding);
-  // pipe() does not forward errors: without this a file that vanished (or an I/O error)
-  // would leave the reader waiting forever.
-  raw.on('error', err => input.destroy(err));
-  raw.pipe(input);
+  // pipeline(), not pipe(): a read error (a file that vanished, an I/O error) destroys the
+  // decoder with it, so the line reader throws instead of waiting forever.
+  pipeline(raw, input, () => undefined);
   const rl = createInterface({ input, crlfDelay: Infinity });
   let no = 0;
   try {
