@@ -15,7 +15,7 @@
  * the district's policy become links.
  */
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { ESchoolPlusConnectorConfig } from '../../config/eschoolplus.js';
 import { SisPayloadError } from '../../errors.js';
 import type {
@@ -337,6 +337,11 @@ export class ESchoolPlusConnector implements SisConnector {
     });
     const f = this.figures;
     f.records[name] = 0;
+    // Only the columns the row schema reads go into the object it parses (it drops the rest).
+    const known = schema instanceof z.ZodObject ? new Set(Object.keys(schema.shape)) : undefined;
+    const used = layout.columns
+      .map((c, i) => [c, i] as const)
+      .filter(([c]) => known === undefined || known.has(c));
     const lines = (a: number, b: number) => (a === b ? `line ${a}` : `lines ${a}-${b}`);
     const handle = function* (
       out: ReturnType<RecordAssembler['push']>,
@@ -353,9 +358,7 @@ export class ESchoolPlusConnector implements SisConnector {
       }
       for (const rec of out.records) {
         const obj: Record<string, string> = {};
-        layout.columns.forEach((c, i) => {
-          obj[c] = rec.values[i] ?? '';
-        });
+        for (const [c, i] of used) obj[c] = rec.values[i] ?? '';
         const where = `${name} ${lines(rec.firstLine, rec.lastLine)}`;
         const parsed = schema.safeParse(obj);
         if (!parsed.success) {
