@@ -15,7 +15,7 @@
  * the district's policy become links.
  */
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { ESchoolPlusConnectorConfig } from '../../config/eschoolplus.js';
 import { SisPayloadError } from '../../errors.js';
 import type {
@@ -32,9 +32,9 @@ import {
   mapESchoolGuardian,
   mapESchoolRelationship,
   mapESchoolStudent,
-  preferredPhones,
   type ESchoolContact,
 } from '../../mapping/eschoolplus.js';
+import { roleFromRelationships } from '../../mapping/powerschool.js';
 import type { Reject } from '../../models/types.js';
 import { formatZodIssues } from '../powerschool/payloads.js';
 import type { ConnectorCapabilities, PullContext, PullStats, SisConnector } from '../types.js';
@@ -55,12 +55,19 @@ import {
   type ResolvedFile,
   type SftpSecrets,
 } from './files.js';
+import { ESchoolJoinStore, type JoinedContact } from './join.js';
 import { fileLines, hasMarkerColumn, readHeader, RecordAssembler } from './records.js';
 
 /** Code-level options: resolved SFTP secrets (when the source is SFTP) and the logger. */
 export interface ESchoolPlusConnectorOptions {
   logger: Logger;
   sftp?: SftpSecrets | undefined;
+  /**
+   * Folder of the pull's temporary join file (a `gsync-esp-join-*` folder made in it and
+   * removed when the pull ends or fails). Default: the OS temporary folder. It needs about
+   * 100 bytes per file row of free space (≈ 0.5 GB for a 500,000-student district).
+   */
+  tempDir?: string | undefined;
 }
 
 /** Figures of the last pull (rows read, repaired and rejected; contact-type outcomes). */
@@ -110,7 +117,8 @@ const ENTITY_OF: Record<ESchoolFileKind, Reject['entity']> = {
   studentContacts: 'relationship',
 };
 
-const byNumericId = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+/** Output order of ids (the same as `a.localeCompare(b, 'en', { numeric: true })`, faster). */
+const byNumericId = new Intl.Collator('en', { numeric: true }).compare;
 
 /** The validated layout of one file: its data columns and the free-text column index. */
 interface Layout {
@@ -133,6 +141,7 @@ export class ESchoolPlusConnector implements SisConnector {
   ) {
     this.logger = options.logger;
     this.sftp = options.sftp;
+    this.tempDir = options.tempDir;
     this.capabilities = {
       guardianLinks:
         config.links === 'student-contact' && config.files.studentContacts !== undefined,
@@ -142,6 +151,7 @@ export class ESchoolPlusConnector implements SisConnector {
   }
 
   private readonly sftp: SftpSecrets | undefined;
+  private readonly tempDir: string | undefined;
 
   /** Pick up the file set and check every header. Throws `SisPayloadError` naming the file and column. */
   async checkConnection(): Promise<void> {
@@ -327,6 +337,11 @@ export class ESchoolPlusConnector implements SisConnector {
     });
     const f = this.figures;
     f.records[name] = 0;
+    // Only the columns the row schema reads go into the object it parses (it drops the rest).
+    const known = schema instanceof z.ZodObject ? new Set(Object.keys(schema.shape)) : undefined;
+    const used = layout.columns
+      .map((c, i) => [c, i] as const)
+      .filter(([c]) => known === undefined || known.has(c));
     const lines = (a: number, b: number) => (a === b ? `line ${a}` : `lines ${a}-${b}`);
     const handle = function* (
       out: ReturnType<RecordAssembler['push']>,
@@ -343,9 +358,7 @@ export class ESchoolPlusConnector implements SisConnector {
       }
       for (const rec of out.records) {
         const obj: Record<string, string> = {};
-        layout.columns.forEach((c, i) => {
-          obj[c] = rec.values[i] ?? '';
-        });
+        for (const [c, i] of used) obj[c] = rec.values[i] ?? '';
         const where = `${name} ${lines(rec.firstLine, rec.lastLine)}`;
         const parsed = schema.safeParse(obj);
         if (!parsed.success) {
@@ -370,19 +383,43 @@ export class ESchoolPlusConnector implements SisConnector {
 
   // ---- roster -----------------------------------------------------------------------------
 
+  /**
+   * The join (ADR 0013): every file is read once, in the order the in-memory join read them
+   * (REG, REG_CONTACT_PHONE, REG_CONTACT, REG_STU_CONTACT), so rejects come in the same
+   * order; the fields the chunks need go to a temporary SQLite file (`join.ts`), which is
+   * removed when the generator ends, fails or is abandoned. The heap keeps the roster's
+   * student ids and the qualifying contact ids (for the sort), never the rows.
+   */
   private async *roster(
     ctx: PullContext,
     p: { set: FileSet; layouts: Map<ESchoolFileKind, Layout> },
   ): AsyncGenerator<RosterChunk> {
+    const store = new ESchoolJoinStore(this.tempDir);
+    try {
+      yield* this.joined(ctx, p, store);
+    } finally {
+      store.close();
+    }
+  }
+
+  private async *joined(
+    ctx: PullContext,
+    p: { set: FileSet; layouts: Map<ESchoolFileKind, Layout> },
+    store: ESchoolJoinStore,
+  ): AsyncGenerator<RosterChunk> {
     const cfg = this.config;
     const f = this.figures;
     const withLinks = this.capabilities.guardianLinks;
+    const withStudentContacts = p.layouts.has('studentContacts');
+    const fileName = (kind: ESchoolFileKind, fallback: string) =>
+      p.layouts.get(kind)?.file.name ?? fallback;
 
     // Students first: links and accounts are made for students on the roster only.
-    const students: Student[] = [];
-    const seen = new Set<string>();
+    const rosterIds: string[] = [];
+    store.begin();
     for await (const { row, where } of this.rows(ctx, p, 'students', EsStudentRow)) {
-      if (seen.has(row.STUDENT_ID)) {
+      const m = mapESchoolStudent(row, cfg.activeStatuses, where);
+      if (!store.addReg(row.STUDENT_ID, m?.ok ? JSON.stringify(m.student) : null)) {
         ctx.reject({
           entity: 'student',
           recordId: where,
@@ -390,39 +427,28 @@ export class ESchoolPlusConnector implements SisConnector {
         });
         continue;
       }
-      seen.add(row.STUDENT_ID);
-      const m = mapESchoolStudent(row, cfg.activeStatuses, where);
       if (m === undefined) continue;
       if (!m.ok) ctx.reject(m.reject);
-      else students.push(m.student);
+      else rosterIds.push(row.STUDENT_ID);
     }
-    seen.clear();
-    students.sort((a, b) => byNumericId(a.sourcedId, b.sourcedId));
-    const onRoster = new Set(students.map(s => s.sourcedId));
 
-    // Phones and people.
-    const phoneRows = [];
-    for await (const { row } of this.rows(ctx, p, 'contactPhones', EsContactPhoneRow))
-      phoneRows.push(row);
-    const phones = preferredPhones(phoneRows);
-    phoneRows.length = 0;
-    const contacts = new Map<string, ESchoolContact>();
+    // Phones (the preferred one per contact) and people (the first row of each contact).
+    for await (const { row } of this.rows(ctx, p, 'contactPhones', EsContactPhoneRow)) {
+      if (row.PHONE === undefined || row.PHONE.trim() === '') continue;
+      store.offerPhone(row.CONTACT_ID, row.PHONE, row.PHONE_PRIORITY ?? Number.MAX_SAFE_INTEGER);
+    }
+    let typeSeq = 0;
     for await (const { row, where } of this.rows(ctx, p, 'contacts', EsContactRow)) {
-      let c = contacts.get(row.CONTACT_ID);
-      if (!c) {
-        c = { row, types: [], where };
-        contacts.set(row.CONTACT_ID, c);
-      }
-      if (row.CONTACT_TYPE)
-        c.types.push({ type: row.CONTACT_TYPE, priority: row.CONTACT_PRIORITY });
+      const c = store.addContact(row.CONTACT_ID, row.FIRST_NAME, row.LAST_NAME, row.EMAIL, where);
+      if (!withStudentContacts && row.CONTACT_TYPE)
+        store.addContactType(c.seq, ++typeSeq, row.CONTACT_TYPE, row.CONTACT_PRIORITY);
     }
 
-    // Who is a guardian (and, in link mode, of whom).
-    const qualifying = new Map<string, (string | undefined)[]>(); // contact → relationship texts
-    const linksOf = new Map<string, Relationship[]>(); // student → links
-    const incompleteStudents = new Set<string>();
+    // Who is a guardian (and, in link mode, of whom): qualifying ids in first-seen order.
+    const qualifying: string[] = [];
     let linksIncomplete = false;
-    if (p.layouts.has('studentContacts')) {
+    if (withStudentContacts) {
+      const onRoster = new Set(rosterIds);
       const markIncomplete = () => {
         linksIncomplete = true;
       };
@@ -433,7 +459,16 @@ export class ESchoolPlusConnector implements SisConnector {
         EsStudentContactRow,
         markIncomplete,
       )) {
-        if (!onRoster.has(row.STUDENT_ID)) continue; // an inactive (or rejected) student's contacts
+        if (!onRoster.has(row.STUDENT_ID)) {
+          // An inactive (or rejected) student's contacts are skipped; a student REG does not have is reported.
+          if (store.regStudent(row.STUDENT_ID) === undefined)
+            ctx.reject({
+              entity: 'relationship',
+              recordId: `${row.CONTACT_ID}->${row.STUDENT_ID} (${where})`,
+              reason: `STUDENT_ID ${row.STUDENT_ID} is not in ${fileName('students', 'REG')} (its row is missing or was rejected); row not used`,
+            });
+          continue;
+        }
         const v = judgeStudentContact(row, cfg.contacts);
         if (!v.use) {
           if (v.kind === 'address') f.addressRows++;
@@ -441,7 +476,7 @@ export class ESchoolPlusConnector implements SisConnector {
           else if (v.kind === 'policy') f.policyRows++;
           else if ('reason' in v) {
             if (v.kind === 'parked') f.parkedRows++;
-            else incompleteStudents.add(row.STUDENT_ID);
+            else store.markIncomplete(row.STUDENT_ID);
             ctx.reject({
               entity: 'relationship',
               recordId: `${row.CONTACT_ID}->${row.STUDENT_ID} (${where})`,
@@ -450,29 +485,30 @@ export class ESchoolPlusConnector implements SisConnector {
           }
           continue;
         }
-        if (!contacts.has(row.CONTACT_ID)) {
-          incompleteStudents.add(row.STUDENT_ID);
+        if (!store.hasContact(row.CONTACT_ID)) {
+          store.markIncomplete(row.STUDENT_ID);
           ctx.reject({
             entity: 'relationship',
             recordId: `${row.CONTACT_ID}->${row.STUDENT_ID} (${where})`,
-            reason: `CONTACT_ID ${row.CONTACT_ID} is not in ${p.layouts.get('contacts')?.file.name ?? 'REG_CONTACT'} (its row is missing or was rejected)`,
+            reason: `CONTACT_ID ${row.CONTACT_ID} is not in ${fileName('contacts', 'REG_CONTACT')} (its row is missing or was rejected)`,
           });
           continue;
         }
         f.guardianRows++;
         const rel = mapESchoolRelationship(row, cfg.relationCodes);
-        const texts = qualifying.get(row.CONTACT_ID) ?? [];
-        texts.push(rel.relationship);
-        qualifying.set(row.CONTACT_ID, texts);
-        if (withLinks) {
-          const list = linksOf.get(row.STUDENT_ID) ?? [];
-          if (!list.some(l => l.guardianSourcedId === rel.guardianSourcedId)) list.push(rel);
-          linksOf.set(row.STUDENT_ID, list);
-        }
+        // The role depends only on whether some relationship is a parent one: keep one such text.
+        const parentText =
+          rel.relationship !== undefined && roleFromRelationships([rel.relationship]) === 'parent'
+            ? rel.relationship
+            : undefined;
+        if (store.qualify(row.CONTACT_ID, parentText)) qualifying.push(row.CONTACT_ID);
+        if (withLinks) store.addLink(row.STUDENT_ID, row.CONTACT_ID, JSON.stringify(rel));
       }
     } else {
-      for (const c of contacts.values()) {
-        for (const t of c.types) {
+      let judged = 0;
+      for (const { contact, types } of store.contactsWithTypes()) {
+        if (++judged % 2000 === 0) await breathe(ctx);
+        for (const t of types) {
           const type = t.type.toUpperCase();
           if (type === 'P' || type === 'M') f.addressRows++;
           else if (type === 'C' || type === 'O') f.otherContactRows++;
@@ -484,31 +520,40 @@ export class ESchoolPlusConnector implements SisConnector {
             f.parkedRows++;
           else if (type === 'G') f.guardianRows++;
         }
-        const j = judgeJoinedContact(c, cfg.contacts.parkedPriority);
+        const j = judgeJoinedContact(esContact(contact, types), cfg.contacts.parkedPriority);
         if (j.reject) ctx.reject(j.reject);
-        if (j.guardian) qualifying.set(c.row.CONTACT_ID, []);
+        if (j.guardian) qualifying.push(contact.id);
       }
     }
 
-    // Guardians.
-    const guardians = new Map<string, Guardian>();
-    for (const [id, texts] of [...qualifying].sort((a, b) => byNumericId(a[0], b[0]))) {
-      const c = contacts.get(id);
-      if (!c) continue;
-      const m = mapESchoolGuardian(c, phones.get(id), texts);
+    // Guardians, in the output order (a stable sort of the first-seen order, as before).
+    qualifying.sort(byNumericId);
+    let guardianCount = 0;
+    let n = 0;
+    for (const { contact, phone, parentText } of store.qualifiedContacts(
+      qualifying,
+      withStudentContacts,
+    )) {
+      if (++n % 2000 === 0) await breathe(ctx);
+      const m = mapESchoolGuardian(
+        esContact(contact, []),
+        phone ?? undefined,
+        parentText === null ? [] : [parentText],
+      );
+      // A guardian that fails leaves its links out; its students' links are then not
+      // supplied (the chunk sees a link without its guardian).
       if (!m.ok) {
         ctx.reject(m.reject);
-        for (const [student, list] of linksOf)
-          if (list.some(l => l.guardianSourcedId === id)) incompleteStudents.add(student);
         continue;
       }
       if (m.emailReject) ctx.reject(m.emailReject);
-      guardians.set(id, m.guardian);
+      store.addGuardian(++guardianCount, contact.id, JSON.stringify(m.guardian));
     }
-    contacts.clear();
+    qualifying.length = 0; // released
+    store.commit();
 
     ctx.logger.info(
-      { students: students.length, guardians: guardians.size, links: withLinks, figures: f },
+      { students: rosterIds.length, guardians: guardianCount, links: withLinks, figures: f },
       'eSchoolPLUS files read',
     );
     if (this.stats().snapshot === 'delta')
@@ -517,45 +562,89 @@ export class ESchoolPlusConnector implements SisConnector {
         'eSchoolPLUS file set incomplete (rows lost, see rejects): this run adds and updates but deactivates nothing',
       );
 
+    rosterIds.sort(byNumericId);
+    const studentOf = (id: string): Student => {
+      const json = store.regStudent(id);
+      if (typeof json !== 'string') throw new Error(`eSchoolPLUS join: student ${id} vanished`);
+      return JSON.parse(json) as Student;
+    };
     const size = cfg.pageSize;
-    for (let i = 0; i < students.length; i += size) {
-      const page = students.slice(i, i + size);
+    for (let i = 0; i < rosterIds.length; i += size) {
+      const page = rosterIds.slice(i, i + size).map(studentOf);
       if (!withLinks) {
         yield { students: page, guardians: [], relationships: [], relationshipsSupplied: false };
         continue;
       }
       const relationships: Relationship[] = [];
-      const ids = new Set<string>();
+      const chunkGuardians = new Map<string, Guardian>();
       let complete = !linksIncomplete;
       for (const s of page) {
-        if (incompleteStudents.has(s.sourcedId)) complete = false;
-        for (const r of linksOf.get(s.sourcedId) ?? []) {
-          if (!guardians.has(r.guardianSourcedId)) continue;
-          relationships.push(r);
-          ids.add(r.guardianSourcedId);
+        if (store.isIncomplete(s.sourcedId)) complete = false;
+        const linked = new Set<string>();
+        for (const l of store.linksOf(s.sourcedId)) {
+          if (linked.has(l.contactId)) continue; // the first row of a pair is used
+          linked.add(l.contactId);
+          const g = store.guardian(l.contactId);
+          if (g === undefined) {
+            complete = false; // the guardian was rejected
+            continue;
+          }
+          relationships.push(JSON.parse(l.rel) as Relationship);
+          if (!chunkGuardians.has(l.contactId))
+            chunkGuardians.set(l.contactId, JSON.parse(g) as Guardian);
         }
       }
-      const chunkGuardians = [...ids].sort(byNumericId).flatMap(id => {
-        const g = guardians.get(id);
-        return g ? [g] : [];
-      });
       yield {
         students: page,
-        guardians: chunkGuardians,
+        guardians: [...chunkGuardians.keys()].sort(byNumericId).flatMap(id => {
+          const g = chunkGuardians.get(id);
+          return g ? [g] : [];
+        }),
         relationships,
         relationshipsSupplied: complete,
       };
     }
     if (!withLinks) {
-      // Link-less: parent accounts in chunks of their own (no student, no relationship).
-      const all = [...guardians.values()];
-      for (let i = 0; i < all.length; i += size)
+      // Link-less: parent accounts in chunks of their own (no student, no relationship); the
+      // student ids are released first.
+      rosterIds.length = 0;
+      for (const jsons of store.guardianPages(size))
         yield {
           students: [],
-          guardians: all.slice(i, i + size),
+          guardians: jsons.map(j => JSON.parse(j) as Guardian),
           relationships: [],
           relationshipsSupplied: false,
         };
     }
   }
+}
+
+/**
+ * Let the event loop run (queue lock renewals, shutdown) during long synchronous stretches
+ * of the join; throws the abort reason on shutdown.
+ */
+async function breathe(ctx: PullContext): Promise<void> {
+  await new Promise<void>(resolve => setImmediate(resolve));
+  ctx.signal.throwIfAborted();
+}
+
+/** A contact as the mapping functions take it (only the fields they read are kept on disk). */
+function esContact(
+  c: JoinedContact,
+  types: { type: string; priority?: number | undefined }[],
+): ESchoolContact {
+  return {
+    row: {
+      CONTACT_ID: c.id,
+      FIRST_NAME: c.first ?? undefined,
+      MIDDLE_NAME: undefined,
+      LAST_NAME: c.last ?? undefined,
+      EMAIL: c.email ?? undefined,
+      LOGIN_ID: undefined,
+      CONTACT_TYPE: undefined,
+      CONTACT_PRIORITY: undefined,
+    },
+    types,
+    where: c.at,
+  };
 }

@@ -16,6 +16,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream';
 import iconv from 'iconv-lite';
 
 /** One repaired record: the values (marker column removed) and its physical lines. */
@@ -237,11 +238,15 @@ export class RecordAssembler {
 
 /**
  * Physical lines of a file decoded with `encoding` (iconv-lite; a UTF-8/UTF-16 BOM is
- * dropped). Line breaks are `\r\n`, `\n` or a lone `\r`. Yields `[text, lineNumber]`.
+ * dropped). Line breaks are `\r\n`, `\n` or a lone `\r`. Yields `[text, lineNumber]`; throws
+ * the file system's error (e.g. `ENOENT`) when the file cannot be read.
  */
 export async function* fileLines(path: string, encoding: string): AsyncGenerator<[string, number]> {
   const raw = createReadStream(path);
-  const input = raw.pipe(iconv.decodeStream(encoding));
+  const input = iconv.decodeStream(encoding);
+  // pipeline(), not pipe(): a read error (a file that vanished, an I/O error) destroys the
+  // decoder with it, so the line reader throws instead of waiting forever.
+  pipeline(raw, input, () => undefined);
   const rl = createInterface({ input, crlfDelay: Infinity });
   let no = 0;
   try {
