@@ -34,10 +34,10 @@ import { LEDGER_TTL_SECONDS } from './ledger.js';
 import type { ApplyPayload } from './payloads.js';
 
 /**
- * How far ahead of the chunk allowed to run a parked chunk is scheduled (ms): 30 days, i.e.
+ * How far ahead of the chunk allowed to run a parked chunk is scheduled (ms): 7 days, i.e.
  * never in practice. A chunk is released by `promote`; the delay only keeps workers off it.
  */
-export const PARKED_DELAY_MS = 30 * 24 * 3600 * 1000;
+export const PARKED_DELAY_MS = 7 * 24 * 3600 * 1000;
 
 /** Chunks a pull may queue ahead of its district's apply (parked ones included). */
 export const CHUNK_WINDOW = 4;

@@ -54,6 +54,7 @@ import {
   type RunWait,
   type RejectFilter,
   type RosterStore,
+  type StoreTestHooks,
   type RunDeferredStudent,
   type StoreHandle,
   type RunStatus,
@@ -607,6 +608,8 @@ export class SqliteRosterStore implements RosterStore {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private writes = 0;
+  /** Fault injection for tests only (`StoreTestHooks`). */
+  readonly testHooks: StoreTestHooks = {};
 
   /**
    * Open (creating if needed, with its parent folder) the database at `file`.
@@ -1411,11 +1414,17 @@ export class SqliteRosterStore implements RosterStore {
       if (action === 'move' && from !== undefined)
         n += this.moveStudent(districtId, from, record.sourcedId, entries);
     const insertParent = this.stmt('insertParentIfAbsent');
+    let first = true;
     for (const p of plan.parentCreates) {
       // A re-applied create of an existing account is a no-op (at-least-once delivery).
       n += insertParent.run(parentParams(districtId, p)).changes;
+      if (first) {
+        first = false;
+        this.testHooks.afterFirstPlanWrite?.();
+      }
       for (const s of p.sources) n += this.insertSource(districtId, p.id, s);
     }
+    if (first) this.testHooks.afterFirstPlanWrite?.();
     for (const { update } of plan.parentUpdates) {
       if (this.stmt('parentExists').get(districtId, update.id) === undefined) {
         throw new Error(`plan updates unknown parent account ${update.id}`);
