@@ -35,6 +35,7 @@ import {
 } from './report.js';
 import type { SisStarted } from './sis-server.js';
 import { pendingScenario } from './scenarios.js';
+import { runFairnessCli } from './fairness.js';
 
 /** Scenarios in the order they run (each resync starts from the store the previous left). */
 // `codes` runs before `churn` so that its eSchoolPLUS files (and their ground truth) come
@@ -665,6 +666,11 @@ export async function runBench(
 }
 
 async function main(argv: string[]): Promise<void> {
+  // `--scenario fairness` (issue 15): its own two-phase run and table (bench/fairness.ts).
+  if (
+    argv.some((a, i) => /^--scenario(=|$)/.test(a) && /\bfairness\b/.test(a + (argv[i + 1] ?? '')))
+  )
+    return runFairnessCli(argv);
   const program = new Command('bench')
     .description('Benchmark guardian-sync against a naive baseline and the store limit')
     .option('--students <n>', 'students in the synthetic district', positiveInt, 50000)

@@ -24,6 +24,7 @@ import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
 import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
+import { enqueueChunk, waitForChunkWindow } from './chunk-turns.js';
 import { APPLY_FAILED_RETENTION_SECONDS } from './job-retention.js';
 import { EXCLUDED_PREFIX, exclusionCounts, uniqueRejects } from './rejects.js';
 import {
@@ -56,9 +57,6 @@ export const JOB_OPTIONS = {
 const APPROVE_BATCH = 5000;
 /** Order in which an approval applies the held lists. */
 const HELD_KINDS = ['student', 'parent', 'link'] as const;
-
-/** Maximum apply jobs waiting before the pull pauses (keeps snapshot data out of Redis). */
-const MAX_WAITING_CHUNKS = 40;
 
 export function newRunId(now = new Date()): string {
   return `r${now.getTime().toString(36)}${randomBytes(4).toString('hex')}`;
@@ -275,13 +273,11 @@ async function pullSnapshot(
       generation,
       chunk,
     };
-    adding = ctx.queues.apply.add('apply', payload, {
-      jobId: jobId.chunk(districtId, runId, generation, n),
-      ...JOB_OPTIONS.apply,
-    });
+    // Parked until the district's previous chunk is done (one writer per district, ADR 0011).
+    adding = enqueueChunk(ctx, payload, JOB_OPTIONS.apply);
     adding.catch(() => undefined); // handled by the await above / below
     n++;
-    if (n % 10 === 0) await waitForApplyBacklog(ctx, signal);
+    await waitForChunkWindow(ctx, runId, generation, n, signal);
   }
   await adding;
   await writeSchools();
@@ -306,13 +302,6 @@ async function pullSnapshot(
 async function runEnded(ctx: AppContext, runId: string): Promise<boolean> {
   const run = await ctx.store.getRun(runId);
   return !run || (run.status !== 'running' && run.status !== 'queued');
-}
-
-async function waitForApplyBacklog(ctx: AppContext, signal?: AbortSignal): Promise<void> {
-  while ((await ctx.queues.apply.getWaitingCount()) > MAX_WAITING_CHUNKS) {
-    if (signal?.aborted) return;
-    await new Promise(r => setTimeout(r, 100));
-  }
 }
 
 /** Entity → action → n for one chunk plan. */

@@ -324,7 +324,23 @@ export interface NarrowedChunk {
 export type StoreHandle =
   { kind: 'sqlite'; db: Database } | { kind: 'mongo'; connection: Connection };
 
+/**
+ * Fault injection, for tests only (the store contract's "a chunk failing half-way"). No
+ * production code sets it.
+ */
+export interface StoreTestHooks {
+  /**
+   * Called once per `reconcileChunk` write inside the chunk's transaction, right after the
+   * plan's first write reached the database (SQLite: the first account insert; MongoDB: the
+   * accounts bulk; before the students and links either way). A hook that throws fails the
+   * chunk at that point.
+   */
+  afterFirstPlanWrite?: (() => void) | undefined;
+}
+
 export interface RosterStore {
+  /** Fault injection for tests only (see `StoreTestHooks`); empty in production. */
+  readonly testHooks?: StoreTestHooks;
   /** The underlying connection (see `StoreHandle`). */
   handle(): StoreHandle;
   /** Create tables/indexes. Idempotent. */

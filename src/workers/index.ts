@@ -12,6 +12,7 @@ import { scheduledSyncSkipped } from '../jobs/sync-mode.js';
 import { startRunReconciler } from '../jobs/run-reconciler.js';
 import { retryWhenStoreBusy, whenStoreFree } from '../jobs/store-busy.js';
 import { stripFailedApplyJob } from '../jobs/job-retention.js';
+import { inTurn, passTurnAfterFinalFailure } from '../jobs/chunk-turns.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
 import { webhookWorkers } from './webhooks.js';
@@ -101,7 +102,13 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     ),
     new Worker(
       QueueName.apply,
-      classify(retryWhenStoreBusy(ctx, QueueName.apply, job => handleApply(ctx, job))),
+      classify(
+        retryWhenStoreBusy(
+          ctx,
+          QueueName.apply,
+          inTurn(ctx, job => handleApply(ctx, job)),
+        ),
+      ),
       { ...base, concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY, ...lock() },
     ),
     new Worker(
@@ -140,6 +147,10 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
       log.debug({ queue: w.name, jobId: job.id, err: describeError(err) }, 'job failed (detail)');
       const runId = (job.data as { runId?: unknown }).runId;
       if (final && w.name === QueueName.apply) {
+        // The district's next chunk takes its turn (one writer per district, ADR 0011).
+        passTurnAfterFinalFailure(ctx, job).catch(e =>
+          log.error({ err: describeError(e), jobId: job.id }, 'passing the chunk turn failed'),
+        );
         stripFailedApplyJob(job).catch(e =>
           log.error({ err: describeError(e), jobId: job.id }, 'stripping roster data failed'),
         );

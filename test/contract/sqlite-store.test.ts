@@ -39,6 +39,42 @@ describe('SqliteRosterStore specifics', () => {
     await expect(store.ping()).rejects.toThrow();
   });
 
+  it('carries invariant 7 by a partial unique index when the data allows it, else lists the duplicates', async () => {
+    const mail = { email: 'Same@x.test', emailNormalized: 'same@x.test' };
+    const first = new SqliteRosterStore(file);
+    await first.init();
+    expect(first.identityIndex()).toEqual({ unique: true, duplicates: [] });
+    await first.createParent(parent('p1', mail, 'd1'));
+    // a second active sis account with the same email is refused; other origins are not
+    await expect(first.createParent(parent('p2', mail, 'd1'))).rejects.toBeInstanceOf(
+      StoreConflictError,
+    );
+    await first.createParent(parent('p3', { ...mail, origin: 'manual' }, 'd1'));
+    await first.createParent(parent('p4', mail, 'd2'));
+    await first.close();
+    // A database written before the index, with two accounts sharing an email: no index,
+    // nothing merged, the duplicates listed; once one is deactivated the next start adds it.
+    const raw = new Database(file);
+    raw.exec(`DROP INDEX parent_accounts_sis_email;
+      CREATE TEMP TABLE t AS SELECT * FROM parent_accounts WHERE district_id = 'd1' AND id = 'p1';
+      UPDATE t SET id = 'p2';
+      INSERT INTO parent_accounts SELECT * FROM t;`);
+    raw.close();
+    const second = new SqliteRosterStore(file);
+    await second.init();
+    expect(second.identityIndex()).toEqual({
+      unique: false,
+      duplicates: [{ districtId: 'd1', emailNormalized: 'same@x.test', parentIds: ['p1', 'p2'] }],
+    });
+    expect((await second.getParents('d1')).map(p => p.id).sort()).toEqual(['p1', 'p2', 'p3']);
+    await second.applyDeactivations('d1', { studentSourcedIds: [], parentIds: ['p2'], links: [] });
+    await second.close();
+    const third = new SqliteRosterStore(file);
+    await third.init();
+    expect(third.identityIndex()).toEqual({ unique: true, duplicates: [] });
+    await third.close();
+  });
+
   it('migrates to the latest schema version once and keeps data across reopen', async () => {
     const first = new SqliteRosterStore(file);
     expect(first.schemaVersion()).toBe(0);

@@ -1523,5 +1523,175 @@ export function runStoreContract(
         expect(await logOf('r1')).toHaveLength(4);
       });
     });
+
+    describe('a chunk is all or nothing, and sibling chunks never race (issue 20 §3, §4)', () => {
+      /** A guardian of a chunk, as the SIS gives it. */
+      interface G {
+        sourcedId: string;
+        uniqueId: string;
+        email: string;
+      }
+      /**
+       * A state-driven planner (stand-in for the real one, same identity rules in brief):
+       * create missing students; match the guardian by source, then Unique ID, then email,
+       * adding its source to the match, else create an account with an id derived from the
+       * SIS id (as sync does); add the missing links.
+       */
+      function family(districtId: string, studentIds: string[], g: G): ChunkPlanner {
+        return state => {
+          const have = new Set(state.students.map(s => s.sourcedId));
+          const students: ChunkPlan['students'] = studentIds
+            .filter(id => !have.has(id))
+            .map(id => ({ action: 'create', record: student(id, {}, districtId) }));
+          const email = g.email.toLowerCase();
+          const match =
+            state.parents.find(p =>
+              p.sources.some(s => s.connector === PS && s.sourcedId === g.sourcedId),
+            ) ??
+            state.parents.find(p => p.uniqueId === g.uniqueId) ??
+            state.parents.find(p => p.emailNormalized === email);
+          const source = { connector: PS, sourcedId: g.sourcedId };
+          const account = match?.id ?? `${districtId}.acct.${g.sourcedId}`;
+          const parentCreates: ParentAccount[] = match
+            ? []
+            : [
+                parent(
+                  account,
+                  {
+                    uniqueId: g.uniqueId,
+                    email: g.email,
+                    emailNormalized: email,
+                    sources: [source],
+                  },
+                  districtId,
+                ),
+              ];
+          const parentUpdates: ChunkPlan['parentUpdates'] =
+            match && !match.sources.some(s => s.sourcedId === g.sourcedId)
+              ? [{ action: 'update', update: { id: match.id, set: {}, addSources: [source] } }]
+              : [];
+          const linked = new Set(
+            state.links.filter(l => l.parentId === account).map(l => l.studentSourcedId),
+          );
+          const links: ChunkPlan['links'] = studentIds
+            .filter(id => !linked.has(id))
+            .map(id => ({ action: 'add', link: link(account, id, {}, districtId) }));
+          return plan({
+            students,
+            parentCreates,
+            parentUpdates,
+            links,
+            guardianAccounts: { [g.sourcedId]: account },
+          });
+        };
+      }
+      const familyKeys = (studentIds: string[], g: G): ChunkKeys =>
+        keys({
+          studentSourcedIds: studentIds,
+          guardianSourcedIds: [g.sourcedId],
+          guardianUniqueIds: [g.uniqueId],
+          emailsNormalized: [g.email.toLowerCase()],
+        });
+      const mum: G = { sourcedId: 'g1', uniqueId: 'GU-1', email: 'Mum@Example.test' };
+      const chunk1 = ['s1', 's2'];
+
+      /** What a district holds, with its id taken out (to compare two districts). */
+      async function snapshot(districtId: string) {
+        const strip = (x: object) =>
+          JSON.parse(JSON.stringify(x).replaceAll(districtId, 'D')) as unknown;
+        const repo = await changeLogRepository(store);
+        // entries without their sequence number and time (the rest must match)
+        const log = (await repo.list(districtId, { limit: 1000 })).map(e =>
+          Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'seq' && k !== 'at')),
+        );
+        return strip({
+          students: await store.getStudents(districtId),
+          parents: byId(await store.getParents(districtId)),
+          links: (await store.getLinks(districtId)).sort((a, b) =>
+            linkKey(a).localeCompare(linkKey(b)),
+          ),
+          counts: await store.countActive(districtId),
+          log,
+        });
+      }
+
+      it('a chunk failing half-way, then retried, leaves exactly the uninterrupted result', async () => {
+        const hooks = store.testHooks;
+        if (!hooks) throw new Error(`${name}: the store exposes no test hooks`);
+        // District B: the chunk applied without interruption.
+        const cleanPlan = await store.reconcileChunk(
+          B,
+          familyKeys(chunk1, mum),
+          family(B, chunk1, mum),
+          {
+            dryRun: false,
+          },
+        );
+        const cleanWrites = store.writeCount();
+        // District A: the same chunk fails right after its first write (the accounts)…
+        let fired = 0;
+        hooks.afterFirstPlanWrite = () => {
+          fired++;
+          throw new Error('injected: worker lost after the first write');
+        };
+        try {
+          await expect(
+            store.reconcileChunk(A, familyKeys(chunk1, mum), family(A, chunk1, mum), {
+              dryRun: false,
+            }),
+          ).rejects.toThrow('injected');
+        } finally {
+          hooks.afterFirstPlanWrite = undefined;
+        }
+        expect(fired).toBe(1);
+        // … leaves nothing behind: no account, student, link or change-log entry …
+        expect(await dump(store)).toEqual({ students: [], parents: [], links: [] });
+        expect(store.writeCount()).toBe(cleanWrites);
+        expect(await (await changeLogRepository(store)).list(A, { limit: 10 })).toEqual([]);
+        // … and the retry re-plans from nothing: the account is created (counted), once.
+        const retried = await store.reconcileChunk(
+          A,
+          familyKeys(chunk1, mum),
+          family(A, chunk1, mum),
+          {
+            dryRun: false,
+          },
+        );
+        expect(retried.parentCreates.map(p => p.id)).toEqual([`${A}.acct.g1`]);
+        expect(retried.parentCreates).toHaveLength(cleanPlan.parentCreates.length);
+        expect(retried.students).toHaveLength(cleanPlan.students.length);
+        expect(retried.links).toHaveLength(cleanPlan.links.length);
+        expect(store.writeCount() - cleanWrites).toBe(cleanWrites);
+        expect(await snapshot(A)).toEqual(await snapshot(B));
+      });
+
+      it('two chunks of one district applied at once that share a guardian make one account (invariant 7)', async () => {
+        // Same person, entered twice in the SIS: same email and Unique ID, two SIS ids.
+        const dad1: G = { sourcedId: 'g-dad-1', uniqueId: 'GU-DAD', email: 'dad@example.test' };
+        const dad2: G = { sourcedId: 'g-dad-2', uniqueId: 'GU-DAD', email: 'DAD@example.test' };
+        const chunk2 = ['s3', 's4'];
+        const [p1, p2] = await Promise.all([
+          store.reconcileChunk(A, familyKeys(chunk1, dad1), family(A, chunk1, dad1), {
+            dryRun: false,
+          }),
+          store.reconcileChunk(A, familyKeys(chunk2, dad2), family(A, chunk2, dad2), {
+            dryRun: false,
+          }),
+        ]);
+        const parents = await store.getParents(A);
+        expect(parents).toHaveLength(1);
+        const [account] = parents;
+        // Exactly one of the two chunks created it; the other found it and added its source.
+        expect(p1.parentCreates.length + p2.parentCreates.length).toBe(1);
+        expect(p1.parentUpdates.length + p2.parentUpdates.length).toBe(1);
+        expect(account?.sources.map(s => s.sourcedId).sort()).toEqual(['g-dad-1', 'g-dad-2']);
+        expect(
+          (await store.getLinks(A)).map(l => `${l.parentId}|${l.studentSourcedId}`).sort(),
+        ).toEqual(['s1', 's2', 's3', 's4'].map(s => `${account?.id ?? '?'}|${s}`));
+        const repo = await changeLogRepository(store);
+        const creates = await repo.list(A, { entity: 'parent', actions: ['create'], limit: 10 });
+        expect(creates).toHaveLength(1);
+      });
+    });
   });
 }

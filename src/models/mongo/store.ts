@@ -76,6 +76,7 @@ import {
   type Reject,
   type RejectFilter,
   type RosterStore,
+  type StoreTestHooks,
   type RunDeferredStudent,
   type StoreHandle,
   type StoredStudent,
@@ -483,6 +484,8 @@ export class MongoRosterStore implements RosterStore {
   private readonly cl: ChangeLogModels;
   private opening: Promise<void> | undefined;
   private writes = 0;
+  /** Fault injection for tests only (`StoreTestHooks`). */
+  readonly testHooks: StoreTestHooks = {};
 
   /** The private mongoose connection, for feature repositories sharing it. */
   handle(): StoreHandle {
@@ -1504,6 +1507,7 @@ export class MongoRosterStore implements RosterStore {
     let n = moved;
     if (parentOps.length > 0)
       n += writtenDocuments(await this.m.parents.bulkWrite(parentOps, options));
+    this.testHooks.afterFirstPlanWrite?.();
     if (studentOps.length > 0)
       n += writtenDocuments(await this.m.students.bulkWrite(studentOps, options));
     if (linkOps.length > 0) n += writtenDocuments(await this.m.links.bulkWrite(linkOps, options));

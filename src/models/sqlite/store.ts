@@ -56,6 +56,7 @@ import {
   type RunWait,
   type RejectFilter,
   type RosterStore,
+  type StoreTestHooks,
   type RunDeferredStudent,
   type StoreHandle,
   type RunStatus,
@@ -549,6 +550,20 @@ export const SQL = {
 type SqlName = keyof typeof SQL;
 
 /** True for SQLite UNIQUE / PRIMARY KEY constraint violations. */
+/** The partial unique index that carries design invariant 7 (`ensureIdentityIndex`). */
+const IDENTITY_INDEX_SQL = `CREATE UNIQUE INDEX IF NOT EXISTS parent_accounts_sis_email
+  ON parent_accounts (district_id, email_normalized)
+  WHERE status = 'active' AND origin = 'sis' AND email_normalized IS NOT NULL`;
+
+/** Duplicate email groups listed by `identityIndex()` at most. */
+export const IDENTITY_DUPLICATES_LISTED = 100;
+
+/** See `SqliteRosterStore.identityIndex`. */
+export interface IdentityIndexStatus {
+  unique: boolean;
+  duplicates: { districtId: string; emailNormalized: string; parentIds: string[] }[];
+}
+
 function isUniqueViolation(err: unknown): boolean {
   // By name, not `instanceof`: the native addon keeps the SqliteError class of the first copy
   // of better-sqlite3 that loaded it (Jest gives each test file its own copy and globals).
@@ -678,6 +693,9 @@ export class SqliteRosterStore implements RosterStore {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private writes = 0;
+  /** Fault injection for tests only (`StoreTestHooks`). */
+  readonly testHooks: StoreTestHooks = {};
+  private identity: IdentityIndexStatus | undefined;
 
   /**
    * Open (creating if needed, with its parent folder) the database at `file`.
@@ -760,7 +778,54 @@ export class SqliteRosterStore implements RosterStore {
         })
         .immediate();
     }
+    this.identity = this.ensureIdentityIndex();
     return Promise.resolve();
+  }
+
+  /**
+   * Whether design invariant 7 is carried by the schema (see `ensureIdentityIndex`): `unique`
+   * when the index exists; otherwise the groups of active `sis` accounts that share a
+   * normalized email (at most `IDENTITY_DUPLICATES_LISTED`), which an admin must merge or
+   * deactivate. Undefined before `init()`.
+   */
+  identityIndex(): IdentityIndexStatus | undefined {
+    return this.identity;
+  }
+
+  /**
+   * Design invariant 7 in the schema: at most one active `sis` account per normalized email
+   * in a district (partial unique index `parent_accounts_sis_email`; accounts of other
+   * origins, inactive ones and ones without email are outside it). Created when the data
+   * allows it. When active `sis` accounts already share an email (written before a
+   * district's chunks took turns, docs/decisions/0011) the index is not created, nothing is
+   * merged or deleted, the duplicates are reported, and the next `init()` tries again; until
+   * then the pipeline's one writer per district and the planner (an email two accounts share
+   * is a reject, `ambiguous identity`) still keep new duplicates out.
+   */
+  private ensureIdentityIndex(): IdentityIndexStatus {
+    try {
+      this.db.exec(IDENTITY_INDEX_SQL);
+      return { unique: true, duplicates: [] };
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      const rows = this.db
+        .prepare(
+          `SELECT district_id, email_normalized, group_concat(id, ' ') AS ids
+             FROM parent_accounts
+            WHERE status = 'active' AND origin = 'sis' AND email_normalized IS NOT NULL
+            GROUP BY district_id, email_normalized HAVING count(*) > 1
+            ORDER BY district_id, email_normalized LIMIT ${IDENTITY_DUPLICATES_LISTED}`,
+        )
+        .all() as { district_id: string; email_normalized: string; ids: string }[];
+      return {
+        unique: false,
+        duplicates: rows.map(r => ({
+          districtId: r.district_id,
+          emailNormalized: r.email_normalized,
+          parentIds: r.ids.split(' ').sort(),
+        })),
+      };
+    }
   }
 
   /** Close the database (idempotent). */
@@ -1528,11 +1593,17 @@ export class SqliteRosterStore implements RosterStore {
       if (action === 'move' && from !== undefined)
         n += this.moveStudent(districtId, from, record.sourcedId, entries);
     const insertParent = this.stmt('insertParentIfAbsent');
+    let first = true;
     for (const p of plan.parentCreates) {
       // A re-applied create of an existing account is a no-op (at-least-once delivery).
       n += insertParent.run(parentParams(districtId, p)).changes;
+      if (first) {
+        first = false;
+        this.testHooks.afterFirstPlanWrite?.();
+      }
       for (const s of p.sources) n += this.insertSource(districtId, p.id, s);
     }
+    if (first) this.testHooks.afterFirstPlanWrite?.();
     for (const { update } of plan.parentUpdates) {
       if (this.stmt('parentExists').get(districtId, update.id) === undefined) {
         throw new Error(`plan updates unknown parent account ${update.id}`);

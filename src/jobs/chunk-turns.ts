@@ -1,0 +1,196 @@
+/**
+ * One writer per district, and fairness across districts (docs/decisions/0011).
+ *
+ * The chunks of one pull generation of a run are applied one at a time, in order: chunk n is
+ * added to the apply queue *parked* (a BullMQ delayed job, `PARKED_DELAY_MS` ahead, which no
+ * worker takes) and released (`Job.promote`, to the back of the queue) when it is its turn,
+ * that is when chunk n − 1 has finished (applied, skipped, or failed for good). So:
+ *
+ * - the apply queue holds at most one runnable chunk per district: its FIFO order is a
+ *   round robin over the districts that are syncing, and a 10,000-student district's chunks
+ *   wait behind at most one chunk of each other district, never behind a 500,000-student
+ *   district's backlog (BullMQ's open-source queues have no per-group fairness);
+ * - sibling chunks of a district never race each other on identity (design invariant 7), in
+ *   either store, and a waiting chunk holds no worker slot (it is parked, not waiting on a
+ *   lock);
+ * - the pull of a district runs at most `CHUNK_WINDOW` chunks ahead of its own apply
+ *   (`waitForChunkWindow`), instead of waiting for the whole apply queue to drain, so a small
+ *   district's pull is not slowed by a large district's backlog, and Redis holds at most
+ *   `CHUNK_WINDOW` chunks per syncing district.
+ *
+ * State: one Redis hash per run and generation, `<prefix>:turns:<run>:g<generation>`, with
+ * `turn` (the chunk allowed to run; absent = 0) and `added` (chunks the pull has queued).
+ * Both sides write, then read the other's write (Redis is linearizable), so a chunk added
+ * after its predecessor finished is released by the pull, one added before by the apply
+ * side; when both release it the second `promote` finds it no longer parked and is a no-op.
+ * A re-delivered chunk passes a turn that has already moved on: nothing happens. Keys expire
+ * after `LEDGER_TTL_SECONDS`.
+ */
+import { Job } from 'bullmq';
+import { z } from 'zod';
+import type { AppContext } from '../app.js';
+import { jobId } from '../workers/queues.js';
+import { LEDGER_TTL_SECONDS } from './ledger.js';
+import type { ApplyPayload } from './payloads.js';
+
+/**
+ * How far ahead of the chunk allowed to run a parked chunk is scheduled (ms): 7 days, i.e.
+ * never in practice. A chunk is released by `promote`; the delay only keeps workers off it.
+ */
+export const PARKED_DELAY_MS = 7 * 24 * 3600 * 1000;
+
+/** Chunks a pull may queue ahead of its district's apply (parked ones included). */
+export const CHUNK_WINDOW = 4;
+
+/** How often a pull whose window is full checks it again (ms). */
+const WINDOW_POLL_MS = 25;
+
+const turnsKey = (ctx: AppContext, runId: string, generation: number) =>
+  `${ctx.prefix}:turns:${runId}:g${generation}`;
+
+/**
+ * KEYS[1]: the turns hash. ARGV: chunk number n, ttl (s). Moves `turn` from n to n + 1 (and
+ * nowhere else: a re-delivered chunk, or a turn already passed, changes nothing). Returns
+ * the turn after the call.
+ */
+const PASS_TURN_LUA = `
+local turn = tonumber(redis.call('HGET', KEYS[1], 'turn') or '0')
+local n = tonumber(ARGV[1])
+if turn == n then
+  turn = n + 1
+  redis.call('HSET', KEYS[1], 'turn', turn)
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return turn
+`;
+
+/**
+ * KEYS[1]: the turns hash. ARGV: chunk number n, ttl (s). Records that chunks 0..n are
+ * queued (`added` = max(added, n + 1)) and returns the current `turn`.
+ */
+const ADDED_LUA = `
+local added = tonumber(redis.call('HGET', KEYS[1], 'added') or '0')
+local n = tonumber(ARGV[1]) + 1
+if n > added then redis.call('HSET', KEYS[1], 'added', n) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return tonumber(redis.call('HGET', KEYS[1], 'turn') or '0')
+`;
+
+/**
+ * Add chunk `payload.chunkNo` to the apply queue parked, with `options` (the step's BullMQ
+ * options), and release it at once when it is its turn. Throws when Redis fails.
+ */
+export async function enqueueChunk(
+  ctx: AppContext,
+  payload: ApplyPayload,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const { districtId, runId, generation, chunkNo } = payload;
+  await ctx.queues.apply.add('apply', payload, {
+    ...options,
+    jobId: jobId.chunk(districtId, runId, generation, chunkNo),
+    delay: PARKED_DELAY_MS,
+  });
+  const turn = Number(
+    await ctx.redis.eval(
+      ADDED_LUA,
+      1,
+      turnsKey(ctx, runId, generation),
+      chunkNo,
+      LEDGER_TTL_SECONDS,
+    ),
+  );
+  if (turn === chunkNo) await release(ctx, payload);
+}
+
+/**
+ * Chunk `chunkNo` finished (applied, skipped as stale or cancelled, or failed for good):
+ * pass the district's turn to the next chunk and release it if the pull has queued it.
+ * Idempotent. Throws when Redis fails.
+ */
+export async function passTurn(
+  ctx: AppContext,
+  p: Pick<ApplyPayload, 'districtId' | 'runId' | 'generation' | 'chunkNo'>,
+): Promise<void> {
+  const turn = Number(
+    await ctx.redis.eval(
+      PASS_TURN_LUA,
+      1,
+      turnsKey(ctx, p.runId, p.generation),
+      p.chunkNo,
+      LEDGER_TTL_SECONDS,
+    ),
+  );
+  await release(ctx, { ...p, chunkNo: turn });
+}
+
+/**
+ * Wait (polling every `WINDOW_POLL_MS`) until chunk `chunkNo` of the run's generation is
+ * fewer than `CHUNK_WINDOW` chunks ahead of its district's turn, or `signal` aborts.
+ */
+export async function waitForChunkWindow(
+  ctx: AppContext,
+  runId: string,
+  generation: number,
+  chunkNo: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const key = turnsKey(ctx, runId, generation);
+  for (;;) {
+    const turn = Number((await ctx.redis.hget(key, 'turn')) ?? 0);
+    if (chunkNo - turn < CHUNK_WINDOW || signal?.aborted) return;
+    await new Promise(r => setTimeout(r, WINDOW_POLL_MS));
+  }
+}
+
+/** Promote the parked chunk, if it exists and is still parked (else nothing). */
+async function release(
+  ctx: AppContext,
+  p: Pick<ApplyPayload, 'districtId' | 'runId' | 'generation' | 'chunkNo'>,
+): Promise<void> {
+  const job = await Job.fromId(
+    ctx.queues.apply,
+    jobId.chunk(p.districtId, p.runId, p.generation, p.chunkNo),
+  );
+  if (!job || !(await job.isDelayed())) return;
+  try {
+    await job.promote();
+  } catch (err) {
+    // Released by the other side in between (no longer delayed): the turn is taken.
+    if (await job.isDelayed()) throw err;
+  }
+}
+
+/** The fields of an apply job's payload that name its chunk (zod: data read back from Redis). */
+const ChunkRef = z.object({
+  districtId: z.string(),
+  runId: z.string(),
+  generation: z.number().int().nonnegative(),
+  chunkNo: z.number().int().nonnegative(),
+});
+
+/**
+ * Wrap the apply processor: once a chunk's job returns (applied, or skipped as stale or
+ * cancelled), pass its district's turn to the next chunk. A failed attempt keeps the turn
+ * (the retry comes first); `passTurnAfterFinalFailure` passes it when no attempt is left.
+ */
+export function inTurn<T>(
+  ctx: AppContext,
+  fn: (job: Job, token?: string) => Promise<T>,
+): (job: Job, token?: string) => Promise<T> {
+  return async (job, token) => {
+    const out = await fn(job, token);
+    await passTurn(ctx, ChunkRef.parse(job.data));
+    return out;
+  };
+}
+
+/**
+ * An apply job failed for good: pass its turn, so the run's later chunks are applied as they
+ * were before chunks took turns (the run itself is failed by the caller) and none stays
+ * parked in Redis. A job without a chunk reference is ignored.
+ */
+export async function passTurnAfterFinalFailure(ctx: AppContext, job: Job): Promise<void> {
+  const ref = ChunkRef.safeParse(job.data);
+  if (ref.success) await passTurn(ctx, ref.data);
+}
