@@ -36,6 +36,12 @@ import {
 import type { SisStarted } from './sis-server.js';
 import { pendingScenario } from './scenarios.js';
 import { runFairnessCli } from './fairness.js';
+import { DELTA_KINDS, runDeltaBench } from './deltas.js';
+import { runSlowSisBench } from './slow-sis.js';
+import { SIS_KINDS } from './sis-kinds.js';
+
+/** Issue 15 scenarios with their own tables (bench/deltas.ts, bench/slow-sis.ts). */
+const OWN_TABLE_SCENARIOS = ['deltas', 'slow-sis'] as const;
 
 /** Scenarios in the order they run (each resync starts from the store the previous left). */
 // `codes` runs before `churn` so that its eSchoolPLUS files (and their ground truth) come
@@ -90,6 +96,8 @@ export interface BenchOptions {
   machine: string;
 }
 
+const ownTable = new Set<string>();
+
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 function machineDescription(): string {
@@ -108,11 +116,15 @@ function scenarioList(v: string, prev: ScenarioName[] = []): ScenarioName[] {
     .split(',')
     .map(x => x.trim())
     .filter(Boolean)) {
+    if ((OWN_TABLE_SCENARIOS as readonly string[]).includes(s)) {
+      ownTable.add(s);
+      continue;
+    }
     if (!(SCENARIOS as readonly string[]).includes(s))
       throw new InvalidArgumentError(`unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
     out.push(s as ScenarioName);
   }
-  if (out.length === 0)
+  if (out.length === 0 && ownTable.size === 0)
     throw new InvalidArgumentError(`name at least one scenario (known: ${SCENARIOS.join(', ')})`);
   return out;
 }
@@ -733,6 +745,27 @@ async function main(argv: string[]): Promise<void> {
     machine: string;
   }>();
   if (o.cpuProf) mkdirSync(o.cpuProf, { recursive: true });
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  if (ownTable.has('deltas'))
+    await runDeltaBench({
+      students: o.students,
+      seed: o.seed,
+      churnPercent: o.churnPercent,
+      pageSize: o.pageSize,
+      redisUrl: o.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      kinds: DELTA_KINDS,
+      log: say,
+    });
+  if (ownTable.has('slow-sis'))
+    await runSlowSisBench({
+      students: Math.min(o.students, 2000),
+      seed: o.seed,
+      latencyMs: 50,
+      rps: 20,
+      kinds: SIS_KINDS,
+      log: say,
+    });
+  if (ownTable.size > 0 && (o.scenario ?? []).length === 0) return;
   const { report, files } = await runBench({
     students: o.students,
     scenarios: o.scenario ?? [],

@@ -176,40 +176,53 @@ export const WebhookSettings = z.strictObject({
 });
 export type WebhookSettings = z.infer<typeof WebhookSettings>;
 
-export const DistrictConfig = z.strictObject({
-  /** Tenant id: lower-case slug, used in job ids and URLs. */
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case slug (a-z, 0-9, -)'),
-  name: z.string().trim().min(1),
-  connector: ConnectorConfig,
-  /** Cron schedule for nightly syncs (BullMQ job scheduler). */
-  schedule: z
-    .strictObject({
-      cron: CronPattern,
-      timezone: TimeZone.default('UTC'),
-    })
-    .optional(),
-  policies: DistrictPolicies.default({
-    deletionThresholdPercent: 10,
-    parentRole: 'Parent',
-    includeRelatives: false,
-    addOnly: false,
-    freezeWindows: [],
-    guardiansWithoutLogin: 'exclude',
-    preRegisteredStudents: 'exclude',
-  }),
-  /** Activation emails (src/config/notifications.ts); absent: no emails for this district. */
-  notifications: NotificationSettings.optional(),
-  /** Parent Access Codes (src/config/access-codes.ts); default disabled. */
-  accessCodes: AccessCodeSettings.default(DEFAULT_ACCESS_CODE_SETTINGS),
-  /**
-   * Custom parent roles of the district's platform, besides `Parent` (and the roles named by
-   * `policies.parentRole` and `accessCodes.defaultRole`, which always exist). Import files
-   * may name only these roles (src/imports/roles.ts).
-   */
-  roles: z.array(z.string().trim().min(1)).default([]),
-  /** Change-feed webhook (src/jobs/webhooks.ts); absent: no deliveries for this district. */
-  webhooks: WebhookSettings.optional(),
-});
+export const DistrictConfig = z
+  .strictObject({
+    /** Tenant id: lower-case slug, used in job ids and URLs. */
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case slug (a-z, 0-9, -)'),
+    name: z.string().trim().min(1),
+    connector: ConnectorConfig,
+    /** Cron schedule for nightly syncs (BullMQ job scheduler). */
+    schedule: z
+      .strictObject({
+        cron: CronPattern,
+        timezone: TimeZone.default('UTC'),
+      })
+      .optional(),
+    policies: DistrictPolicies.default({
+      deletionThresholdPercent: 10,
+      parentRole: 'Parent',
+      includeRelatives: false,
+      addOnly: false,
+      freezeWindows: [],
+      guardiansWithoutLogin: 'exclude',
+      preRegisteredStudents: 'exclude',
+    }),
+    /** Activation emails (src/config/notifications.ts); absent: no emails for this district. */
+    notifications: NotificationSettings.optional(),
+    /** Parent Access Codes (src/config/access-codes.ts); default disabled. */
+    accessCodes: AccessCodeSettings.default(DEFAULT_ACCESS_CODE_SETTINGS),
+    /**
+     * Custom parent roles of the district's platform, besides `Parent` (and the roles named by
+     * `policies.parentRole` and `accessCodes.defaultRole`, which always exist). Import files
+     * may name only these roles (src/imports/roles.ts).
+     */
+    roles: z.array(z.string().trim().min(1)).default([]),
+    /** Change-feed webhook (src/jobs/webhooks.ts); absent: no deliveries for this district. */
+    webhooks: WebhookSettings.optional(),
+  })
+  .superRefine((d, ctx) => {
+    // The Skyward LMS API has no change feed (sis-reference §5: no modified-since filter on
+    // /v1/students or /v1/guardians), so a delta cannot be read. Accepting the setting would
+    // make every run a silent full run; refuse it, naming the district.
+    const c = d.connector;
+    if (c.kind === 'skyward' && c.api === 'lms' && c.deltas.enabled)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['connector', 'deltas', 'enabled'],
+        message: `district "${d.id}": deltas are not available with the Skyward LMS API (api: "lms" has no change feed; every run reads every student and sends one guardian request per student, about 7 h for 500,000 students at 20 requests/s). Remove connector.deltas, or use api: "oneroster" (dateLastModified deltas)`,
+      });
+  });
 export type DistrictConfig = z.infer<typeof DistrictConfig>;
 
 /** Format zod issues as `file: path.to.key: message` lines. */

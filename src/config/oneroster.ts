@@ -194,7 +194,10 @@ export const SkywardConnectorConfig = z
     studentUniqueId: OneRosterStudentUniqueId.default('identifier'),
     /** OneRoster: classes/enrollments; LMS: `/v1/students/{NameId}/enrollments` per student. */
     enrollments: z.boolean().default(false),
-    /** OneRoster only. */
+    /**
+     * OneRoster only. `enabled: true` with `api: "lms"` is refused by `DistrictConfig` (the
+     * LMS API has no change feed, §5).
+     */
     deltas: OneRosterDeltas.default(DELTAS_DEFAULT),
     /** The LMS API lists every guardian of a current student (§5.3). */
     guardianLinksComplete: z.boolean().default(true),

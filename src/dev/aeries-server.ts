@@ -20,7 +20,7 @@ import {
   type AeriesViewOptions,
 } from './aeries-adapter.js';
 import type { SyntheticDistrict } from './district-generator.js';
-import { countRequest, countStatus, FaultInjector } from './faults.js';
+import { countRequest, countStatus, FaultInjector, type SisLimits } from './faults.js';
 
 /** Aeries behaviours that differ between installs (§4.2); all can be toggled live. */
 export interface FakeAeriesQuirks {
@@ -39,6 +39,11 @@ export interface FakeAeriesQuirks {
 
 /** Options of `startFakeAeries`. */
 export interface FakeAeriesOptions {
+  /**
+   * A slow, rate-limited SIS: latency before every response and a requests-per-second cap
+   * (429 + `Retry-After` above it). Also switchable live with `faults.limits`.
+   */
+  limits?: SisLimits;
   /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
   port?: number;
   /** The certificate the server accepts. Default 32 hex characters `0123…cdef` × 2. */
@@ -68,6 +73,10 @@ export interface FakeAeriesFaults {
   expireTokens(): void;
   /** Delay every response by `ms` (0 = off). */
   slowMs(ms: number): void;
+  /** Set the standing latency and request-rate cap (`{}` removes them; `reset()` keeps them). */
+  limits(l: SisLimits): void;
+  /** Requests refused by the rate cap since the limits were set. */
+  readonly cappedRequests: number;
   readonly quirks: FakeAeriesQuirks;
   /** Clear all faults and restore the start options' quirks. */
   reset(): void;
@@ -79,6 +88,8 @@ export interface FakeAeriesStats {
   /** By route pattern, e.g. `"GET /api/v5/schools/:sc/contacts/:id"`. */
   byRoute: Record<string, number>;
   byStatus: Record<string, number>;
+  /** Student, contact and change records delivered (sum of the list lengths answered). */
+  recordsServed: number;
 }
 
 /** A running fake. */
@@ -136,8 +147,13 @@ export async function startFakeAeries(
     failStudentsAfter: null as number | null,
     studentListRequests: 0,
   };
-  const stats: FakeAeriesStats = { requests: 0, byRoute: {}, byStatus: {} };
+  const stats: FakeAeriesStats = { requests: 0, byRoute: {}, byStatus: {}, recordsServed: 0 };
+  const served = <T>(list: T[]): T[] => {
+    stats.recordsServed += list.length;
+    return list;
+  };
   const injector = new FaultInjector();
+  if (opts.limits) injector.limits(opts.limits);
   const faults: FakeAeriesFaults = {
     rateLimit(n, retryAfter) {
       injector.rateLimit(n, retryAfter);
@@ -155,6 +171,12 @@ export async function startFakeAeries(
     expireTokens() {},
     slowMs(ms) {
       injector.slowMs(ms);
+    },
+    limits(l) {
+      injector.limits(l);
+    },
+    get cappedRequests() {
+      return injector.cappedRequests;
     },
     quirks,
     reset() {
@@ -301,18 +323,20 @@ export async function startFakeAeries(
     const list = current().students.filter(s => String(s.SchoolCode) === req.params.sc);
     const from = quirks.ignoreRecordRange ? 1 : (q.data.StartingRecord ?? 1);
     const to = quirks.ignoreRecordRange ? list.length : (q.data.EndingRecord ?? list.length);
-    return list.slice(from - 1, Math.max(from - 1, to)).map(studentJson);
+    return served(list.slice(from - 1, Math.max(from - 1, to)).map(studentJson));
   });
 
   app.get<{ Params: { sc: string; id: string } }>(`${base}/schools/:sc/students/:id`, req => {
     const v = current();
-    return v.students
-      .filter(
-        s =>
-          String(s.StudentID) === req.params.id &&
-          (!quirks.studentLookupScopedBySchool || String(s.SchoolCode) === req.params.sc),
-      )
-      .map(studentJson);
+    return served(
+      v.students
+        .filter(
+          s =>
+            String(s.StudentID) === req.params.id &&
+            (!quirks.studentLookupScopedBySchool || String(s.SchoolCode) === req.params.sc),
+        )
+        .map(studentJson),
+    );
   });
 
   app.get<{ Params: { sc: string } }>(`${base}/schools/:sc/contacts`, (req, reply) => {
@@ -322,14 +346,16 @@ export async function startFakeAeries(
     const atSchool = new Set(
       v.students.filter(s => String(s.SchoolCode) === req.params.sc).map(s => s.StudentID),
     );
-    return v.contacts.filter(c => atSchool.has(c.StudentID)).map(contactJson);
+    return served(v.contacts.filter(c => atSchool.has(c.StudentID)).map(contactJson));
   });
 
   // SchoolCode is ignored when a StudentID is given (§4.2; `000` is a fine placeholder).
   app.get<{ Params: { sc: string; id: string } }>(`${base}/schools/:sc/contacts/:id`, req =>
-    current()
-      .contacts.filter(c => String(c.StudentID) === req.params.id)
-      .map(contactJson),
+    served(
+      current()
+        .contacts.filter(c => String(c.StudentID) === req.params.id)
+        .map(contactJson),
+    ),
   );
 
   app.get<{
@@ -356,7 +382,7 @@ export async function startFakeAeries(
         StudentNumber: rec ? rec.StudentNumber : 0,
       });
     }
-    return out;
+    return served(out);
   });
 
   app.get<{ Params: { table: string; field: string } }>(

@@ -16,6 +16,26 @@ export interface RequestStats {
   byStatus: Record<string, number>;
 }
 
+/**
+ * Standing limits of a slow, rate-limited SIS (issue 15), set at start (`limits` option of
+ * each fake server) or live (`faults.limits`). Unlike the one-shot faults, `reset()` keeps
+ * them.
+ */
+export interface SisLimits {
+  /** Added before every guarded response, in ms (like `slowMs`). Default 0. */
+  latencyMs?: number | undefined;
+  /**
+   * Requests per second the server accepts (token bucket refilled continuously, holding at
+   * most one second's worth, `burst`); a request over the cap gets 429 with
+   * `Retry-After: retryAfterSeconds`. Default: no cap.
+   */
+  maxRequestsPerSecond?: number | undefined;
+  /** Bucket size (requests). Default `maxRequestsPerSecond` (one second of burst). */
+  burst?: number | undefined;
+  /** `Retry-After` of a capped request, in seconds. Default 1. */
+  retryAfterSeconds?: number | undefined;
+}
+
 /** What `FaultInjector.next()` tells a server to answer instead of the real response. */
 export type InjectedFault =
   | {
@@ -35,6 +55,42 @@ export class FaultInjector {
   private serverErrorLeft = 0;
   private delayMs = 0;
   private gate: { held: Promise<void>; open: () => void } | undefined;
+  private standing: SisLimits = {};
+  private tokens = 0;
+  private refilledAt = 0;
+  /** Requests refused by the `maxRequestsPerSecond` cap since the limits were set. */
+  cappedRequests = 0;
+
+  /**
+   * Set the standing latency and request-rate cap (replaces earlier limits; `{}` removes
+   * them). Throws `RangeError` for a negative latency or a cap that is not positive.
+   */
+  limits(l: SisLimits): void {
+    if (l.latencyMs !== undefined && !(l.latencyMs >= 0))
+      throw new RangeError(`latencyMs ${l.latencyMs}`);
+    if (l.maxRequestsPerSecond !== undefined && !(l.maxRequestsPerSecond > 0))
+      throw new RangeError(`maxRequestsPerSecond ${l.maxRequestsPerSecond}`);
+    this.standing = { ...l };
+    this.tokens = l.burst ?? l.maxRequestsPerSecond ?? 0;
+    this.refilledAt = performance.now();
+    this.cappedRequests = 0;
+  }
+
+  /** True when this request is over the cap (takes a token otherwise). */
+  private overCap(): boolean {
+    const rps = this.standing.maxRequestsPerSecond;
+    if (rps === undefined) return false;
+    const now = performance.now();
+    const burst = this.standing.burst ?? rps;
+    this.tokens = Math.min(burst, this.tokens + ((now - this.refilledAt) * rps) / 1000);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return false;
+    }
+    this.cappedRequests++;
+    return true;
+  }
 
   /** The next `n` guarded requests get 429 with `Retry-After: retryAfter` (seconds or HTTP date). */
   rateLimit(n: number, retryAfter: number | string): void {
@@ -69,7 +125,7 @@ export class FaultInjector {
     this.gate = undefined;
   }
 
-  /** Clear rate limiting, server errors, the delay and a pause. */
+  /** Clear rate limiting, server errors, the delay and a pause (standing `limits` stay). */
   reset(): void {
     this.rateLimitLeft = 0;
     this.serverErrorLeft = 0;
@@ -78,12 +134,18 @@ export class FaultInjector {
   }
 
   /**
-   * For one guarded request: wait the configured delay, then consume one pending fault —
-   * rate limiting first, then server errors (a paused injector holds it first). Undefined when the request should proceed.
+   * For one guarded request: check the standing request-rate cap on arrival, wait the
+   * standing latency plus the configured delay, then answer 429 when over the cap, else
+   * consume one pending fault — rate limiting first, then server errors (a paused injector
+   * holds it first). Undefined when the request should proceed.
    */
   async next(): Promise<InjectedFault | undefined> {
     if (this.gate) await this.gate.held;
-    if (this.delayMs > 0) await delay(this.delayMs);
+    const capped = this.overCap();
+    const wait = this.delayMs + (this.standing.latencyMs ?? 0);
+    if (wait > 0) await delay(wait);
+    if (capped)
+      return { kind: 'rate-limit', retryAfter: String(this.standing.retryAfterSeconds ?? 1) };
     if (this.rateLimitLeft > 0) {
       this.rateLimitLeft--;
       return { kind: 'rate-limit', retryAfter: this.retryAfter };

@@ -30,7 +30,7 @@ import {
   type OneRosterView,
   type OneRosterViewOptions,
 } from './oneroster-adapter.js';
-import { countRequest, countStatus, FaultInjector } from './faults.js';
+import { countRequest, countStatus, FaultInjector, type SisLimits } from './faults.js';
 
 /** Paging signals the server sends (all on by default). */
 export interface PagingSignals {
@@ -44,6 +44,11 @@ export interface FakeOneRosterQuirks {
 }
 
 export interface FakeOneRosterOptions extends OneRosterViewOptions {
+  /**
+   * A slow, rate-limited SIS: latency before every response and a requests-per-second cap
+   * (429 + `Retry-After` above it). Also switchable live with `faults.limits`.
+   */
+  limits?: SisLimits;
   /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
   port?: number;
   /** URL shapes: `infinite-campus` (default) or `plain`. */
@@ -71,6 +76,10 @@ export interface OneRosterFaults {
   failStudentsAfterPage(p: number | null): void;
   /** Delay every response by `ms`. */
   slowMs(ms: number): void;
+  /** Set the standing latency and request-rate cap (`{}` removes them; `reset()` keeps them). */
+  limits(l: SisLimits): void;
+  /** Requests refused by the rate cap since the limits were set. */
+  readonly cappedRequests: number;
   /** Invalidate every issued token (OAuth2). */
   expireTokens(): void;
   /** The next `n` collection requests with `offset > 0` return the previous page again. */
@@ -253,6 +262,7 @@ export async function startFakeOneRoster(
   const nonces = new Set<string>();
   const stats: FakeOneRosterStats = { requests: 0, byRoute: {}, byStatus: {}, recordsServed: {} };
   const injector = new FaultInjector();
+  if (opts.limits) injector.limits(opts.limits);
 
   const faults: OneRosterFaults = {
     rateLimit(n, retryAfter) {
@@ -266,6 +276,12 @@ export async function startFakeOneRoster(
     },
     slowMs(ms) {
       injector.slowMs(ms);
+    },
+    limits(l) {
+      injector.limits(l);
+    },
+    get cappedRequests() {
+      return injector.cappedRequests;
     },
     expireTokens() {
       tokens.clear();

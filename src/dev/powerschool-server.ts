@@ -28,7 +28,7 @@ import {
   studentsWithStatus,
 } from './district-index.js';
 import type { SyntheticSections } from './section-generator.js';
-import { countRequest, countStatus, FaultInjector } from './faults.js';
+import { countRequest, countStatus, FaultInjector, type SisLimits } from './faults.js';
 
 /** Name of the PowerQuery the district plugin ships. */
 export const POWERQUERY_NAME = 'com.guardiansync.roster.student_contacts';
@@ -56,6 +56,11 @@ export interface FakePowerSchoolQuirks {
 
 /** Options of `startFakePowerSchool`. */
 export interface FakePowerSchoolOptions {
+  /**
+   * A slow, rate-limited SIS: latency before every response and a requests-per-second cap
+   * (429 + `Retry-After` above it). Also switchable live with `faults.limits`.
+   */
+  limits?: SisLimits;
   /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
   port?: number;
   /** Default 'demo-client'. */
@@ -88,6 +93,10 @@ export interface FaultControls {
   failStudentsAfterPage(p: number | null): void;
   /** Delay every `/ws` response by `ms` milliseconds (0 = off). */
   slowMs(ms: number): void;
+  /** Set the standing latency and request-rate cap (`{}` removes them; `reset()` keeps them). */
+  limits(l: SisLimits): void;
+  /** Requests refused by the rate cap since the limits were set. */
+  readonly cappedRequests: number;
   /** Hold every `/ws` request, unanswered, until `resume()` (a deterministic mid-pull pause). */
   pause(): void;
   /** Answer the held `/ws` requests and the next ones again. */
@@ -198,6 +207,7 @@ export async function startFakePowerSchool(
   const quirks: FakePowerSchoolQuirks = { ...initialQuirks };
   const stats: FakePowerSchoolStats = { requests: 0, byRoute: {}, byStatus: {} };
   const injector = new FaultInjector();
+  if (opts.limits) injector.limits(opts.limits);
 
   const faults: FaultControls = {
     rateLimit(n, retryAfter) {
@@ -211,6 +221,12 @@ export async function startFakePowerSchool(
     },
     slowMs(ms) {
       injector.slowMs(ms);
+    },
+    limits(l) {
+      injector.limits(l);
+    },
+    get cappedRequests() {
+      return injector.cappedRequests;
     },
     pause() {
       injector.pause();

@@ -26,9 +26,14 @@ import type { PsContactRow, PsStudentRow, SyntheticDistrict } from './district-g
 import { linksOfStudent, studentIndex, studentsWithStatus } from './district-index.js';
 import type { Json, JsonObject } from './oneroster-adapter.js';
 import { generateSections, type SyntheticSections } from './section-generator.js';
-import { countRequest, countStatus, FaultInjector } from './faults.js';
+import { countRequest, countStatus, FaultInjector, type SisLimits } from './faults.js';
 
 export interface FakeSkywardOptions {
+  /**
+   * A slow, rate-limited SIS: latency before every response and a requests-per-second cap
+   * (429 + `Retry-After` above it). Also switchable live with `faults.limits`.
+   */
+  limits?: SisLimits;
   /** Port on 127.0.0.1 (default 0: a free one; the sandbox uses a fixed one). */
   port?: number;
   clientId?: string;
@@ -50,6 +55,10 @@ export interface SkywardFaults {
   /** `/v1/students` pages after page `p` get 500 until cleared with null. */
   failStudentsAfterPage(p: number | null): void;
   slowMs(ms: number): void;
+  /** Set the standing latency and request-rate cap (`{}` removes them; `reset()` keeps them). */
+  limits(l: SisLimits): void;
+  /** Requests refused by the rate cap since the limits were set. */
+  readonly cappedRequests: number;
   expireTokens(): void;
   /** The next `n` list requests with a cursor return the previous page again. */
   repeatPage(n: number): void;
@@ -147,6 +156,7 @@ export async function startFakeSkyward(
   };
   const stats: FakeSkywardStats = { requests: 0, byRoute: {}, byStatus: {} };
   const injector = new FaultInjector();
+  if (opts.limits) injector.limits(opts.limits);
   let sections: SyntheticSections | undefined;
 
   const faults: SkywardFaults = {
@@ -161,6 +171,12 @@ export async function startFakeSkyward(
     },
     slowMs(ms) {
       injector.slowMs(ms);
+    },
+    limits(l) {
+      injector.limits(l);
+    },
+    get cappedRequests() {
+      return injector.cappedRequests;
     },
     expireTokens() {
       tokens.clear();

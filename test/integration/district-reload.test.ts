@@ -124,6 +124,33 @@ describe('district files reloaded while the API runs', () => {
     unlinkSync(join(dir, 'third.json'));
   });
 
+  it('refuses Skyward LMS with deltas enabled, naming the district and the setting', async () => {
+    write('skyward-lms.json', {
+      id: 'skyward-lms',
+      name: 'Skyward LMS district',
+      connector: {
+        kind: 'skyward',
+        api: 'lms',
+        baseUrl: 'https://skyward.example.org/API',
+        clientIdEnv: 'SKY_ID',
+        clientSecretEnv: 'SKY_SECRET',
+        usernameEnv: 'SKY_USER',
+        passwordEnv: 'SKY_PASS',
+        deltas: { enabled: true },
+      },
+    });
+    const res = await post('/admin/districts/reload');
+    expect(res.status).toBe(422);
+    const body = ErrorBody.parse(await res.json());
+    expect(body.code).toBe('invalid_config');
+    expect(body.details?.map(d => d.message).join('\n')).toMatch(
+      /skyward-lms\.json.*connector\.deltas\.enabled.*district "skyward-lms".*Skyward LMS API/,
+    );
+    expect((await get('/districts/skyward-lms')).status).toBe(404);
+    expect((await get('/districts/first')).status).toBe(200);
+    unlinkSync(join(dir, 'skyward-lms.json'));
+  });
+
   it('refuses a district whose secrets are not set, naming the variable', async () => {
     write('fourth.json', district('fourth'));
     const res = await post('/admin/districts/reload');

@@ -67,6 +67,53 @@ describe('OneRoster-family config', () => {
     ).toThrow(/guardianReads/);
   });
 
+  it('Skyward LMS refuses deltas.enabled, naming the district and the setting (issue 15)', () => {
+    const lms = {
+      kind: 'skyward',
+      baseUrl: 'https://skyward.example/API',
+      clientIdEnv: 'A',
+      clientSecretEnv: 'B',
+      usernameEnv: 'C',
+      passwordEnv: 'D',
+    };
+    const withDeltas = { ...lms, deltas: { enabled: true } };
+    expect(() =>
+      parseDistrictConfig('sky.json', { id: 'north-sky', name: 'N', connector: withDeltas }),
+    ).toThrow(ConfigError);
+    let lines: string[] = [];
+    try {
+      parseDistrictConfig('sky.json', { id: 'north-sky', name: 'N', connector: withDeltas });
+    } catch (err) {
+      lines = (err as ConfigError).problems;
+    }
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^sky\.json: connector\.deltas\.enabled: district "north-sky": deltas are not available with the Skyward LMS API/,
+    );
+    // deltas off (or absent) with the LMS API, and deltas with Skyward's OneRoster API, are fine
+    expect(
+      parseDistrictConfig('sky.json', {
+        id: 'north-sky',
+        name: 'N',
+        connector: { ...lms, deltas: { enabled: false } },
+      }).connector,
+    ).toMatchObject({ api: 'lms' });
+    expect(
+      parseDistrictConfig('sky.json', {
+        id: 'north-sky',
+        name: 'N',
+        connector: {
+          kind: 'skyward',
+          api: 'oneroster',
+          baseUrl: 'https://s/ims/oneroster/v1p1',
+          clientIdEnv: 'A',
+          clientSecretEnv: 'B',
+          deltas: { enabled: true },
+        },
+      }).connector,
+    ).toMatchObject({ api: 'oneroster', deltas: { enabled: true } });
+  });
+
   it('OneRoster CSV over SFTP needs a password or a key variable', () => {
     expect(() =>
       parseDistrictConfig('c.json', {
