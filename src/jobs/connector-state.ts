@@ -18,7 +18,7 @@ import type {
 } from '../connectors/types.js';
 import { connectorStateRepository } from '../models/connector-state/index.js';
 import type { RunCounts } from '../models/types.js';
-import { NO_ACTIVE, type FinalizeInput } from '../reconcile/finalize.js';
+import { noActive, type FinalizeInput } from '../reconcile/finalize.js';
 import type { FinalizeHook } from './finalize-hooks.js';
 
 /** The saved delta state of a district's connector, for connectors that pull deltas. */
@@ -59,8 +59,8 @@ export function scopeFinalizeInput(
   const scope = absenceScope(meta, capabilities);
   return {
     ...input,
-    ...(scope.students ? {} : { activeStudents: NO_ACTIVE, linkRemovals: [] }),
-    ...(scope.parents ? {} : { activeSisParents: NO_ACTIVE }),
+    ...(scope.students ? {} : { activeStudents: noActive(), linkRemovals: [] }),
+    ...(scope.parents ? {} : { activeSisParents: noActive() }),
   };
 }
 

@@ -32,8 +32,8 @@ export interface ActiveScan {
   absent: string[];
 }
 
-/** No active record (a scan that was scoped away). */
-export const NO_ACTIVE: ActiveScan = Object.freeze({ count: 0, absent: [] }) as ActiveScan;
+/** No active record (a scan that was scoped away); a new object each time. */
+export const noActive = (): ActiveScan => ({ count: 0, absent: [] });
 
 /**
  * Count `ids` and keep those not in `seen`; with `seen` undefined only count (`absent` stays

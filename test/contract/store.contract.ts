@@ -1363,15 +1363,16 @@ export function runStoreContract(
           else seen.add(id);
         }
         // What finalize did before: the whole list of active ids, alive while it decides.
-        let base = liveHeap();
-        let whole: string[] | undefined = await store.listActiveStudentIds(A);
-        const wholeLive = liveHeap() - base;
-        const wholeLength = whole.length;
-        whole = undefined;
+        const measureWhole = async () => {
+          const before = liveHeap();
+          const whole = await store.listActiveStudentIds(A);
+          return { live: liveHeap() - before, length: whole.length };
+        };
+        const { live: wholeLive, length: wholeLength } = await measureWhole();
         expect(wholeLength).toBe(N);
         // What it does now: pages through a covering index; the live heap is sampled (after
         // a full collection) between pages, so the peak is what the scan holds at once.
-        base = liveHeap();
+        const base = liveHeap();
         let peak = 0;
         let pageCount = 0;
         async function* sampled(): AsyncGenerator<string[]> {

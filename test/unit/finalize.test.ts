@@ -30,9 +30,7 @@ function fromLists(
 describe('scanActive', () => {
   it('counts every streamed id and keeps the unseen ones, in order; undefined seen only counts', async () => {
     async function* pages() {
-      yield ['a', 'b', 'c'];
-      yield [];
-      yield ['d', 'e'];
+      for (const page of [['a', 'b', 'c'], [], ['d', 'e']]) yield await Promise.resolve(page);
     }
     expect(await scanActive(pages(), new Set(['b', 'd']))).toEqual({
       count: 5,
