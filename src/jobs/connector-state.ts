@@ -18,7 +18,7 @@ import type {
 } from '../connectors/types.js';
 import { connectorStateRepository } from '../models/connector-state/index.js';
 import type { RunCounts } from '../models/types.js';
-import type { FinalizeInput } from '../reconcile/finalize.js';
+import { noActive, type FinalizeInput } from '../reconcile/finalize.js';
 import type { FinalizeHook } from './finalize-hooks.js';
 
 /** The saved delta state of a district's connector, for connectors that pull deltas. */
@@ -56,11 +56,25 @@ export function scopeFinalizeInput(
   meta: Record<string, string>,
   capabilities: Pick<ConnectorCapabilities, 'guardianLinksComplete'>,
 ): FinalizeInput {
-  if (meta.snapshot === 'delta') {
-    return { ...input, activeStudentIds: [], activeSisParentIds: [], linkRemovals: [] };
-  }
-  if (capabilities.guardianLinksComplete === false) return { ...input, activeSisParentIds: [] };
-  return input;
+  const scope = absenceScope(meta, capabilities);
+  return {
+    ...input,
+    ...(scope.students ? {} : { activeStudents: noActive(), linkRemovals: [] }),
+    ...(scope.parents ? {} : { activeSisParents: noActive() }),
+  };
+}
+
+/**
+ * Which absences the snapshot vouches for (`scopeFinalizeInput`): students (and links) unless
+ * a delta, parent accounts unless a delta or a feed without complete guardian lists. Finalize
+ * collects absent ids only for these (the other scans only count).
+ */
+export function absenceScope(
+  meta: Record<string, string>,
+  capabilities: Pick<ConnectorCapabilities, 'guardianLinksComplete'>,
+): { students: boolean; parents: boolean } {
+  const full = meta.snapshot !== 'delta';
+  return { students: full, parents: full && capabilities.guardianLinksComplete !== false };
 }
 
 /**

@@ -9,15 +9,32 @@ import type { AppContext } from '../app.js';
 import { explainError, RunStateError, SisRateLimitError } from '../errors.js';
 import { z } from 'zod';
 import { dryRunParentCounts, dryRunParentsOf } from '../reconcile/dry-run.js';
-import { decideFinalize, proposeRemap, type ActiveBaseline } from '../reconcile/finalize.js';
+import {
+  decideFinalize,
+  proposeRemap,
+  scanActive,
+  type ActiveBaseline,
+} from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
 import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
-import type { ChunkPlan, Reject, RunCounts, SyncRun, SyncRunPatch } from '../models/types.js';
+import type {
+  ChunkPlan,
+  Reject,
+  RunCounts,
+  StoredStudent,
+  SyncRun,
+  SyncRunPatch,
+} from '../models/types.js';
 import { ActiveRunExistsError } from '../models/types.js';
 import { processMetrics } from '../workers/metrics.js';
 import { jobId } from '../workers/queues.js';
 import { FINALIZE_HOOKS, type FinalizeHookInput } from './finalize-hooks.js';
-import { loadDeltaState, scopeFinalizeInput, snapshotMeta } from './connector-state.js';
+import {
+  absenceScope,
+  loadDeltaState,
+  scopeFinalizeInput,
+  snapshotMeta,
+} from './connector-state.js';
 import { mergeCounts } from './ledger.js';
 import { countLabel, kickChanges, runCountsFromLog, ROSTER_COUNT_ENTITIES } from './changes.js';
 import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
@@ -55,6 +72,8 @@ export const JOB_OPTIONS = {
 
 /** Held records read and deactivated per transaction when a held run is approved. */
 const APPROVE_BATCH = 5000;
+/** Departing students read per `findRecords` call when a held re-key proposes its remap. */
+const REMAP_READ_BATCH = 5000;
 /** Order in which an approval applies the held lists. */
 const HELD_KINDS = ['student', 'parent', 'link'] as const;
 
@@ -444,21 +463,32 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     steps[`finalize.${name}`] = now - stepStart;
     stepStart = now;
   };
-  const [seen, linkRemovals, counts, pulledRejects, meta, activeStudentIds, activeSisParentIds] =
-    await Promise.all([
-      ctx.ledger.seen(runId),
-      ctx.ledger.linkRemovals(runId),
-      ctx.ledger.counts(runId),
-      ctx.ledger.rejects(runId),
-      ctx.ledger.meta(runId),
-      ctx.store.listActiveStudentIds(districtId),
-      ctx.store.listActiveSisParentIds(districtId),
-    ]);
+  const [seen, linkRemovals, counts, pulledRejects, meta] = await Promise.all([
+    ctx.ledger.seen(runId),
+    ctx.ledger.linkRemovals(runId),
+    ctx.ledger.counts(runId),
+    ctx.ledger.rejects(runId),
+    ctx.ledger.meta(runId),
+  ]);
+  // A delta, or a feed that does not list every guardian, removes nothing for absence.
+  const capabilities = ctx.connectorFor(district).capabilities;
+  const scope = absenceScope(meta, capabilities);
+  // The district's active ids are streamed page by page through a covering index: only
+  // their number and the ones this snapshot did not deliver are kept (ADR 0012). A scan
+  // whose absences are out of scope only counts.
+  const activeStudents = await scanActive(
+    ctx.store.activeIdPages(districtId, 'student'),
+    scope.students ? seen.students : undefined,
+  );
+  const activeSisParents = await scanActive(
+    ctx.store.activeIdPages(districtId, 'sis-parent'),
+    scope.parents ? seen.parents : undefined,
+  );
   // The safeguard measures against the active state before the run: what this run created
   // or reactivated (in the change log) does not count (ADR 0004).
   const baseline = await activeBaseline(ctx, districtId, runId, {
-    students: activeStudentIds.length,
-    parents: activeSisParentIds.length,
+    students: activeStudents.count,
+    parents: activeSisParents.count,
   });
   // New students that match nothing: kept with the run (real run) or planned (dry run).
   const unmatchedStudents = run.dryRun
@@ -469,14 +499,11 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
   step('read');
   // A dry run counts a guardian planned by several chunks as the real run would (once).
   if (run.dryRun) dedupeDryRunParents(counts, await ctx.ledger.dryRunParents(runId));
-  // A delta, or a feed that does not list every guardian, removes nothing for absence.
-  const capabilities = ctx.connectorFor(district).capabilities;
   const input = scopeFinalizeInput(
     {
-      activeStudentIds,
-      activeSisParentIds,
-      seenStudents: seen.students,
-      seenParents: seen.parents,
+      activeStudents,
+      activeSisParents,
+      seenStudents: seen.students.size,
       linkRemovals,
       thresholdPercent: district.policies.deletionThresholdPercent,
       baseline,
@@ -510,7 +537,7 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
       decision = decideFinalize({
         ...input,
         orphanedParentIds: orphans,
-        activeSisParentTotal: activeSisParentIds.length,
+        activeSisParentTotal: activeSisParents.count,
       });
       d = decision.deactivations;
       await withTheirLinks(d);
@@ -706,8 +733,17 @@ async function proposeRunRemap(
   runId: string,
   deactivated: string[],
 ): Promise<number> {
-  const gone = new Set(deactivated);
-  const old = (await ctx.store.getStudents(districtId)).filter(s => gone.has(s.sourcedId));
+  // Only the departing students are read, by id and in pages (not the whole district).
+  const old: StoredStudent[] = [];
+  for (let i = 0; i < deactivated.length; i += REMAP_READ_BATCH)
+    old.push(
+      ...(
+        await ctx.store.findRecords(districtId, {
+          studentSourcedIds: deactivated.slice(i, i + REMAP_READ_BATCH),
+          parentIds: [],
+        })
+      ).students,
+    );
   const deferred = await ctx.store.listDeferredStudents(runId);
   const { pairs, ambiguous } = proposeRemap(
     old,

@@ -223,6 +223,12 @@ export type HeldKind = 'student' | 'parent' | 'link';
 /** Held records per page row/document (`holdRun`). */
 export const HELD_PAGE_SIZE = 1000;
 
+/** What `RosterStore.activeIdPages` lists: active students, or active `sis`-origin accounts. */
+export type ActiveIdKind = 'student' | 'sis-parent';
+
+/** Ids per page of `RosterStore.activeIdPages` (one SQLite statement / one MongoDB batch). */
+export const ACTIVE_ID_PAGE = 5000;
+
 export type RunStatus =
   'queued' | 'running' | 'succeeded' | 'failed' | 'needs-approval' | 'discarded' | 'cancelled';
 
@@ -374,10 +380,23 @@ export interface RosterStore {
       unchanged?: UnchangedCheck | undefined;
     },
   ): Promise<ChunkPlan>;
-  /** sourcedIds of the district's active students. */
+  /**
+   * sourcedIds of the district's active students, whole. Loads the district: for tests and
+   * small lists; finalize streams `activeIdPages` instead.
+   */
   listActiveStudentIds(districtId: string): Promise<string[]>;
-  /** Ids of the district's active `sis`-origin parent accounts, in id order. */
+  /** Ids of the district's active `sis`-origin parent accounts, in id order (whole; see above). */
   listActiveSisParentIds(districtId: string): Promise<string[]>;
+  /**
+   * The district's active student sourcedIds (`'student'`) or active `sis`-origin account ids
+   * (`'sis-parent'`), in id order, as pages of at most `pageSize` ids (default
+   * `ACTIVE_ID_PAGE`). Read through a covering index (SQLite: keyset pages over
+   * `(district_id, status, sourced_id | origin, id)`; MongoDB: one cursor over
+   * `{districtId, status, sourcedId}` / `{districtId, status, origin, id}` with a covered
+   * projection), so memory is one page whatever the district's size (docs/decisions/0012).
+   * Ids written while iterating after the current position may or may not be seen.
+   */
+  activeIdPages(districtId: string, kind: ActiveIdKind, pageSize?: number): AsyncIterable<string[]>;
   /**
    * Active `sis` links of the given students or parents (finalize deactivates the links of
    * deactivated students and parents with them, and restores them when they return).

@@ -20,15 +20,57 @@ export interface ActiveBaseline {
   links: number;
 }
 
+/**
+ * Active records of one kind in the store, counted, with those the snapshot did not deliver:
+ * what finalize keeps of a scan of the district's active ids (`scanActive`), instead of the
+ * ids themselves (docs/decisions/0012).
+ */
+export interface ActiveScan {
+  /** Active records scanned. */
+  count: number;
+  /** Ids of the active records not in the snapshot, in scan (id) order. */
+  absent: string[];
+}
+
+/** No active record (a scan that was scoped away); a new object each time. */
+export const noActive = (): ActiveScan => ({ count: 0, absent: [] });
+
+/**
+ * Count `ids` and keep those not in `seen`; with `seen` undefined only count (`absent` stays
+ * empty: absence is not measured). Synchronous form of `scanActive`.
+ */
+export function scanIds(ids: Iterable<string>, seen?: ReadonlySet<string>): ActiveScan {
+  const out: ActiveScan = { count: 0, absent: [] };
+  for (const id of ids) {
+    out.count++;
+    if (seen && !seen.has(id)) out.absent.push(id);
+  }
+  return out;
+}
+
+/**
+ * Stream pages of active ids (`RosterStore.activeIdPages`) into an `ActiveScan`: memory is
+ * one page plus the absent ids, whatever the district's size. `seen` undefined: count only.
+ */
+export async function scanActive(
+  pages: AsyncIterable<readonly string[]> | Iterable<readonly string[]>,
+  seen?: ReadonlySet<string>,
+): Promise<ActiveScan> {
+  const out: ActiveScan = { count: 0, absent: [] };
+  for await (const page of pages) {
+    out.count += page.length;
+    if (seen) for (const id of page) if (!seen.has(id)) out.absent.push(id);
+  }
+  return out;
+}
+
 export interface FinalizeInput {
-  /** sourcedIds of students active in the store. */
-  activeStudentIds: Iterable<string>;
-  /** Active sync-owned parent accounts. */
-  activeSisParentIds: Iterable<string>;
-  /** Students delivered by this snapshot. */
-  seenStudents: ReadonlySet<string>;
-  /** Parent accounts this snapshot's guardians resolved to. */
-  seenParents: ReadonlySet<string>;
+  /** Students active in the store, and those of them the snapshot did not deliver. */
+  activeStudents: ActiveScan;
+  /** Active sync-owned parent accounts, and those no guardian of the snapshot resolved to. */
+  activeSisParents: ActiveScan;
+  /** Number of (active) students delivered by this snapshot. */
+  seenStudents: number;
   /** `sis` links the chunks found no longer listed by the SIS. */
   linkRemovals: { parentId: string; studentSourcedId: string }[];
   /**
@@ -39,8 +81,8 @@ export interface FinalizeInput {
   orphanedParentIds?: readonly string[] | undefined;
   /**
    * Active `sis` accounts in the district: the safeguard's base for parents when
-   * `activeSisParentIds` was scoped away (absence of guardians not counted). Defaults to the
-   * number of `activeSisParentIds`.
+   * `activeSisParents` was scoped away (absence of guardians not counted). Defaults to
+   * `activeSisParents.count`.
    */
   activeSisParentTotal?: number | undefined;
   /** Deletion safeguard threshold, percent of active students or parents (default 10). */
@@ -75,23 +117,15 @@ export interface FinalizeDecision {
  * with its own reason.
  */
 export function decideFinalize(input: FinalizeInput): FinalizeDecision {
-  let activeStudents = 0;
-  const studentSourcedIds: string[] = [];
-  for (const id of input.activeStudentIds) {
-    activeStudents++;
-    if (!input.seenStudents.has(id)) studentSourcedIds.push(id);
-  }
-  let activeParents = 0;
-  const parentIds: string[] = [];
-  for (const id of input.activeSisParentIds) {
-    activeParents++;
-    if (!input.seenParents.has(id)) parentIds.push(id);
-  }
+  const activeStudents = input.activeStudents.count;
+  // not copied: the absent list can be district-sized (an empty feed); nothing mutates it
+  const studentSourcedIds = input.activeStudents.absent;
+  const parentIds = [...input.activeSisParents.absent];
   if (input.orphanedParentIds?.length) {
     const have = new Set(parentIds);
     for (const id of input.orphanedParentIds) if (!have.has(id)) parentIds.push(id);
   }
-  activeParents = Math.max(activeParents, input.activeSisParentTotal ?? 0);
+  const activeParents = Math.max(input.activeSisParents.count, input.activeSisParentTotal ?? 0);
   const deactivations: Deactivations = {
     studentSourcedIds,
     parentIds,
@@ -102,7 +136,7 @@ export function decideFinalize(input: FinalizeInput): FinalizeDecision {
   const pct = input.thresholdPercent;
   const over = (n: number, active: number) => n > 0 && n > (active * pct) / 100;
   const reasons: string[] = [];
-  if (input.seenStudents.size === 0 && activeStudents > 0)
+  if (input.seenStudents === 0 && activeStudents > 0)
     reasons.push(`the snapshot has no students but ${activeStudents} are active`);
   const created = input.unmatchedStudents ?? 0;
   const rekey = over(created, students) && over(studentSourcedIds.length, students);

@@ -295,6 +295,55 @@ describe('SqliteRosterStore specifics', () => {
     );
     expect(scans).toEqual([]);
   });
+
+  it('finalize scans active ids through covering indexes: no row read, no sort (issue 20 §6)', async () => {
+    const store = new SqliteRosterStore(file);
+    await store.init();
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    const plan = (sql: string, params: unknown[]): string[] =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map(
+        r => r.detail,
+      );
+    const page = [{ districtId: 'd', after: '', limit: 5000 }];
+    expect({
+      students: plan(SQL.activeStudentIdPage, page),
+      parents: plan(SQL.activeSisParentIdPage, page),
+      wholeStudents: plan(SQL.activeStudentIds, ['d']),
+      wholeParents: plan(SQL.activeSisParentIds, ['d']),
+      countStudents: plan(SQL.countActiveStudents, ['d']),
+      countParents: plan(SQL.countActiveParents, ['d']),
+    }).toEqual({
+      students: [
+        'SEARCH students USING COVERING INDEX students_active_ids (district_id=? AND status=? AND sourced_id>?)',
+      ],
+      parents: [
+        'SEARCH parent_accounts USING COVERING INDEX parent_accounts_active_ids (district_id=? AND status=? AND origin=? AND id>?)',
+      ],
+      wholeStudents: [
+        'SEARCH students USING COVERING INDEX students_active_ids (district_id=? AND status=?)',
+      ],
+      wholeParents: [
+        'SEARCH parent_accounts USING COVERING INDEX parent_accounts_active_ids (district_id=? AND status=? AND origin=?)',
+      ],
+      countStudents: [
+        'SEARCH students USING COVERING INDEX students_active_ids (district_id=? AND status=?)',
+      ],
+      countParents: [
+        'SEARCH parent_accounts USING COVERING INDEX parent_accounts_active_ids (district_id=? AND status=?)',
+      ],
+    });
+    // migration 9 replaced the status indexes it extends
+    const indexes = (
+      db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index'`).all() as { name: string }[]
+    ).map(r => r.name);
+    expect(indexes).toEqual(
+      expect.arrayContaining(['students_active_ids', 'parent_accounts_active_ids']),
+    );
+    expect(indexes).not.toContain('students_district_status');
+    expect(indexes).not.toContain('parent_accounts_status_origin');
+    db.close();
+  });
 });
 
 describe('openStore', () => {

@@ -2,15 +2,14 @@
  * Delta bookkeeping, pure parts: what a finished run makes of the saved state, and how a
  * delta (or a feed that does not list every guardian) narrows the finalize decision.
  */
-import { scopeFinalizeInput, snapshotMeta } from '../../src/jobs/connector-state.js';
+import { absenceScope, scopeFinalizeInput, snapshotMeta } from '../../src/jobs/connector-state.js';
 import { nextConnectorState } from '../../src/models/connector-state/types.js';
-import { decideFinalize, type FinalizeInput } from '../../src/reconcile/finalize.js';
+import { decideFinalize, scanIds, type FinalizeInput } from '../../src/reconcile/finalize.js';
 
 const input: FinalizeInput = {
-  activeStudentIds: ['s1', 's2', 's3'],
-  activeSisParentIds: ['p1', 'p2'],
-  seenStudents: new Set(['s1']),
-  seenParents: new Set(['p1']),
+  activeStudents: scanIds(['s1', 's2', 's3'], new Set(['s1'])),
+  activeSisParents: scanIds(['p1', 'p2'], new Set(['p1'])),
+  seenStudents: 1,
   linkRemovals: [{ parentId: 'p1', studentSourcedId: 's1' }],
   thresholdPercent: 100,
 };
@@ -60,7 +59,12 @@ describe('connector state', () => {
   });
 
   it('a delta deactivates nothing and is never held as suspicious', () => {
-    const empty = { ...input, seenStudents: new Set<string>(), seenParents: new Set<string>() };
+    const empty: FinalizeInput = {
+      ...input,
+      activeStudents: scanIds(['s1', 's2', 's3'], new Set()),
+      activeSisParents: scanIds(['p1', 'p2'], new Set()),
+      seenStudents: 0,
+    };
     const r = decideFinalize(scopeFinalizeInput(empty, { snapshot: 'delta' }, {}));
     expect(r.hold).toBe(false);
     expect(r.deactivations).toEqual({ studentSourcedIds: [], parentIds: [], links: [] });
@@ -72,5 +76,14 @@ describe('connector state', () => {
     ).deactivations;
     expect(d.studentSourcedIds).toEqual(['s2', 's3']);
     expect(d.parentIds).toEqual([]);
+  });
+
+  it('finalize collects absent ids only where absence counts (the other scans only count)', () => {
+    expect(absenceScope({ snapshot: 'full' }, {})).toEqual({ students: true, parents: true });
+    expect(absenceScope({}, { guardianLinksComplete: false })).toEqual({
+      students: true,
+      parents: false,
+    });
+    expect(absenceScope({ snapshot: 'delta' }, {})).toEqual({ students: false, parents: false });
   });
 });

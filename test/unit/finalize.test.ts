@@ -1,7 +1,47 @@
 import type { StoredStudent } from '../../src/models/types.js';
-import { decideFinalize, proposeRemap } from '../../src/reconcile/finalize.js';
+import {
+  decideFinalize,
+  proposeRemap,
+  scanActive,
+  scanIds,
+  type FinalizeInput,
+} from '../../src/reconcile/finalize.js';
 
 const ids = (n: number, p = 's') => Array.from({ length: n }, (_, i) => `${p}${i}`);
+
+/** The finalize input from whole active-id lists and seen sets (what finalize scans). */
+function fromLists(
+  x: Omit<FinalizeInput, 'activeStudents' | 'activeSisParents' | 'seenStudents'> & {
+    activeStudentIds: string[];
+    activeSisParentIds: string[];
+    seenStudents: ReadonlySet<string>;
+    seenParents: ReadonlySet<string>;
+  },
+): FinalizeInput {
+  const { activeStudentIds, activeSisParentIds, seenStudents, seenParents, ...rest } = x;
+  return {
+    ...rest,
+    activeStudents: scanIds(activeStudentIds, seenStudents),
+    activeSisParents: scanIds(activeSisParentIds, seenParents),
+    seenStudents: seenStudents.size,
+  };
+}
+
+describe('scanActive', () => {
+  it('counts every streamed id and keeps the unseen ones, in order; undefined seen only counts', async () => {
+    async function* pages() {
+      for (const page of [['a', 'b', 'c'], [], ['d', 'e']]) yield await Promise.resolve(page);
+    }
+    expect(await scanActive(pages(), new Set(['b', 'd']))).toEqual({
+      count: 5,
+      absent: ['a', 'c', 'e'],
+    });
+    expect(await scanActive(pages())).toEqual({ count: 5, absent: [] });
+    expect(scanIds(['a', 'b'], new Set(['a']))).toEqual(
+      await scanActive([['a', 'b']], new Set(['a'])),
+    );
+  });
+});
 
 describe('decideFinalize', () => {
   it('deactivates orphaned parents even when absence is not counted, against all active parents', () => {
@@ -13,40 +53,48 @@ describe('decideFinalize', () => {
       linkRemovals: [],
       thresholdPercent: 10,
     };
-    const few = decideFinalize({
-      ...base,
-      orphanedParentIds: ['p1', 'p2'],
-      activeSisParentTotal: 50,
-    });
+    const few = decideFinalize(
+      fromLists({
+        ...base,
+        orphanedParentIds: ['p1', 'p2'],
+        activeSisParentTotal: 50,
+      }),
+    );
     expect(few.hold).toBe(false);
     expect(few.deactivations.parentIds).toEqual(['p1', 'p2']);
-    const many = decideFinalize({
-      ...base,
-      orphanedParentIds: ids(6, 'p'),
-      activeSisParentTotal: 50,
-    });
+    const many = decideFinalize(
+      fromLists({
+        ...base,
+        orphanedParentIds: ids(6, 'p'),
+        activeSisParentTotal: 50,
+      }),
+    );
     expect(many.hold).toBe(true);
     expect(many.holdReason).toContain('6 of 50 active parent accounts');
     // an orphan also unseen is listed once
-    const both = decideFinalize({
-      ...base,
-      activeSisParentIds: ['p1', 'p2'],
-      seenParents: new Set(['p2']),
-      orphanedParentIds: ['p1'],
-      thresholdPercent: 100,
-    });
+    const both = decideFinalize(
+      fromLists({
+        ...base,
+        activeSisParentIds: ['p1', 'p2'],
+        seenParents: new Set(['p2']),
+        orphanedParentIds: ['p1'],
+        thresholdPercent: 100,
+      }),
+    );
     expect(both.deactivations.parentIds).toEqual(['p1']);
   });
 
   it('deactivates unseen students and parents below the threshold', () => {
-    const d = decideFinalize({
-      activeStudentIds: ids(100),
-      activeSisParentIds: ids(50, 'p'),
-      seenStudents: new Set(ids(100).slice(5)),
-      seenParents: new Set(ids(50, 'p').slice(1)),
-      linkRemovals: [{ parentId: 'p3', studentSourcedId: 's3' }],
-      thresholdPercent: 10,
-    });
+    const d = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(100),
+        activeSisParentIds: ids(50, 'p'),
+        seenStudents: new Set(ids(100).slice(5)),
+        seenParents: new Set(ids(50, 'p').slice(1)),
+        linkRemovals: [{ parentId: 'p3', studentSourcedId: 's3' }],
+        thresholdPercent: 10,
+      }),
+    );
     expect(d.hold).toBe(false);
     expect(d.deactivations.studentSourcedIds).toEqual(['s0', 's1', 's2', 's3', 's4']);
     expect(d.deactivations.parentIds).toEqual(['p0']);
@@ -54,96 +102,110 @@ describe('decideFinalize', () => {
   });
 
   it('holds when more than the threshold of students would go', () => {
-    const d = decideFinalize({
-      activeStudentIds: ids(100),
-      activeSisParentIds: [],
-      seenStudents: new Set(ids(100).slice(11)),
-      seenParents: new Set(),
-      linkRemovals: [],
-      thresholdPercent: 10,
-    });
+    const d = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(100),
+        activeSisParentIds: [],
+        seenStudents: new Set(ids(100).slice(11)),
+        seenParents: new Set(),
+        linkRemovals: [],
+        thresholdPercent: 10,
+      }),
+    );
     expect(d.hold).toBe(true);
     expect(d.holdReason).toContain('11 of 100 active students');
   });
 
   it('holds an empty snapshot against a populated store, even with a 100 % threshold', () => {
-    const d = decideFinalize({
-      activeStudentIds: ids(3),
-      activeSisParentIds: [],
-      seenStudents: new Set(),
-      seenParents: new Set(),
-      linkRemovals: [],
-      thresholdPercent: 100,
-    });
+    const d = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(3),
+        activeSisParentIds: [],
+        seenStudents: new Set(),
+        seenParents: new Set(),
+        linkRemovals: [],
+        thresholdPercent: 100,
+      }),
+    );
     expect(d.hold).toBe(true);
     expect(d.holdReason).toContain('no students');
   });
 
   it('does not hold exactly at the threshold', () => {
-    const d = decideFinalize({
-      activeStudentIds: ids(100),
-      activeSisParentIds: [],
-      seenStudents: new Set(ids(100).slice(10)),
-      seenParents: new Set(),
-      linkRemovals: [],
-      thresholdPercent: 10,
-    });
+    const d = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(100),
+        activeSisParentIds: [],
+        seenStudents: new Set(ids(100).slice(10)),
+        seenParents: new Set(),
+        linkRemovals: [],
+        thresholdPercent: 10,
+      }),
+    );
     expect(d.hold).toBe(false);
     expect(d.deactivations.studentSourcedIds).toHaveLength(10);
   });
 
   it('measures SIS links removed against the active links before the run (issue 18)', () => {
     const links = ids(4, 'p').map((p, i) => ({ parentId: p, studentSourcedId: `s${i}` }));
-    const d = decideFinalize({
-      activeStudentIds: ids(3),
-      activeSisParentIds: ids(3, 'p'),
-      seenStudents: new Set(ids(3)),
-      seenParents: new Set(ids(3, 'p')),
-      linkRemovals: links,
-      thresholdPercent: 10,
-      baseline: { students: 3, parents: 3, links: 4 },
-    });
+    const d = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(3),
+        activeSisParentIds: ids(3, 'p'),
+        seenStudents: new Set(ids(3)),
+        seenParents: new Set(ids(3, 'p')),
+        linkRemovals: links,
+        thresholdPercent: 10,
+        baseline: { students: 3, parents: 3, links: 4 },
+      }),
+    );
     expect(d.hold).toBe(true);
     expect(d.holdReason).toBe('4 of 4 active SIS links would be removed (threshold 10 %)');
-    const few = decideFinalize({
-      activeStudentIds: ids(3),
-      activeSisParentIds: [],
-      seenStudents: new Set(ids(3)),
-      seenParents: new Set(),
-      linkRemovals: links.slice(0, 1),
-      thresholdPercent: 10,
-      baseline: { students: 3, parents: 0, links: 40 },
-    });
+    const few = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(3),
+        activeSisParentIds: [],
+        seenStudents: new Set(ids(3)),
+        seenParents: new Set(),
+        linkRemovals: links.slice(0, 1),
+        thresholdPercent: 10,
+        baseline: { students: 3, parents: 0, links: 40 },
+      }),
+    );
     expect(few.hold).toBe(false);
   });
 
   it('measures students against the state before the run, and recognises a probable re-key', () => {
     // 4 old students gone, 4 new ones created: "4 of 8" would pass 50 %; it is 4 of 4
-    const d = decideFinalize({
-      activeStudentIds: ids(4),
-      activeSisParentIds: [],
-      seenStudents: new Set(['n0', 'n1', 'n2', 'n3']),
-      seenParents: new Set(),
-      linkRemovals: [],
-      thresholdPercent: 50,
-      baseline: { students: 4, parents: 0, links: 0 },
-      unmatchedStudents: 4,
-    });
+    const d = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(4),
+        activeSisParentIds: [],
+        seenStudents: new Set(['n0', 'n1', 'n2', 'n3']),
+        seenParents: new Set(),
+        linkRemovals: [],
+        thresholdPercent: 50,
+        baseline: { students: 4, parents: 0, links: 0 },
+        unmatchedStudents: 4,
+      }),
+    );
     expect(d.hold).toBe(true);
     expect(d.rekey).toBe(true);
     expect(d.holdReason).toContain('probable re-key: 4 new students');
     expect(d.holdReason).toContain('4 of 4 active students');
     // many new students but nothing leaving: growth, not a re-key
-    const growth = decideFinalize({
-      activeStudentIds: ids(4),
-      activeSisParentIds: [],
-      seenStudents: new Set(ids(4)),
-      seenParents: new Set(),
-      linkRemovals: [],
-      thresholdPercent: 10,
-      baseline: { students: 4, parents: 0, links: 0 },
-      unmatchedStudents: 40,
-    });
+    const growth = decideFinalize(
+      fromLists({
+        activeStudentIds: ids(4),
+        activeSisParentIds: [],
+        seenStudents: new Set(ids(4)),
+        seenParents: new Set(),
+        linkRemovals: [],
+        thresholdPercent: 10,
+        baseline: { students: 4, parents: 0, links: 0 },
+        unmatchedStudents: 40,
+      }),
+    );
     expect(growth).toMatchObject({ hold: false, rekey: false });
   });
 });

@@ -126,6 +126,14 @@ export const schoolSchema = new Schema<SchoolDoc>(
 // upsertSchools (upsert key; one school per SIS id and district)
 schoolSchema.index({ districtId: 1, sourcedId: 1 }, { unique: true, name: 'district_sourcedId' });
 
+/**
+ * Key of the index that covers finalize's scan of active student ids (`activeIdPages`):
+ * filter `{districtId, status}`, sort and projection `sourcedId`.
+ */
+export const ACTIVE_STUDENT_IDS_INDEX = { districtId: 1, status: 1, sourcedId: 1 } as const;
+/** Key of the index covering the scan of active `sis` account ids (filter, sort `id`). */
+export const ACTIVE_SIS_PARENT_IDS_INDEX = { districtId: 1, status: 1, origin: 1, id: 1 } as const;
+
 export const studentSchema = new Schema<StudentDoc>(
   {
     districtId: requiredString,
@@ -143,8 +151,11 @@ export const studentSchema = new Schema<StudentDoc>(
 // reconcileChunk: load the chunk's students by sourcedId; upsert key of plan writes;
 // applyDeactivations by sourcedId; getStudents (sorted by sourcedId)
 studentSchema.index({ districtId: 1, sourcedId: 1 }, { unique: true, name: 'district_sourcedId' });
-// listActiveStudentIds, countActive
+// countActive (a prefix of district_status_sourcedId: droppable by an explicit migration)
 studentSchema.index({ districtId: 1, status: 1 }, { name: 'district_status' });
+// activeIdPages / listActiveStudentIds (finalize): covered, sorted scan of the active ids
+// (docs/decisions/0012); `sourcedId` is a string, never an array, so the index is not multikey
+studentSchema.index(ACTIVE_STUDENT_IDS_INDEX, { name: 'district_status_sourcedId' });
 // reconcileChunk: match a re-keyed student by Unique ID (not unique: duplicates are reported)
 studentSchema.index({ districtId: 1, uniqueId: 1 }, { name: 'district_uniqueId' });
 
@@ -200,8 +211,11 @@ parentSchema.index(
 );
 // reconcileChunk: match guardians by normalized email (not unique: ambiguity is reported)
 parentSchema.index({ districtId: 1, emailNormalized: 1 }, { name: 'district_email' });
-// listActiveSisParentIds, countActive
+// countActive (a prefix of district_status_origin_id: droppable by an explicit migration)
 parentSchema.index({ districtId: 1, status: 1, origin: 1 }, { name: 'district_status_origin' });
+// activeIdPages / listActiveSisParentIds (finalize): covered, sorted scan of the active `sis`
+// account ids (docs/decisions/0012)
+parentSchema.index(ACTIVE_SIS_PARENT_IDS_INDEX, { name: 'district_status_origin_id' });
 
 export const linkSchema = new Schema<LinkDoc>(
   {

@@ -61,7 +61,9 @@ import {
   parentUpdateEntries,
 } from '../shared.js';
 import {
+  ACTIVE_ID_PAGE,
   ActiveRunExistsError,
+  type ActiveIdKind,
   type ChunkKeys,
   type ChunkPlan,
   type ChunkPlanner,
@@ -84,6 +86,8 @@ import {
   type SyncRunPatch,
 } from '../types.js';
 import {
+  ACTIVE_SIS_PARENT_IDS_INDEX,
+  ACTIVE_STUDENT_IDS_INDEX,
   NAMESPACE_EXISTS,
   registerModels,
   type DeferredStudentDoc,
@@ -680,6 +684,52 @@ export class MongoRosterStore implements RosterStore {
       .sort({ id: 1 })
       .lean<Pick<ParentDoc, 'id'>[]>();
     return docs.map(d => d.id);
+  }
+
+  /**
+   * Active student sourcedIds or active `sis` account ids of the district, in id order, in
+   * pages of at most `pageSize`: one cursor (driver batches of `pageSize`) whose filter, sort
+   * and projection (`_id` excluded) are all in the hinted index `district_status_sourcedId` /
+   * `district_status_origin_id` (declared in `schemas.ts`), so the plan is a covered IXSCAN
+   * (no FETCH, no in-memory SORT) and memory is one batch. The cursor is closed when the
+   * caller stops early.
+   */
+  async *activeIdPages(
+    districtId: string,
+    kind: ActiveIdKind,
+    pageSize: number = ACTIVE_ID_PAGE,
+  ): AsyncGenerator<string[]> {
+    const limit = Math.max(1, Math.floor(pageSize));
+    const ids = (
+      kind === 'student'
+        ? this.m.students
+            .find({ districtId, status: 'active' }, { sourcedId: 1, _id: 0 })
+            .sort({ sourcedId: 1 })
+            .hint(ACTIVE_STUDENT_IDS_INDEX)
+            .lean<{ sourcedId: string }>()
+            .cursor({ batchSize: limit })
+            .map(d => d.sourcedId)
+        : this.m.parents
+            .find({ districtId, status: 'active', origin: 'sis' }, { id: 1, _id: 0 })
+            .sort({ id: 1 })
+            .hint(ACTIVE_SIS_PARENT_IDS_INDEX)
+            .lean<{ id: string }>()
+            .cursor({ batchSize: limit })
+            .map(d => d.id)
+    ) as AsyncIterable<string> & { close(): Promise<void> };
+    let page: string[] = [];
+    try {
+      for await (const id of ids) {
+        page.push(id);
+        if (page.length >= limit) {
+          yield page;
+          page = [];
+        }
+      }
+      if (page.length > 0) yield page;
+    } finally {
+      await ids.close();
+    }
   }
 
   /** Number of active students and active parent accounts. */

@@ -37,7 +37,9 @@ import {
   type ParentUpdateField,
 } from '../shared.js';
 import {
+  ACTIVE_ID_PAGE,
   ActiveRunExistsError,
+  type ActiveIdKind,
   type ChunkKeys,
   type ChunkPlan,
   type ChunkPlanner,
@@ -100,7 +102,7 @@ export const MIGRATIONS: readonly string[] = [
     status             TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
     PRIMARY KEY (district_id, sourced_id)          -- chunk loads, upserts
   );
-  -- listActiveStudentIds, countActive
+  -- countActive (replaced by students_active_ids in migration 9)
   CREATE INDEX students_district_status ON students (district_id, status);
 
   CREATE TABLE parent_accounts (
@@ -125,7 +127,7 @@ export const MIGRATIONS: readonly string[] = [
   -- identity match by normalized email (not unique: ambiguity is reported, not prevented)
   CREATE INDEX parent_accounts_email ON parent_accounts (district_id, email_normalized)
     WHERE email_normalized IS NOT NULL;
-  -- listActiveSisParentIds, countActive
+  -- countActive (replaced by parent_accounts_active_ids in migration 9)
   CREATE INDEX parent_accounts_status_origin ON parent_accounts (district_id, status, origin);
 
   CREATE TABLE parent_sources (
@@ -322,6 +324,16 @@ export const MIGRATIONS: readonly string[] = [
         FROM guardian_links WHERE district_id = OLD.district_id AND parent_id = OLD.parent_id);
   END;
   `,
+  // 9: finalize streams the district's active ids through covering indexes (no table row
+  // is read; docs/decisions/0012). Each replaces the index it extends (its prefix serves the
+  // active counts as before), so a write still updates one status index.
+  `
+  DROP INDEX IF EXISTS students_district_status;
+  CREATE INDEX IF NOT EXISTS students_active_ids ON students (district_id, status, sourced_id);
+  DROP INDEX IF EXISTS parent_accounts_status_origin;
+  CREATE INDEX IF NOT EXISTS parent_accounts_active_ids
+    ON parent_accounts (district_id, status, origin, id);
+  `,
 ];
 
 /** Migrations (0-based `MIGRATIONS` indexes) that write `sqlite_schema` (better-sqlite3 unsafe mode). */
@@ -496,6 +508,11 @@ export const SQL = {
     ORDER BY sourced_id`,
   activeSisParentIds: `SELECT id FROM parent_accounts
     WHERE district_id = ? AND status = 'active' AND origin = 'sis' ORDER BY id`,
+  // activeIdPages: keyset pages over the covering indexes of migration 9 (no row lookups)
+  activeStudentIdPage: `SELECT sourced_id FROM students WHERE district_id = @districtId
+    AND status = 'active' AND sourced_id > @after ORDER BY sourced_id LIMIT @limit`,
+  activeSisParentIdPage: `SELECT id FROM parent_accounts WHERE district_id = @districtId
+    AND status = 'active' AND origin = 'sis' AND id > @after ORDER BY id LIMIT @limit`,
   countActiveStudents: `SELECT count(*) AS n FROM students WHERE district_id = ?
     AND status = 'active'`,
   countActiveParents: `SELECT count(*) AS n FROM parent_accounts WHERE district_id = ?
@@ -946,6 +963,34 @@ export class SqliteRosterStore implements RosterStore {
         .all(districtId)
         .map(v => String(v)),
     );
+  }
+
+  /**
+   * Active student sourcedIds or active `sis` account ids of the district, in id order, in
+   * pages of at most `pageSize`. Each page is one statement over a covering index, resuming
+   * after the previous page's last id (keyset), so the connection is never held between
+   * pages: other store calls (other districts' chunks) interleave freely, and memory is one
+   * page. `iterate()` fills the page without an intermediate row array.
+   */
+  async *activeIdPages(
+    districtId: string,
+    kind: ActiveIdKind,
+    pageSize: number = ACTIVE_ID_PAGE,
+  ): AsyncGenerator<string[]> {
+    const limit = Math.max(1, Math.floor(pageSize));
+    const stmt = this.stmt(kind === 'student' ? 'activeStudentIdPage' : 'activeSisParentIdPage');
+    // '' sorts before every id (ids are non-empty strings)
+    for (let after = ''; ;) {
+      const page = await this.run(() => {
+        const ids: string[] = [];
+        for (const id of stmt.pluck().iterate({ districtId, after, limit })) ids.push(String(id));
+        return ids;
+      });
+      if (page.length === 0) return;
+      after = page[page.length - 1] ?? after;
+      yield page;
+      if (page.length < limit) return;
+    }
   }
 
   /** Active `sis` links of the given students or parents, each once. */
