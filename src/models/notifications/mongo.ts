@@ -1,6 +1,6 @@
 /**
  * `ActivationRepository` on the roster store's private mongoose connection. Its own
- * collection `activation_emails`, created with its indexes by `init()` (`syncIndexes`).
+ * collection `activation_emails`, created with its missing indexes by `init()` (`ensureIndexes`, never drops).
  *
  * Atomicity without transactions: every state change is one `findOneAndUpdate` whose filter
  * carries the expected state (generation + status, or the token being unused and unexpired);
@@ -10,6 +10,7 @@
  */
 import { Schema, type Connection, type Model } from 'mongoose';
 import type { RecordStatus } from '../../mapping/canonical.js';
+import { ensureIndexes } from '../mongo/indexes.js';
 import { COLLECTIONS } from '../mongo/schemas.js';
 import {
   ACTIVATION_STATUSES,
@@ -77,7 +78,6 @@ activationSchema.index(
   { name: 'district_heldRun', partialFilterExpression: { heldRunId: { $exists: true } } },
 );
 
-const NAMESPACE_EXISTS = 48;
 const codeOf = (err: unknown): unknown =>
   typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 function isDuplicateKey(err: unknown): boolean {
@@ -140,13 +140,9 @@ export class MongoActivationRepository implements ActivationRepository {
       conn.model<ActivationRecord>('ActivationEmail', activationSchema);
   }
 
+  /** Create the collection and its missing indexes (`ensureIndexes`: never drops). */
   async init(): Promise<void> {
-    try {
-      await this.model.createCollection();
-    } catch (err) {
-      if (codeOf(err) !== NAMESPACE_EXISTS) throw err;
-    }
-    await this.model.syncIndexes();
+    await ensureIndexes(this.model as Model<unknown>);
   }
 
   private collection(name: string) {
