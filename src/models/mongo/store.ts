@@ -112,6 +112,12 @@ const DEACTIVATION_BATCH = 1000;
 export interface MongoStoreOptions {
   /** How long to wait for a reachable server (ms, default 10000). */
   serverSelectionTimeoutMS?: number;
+  /**
+   * Emit the driver's command monitoring events (`commandStarted`…) on the connection's
+   * client (default false). For diagnostics and tests: explain what a call really sent, and
+   * count its round trips.
+   */
+  monitorCommands?: boolean;
 }
 
 // --- errors ------------------------------------------------------------------------------
@@ -512,6 +518,7 @@ export class MongoRosterStore implements RosterStore {
         autoIndex: false,
         autoCreate: false,
         serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMS ?? 10_000,
+        monitorCommands: this.options.monitorCommands ?? false,
       })
       .then(() => undefined);
     try {
