@@ -344,13 +344,33 @@ export interface StoreTestHooks {
   afterFirstPlanWrite?: (() => void) | undefined;
 }
 
+/** One index of the store: its table/collection and name. */
+export interface StoreIndex {
+  collection: string;
+  name: string;
+}
+
+/** Order of `RosterStore.listIndexes()`: by collection, then name. */
+export function byCollectionAndName(a: StoreIndex, b: StoreIndex): number {
+  if (a.collection !== b.collection) return a.collection < b.collection ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 export interface RosterStore {
   /** Fault injection for tests only (see `StoreTestHooks`); empty in production. */
   readonly testHooks?: StoreTestHooks;
   /** The underlying connection (see `StoreHandle`). */
   handle(): StoreHandle;
-  /** Create tables/indexes. Idempotent. */
+  /**
+   * Create tables/collections and missing indexes, apply pending SQLite migrations.
+   * Idempotent. Never drops an index (docs/decisions/0010).
+   */
   init(): Promise<void>;
+  /**
+   * Every index the database holds (SQLite: `sqlite_master` indexes, automatic ones
+   * included; MongoDB: `listIndexes` of every collection), by collection then name.
+   */
+  listIndexes(): Promise<StoreIndex[]>;
   close(): Promise<void>;
   /** Cheap liveness probe; throws when the store is unreachable. */
   ping(): Promise<void>;

@@ -29,6 +29,7 @@ import {
   withChangeTransaction,
   type ChangeLogModels,
 } from '../changes/mongo.js';
+import { ensureIndexes } from '../mongo/indexes.js';
 import { COLLECTIONS } from '../mongo/schemas.js';
 import { codeIssueChange, codeRevokeChange } from './changes.js';
 import {
@@ -55,7 +56,6 @@ export const ACCESS_CODE_COLLECTIONS = {
   accounts: 'access_code_accounts',
 } as const;
 
-const NAMESPACE_EXISTS = 48;
 const IN_BATCH = 1000;
 
 const base = {
@@ -278,16 +278,9 @@ export class MongoAccessCodeRepository implements AccessCodeRepository {
     };
   }
 
-  /** Create the collections and build their indexes (`syncIndexes`). Idempotent. */
+  /** Create the collections and their missing indexes (`ensureIndexes`: never drops). Idempotent. */
   async init(): Promise<void> {
-    for (const m of Object.values(this.m) as Model<unknown>[]) {
-      try {
-        await m.createCollection();
-      } catch (err) {
-        if (codeOf(err) !== NAMESPACE_EXISTS) throw err;
-      }
-      await m.syncIndexes();
-    }
+    for (const m of Object.values(this.m) as Model<unknown>[]) await ensureIndexes(m);
   }
 
   /** A roster collection through the native driver (read-only here). */

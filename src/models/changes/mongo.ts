@@ -27,7 +27,8 @@ import {
   type Model,
   type QueryFilter,
 } from 'mongoose';
-import { COLLECTIONS, NAMESPACE_EXISTS, requiredString, SCHEMA_BASE } from '../mongo/schemas.js';
+import { ensureIndexes } from '../mongo/indexes.js';
+import { COLLECTIONS, requiredString, SCHEMA_BASE } from '../mongo/schemas.js';
 import {
   CHANGE_ACTIONS,
   CHANGE_ENTITIES,
@@ -206,18 +207,12 @@ const isDuplicateKey = (err: unknown): boolean => {
 };
 
 /**
- * Create the change-log collections and build their indexes (`syncIndexes`). Idempotent;
- * called by the roster store's `init()` (its transactions write here) and the repository's.
+ * Create the change-log collections and their missing indexes (`ensureIndexes`: never drops
+ * one). Idempotent; called by the roster store's `init()` (its transactions write here) and
+ * the repository's.
  */
 export async function initChangeLog(models: ChangeLogModels): Promise<void> {
-  for (const m of Object.values(models) as Model<unknown>[]) {
-    try {
-      await m.createCollection();
-    } catch (err) {
-      if (codeOf(err) !== NAMESPACE_EXISTS) throw err;
-    }
-    await m.syncIndexes();
-  }
+  for (const m of Object.values(models) as Model<unknown>[]) await ensureIndexes(m);
 }
 
 // --- writing ----------------------------------------------------------------------------

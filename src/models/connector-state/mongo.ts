@@ -9,6 +9,7 @@
  * resolve to one document.
  */
 import { Schema, type Connection, type Model } from 'mongoose';
+import { ensureIndexes } from '../mongo/indexes.js';
 import {
   nextConnectorState,
   type ConnectorRunOutcome,
@@ -47,7 +48,6 @@ connectorStateSchema.index(
   { unique: true, name: 'district_connector' },
 );
 
-const NAMESPACE_EXISTS = 48;
 const MAX_RACES = 5;
 const codeOf = (err: unknown): unknown =>
   typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
@@ -71,13 +71,9 @@ export class MongoConnectorStateRepository implements ConnectorStateRepository {
       conn.model<ConnectorStateRecord>('ConnectorState', connectorStateSchema);
   }
 
+  /** Create the collection and its missing indexes (`ensureIndexes`: never drops). */
   async init(): Promise<void> {
-    try {
-      await this.model.createCollection();
-    } catch (err) {
-      if (codeOf(err) !== NAMESPACE_EXISTS) throw err;
-    }
-    await this.model.syncIndexes();
+    await ensureIndexes(this.model as Model<unknown>);
   }
 
   async get(districtId: string, connector: string): Promise<ConnectorStateRecord | undefined> {

@@ -47,7 +47,14 @@ import {
   type ChangeLogModels,
 } from '../changes/mongo.js';
 import type { NewChange } from '../changes/types.js';
-import type { LinkDoc, ParentDoc, SchoolDoc, StudentDoc } from '../mongo/schemas.js';
+import { ensureIndexes } from '../mongo/indexes.js';
+import {
+  EMAIL_COLLATION,
+  type LinkDoc,
+  type ParentDoc,
+  type SchoolDoc,
+  type StudentDoc,
+} from '../mongo/schemas.js';
 import {
   isDuplicateKeyError,
   linkFromDoc,
@@ -86,8 +93,6 @@ import {
 export const CLAIM_LEASE_MS = 10 * 60 * 1000;
 /** Largest `$in` list per query. */
 const IN_BATCH = 5000;
-/** Above this many student Unique IDs, one scan of the district beats repeated `$in` scans. */
-const STUDENT_SCAN_THRESHOLD = IN_BATCH;
 
 interface PreviewDoc {
   id: string;
@@ -367,16 +372,10 @@ export class MongoImportRepository implements ImportRepository {
     this.schoolsModel = rosterModel<SchoolDoc>(conn, 'School');
   }
 
-  /** Create the collections and build their indexes (idempotent). */
+  /** Create the collections and their missing indexes (`ensureIndexes`: never drops). */
   async init(): Promise<void> {
-    for (const m of [this.previews, this.parts, this.profiles] as Model<unknown>[]) {
-      try {
-        await m.createCollection();
-      } catch (err) {
-        if ((err as { code?: unknown }).code !== 48) throw err; // NamespaceExists
-      }
-      await m.syncIndexes();
-    }
+    for (const m of [this.previews, this.parts, this.profiles] as Model<unknown>[])
+      await ensureIndexes(m);
   }
 
   /** (`session`: inside an apply's transaction; so are the other reads' `session`.) */
@@ -442,31 +441,32 @@ export class MongoImportRepository implements ImportRepository {
   }
 
   /**
-   * Students whose Unique ID or normalized email is one of the keys'. The roster schema has
-   * no index on either (and emails are stored as written), so this is one projected pass over
-   * the district's students, filtered here — as `loadAssociationState` does for large files.
+   * Students whose Unique ID or normalized email is one of the keys', sorted by sourcedId.
+   * Both are index reads in `IN_BATCH` batches: Unique IDs over `district_uniqueId`, emails
+   * over `district_email_ci` (collation `EMAIL_COLLATION`, case-insensitive; student emails are
+   * stored trimmed, `mapping/canonical.ts`), each hit then checked with `normalizeEmail`, the
+   * comparison the SQLite adapter makes.
    */
   private async studentsByKeys(
     districtId: string,
     keys: ParentImportKeys,
     session: ClientSession | null,
   ): Promise<ImportStudentRef[]> {
-    if (keys.uniqueIds.length === 0 && keys.emailsNormalized.length === 0) return [];
-    const uids = new Set(keys.uniqueIds);
     const emails = new Set(keys.emailsNormalized);
-    type Row = Omit<ImportStudentRef, 'email'> & { email?: string | null };
-    const out: ImportStudentRef[] = [];
-    for await (const row of this.students
-      .find(
-        { districtId },
-        { sourcedId: 1, uniqueId: 1, givenName: 1, familyName: 1, email: 1, status: 1, _id: 0 },
-      )
-      .session(session)
-      .lean<Row[]>()
-      .cursor()) {
-      const e = normalizeEmail(row.email ?? undefined);
-      if (!uids.has(row.uniqueId) && !(e && emails.has(e))) continue;
-      out.push({
+    type Row = Omit<ImportStudentRef, 'email'> & { email?: string | null; districtId: string };
+    const projection = {
+      districtId: 1,
+      sourcedId: 1,
+      uniqueId: 1,
+      givenName: 1,
+      familyName: 1,
+      email: 1,
+      status: 1,
+      _id: 0,
+    };
+    const found = new Map<string, ImportStudentRef>();
+    const add = (row: Row) => {
+      found.set(row.sourcedId, {
         sourcedId: row.sourcedId,
         uniqueId: row.uniqueId,
         givenName: row.givenName,
@@ -474,8 +474,24 @@ export class MongoImportRepository implements ImportRepository {
         ...(row.email ? { email: row.email } : {}),
         status: row.status,
       });
-    }
-    return out.sort((a, b) => (a.sourcedId < b.sourcedId ? -1 : 1));
+    };
+    for (const b of batches(keys.uniqueIds))
+      for (const row of await this.students
+        .find({ districtId, uniqueId: { $in: b } }, projection)
+        .session(session)
+        .lean<Row[]>())
+        add(row);
+    for (const b of batches(keys.emailsNormalized))
+      for (const row of await this.students
+        .find({ districtId, email: { $in: b } }, projection)
+        .collation(EMAIL_COLLATION)
+        .session(session)
+        .lean<Row[]>()) {
+        const e = normalizeEmail(row.email ?? undefined);
+        // the collated districtId comparison is case-insensitive too
+        if (row.districtId === districtId && e && emails.has(e)) add(row);
+      }
+    return [...found.values()].sort((a, b) => (a.sourcedId < b.sourcedId ? -1 : 1));
   }
 
   async loadAssociationState(
@@ -495,20 +511,10 @@ export class MongoImportRepository implements ImportRepository {
     const students: AssociationImportState['students'] = [];
     const projection = { sourcedId: 1, uniqueId: 1, status: 1, _id: 0 };
     type Row = { sourcedId: string; uniqueId: string; status: RecordStatus };
-    if (keys.studentUniqueIds.length > STUDENT_SCAN_THRESHOLD) {
-      // The roster schema has no {districtId, uniqueId} index: one pass over the district.
-      const wanted = new Set(keys.studentUniqueIds);
-      for await (const row of this.students
-        .find({ districtId }, projection)
-        .session(s)
-        .lean<Row[]>()
-        .cursor()) {
-        if (wanted.has(row.uniqueId))
-          students.push({ sourcedId: row.sourcedId, uniqueId: row.uniqueId, status: row.status });
-      }
-    } else if (keys.studentUniqueIds.length > 0) {
+    // Index `district_uniqueId`, in `$in` batches (no scan of the district, however many).
+    for (const b of batches([...new Set(keys.studentUniqueIds)])) {
       const docs = await this.students
-        .find({ districtId, uniqueId: { $in: keys.studentUniqueIds } }, projection)
+        .find({ districtId, uniqueId: { $in: b } }, projection)
         .session(s)
         .lean<Row[]>();
       for (const d of docs)

@@ -4,13 +4,15 @@
  * `GuardianLink`).
  *
  * Name search relies on a collation instead of a key table (MongoDB has no triggers, and a
- * change stream needs a replica set): `init()` adds two indexes to the roster's `students`
- * collection, `{districtId, givenName}` and `{districtId, familyName}`, with the collation
- * `{locale: 'en', strength: 1, alternate: 'shifted'}` — strength 1 compares base letters only
- * (case and accents ignored), `shifted` ignores spaces and punctuation ("obr" matches
- * "O'Brien"). A prefix is the collated range `[q, q + U+FFFF)`; U+FFFF sorts after every
- * character in the CLDR root collation, which documents it for exactly this use
+ * change stream needs a replica set): the roster's `students` schema declares two indexes,
+ * `{districtId, givenName}` and `{districtId, familyName}`, with the collation
+ * `NAME_COLLATION` = `{locale: 'en', strength: 1, alternate: 'shifted'}` — strength 1 compares
+ * base letters only (case and accents ignored), `shifted` ignores spaces and punctuation
+ * ("obr" matches "O'Brien"). A prefix is the collated range `[q, q + U+FFFF)`; U+FFFF sorts
+ * after every character in the CLDR root collation, which documents it for exactly this use
  * (https://www.unicode.org/reports/tr35/tr35-collation.html#tailored_noncharacter_weights).
+ * They, and `{districtId, uniqueId}`, are declared in `../mongo/schemas.ts` (the store's
+ * `init()` creates them; nothing here creates or drops an index: docs/decisions/0010).
  * Both range queries use those indexes (the query's collation equals the index's).
  *
  * Difference from SQLite: only the start of the whole first or last name matches, not each
@@ -18,13 +20,20 @@
  * so results are filtered on the exact district id.
  */
 import type { Connection, Model } from 'mongoose';
-import { rosterModel, type LinkDoc, type ParentDoc, type StudentDoc } from '../mongo/schemas.js';
+import { ensureIndexes } from '../mongo/indexes.js';
+import {
+  NAME_COLLATION,
+  rosterModel,
+  type LinkDoc,
+  type ParentDoc,
+  type StudentDoc,
+} from '../mongo/schemas.js';
 import { linkFromDoc, studentFromDoc } from '../mongo/store.js';
 import type { GuardianLink, StoredStudent } from '../types.js';
 import type { ParentRef, StudentLookup } from './student-lookup.js';
 
-/** The collation of the name indexes and of every name search. */
-export const NAME_COLLATION = { locale: 'en', strength: 1, alternate: 'shifted' } as const;
+/** The collation of the name indexes and of every name search (declared with them). */
+export { NAME_COLLATION };
 
 const STUDENT_FIELDS = {
   _id: 0,
@@ -50,21 +59,12 @@ export class MongoStudentLookup implements StudentLookup {
     this.links = rosterModel<LinkDoc>(conn, 'GuardianLink');
   }
 
+  /**
+   * Create the `students` indexes the lookup reads (declared in the roster schema) if the
+   * store's `init()` has not: creates missing ones only, never drops (`ensureIndexes`).
+   */
   async init(): Promise<void> {
-    // searchActive: collated prefix ranges on first and last name
-    await this.students.collection.createIndex(
-      { districtId: 1, givenName: 1 },
-      { name: 'district_givenName_ci', collation: NAME_COLLATION },
-    );
-    await this.students.collection.createIndex(
-      { districtId: 1, familyName: 1 },
-      { name: 'district_familyName_ci', collation: NAME_COLLATION },
-    );
-    // studentsByUniqueId
-    await this.students.collection.createIndex(
-      { districtId: 1, uniqueId: 1 },
-      { name: 'district_uniqueId' },
-    );
+    await ensureIndexes(this.students as Model<unknown>);
   }
 
   /**

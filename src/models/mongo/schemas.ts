@@ -96,8 +96,9 @@ const RUN_STATUSES = [
 /**
  * Shared options: no `__v`, no `id` virtual (two collections have a real `id` field),
  * unknown paths in documents/updates/filters throw instead of being silently dropped;
- * collections and indexes are created by the store's `init()` (`syncIndexes`), never as a
- * side effect of compiling a model.
+ * collections and missing indexes are created by the store's `init()` (`ensureIndexes` in
+ * ./indexes.ts, which never drops one), never as a side effect of compiling a model. Every
+ * index of every collection is declared in a schema (docs/decisions/0010).
  */
 export const SCHEMA_BASE = {
   versionKey: false,
@@ -156,8 +157,37 @@ studentSchema.index({ districtId: 1, status: 1 }, { name: 'district_status' });
 // activeIdPages / listActiveStudentIds (finalize): covered, sorted scan of the active ids
 // (docs/decisions/0012); `sourcedId` is a string, never an array, so the index is not multikey
 studentSchema.index(ACTIVE_STUDENT_IDS_INDEX, { name: 'district_status_sourcedId' });
-// reconcileChunk: match a re-keyed student by Unique ID (not unique: duplicates are reported)
+// reconcileChunk: match a re-keyed student by Unique ID (not unique: duplicates are reported);
+// student lookup `studentsByUniqueId`, association import preview/confirm and access-code
+// look-ups by Unique ID (`$in` batches)
 studentSchema.index({ districtId: 1, uniqueId: 1 }, { name: 'district_uniqueId' });
+/**
+ * Collation of the student lookup's name indexes and of every name search
+ * (src/models/imports/student-lookup-mongo.ts): strength 1 compares base letters only (case
+ * and accents ignored), `shifted` ignores spaces and punctuation.
+ */
+export const NAME_COLLATION = { locale: 'en', strength: 1, alternate: 'shifted' } as const;
+/**
+ * Collation of the students' email index: strength 2 ignores case only, so `{email: {$in:
+ * normalized}}` finds an email stored with capitals (parent imports refuse a row whose email
+ * is a student's; hits are re-checked with `normalizeEmail`).
+ */
+export const EMAIL_COLLATION = { locale: 'en', strength: 2 } as const;
+// parent import preview/confirm: students by email (case-insensitive, as SQLite's
+// lower(trim(email)) expression index)
+studentSchema.index(
+  { districtId: 1, email: 1 },
+  { name: 'district_email_ci', collation: EMAIL_COLLATION },
+);
+// student lookup searchActive: collated prefix ranges on first and last name
+studentSchema.index(
+  { districtId: 1, givenName: 1 },
+  { name: 'district_givenName_ci', collation: NAME_COLLATION },
+);
+studentSchema.index(
+  { districtId: 1, familyName: 1 },
+  { name: 'district_familyName_ci', collation: NAME_COLLATION },
+);
 
 export const parentSourceSchema = new Schema<ParentSource>(
   {
@@ -272,8 +302,12 @@ runSchema.index(
   { districtId: 1 },
   { unique: true, name: 'one_active_run', partialFilterExpression: { active: true } },
 );
-// listRuns (newest first)
-runSchema.index({ districtId: 1, createdAt: -1 }, { name: 'district_createdAt' });
+// listRuns: `find({districtId}).sort({createdAt: -1, _id: -1})` — the index carries the whole
+// sort (the tie-break on `_id` included), so the newest `limit` runs are read in index order
+// with no in-memory SORT stage. Replaces `district_createdAt` ({districtId, createdAt}), which
+// left the `_id` tie-break to a blocking sort of every run of the district; `store migrate
+// --drop-unknown-indexes` drops that one.
+runSchema.index({ districtId: 1, createdAt: -1, _id: -1 }, { name: 'district_createdAt_id' });
 
 export const rejectSchema = new Schema<RejectDoc>(
   {

@@ -81,6 +81,8 @@ import {
   type StoreTestHooks,
   type RunDeferredStudent,
   type StoreHandle,
+  type StoreIndex,
+  byCollectionAndName,
   type StoredStudent,
   type SyncRun,
   type SyncRunPatch,
@@ -88,7 +90,6 @@ import {
 import {
   ACTIVE_SIS_PARENT_IDS_INDEX,
   ACTIVE_STUDENT_IDS_INDEX,
-  NAMESPACE_EXISTS,
   registerModels,
   type DeferredStudentDoc,
   type HeldPageDoc,
@@ -99,6 +100,7 @@ import {
   type RunDoc,
   type StudentDoc,
 } from './schemas.js';
+import { ensureIndexes } from './indexes.js';
 
 /** How often `reconcileChunk` re-loads and re-plans after a duplicate-key error. */
 export const MAX_REPLANS = 3;
@@ -115,6 +117,12 @@ const DEACTIVATION_BATCH = 1000;
 export interface MongoStoreOptions {
   /** How long to wait for a reachable server (ms, default 10000). */
   serverSelectionTimeoutMS?: number;
+  /**
+   * Emit the driver's command monitoring events (`commandStarted`…) on the connection's
+   * client (default false). For diagnostics and tests: explain what a call really sent, and
+   * count its round trips.
+   */
+  monitorCommands?: boolean;
 }
 
 // --- errors ------------------------------------------------------------------------------
@@ -507,17 +515,17 @@ export class MongoRosterStore implements RosterStore {
   }
 
   /**
-   * Connect (once), check that the server can run transactions, and create the roster's and
-   * the change log's collections and indexes (`syncIndexes`). Idempotent. Throws when the
-   * server is unreachable, and an Error naming the fix when it is a standalone server (see
-   * `assertTransactionsSupported`).
+   * Connect (once) and check that the server can run transactions; creates nothing (`init()`
+   * does; `store migrate --dry-run` only connects). Throws when the server is unreachable,
+   * and an Error naming the fix when it is a standalone server.
    */
-  async init(): Promise<void> {
+  async connect(): Promise<void> {
     this.opening ??= this.conn
       .openUri(this.url, {
         autoIndex: false,
         autoCreate: false,
         serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMS ?? 10_000,
+        monitorCommands: this.options.monitorCommands ?? false,
       })
       .then(() => undefined);
     try {
@@ -529,17 +537,38 @@ export class MongoRosterStore implements RosterStore {
     const db = this.conn.db;
     if (!db) throw new Error('MongoDB store is not connected');
     assertTransactionsSupported(await db.command({ hello: 1 }));
-    for (const model of Object.values(this.m) as mongoose.Model<unknown>[]) {
-      try {
-        await model.createCollection();
-      } catch (err) {
-        if (codeOf(err) !== NAMESPACE_EXISTS) throw err;
-      }
-      // Creates missing indexes, rebuilds changed ones, drops ones the schema no longer has.
-      await model.syncIndexes();
-    }
+  }
+
+  /**
+   * Connect (once), check that the server can run transactions, and create the roster's and
+   * the change log's collections and missing indexes (`ensureIndexes`). Idempotent. Never
+   * drops an index: one no schema declares stays (`store migrate` lists it), and a declared
+   * one held by an index of another definition makes it throw `IndexMigrationNeededError`
+   * (`store migrate` rebuilds it). Throws when the server is unreachable, and an Error naming
+   * the fix when it is a standalone server (see `assertTransactionsSupported`).
+   */
+  async init(): Promise<void> {
+    await this.connect();
+    for (const model of Object.values(this.m) as mongoose.Model<unknown>[])
+      await ensureIndexes(model);
     // Transactions cannot create collections with their indexes: the log's exist up front.
     await initChangeLog(this.cl);
+  }
+
+  /**
+   * Every index of every collection of the store's database (as the server lists them, not
+   * as the schemas declare them), sorted by collection then name.
+   */
+  async listIndexes(): Promise<StoreIndex[]> {
+    const db = this.conn.db;
+    if (!db) throw new Error('MongoDB store is not connected (call init())');
+    const out: StoreIndex[] = [];
+    for (const c of await db.listCollections({}, { nameOnly: true }).toArray()) {
+      if (c.name.startsWith('system.')) continue;
+      for (const i of await db.collection(c.name).indexes())
+        out.push({ collection: c.name, name: String(i.name) });
+    }
+    return out.sort(byCollectionAndName);
   }
 
   /** Close the connection. */

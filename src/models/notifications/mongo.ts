@@ -1,6 +1,6 @@
 /**
  * `ActivationRepository` on the roster store's private mongoose connection. Its own
- * collection `activation_emails`, created with its indexes by `init()` (`syncIndexes`).
+ * collection `activation_emails`, created with its missing indexes by `init()` (`ensureIndexes`, never drops).
  *
  * Atomicity without transactions: every state change is one `findOneAndUpdate` whose filter
  * carries the expected state (generation + status, or the token being unused and unexpired);
@@ -10,6 +10,7 @@
  */
 import { Schema, type Connection, type Model } from 'mongoose';
 import type { RecordStatus } from '../../mapping/canonical.js';
+import { ensureIndexes } from '../mongo/indexes.js';
 import { COLLECTIONS } from '../mongo/schemas.js';
 import {
   ACTIVATION_STATUSES,
@@ -27,6 +28,8 @@ import {
 } from './types.js';
 
 export const ACTIVATION_COLLECTION = 'activation_emails';
+/** Held records released per transaction by `release`. */
+export const RELEASE_BATCH = 1000;
 
 export const activationSchema = new Schema<ActivationRecord>(
   {
@@ -77,7 +80,6 @@ activationSchema.index(
   { name: 'district_heldRun', partialFilterExpression: { heldRunId: { $exists: true } } },
 );
 
-const NAMESPACE_EXISTS = 48;
 const codeOf = (err: unknown): unknown =>
   typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 function isDuplicateKey(err: unknown): boolean {
@@ -140,13 +142,9 @@ export class MongoActivationRepository implements ActivationRepository {
       conn.model<ActivationRecord>('ActivationEmail', activationSchema);
   }
 
+  /** Create the collection and its missing indexes (`ensureIndexes`: never drops). */
   async init(): Promise<void> {
-    try {
-      await this.model.createCollection();
-    } catch (err) {
-      if (codeOf(err) !== NAMESPACE_EXISTS) throw err;
-    }
-    await this.model.syncIndexes();
+    await ensureIndexes(this.model as Model<unknown>);
   }
 
   private collection(name: string) {
@@ -277,26 +275,44 @@ export class MongoActivationRepository implements ActivationRepository {
     return ids.filter((v): v is string => typeof v === 'string').sort();
   }
 
+  /**
+   * `held` records of `runId` → `queued`, `RELEASE_BATCH` records per transaction: read a
+   * batch of held ids (index `district_heldRun`), one `updateMany`, read them back — three
+   * round trips per batch instead of one per record. Inside the transaction the batch was
+   * held in the snapshot and a concurrent change to one of its records is a write conflict
+   * (the driver retries the batch), so what is read back is exactly what was released.
+   */
   async release(districtId: string, runId: string, now: string): Promise<ActivationRecord[]> {
-    const held = await this.model
-      .find({ districtId, heldRunId: runId, status: 'held' }, { parentId: 1 })
-      .lean<{ parentId: string }[]>();
     const out: ActivationRecord[] = [];
-    for (const h of held) {
-      const doc = await this.model
-        .findOneAndUpdate(
-          { districtId, parentId: h.parentId, heldRunId: runId, status: 'held' },
-          {
-            $set: { status: 'queued', queuedAt: now, updatedAt: now },
-            $unset: { heldRunId: '' },
-          },
-          { returnDocument: 'after' },
-        )
-        .lean<ActivationRecord>();
-      const r = clean(doc);
-      if (r) out.push(r);
+    for (;;) {
+      const released = await this.conn.transaction(async session => {
+        const held = await this.model
+          .find({ districtId, heldRunId: runId, status: 'held' }, { parentId: 1, _id: 0 })
+          .limit(RELEASE_BATCH)
+          .session(session)
+          .lean<{ parentId: string }[]>();
+        const ids = held.map(h => h.parentId);
+        if (ids.length === 0) return [];
+        await this.model
+          .updateMany(
+            { districtId, parentId: { $in: ids }, heldRunId: runId, status: 'held' },
+            {
+              $set: { status: 'queued', queuedAt: now, updatedAt: now },
+              $unset: { heldRunId: '' },
+            },
+          )
+          .session(session);
+        return this.model
+          .find({ districtId, parentId: { $in: ids } })
+          .session(session)
+          .lean<ActivationRecord[]>();
+      });
+      for (const d of released) {
+        const r = clean(d);
+        if (r) out.push(r);
+      }
+      if (released.length < RELEASE_BATCH) return out;
     }
-    return out;
   }
 
   async requeue(districtId: string, parentId: string, now: string): Promise<RequeueResult> {

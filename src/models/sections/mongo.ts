@@ -11,6 +11,7 @@
  * section upsert race is retried once as a plain update).
  */
 import { Schema, type AnyBulkWriteOperation, type Connection, type Model } from 'mongoose';
+import { ensureIndexes } from '../mongo/indexes.js';
 import type { RunCounts } from '../types.js';
 import { countSectionPlan, planSections } from './plan.js';
 import type {
@@ -26,7 +27,6 @@ export const SECTION_COLLECTIONS = {
   enrollments: 'section_enrollments',
 } as const;
 
-const NAMESPACE_EXISTS = 48;
 const IN_BATCH = 5000;
 const base = {
   versionKey: false,
@@ -127,14 +127,8 @@ export class MongoSectionRepository implements SectionRepository {
   }
 
   async init(): Promise<void> {
-    for (const m of [this.sections, this.enrollments] as Model<unknown>[]) {
-      try {
-        await m.createCollection();
-      } catch (err) {
-        if ((err as { code?: unknown } | null)?.code !== NAMESPACE_EXISTS) throw err;
-      }
-      await m.syncIndexes();
-    }
+    // Creates missing indexes only; never drops one (../mongo/indexes.ts).
+    for (const m of [this.sections, this.enrollments] as Model<unknown>[]) await ensureIndexes(m);
   }
 
   writeCount(): number {

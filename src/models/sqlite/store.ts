@@ -61,6 +61,8 @@ import {
   type StoreTestHooks,
   type RunDeferredStudent,
   type StoreHandle,
+  type StoreIndex,
+  byCollectionAndName,
   type RunStatus,
   type StoredStudent,
   type SyncRun,
@@ -343,6 +345,12 @@ const UNSAFE_MIGRATIONS = new Set([6]);
 export interface SqliteStoreOptions {
   /** Milliseconds a writer waits for the lock before SQLITE_BUSY (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * Called with every statement the connection executes, parameters expanded
+   * (better-sqlite3's `verbose` option). For diagnostics and tests: query plans of what a
+   * call really ran, and how many statements it took.
+   */
+  onStatement?: (sql: string) => void;
 }
 
 interface RunRow {
@@ -729,7 +737,8 @@ export class SqliteRosterStore implements RosterStore {
   ) {
     const inMemory = file === ':memory:' || file === '';
     if (!inMemory) mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
+    const trace = options.onStatement;
+    this.db = new Database(file, trace ? { verbose: (sql: unknown) => trace(String(sql)) } : {});
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     if (!inMemory) this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -763,6 +772,14 @@ export class SqliteRosterStore implements RosterStore {
       foreignKeys: Number(get('foreign_keys')) === 1,
       walAutocheckpoint: Number(get('wal_autocheckpoint')),
     };
+  }
+
+  /** Every index in `sqlite_master` (automatic ones of primary keys included). */
+  listIndexes(): Promise<StoreIndex[]> {
+    const rows = this.db
+      .prepare(`SELECT tbl_name AS collection, name FROM sqlite_master WHERE type = 'index'`)
+      .all() as StoreIndex[];
+    return Promise.resolve(rows.sort(byCollectionAndName));
   }
 
   /** Apply pending migrations (idempotent). Refuses a database newer than this code. */
