@@ -85,6 +85,12 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     // never echo the URL itself: it may carry credentials
     throw new ConfigError(`STORE_URL: cannot open the store (${describeError(err)})`);
   }
+  const identity = store.identityIndex();
+  if (identity && !identity.unique)
+    logger.warn(
+      { duplicates: identity.duplicates },
+      'one account per email is not enforced by the store: active SIS accounts already share an email (merge or deactivate them; `store migrate` lists them)',
+    );
   const prefix = env.QUEUE_PREFIX;
   const mk = (name: QueueName) => {
     const q = new Queue(name, {

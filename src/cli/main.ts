@@ -14,6 +14,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
+import { registerStoreCommands } from './store.js';
 import { watchDistrictFiles } from '../config/reload.js';
 import { describeError, explainError } from '../errors.js';
 import { approveRun, discardRun, triggerSync } from '../jobs/sync.js';
@@ -264,6 +265,7 @@ export function buildProgram(): Command {
   registerImportCommands(program, withApp);
   registerAuditCommands(program, withApp);
   registerHeldCommands(program, withApp);
+  registerStoreCommands(program, () => parseEnv().storeUrl);
   registerCancelCommands(program, withApp);
   registerSandboxCommands(program);
   return program;

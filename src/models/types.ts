@@ -356,6 +356,20 @@ export function byCollectionAndName(a: StoreIndex, b: StoreIndex): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/** Duplicate email groups `RosterStore.identityIndex()` lists at most. */
+export const IDENTITY_DUPLICATES_LISTED = 100;
+
+/**
+ * Whether design invariant 7 (one active `sis` account per normalized email in a district) is
+ * carried by a unique index (`unique`), or, when the data did not allow building it, the
+ * groups of accounts that share an email (at most `IDENTITY_DUPLICATES_LISTED`), which an
+ * admin must merge or deactivate (docs/decisions/0011).
+ */
+export interface IdentityIndexStatus {
+  unique: boolean;
+  duplicates: { districtId: string; emailNormalized: string; parentIds: string[] }[];
+}
+
 export interface RosterStore {
   /** Fault injection for tests only (see `StoreTestHooks`); empty in production. */
   readonly testHooks?: StoreTestHooks;
@@ -371,6 +385,8 @@ export interface RosterStore {
    * included; MongoDB: `listIndexes` of every collection), by collection then name.
    */
   listIndexes(): Promise<StoreIndex[]>;
+  /** Invariant 7's unique index after `init()` (see `IdentityIndexStatus`); undefined before. */
+  identityIndex(): IdentityIndexStatus | undefined;
   close(): Promise<void>;
   /** Cheap liveness probe; throws when the store is unreachable. */
   ping(): Promise<void>;

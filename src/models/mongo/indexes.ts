@@ -47,6 +47,21 @@ export interface IndexPlan {
   rebuild: (IndexSpec & { conflictsWith: string })[];
   /** In the database, declared by no schema: dropped only by `--drop-unknown-indexes`. */
   unknown: DbIndex[];
+  /**
+   * Declared unique indexes start-up could not build because the data already holds
+   * duplicates (MongoDB error 11000): start-up goes on without them, the owner reports the
+   * duplicates, and the next start (or `store migrate`) tries again.
+   */
+  blocked?: string[];
+}
+
+/** MongoDB's duplicate-key error code (a unique index build over duplicate data). */
+const DUPLICATE_KEY = 11000;
+
+function isDuplicateKey(err: unknown): boolean {
+  return (
+    typeof err === 'object' && err !== null && (err as { code?: unknown }).code === DUPLICATE_KEY
+  );
 }
 
 /** A declared index start-up cannot create without dropping another one. */
@@ -140,14 +155,21 @@ export async function planIndexes(model: Model<unknown>): Promise<IndexPlan> {
 
 /**
  * Start-up: create `model`'s collection and its missing declared indexes; never drop.
- * Returns the plan it acted on (`unknown` indexes are left in place). Throws
- * `IndexMigrationNeededError` when a declared index needs a rebuild, and the driver's error
- * when a build fails (e.g. a unique index over duplicate data).
+ * Returns the plan it acted on (`unknown` indexes are left in place; a unique index the data
+ * does not allow yet is listed in `blocked`). Throws `IndexMigrationNeededError` when a
+ * declared index needs a rebuild, and the driver's error when any other build fails.
  */
 export async function ensureIndexes(model: Model<unknown>): Promise<IndexPlan> {
   await createCollection(model);
   const plan = await planIndexes(model);
-  for (const spec of plan.create) await model.collection.createIndex(spec.key, spec.options);
+  for (const spec of plan.create) {
+    try {
+      await model.collection.createIndex(spec.key, spec.options);
+    } catch (err) {
+      if (!(spec.options.unique === true && isDuplicateKey(err))) throw err;
+      (plan.blocked ??= []).push(spec.name);
+    }
+  }
   if (plan.rebuild.length > 0) throw new IndexMigrationNeededError([plan]);
   return plan;
 }

@@ -241,6 +241,24 @@ parentSchema.index(
 );
 // reconcileChunk: match guardians by normalized email (not unique: ambiguity is reported)
 parentSchema.index({ districtId: 1, emailNormalized: 1 }, { name: 'district_email' });
+/** Name of the partial unique index that carries design invariant 7 (one mailbox, one account). */
+export const SIS_EMAIL_UNIQUE_INDEX = 'district_sis_email_unique';
+// Design invariant 7 in the schema (docs/decisions/0011): at most one active `sis` account per
+// normalized email in a district; other origins, inactive accounts and accounts without an
+// email are outside it. Built when the data allows it (`ensureIndexes` lists it as blocked
+// otherwise, and the store reports the accounts that share an email).
+parentSchema.index(
+  { districtId: 1, emailNormalized: 1 },
+  {
+    unique: true,
+    name: SIS_EMAIL_UNIQUE_INDEX,
+    partialFilterExpression: {
+      status: 'active',
+      origin: 'sis',
+      emailNormalized: { $type: 'string' },
+    },
+  },
+);
 // countActive (a prefix of district_status_origin_id: droppable by an explicit migration)
 parentSchema.index({ districtId: 1, status: 1, origin: 1 }, { name: 'district_status_origin' });
 // activeIdPages / listActiveSisParentIds (finalize): covered, sorted scan of the active `sis`

@@ -79,6 +79,8 @@ import {
   type RejectFilter,
   type RosterStore,
   type StoreTestHooks,
+  IDENTITY_DUPLICATES_LISTED,
+  type IdentityIndexStatus,
   type RunDeferredStudent,
   type StoreHandle,
   type StoreIndex,
@@ -90,6 +92,7 @@ import {
 import {
   ACTIVE_SIS_PARENT_IDS_INDEX,
   ACTIVE_STUDENT_IDS_INDEX,
+  SIS_EMAIL_UNIQUE_INDEX,
   registerModels,
   type DeferredStudentDoc,
   type HeldPageDoc,
@@ -549,10 +552,51 @@ export class MongoRosterStore implements RosterStore {
    */
   async init(): Promise<void> {
     await this.connect();
+    let blocked: string[] = [];
     for (const model of Object.values(this.m) as mongoose.Model<unknown>[])
-      await ensureIndexes(model);
+      blocked = blocked.concat((await ensureIndexes(model)).blocked ?? []);
+    this.identity = blocked.includes(SIS_EMAIL_UNIQUE_INDEX)
+      ? { unique: false, duplicates: await this.sharedSisEmails() }
+      : { unique: true, duplicates: [] };
     // Transactions cannot create collections with their indexes: the log's exist up front.
     await initChangeLog(this.cl);
+  }
+
+  private identity: IdentityIndexStatus | undefined;
+
+  /**
+   * Whether design invariant 7 is carried by the partial unique index
+   * `district_sis_email_unique` (see `IdentityIndexStatus`). When active `sis` accounts
+   * already share an email, `init()` leaves the index out, merges or deletes nothing, and
+   * lists them here; the next `init()` (or `store migrate`) tries again. Undefined before
+   * `init()`.
+   */
+  identityIndex(): IdentityIndexStatus | undefined {
+    return this.identity;
+  }
+
+  /** Groups of active `sis` accounts sharing a normalized email (the index's key), capped. */
+  private async sharedSisEmails(): Promise<IdentityIndexStatus['duplicates']> {
+    const rows = await this.m.parents
+      .aggregate<{ _id: { districtId: string; email: string }; ids: string[] }>([
+        { $match: { status: 'active', origin: 'sis', emailNormalized: { $type: 'string' } } },
+        {
+          $group: {
+            _id: { districtId: '$districtId', email: '$emailNormalized' },
+            ids: { $push: '$id' },
+            n: { $sum: 1 },
+          },
+        },
+        { $match: { n: { $gt: 1 } } },
+        { $sort: { '_id.districtId': 1, '_id.email': 1 } },
+        { $limit: IDENTITY_DUPLICATES_LISTED },
+      ])
+      .allowDiskUse(true);
+    return rows.map(r => ({
+      districtId: r._id.districtId,
+      emailNormalized: r._id.email,
+      parentIds: [...r.ids].sort(),
+    }));
   }
 
   /**

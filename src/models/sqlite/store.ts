@@ -59,6 +59,8 @@ import {
   type RejectFilter,
   type RosterStore,
   type StoreTestHooks,
+  IDENTITY_DUPLICATES_LISTED,
+  type IdentityIndexStatus,
   type RunDeferredStudent,
   type StoreHandle,
   type StoreIndex,
@@ -580,14 +582,7 @@ const IDENTITY_INDEX_SQL = `CREATE UNIQUE INDEX IF NOT EXISTS parent_accounts_si
   ON parent_accounts (district_id, email_normalized)
   WHERE status = 'active' AND origin = 'sis' AND email_normalized IS NOT NULL`;
 
-/** Duplicate email groups listed by `identityIndex()` at most. */
-export const IDENTITY_DUPLICATES_LISTED = 100;
-
-/** See `SqliteRosterStore.identityIndex`. */
-export interface IdentityIndexStatus {
-  unique: boolean;
-  duplicates: { districtId: string; emailNormalized: string; parentIds: string[] }[];
-}
+export { IDENTITY_DUPLICATES_LISTED, type IdentityIndexStatus };
 
 function isUniqueViolation(err: unknown): boolean {
   // By name, not `instanceof`: the native addon keeps the SqliteError class of the first copy
