@@ -3,7 +3,10 @@
  *
  * - Every route needs a token except those with `config: { public: true }` (liveness).
  * - The token comes as `Authorization: Bearer <token>`, or as the password of HTTP Basic
- *   auth (`curl -u :<token>`; browsers prompt for it on the dashboard and the docs).
+ *   auth (`curl -u :<token>`; browsers prompt for it on the dashboard and the docs), or, for
+ *   the admin console, as a session cookie made by `POST /session` (`./session.ts`): same
+ *   roles and district scopes, plus a CSRF token on every state-changing request. A request
+ *   with an `Authorization` header is judged by it alone (cookies are ignored).
  * - The presented token is hashed (SHA-256) and compared with every configured hash with
  *   `crypto.timingSafeEqual`, without stopping at the first match.
  * - Roles: `admin` may do everything, `viewer` may read. A token with `districts` sees only
@@ -17,6 +20,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiRole, ApiTokenEntry } from '../config/api-tokens.js';
 import { hashToken } from '../config/api-tokens.js';
 import { ApiError, sendApiError } from './errors.js';
+import { UNSAFE_METHODS, type ConsoleSessions } from './session.js';
 
 /** Who a request is: the token entry's name, role and district scope. */
 export interface Principal {
@@ -55,6 +59,16 @@ export class TokenVerifier {
     return found && { name: found.name, role: found.role, districts: found.districts };
   }
 
+  /**
+   * The principal of the entry called `name` whose hash starts with `hashPrefix` (a console
+   * session's claims), or `undefined` when that token is no longer configured.
+   */
+  byNameAndHash(name: string, hashPrefix: string): Principal | undefined {
+    const e = this.entries.find(x => x.entry.name === name)?.entry;
+    if (!e || hashPrefix.length < 32 || !e.sha256.startsWith(hashPrefix)) return undefined;
+    return { name: e.name, role: e.role, districts: e.districts };
+  }
+
   /** Districts named by tokens that are not in `known` (for a start-up warning). */
   unknownDistricts(known: Iterable<string>): string[] {
     const k = new Set(known);
@@ -90,15 +104,36 @@ function challenge(request: FastifyRequest): Record<string, string> {
   };
 }
 
+/** What the auth hook needs for console sessions (absent: bearer tokens only). */
+export interface SessionAuth {
+  sessions: ConsoleSessions;
+  /** The CSRF check (`csrfPasses` bound to the server); false when it answered 403. */
+  csrf: (request: FastifyRequest, reply: FastifyReply) => boolean;
+}
+
 /**
  * Fastify `onRequest` hook: authenticate every non-public request (401 otherwise) and set
- * `request.principal`.
+ * `request.principal` (and `authMethod`, `sessionId`). A cookie-authenticated POST/PUT/PATCH/
+ * DELETE without a valid CSRF token is answered 403 `csrf_failed`.
  */
-export function authHook(verifier: TokenVerifier) {
+export function authHook(verifier: TokenVerifier, session?: SessionAuth) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
     request.principal = null;
     if (request.routeOptions.config.public === true) return;
     const token = tokenFromHeader(request.headers.authorization);
+    if (token === undefined && session?.sessions.present(request)) {
+      const s = session.sessions.check(request);
+      if (!s.ok) {
+        session.sessions.clear(reply);
+        return sendApiError(request, reply, new ApiError(401, 'unauthorized', s.reason));
+      }
+      request.principal = s.principal;
+      request.authMethod = 'session';
+      request.sessionId = s.sid;
+      request.log = request.log.child({ tokenName: s.principal.name, via: 'session' });
+      if (UNSAFE_METHODS.has(request.method) && !session.csrf(request, reply)) return reply;
+      return;
+    }
     const principal = token === undefined ? undefined : verifier.verify(token);
     if (!principal) {
       return sendApiError(
@@ -116,6 +151,7 @@ export function authHook(verifier: TokenVerifier) {
       );
     }
     request.principal = principal;
+    request.authMethod = 'bearer';
     request.log = request.log.child({ tokenName: principal.name });
   };
 }

@@ -24,6 +24,7 @@ export type ApiErrorCode =
   | 'invalid_cursor'
   | 'bad_request'
   | 'service_unavailable'
+  | 'csrf_failed'
   | 'internal';
 
 export const ErrorBody = z
@@ -81,6 +82,14 @@ export function toApiError(err: unknown): ApiError {
   }
   const fe = err as Partial<FastifyError> | null;
   if (fe && typeof fe === 'object') {
+    if (fe.code === 'FST_CSRF_MISSING_SECRET' || fe.code === 'FST_CSRF_INVALID_TOKEN')
+      return new ApiError(
+        403,
+        'csrf_failed',
+        fe.code === 'FST_CSRF_MISSING_SECRET'
+          ? 'this request uses the console session cookie but the CSRF cookie is missing; reload the console (API clients: send Authorization: Bearer <token> instead)'
+          : 'this request uses the console session cookie but has no valid CSRF token (header x-csrf-token from GET /session); reload the console (API clients: send Authorization: Bearer <token> instead)',
+      );
     const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
     if (mapped) return new ApiError(mapped[0], mapped[1], fe.message ?? mapped[1]);
     // JSON.parse failures of the body parser carry status 400 without a code.

@@ -173,6 +173,11 @@ export type DistrictSummary = z.infer<typeof DistrictSummary>;
 export const DistrictDetail = DistrictSummary.extend({
   lastRun: RunSummary.nullable(),
   activeRun: RunSummary.nullable(),
+  heldRuns: z
+    .array(RunSummary)
+    .describe(
+      'runs held by the deletion safeguard, waiting for approval (newest first, of the last 50 runs)',
+    ),
 }).meta({ id: 'DistrictDetail' });
 
 /** `url` without user info (a base URL could carry credentials). */

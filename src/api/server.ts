@@ -2,7 +2,9 @@
  * The admin and status HTTP API (fastify 5 + zod type provider). JSON everywhere; the
  * OpenAPI document is generated from the routes' zod schemas (`/docs`, `/docs/json`).
  *
- * - Auth: bearer tokens (`./auth.ts`); every route but `/healthz` needs one.
+ * - Auth: bearer tokens (`./auth.ts`); every route but `/healthz` needs one. The admin
+ *   console (`/console/`, `./console.ts`) logs in with a token and then uses a session cookie
+ *   with CSRF tokens (`./session.ts`).
  * - Errors: JSON `{code, message, requestId}` (`./errors.ts`), never a stack.
  * - Request ids: `x-request-id` from the client when it is a safe string (≤ 64 of
  *   `A-Za-z0-9._-`), else a UUID; logged as `reqId` and echoed in the response header.
@@ -28,8 +30,16 @@ import type { ApiTokenEntry } from '../config/api-tokens.js';
 import { describeError } from '../errors.js';
 import { REDACT_PATHS } from '../logger.js';
 import { TokenVerifier, authHook } from './auth.js';
+import { registerConsole } from './console.js';
 import { registerDashboard } from './dashboard.js';
 import { apiErrorHandler, apiNotFoundHandler } from './errors.js';
+import {
+  ConsoleSessions,
+  csrfPasses,
+  registerSessionPlugins,
+  sessionRoutes,
+  type ConsoleSessionOptions,
+} from './session.js';
 import { ROUTE_PLUGINS, type ApiRoutePlugin, type ApiServer } from './routes/index.js';
 
 /** Log paths redacted on top of the application's (`REDACT_PATHS`). */
@@ -56,6 +66,10 @@ export interface ApiServerOptions {
   bodyLimit?: number;
   /** Mount Bull Board under `/admin/queues` (default true). */
   dashboard?: boolean;
+  /** Console sessions (`CONSOLE_SESSION_*`); default: a random key per process, 8 hours. */
+  session?: ConsoleSessionOptions;
+  /** Folder of the built console (default `consoleDir()`, src/api/console.ts). */
+  consoleDir?: string;
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -122,7 +136,16 @@ export async function buildApiServer(ctx: AppContext, opts: ApiServerOptions): P
     void reply.header('x-request-id', request.id);
     done();
   });
-  app.addHook('onRequest', authHook(verifier));
+  const sessions = new ConsoleSessions(verifier, opts.session);
+  if (sessions.ephemeral)
+    logger.warn(
+      'CONSOLE_SESSION_SECRET is not set: console sessions use a random key and end when the API restarts',
+    );
+  await registerSessionPlugins(app, sessions);
+  app.addHook(
+    'onRequest',
+    authHook(verifier, { sessions, csrf: (req, reply) => csrfPasses(app, req, reply) }),
+  );
   app.addHook('onClose', (_app, done) => {
     for (const l of listeners) l.target.off('error', l.fn);
     done();
@@ -153,6 +176,8 @@ export async function buildApiServer(ctx: AppContext, opts: ApiServerOptions): P
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
+  sessionRoutes(app, sessions);
+  await registerConsole(app, opts.consoleDir);
   for (const r of opts.routes ?? ROUTE_PLUGINS)
     await app.register(
       async scope => {

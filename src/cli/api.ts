@@ -30,7 +30,15 @@ export async function runApi(overrides: { port?: number; host?: string } = {}): 
   const tokens = loadApiTokens(env.API_TOKENS, env.API_TOKENS_FILE);
   const logger = createLogger(env.LOG_LEVEL, { format: env.LOG_FORMAT });
   const ctx = await createApp({ env, logger });
-  const app = await buildApiServer(ctx, { tokens, bodyLimit: env.API_BODY_LIMIT });
+  const app = await buildApiServer(ctx, {
+    tokens,
+    bodyLimit: env.API_BODY_LIMIT,
+    session: {
+      secret: env.CONSOLE_SESSION_SECRET,
+      hours: env.CONSOLE_SESSION_HOURS,
+      secureCookie: env.CONSOLE_SECURE_COOKIE,
+    },
+  });
   const watcher = watchDistrictFiles(ctx); // districts added or changed: served without a restart
   const address = await app.listen({
     host: overrides.host ?? env.API_HOST,

@@ -118,6 +118,20 @@ export const EnvSchema = z.object({
   API_TOKENS: ApiTokensJson.optional(),
   /** File with the same list, used when `API_TOKENS` is not set. */
   API_TOKENS_FILE: z.string().min(1).default('config/api-tokens.json'),
+  /**
+   * Key that signs the admin console's session cookies and CSRF tokens (at least 32
+   * characters; `openssl rand -base64 48`). Unset: a random key per API process, so sessions
+   * end when the API restarts and do not carry between several API processes
+   * (docs/decisions/0009-admin-console.md).
+   */
+  CONSOLE_SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** How long a console session lasts after login (hours; it is not extended by use). */
+  CONSOLE_SESSION_HOURS: z.coerce.number().min(0.01).max(720).default(8),
+  /**
+   * `Secure` flag of the console's cookies: `auto` sets it when the request came over https
+   * (as fastify sees it), `always` sets it always (behind a TLS-terminating proxy).
+   */
+  CONSOLE_SECURE_COOKIE: z.enum(['auto', 'always']).default('auto'),
   /** Largest accepted request body in bytes (routes that take files may allow more). */
   API_BODY_LIMIT: z.coerce.number().int().min(1024).max(1073741824).default(1048576),
   /**

@@ -18,6 +18,9 @@ import {
 } from '../schemas.js';
 import type { ApiRoutes } from './types.js';
 
+/** How many recent runs `GET /districts/:id` looks through for held ones. */
+const HELD_LOOKBACK = 50;
+
 /** The district, or 404 `not_found` (call after the scope check, so nothing leaks). */
 function districtOr404(ctx: AppContext, id: string): DistrictConfig {
   const d = ctx.districts.get(id);
@@ -66,7 +69,8 @@ export const districtRoutes: ApiRoutes = (app, { ctx }) => {
     '/districts/:id',
     {
       schema: {
-        summary: 'One district: configuration summary, schedule, next run, last and active run',
+        summary:
+          'One district: configuration summary, schedule, next run, last and active run, held runs waiting for approval',
         tags: ['districts'],
         params: DistrictIdParams,
         response: { 200: DistrictDetail, 403: ErrorBody, 404: ErrorBody },
@@ -77,13 +81,14 @@ export const districtRoutes: ApiRoutes = (app, { ctx }) => {
       const d = districtOr404(ctx, request.params.id);
       const [scheduler, last, active] = await Promise.all([
         schedulerOf(ctx, d),
-        ctx.store.listRuns(d.id, 1),
+        ctx.store.listRuns(d.id, HELD_LOOKBACK),
         ctx.store.findActiveRun(d.id),
       ]);
       return {
         ...districtSummary(d, scheduler),
         lastRun: last[0] ? runSummary(last[0]) : null,
         activeRun: active ? runSummary(active) : null,
+        heldRuns: last.filter(r => r.status === 'needs-approval').map(runSummary),
       };
     },
   );
