@@ -8,6 +8,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# the server (tsc) and the admin console (Vite, into dist/console; served at /console/)
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim

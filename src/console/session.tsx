@@ -23,8 +23,8 @@ export interface SessionState {
   session: Session | null;
   /** Why the last session ended (shown on the login page). */
   notice: string | null;
-  login(token: string): Promise<void>;
-  logout(): Promise<void>;
+  login: (token: string) => Promise<void>;
+  logout: () => Promise<void>;
 }
 
 const Ctx = createContext<SessionState | null>(null);

@@ -13,7 +13,7 @@ export interface ConfirmButtonProps extends ButtonProps {
   /** Label of the confirming button (default: the button text). */
   confirmLabel?: string;
   /** The action; its error (the API's message) is shown in the dialog. */
-  onConfirm(): Promise<unknown>;
+  onConfirm: () => Promise<unknown>;
   /** Notification after success. */
   done?: string;
 }

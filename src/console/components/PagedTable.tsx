@@ -70,6 +70,13 @@ export interface PagedTableProps<T> {
   query?: Record<string, string | number | undefined>;
 }
 
+/** A field as cell text: strings, numbers and booleans as they are, anything else as JSON. */
+function cellText(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
 export function PagedTable<T>(props: PagedTableProps<T>) {
   const pageSize = props.pageSize ?? 50;
   const [page, setPage] = useState(1);
@@ -154,9 +161,7 @@ export function PagedTable<T>(props: PagedTableProps<T>) {
               <Table.Tr key={props.rowKey ? props.rowKey(row, i) : `${data.offset + i}`}>
                 {props.columns.map(c => (
                   <Table.Td key={c.key}>
-                    {c.render
-                      ? c.render(row)
-                      : String((row as Record<string, unknown>)[c.key] ?? '')}
+                    {c.render ? c.render(row) : cellText((row as Record<string, unknown>)[c.key])}
                   </Table.Td>
                 ))}
               </Table.Tr>

@@ -21,7 +21,7 @@ const HELD_LISTS = [
   { list: 'links', label: 'Links' },
 ] as const;
 
-function HeldSection({ run, onDecided }: { run: RunSummary; onDecided(): void }) {
+function HeldSection({ run, onDecided }: { run: RunSummary; onDecided: () => void }) {
   const held = run.held;
   if (!held) return null;
   const base = `/runs/${encodeURIComponent(run.id)}`;
