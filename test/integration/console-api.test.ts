@@ -94,7 +94,7 @@ async function get(token: string | undefined, path: string) {
   const res = await fetch(`${base}${path}`, {
     headers: token ? { authorization: `Bearer ${token}` } : {},
   });
-  return { status: res.status, body: (await res.json()) };
+  return { status: res.status, body: await res.json() };
 }
 
 async function upload(token: string, path: string, body: string) {
@@ -103,7 +103,7 @@ async function upload(token: string, path: string, body: string) {
     headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' },
     body,
   });
-  return { status: res.status, body: (await res.json()) };
+  return { status: res.status, body: await res.json() };
 }
 
 const names = (p: z.infer<typeof Page>) =>

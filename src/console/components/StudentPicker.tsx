@@ -40,11 +40,10 @@ export function StudentPicker(props: {
         <Text c="dimmed">No active student's first or last name starts with “{debounced}”.</Text>
       )}
       {debounced && found.data && found.data.students.length > 0 && (
-        <Group gap="xs" role="list" aria-label="Students found">
+        <Group gap="xs" role="group" aria-label="Students found">
           {found.data.students.map(s => (
             <Button
               key={s.sourcedId}
-              role="listitem"
               size="xs"
               variant={props.selected?.sourcedId === s.sourcedId ? 'filled' : 'light'}
               aria-pressed={props.selected?.sourcedId === s.sourcedId}
