@@ -21,7 +21,9 @@
 import { z } from 'zod';
 import type { AppContext } from '../app.js';
 import { GuardianSyncError } from '../errors.js';
-import type { GuardianLink, LinkOrigin } from '../models/types.js';
+import { normalizeEmail } from '../mapping/canonical.js';
+import { auditReads } from '../models/audit/index.js';
+import type { GuardianLink, LinkOrigin, ParentAccount } from '../models/types.js';
 import { nameKey, studentLookup, type ParentRef } from '../models/imports/student-lookup.js';
 import type { StoredStudent } from '../models/types.js';
 
@@ -296,4 +298,90 @@ export async function removeAssociation(
     studentUniqueId: student.uniqueId,
     otherActiveOrigins: other,
   };
+}
+
+export const SearchParentsInput = z.object({
+  districtId: Id,
+  /** What the admin typed: an account id, a Unique ID, an email, or the start of a name. */
+  q: z.string().trim().min(1).max(320),
+  offset: z.number().int().min(0).default(0),
+  limit: z.number().int().min(1).max(MAX_SEARCH_LIMIT).default(20),
+});
+export type SearchParentsInput = z.input<typeof SearchParentsInput>;
+
+/** A parent search hit: the account and what matched. */
+export interface ParentHit {
+  id: string;
+  uniqueId?: string | undefined;
+  givenName: string;
+  familyName: string;
+  email?: string | undefined;
+  role: string;
+  status: string;
+  origin: string;
+  /** `id`, `uniqueId` or `email` (exact matches, listed first) or `name` (prefix). */
+  matchedBy: 'id' | 'uniqueId' | 'email' | 'name';
+}
+
+/** A page of parent search hits; `total` counts them all. */
+export interface ParentSearchPage {
+  total: number;
+  offset: number;
+  limit: number;
+  items: ParentHit[];
+}
+
+/**
+ * Parent accounts (any status) a search names: first the exact matches — account id, Unique
+ * ID, email (trimmed, case-insensitive; only when `q` has an `@`) — then the accounts whose
+ * first or last name starts with `q` (letter case ignored, accents count), by last name,
+ * first name, id. One page (`offset`, `limit` ≤ 100) and the total. Every read is an index
+ * probe or range scan (`AuditReads`). Throws `ManualAssociationError` (`invalid-request`,
+ * `unknown-district`).
+ */
+export async function searchParents(
+  ctx: Ctx,
+  input: SearchParentsInput,
+): Promise<ParentSearchPage> {
+  const { districtId, q, offset, limit } = parse(SearchParentsInput, input);
+  district(ctx, districtId);
+  const reads = await auditReads(ctx.store);
+  const exact = new Map<string, ParentHit>();
+  const add = (p: ParentAccount | undefined, by: ParentHit['matchedBy']) => {
+    if (p && !exact.has(p.id)) exact.set(p.id, parentHit(p, by));
+  };
+  for (const p of await reads.parentsByIds(districtId, [q])) add(p, 'id');
+  add(await reads.parentByUniqueId(districtId, q), 'uniqueId');
+  const email = q.includes('@') ? normalizeEmail(q) : undefined;
+  if (email !== undefined)
+    for (const p of await reads.parentsByEmail(districtId, email)) add(p, 'email');
+  const first = [...exact.values()];
+  const head = first.slice(offset, offset + limit);
+  const byName = await reads.parentsByNamePrefix(districtId, q, {
+    exclude: [...exact.keys()],
+    offset: Math.max(0, offset - first.length),
+    limit: Math.max(1, limit - head.length),
+  });
+  const rest = head.length < limit ? byName.items.map(p => parentHit(p, 'name')) : [];
+  return {
+    total: first.length + byName.total,
+    offset,
+    limit,
+    items: [...head, ...rest].slice(0, limit),
+  };
+}
+
+function parentHit(p: ParentAccount, matchedBy: ParentHit['matchedBy']): ParentHit {
+  const hit: ParentHit = {
+    id: p.id,
+    givenName: p.givenName,
+    familyName: p.familyName,
+    role: p.role,
+    status: p.status,
+    origin: p.origin,
+    matchedBy,
+  };
+  if (p.uniqueId !== undefined) hit.uniqueId = p.uniqueId;
+  if (p.email !== undefined) hit.email = p.email;
+  return hit;
 }

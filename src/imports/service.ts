@@ -378,7 +378,7 @@ export const HEADER_SCAN_ROWS = 10;
  * columns. When none does, the error is the one of the row naming the most fields, prefixed
  * with that row's number ("row 3 looks like the header: …").
  */
-function findHeader<K extends string>(
+export function findHeader<K extends string>(
   fileName: string,
   fields: readonly FieldSpec<K>[],
   candidates: SheetRow[],

@@ -3,6 +3,8 @@
  * associate a parent account with a student and remove that association (admin).
  *
  * - `GET /districts/:id/students?q=&limit=` → `{ students: [...] }`
+ * - `GET /districts/:id/parents?q=&offset=&limit=` → `{ total, offset, limit, items }`:
+ *   parent accounts by exact account id, Unique ID or email, then by first/last-name prefix
  * - `POST /districts/:id/parents/:parentId/associations` `{ studentUniqueId }` (or
  *   `{ studentSourcedId }`) → 200 with `status` `created`/`reactivated`/`unchanged`
  * - `DELETE /districts/:id/parents/:parentId/associations/:studentUniqueId` → 200 with
@@ -18,6 +20,7 @@ import {
   ManualAssociationError,
   MAX_SEARCH_LIMIT,
   removeAssociation,
+  searchParents,
   searchStudents,
   type ManualAssociationProblem,
 } from '../../imports/manual.js';
@@ -39,6 +42,22 @@ const StudentHit = z
     schoolSourcedIds: z.array(z.string()),
   })
   .meta({ id: 'StudentHit' });
+
+const ParentHit = z
+  .object({
+    id: z.string(),
+    uniqueId: z.string().optional(),
+    givenName: z.string(),
+    familyName: z.string(),
+    email: z.string().optional(),
+    role: z.string(),
+    status: z.string(),
+    origin: z.string(),
+    matchedBy: z
+      .enum(['id', 'uniqueId', 'email', 'name'])
+      .describe('exact matches (id, uniqueId, email) come first, then name-prefix matches'),
+  })
+  .meta({ id: 'ParentHit' });
 
 const AssociationBody = z
   .object({
@@ -98,6 +117,34 @@ export const associationRoutes: ApiRoutes = (app, { ctx }) => {
         }),
       );
       return { students };
+    },
+  );
+
+  app.get(
+    '/districts/:id/parents',
+    {
+      schema: {
+        summary:
+          'search parent accounts (any status): exact account id, Unique ID or email, then first- or last-name prefix (case-insensitive); server-paged',
+        params: DistrictParams,
+        querystring: z.object({
+          q: z.string().trim().min(1).max(320),
+          offset: z.coerce.number().int().min(0).default(0),
+          limit: z.coerce.number().int().min(1).max(MAX_SEARCH_LIMIT).default(20),
+        }),
+        response: {
+          200: z.object({
+            total: z.number().int(),
+            offset: z.number().int(),
+            limit: z.number().int(),
+            items: z.array(ParentHit),
+          }),
+        },
+      },
+    },
+    async request => {
+      requireRole(request, 'viewer', request.params.id);
+      return mapped(() => searchParents(ctx, { districtId: request.params.id, ...request.query }));
     },
   );
 

@@ -10,6 +10,11 @@
  * legacy .xls). Options are query parameters (`true`/`false` switches; `columns` and
  * `schoolValues` and `only` as JSON objects; `headerRow` a row number). Uploads up to `IMPORT_BODY_LIMIT` bytes.
  *
+ * Inspect: `POST /districts/:id/imports/{parents|associations}/inspect?fileName=…` (same body;
+ * options `sheet`, `headerRow`, `hasHeaders`, `columns`, `roleFromFile`, `schoolFromFile`,
+ * `rows`) → the header row, the column each field would be read from (or `mappingError`) and
+ * the first rows, for a column-mapping screen (src/imports/inspect.ts). Stores nothing.
+ *
  * Confirm answers 200 with `status` `applied`, `already-applied`, or `changed` (nothing was
  * applied; the body carries the new preview to confirm instead).
  */
@@ -25,6 +30,7 @@ import {
   importReportCsv,
   listImportIssues,
 } from '../../imports/service.js';
+import { inspectImportFile, MAX_INSPECT_ROWS } from '../../imports/inspect.js';
 import { listPreviewJobs, runPreview } from '../../imports/preview-runner.js';
 import { requireRole } from '../auth.js';
 import { ApiError, ErrorBody } from '../errors.js';
@@ -80,6 +86,64 @@ const AssociationQuery = z.object({
   clearExisting: Switch.describe("replace the listed students' links by the file's"),
 });
 
+const InspectParams = z.object({
+  id: z.string().min(1),
+  kind: z.enum(['parents', 'associations']),
+});
+const InspectQuery = z.object({
+  fileName: CommonQuery.fileName,
+  sheet: CommonQuery.sheet,
+  columns: CommonQuery.columns,
+  headerRow: CommonQuery.headerRow,
+  hasHeaders: Switch.describe('associations: the first row contains headers (default true)'),
+  roleFromFile: Switch.describe('parents: the Role column is required'),
+  schoolFromFile: Switch.describe('parents: the School column is required'),
+  rows: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_INSPECT_ROWS)
+    .default(10)
+    .describe('data rows to return'),
+});
+
+const FileInfoBody = z.object({
+  name: z.string(),
+  bytes: z.number().int(),
+  sha256: z.string(),
+  format: z.enum(['csv', 'xlsx']),
+  encoding: z.string().optional(),
+  delimiter: z.string().optional(),
+  sheet: z.string().optional(),
+  headerRow: z.number().int().optional(),
+  rowsAboveHeader: z.number().int().optional(),
+});
+
+const InspectBody = z
+  .object({
+    kind: z.enum(['parents', 'associations']),
+    file: FileInfoBody,
+    headerRow: z.number().int().optional().describe('1-based; absent without a header row'),
+    columns: z.array(
+      z.object({ column: z.number().int(), letter: z.string(), header: z.string() }),
+    ),
+    fields: z.array(
+      z.object({
+        key: z.string(),
+        label: z.string(),
+        required: z.boolean(),
+        column: z.number().int().optional().describe('1-based column the importer would read'),
+        header: z.string().optional(),
+      }),
+    ),
+    mappingError: z
+      .string()
+      .optional()
+      .describe('why the columns cannot be decided (map them explicitly)'),
+    rows: z.array(z.object({ row: z.number().int(), cells: z.array(z.string()) })),
+  })
+  .meta({ id: 'ImportInspection' });
+
 const Issue = z.object({
   file: z.string(),
   row: z.number().int(),
@@ -100,17 +164,7 @@ const PreviewBody = z
     appliedAt: z.string().optional(),
     supersededBy: z.string().optional(),
     supersedes: z.string().optional(),
-    file: z.object({
-      name: z.string(),
-      bytes: z.number().int(),
-      sha256: z.string(),
-      format: z.enum(['csv', 'xlsx']),
-      encoding: z.string().optional(),
-      delimiter: z.string().optional(),
-      sheet: z.string().optional(),
-      headerRow: z.number().int().optional(),
-      rowsAboveHeader: z.number().int().optional(),
-    }),
+    file: FileInfoBody,
     options: z.record(z.string(), z.unknown()),
     columns: z.record(z.string(), z.string()),
     rows: z.object({
@@ -318,6 +372,49 @@ export const importRoutes: ApiRoutes = (app, { ctx }) => {
         'import previewed',
       );
       return preview;
+    },
+  );
+
+  app.post(
+    '/districts/:id/imports/:kind/inspect',
+    {
+      bodyLimit: IMPORT_BODY_LIMIT,
+      schema: {
+        summary:
+          'Read the top of an import file: the header row, the column each field would be read from, the first rows (the file is the request body; admin; stores nothing)',
+        tags: ['imports'],
+        params: InspectParams,
+        querystring: InspectQuery,
+        response: {
+          200: InspectBody,
+          400: ErrorBody,
+          403: ErrorBody,
+          404: ErrorBody,
+          422: ErrorBody,
+        },
+      },
+    },
+    async request => {
+      const { id: districtId, kind } = request.params;
+      requireRole(request, 'admin', districtId);
+      districtOr404(ctx, districtId);
+      const q = request.query;
+      const columns = json('columns', q.columns);
+      return mapped(() =>
+        inspectImportFile({
+          kind,
+          file: { name: q.fileName, data: bodyBytes(request.body) },
+          rows: q.rows,
+          ...(defined({
+            sheet: q.sheet,
+            headerRow: q.headerRow,
+            columns,
+            hasHeaders: bool(q.hasHeaders),
+            roleFromFile: bool(q.roleFromFile),
+            schoolFromFile: bool(q.schoolFromFile),
+          }) as Partial<Parameters<typeof inspectImportFile>[0]>),
+        }),
+      );
     },
   );
 

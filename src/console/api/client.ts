@@ -70,10 +70,11 @@ async function request<T>(
   path: string,
   schema: z.ZodType<T>,
   body?: unknown,
-  opts: { quiet401?: boolean } = {},
+  opts: { quiet401?: boolean; file?: File } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.file) headers['content-type'] = opts.file.type || 'application/octet-stream';
+  else if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
   let res: Response;
   try {
@@ -81,7 +82,7 @@ async function request<T>(
       method,
       headers,
       credentials: 'same-origin',
-      body: body === undefined ? null : JSON.stringify(body),
+      body: opts.file ?? (body === undefined ? null : JSON.stringify(body)),
     });
   } catch (err) {
     throw new ApiRequestError(0, 'network', `the API cannot be reached (${String(err)})`);
@@ -122,6 +123,16 @@ export function apiSend<T>(
   opts?: { quiet401?: boolean },
 ): Promise<T> {
   return request(method, path, schema, body, opts);
+}
+
+/** POST a file as the raw request body (the import routes' upload format), CSRF token added. */
+export function apiUpload<T>(
+  path: string,
+  file: File,
+  schema: z.ZodType<T>,
+  query?: Record<string, string | number | undefined>,
+): Promise<T> {
+  return request('POST', withQuery(path, query), schema, undefined, { file });
 }
 
 /** `path?query` without the undefined/empty values. */

@@ -8,7 +8,11 @@
 import type { ReactNode } from 'react';
 import { DistrictPage } from './DistrictPage';
 import { DistrictsPage } from './DistrictsPage';
+import { AccessCodesPage } from './AccessCodesPage';
+import { AssociationsPage } from './AssociationsPage';
+import { ImportsPage } from './ImportsPage';
 import { RunPage } from './RunPage';
+import { WhyLinkedPage } from './WhyLinkedPage';
 
 export interface ConsolePage {
   /** Path under /console, with `:param` parts (`:district` is the district id). */
@@ -32,5 +36,29 @@ export const PAGES: ConsolePage[] = [
     path: '/districts/:district/runs/:run',
     title: 'Run',
     render: p => <RunPage districtId={p.district ?? ''} runId={p.run ?? ''} />,
+  },
+  {
+    path: '/districts/:district/imports',
+    title: 'Imports',
+    nav: 'district',
+    render: p => <ImportsPage districtId={p.district ?? ''} />,
+  },
+  {
+    path: '/districts/:district/access-codes',
+    title: 'Access codes',
+    nav: 'district',
+    render: p => <AccessCodesPage districtId={p.district ?? ''} />,
+  },
+  {
+    path: '/districts/:district/associations',
+    title: 'Associations',
+    nav: 'district',
+    render: p => <AssociationsPage districtId={p.district ?? ''} />,
+  },
+  {
+    path: '/districts/:district/why-linked',
+    title: 'Why linked',
+    nav: 'district',
+    render: p => <WhyLinkedPage districtId={p.district ?? ''} />,
   },
 ];

@@ -4,13 +4,18 @@
  * `ParentAccount`, `GuardianLink`). Every read uses an index of the roster collections:
  * links by `district_student` / `district_parent_student_origin` (prefix), accounts by
  * `district_id` / `district_uniqueId` / `district_email`, students by `district_sourcedId`.
- * It creates no index of its own.
+ * The name-prefix search of accounts uses two collated indexes of its own
+ * (`district_givenName_ci`, `district_familyName_ci`; `en`, strength 2: case ignored, accents
+ * count), created by `init()`.
  */
 import type { Connection, Model } from 'mongoose';
 import { rosterModel, type LinkDoc, type ParentDoc, type StudentDoc } from '../mongo/schemas.js';
 import { linkFromDoc, parentFromDoc, studentFromDoc } from '../mongo/store.js';
 import type { GuardianLink, ParentAccount, StoredStudent } from '../types.js';
 import { MAX_EMAIL_MATCHES, type AuditReads } from './types.js';
+
+/** Case-insensitive, accent-sensitive (as SQLite's NOCASE for ASCII names). */
+const PARENT_NAME_COLLATION = { locale: 'en', strength: 2 } as const;
 
 /** `AuditReads` on the roster store's MongoDB connection. */
 export class MongoAuditReads implements AuditReads {
@@ -24,8 +29,15 @@ export class MongoAuditReads implements AuditReads {
     this.links = rosterModel<LinkDoc>(conn, 'GuardianLink');
   }
 
-  init(): Promise<void> {
-    return Promise.resolve();
+  async init(): Promise<void> {
+    await this.parents.collection.createIndex(
+      { districtId: 1, givenName: 1 },
+      { name: 'district_givenName_ci', collation: PARENT_NAME_COLLATION },
+    );
+    await this.parents.collection.createIndex(
+      { districtId: 1, familyName: 1 },
+      { name: 'district_familyName_ci', collation: PARENT_NAME_COLLATION },
+    );
   }
 
   async linksOfStudent(districtId: string, studentSourcedId: string): Promise<GuardianLink[]> {
@@ -66,6 +78,30 @@ export class MongoAuditReads implements AuditReads {
       .limit(MAX_EMAIL_MATCHES)
       .lean<ParentDoc[]>();
     return docs.map(parentFromDoc);
+  }
+
+  async parentsByNamePrefix(
+    districtId: string,
+    prefix: string,
+    page: { exclude: readonly string[]; offset: number; limit: number },
+  ): Promise<{ total: number; items: ParentAccount[] }> {
+    const range = { $gte: prefix, $lt: `${prefix}\u{10ffff}` };
+    const filter = {
+      districtId,
+      $or: [{ givenName: range }, { familyName: range }],
+      ...(page.exclude.length > 0 ? { id: { $nin: [...page.exclude] } } : {}),
+    };
+    const [total, docs] = await Promise.all([
+      this.parents.countDocuments(filter).collation(PARENT_NAME_COLLATION),
+      this.parents
+        .find(filter, { _id: 0 })
+        .collation(PARENT_NAME_COLLATION)
+        .sort({ familyName: 1, givenName: 1, id: 1 })
+        .skip(page.offset)
+        .limit(page.limit)
+        .lean<ParentDoc[]>(),
+    ]);
+    return { total, items: docs.map(parentFromDoc) };
   }
 
   async studentsBySourcedIds(districtId: string, ids: readonly string[]): Promise<StoredStudent[]> {

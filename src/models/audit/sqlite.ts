@@ -5,8 +5,10 @@
  * - links of a parent: the primary key `(district_id, parent_id, student_sourced_id, origin)`;
  * - accounts by id / Unique ID / normalized email: the primary key, `parent_accounts_unique_id`,
  *   `parent_accounts_email`; their sources: `parent_sources_parent`;
- * - students by sourcedId: the primary key (key lists bound as one JSON array, `json_each`).
- * It creates no table and no index of its own.
+ * - students by sourcedId: the primary key (key lists bound as one JSON array, `json_each`);
+ * - accounts by name prefix: two indexes of its own, `parent_accounts_given_name_ci` and
+ *   `parent_accounts_family_name_ci` (`COLLATE NOCASE`), created by `init()` (idempotent);
+ *   the search is the union of two range scans.
  */
 import type { Database, Statement } from 'better-sqlite3';
 import { settle, StatementCache } from '../sqlite/adapter.js';
@@ -23,6 +25,18 @@ import {
 import type { GuardianLink, ParentAccount, StoredStudent } from '../types.js';
 import { MAX_EMAIL_MATCHES, type AuditReads } from './types.js';
 
+/** Ids of the accounts whose first or last name is in [lo, hi) (NOCASE), minus `exclude`. */
+const NAME_HITS = `WITH hits AS (
+    SELECT id FROM parent_accounts WHERE district_id = @district
+      AND given_name >= @lo COLLATE NOCASE AND given_name < @hi COLLATE NOCASE
+    UNION
+    SELECT id FROM parent_accounts WHERE district_id = @district
+      AND family_name >= @lo COLLATE NOCASE AND family_name < @hi COLLATE NOCASE
+    EXCEPT SELECT value FROM json_each(@exclude))`;
+
+/** Highest code point: every text starting with `p` sorts below `p + MAX`. */
+const MAX = '\u{10ffff}';
+
 const SQL = {
   linksOfStudent: `SELECT * FROM guardian_links WHERE district_id = ? AND student_sourced_id = ?
     ORDER BY parent_id, origin`,
@@ -36,6 +50,11 @@ const SQL = {
   sources: `SELECT s.parent_id, s.connector, s.sourced_id
     FROM json_each(?) AS k CROSS JOIN parent_sources AS s
     ON s.district_id = ? AND s.parent_id = k.value ORDER BY s.rowid`,
+  parentsByNamePrefix: `${NAME_HITS} SELECT p.* FROM hits CROSS JOIN parent_accounts AS p
+    ON p.district_id = @district AND p.id = hits.id
+    ORDER BY p.family_name COLLATE NOCASE, p.given_name COLLATE NOCASE, p.id
+    LIMIT @limit OFFSET @offset`,
+  countParentsByNamePrefix: `${NAME_HITS} SELECT count(*) FROM hits`,
   students: `SELECT s.* FROM json_each(?) AS k CROSS JOIN students AS s
     ON s.district_id = ? AND s.sourced_id = k.value ORDER BY s.sourced_id`,
 } as const;
@@ -58,6 +77,11 @@ export class SqliteAuditReads implements AuditReads {
         .pluck()
         .get() as number;
       if (found !== 4) throw new Error('the roster tables are missing: initialise the store first');
+      this.db.exec(`
+        CREATE INDEX IF NOT EXISTS parent_accounts_given_name_ci
+          ON parent_accounts (district_id, given_name COLLATE NOCASE);
+        CREATE INDEX IF NOT EXISTS parent_accounts_family_name_ci
+          ON parent_accounts (district_id, family_name COLLATE NOCASE);`);
     });
   }
 
@@ -99,6 +123,28 @@ export class SqliteAuditReads implements AuditReads {
         this.stmt(SQL.parentsByEmail).all(districtId, emailNormalized) as ParentRow[],
       ),
     );
+  }
+
+  parentsByNamePrefix(
+    districtId: string,
+    prefix: string,
+    page: { exclude: readonly string[]; offset: number; limit: number },
+  ): Promise<{ total: number; items: ParentAccount[] }> {
+    return settle(() => {
+      const args = {
+        district: districtId,
+        lo: prefix,
+        hi: prefix + MAX,
+        exclude: JSON.stringify([...page.exclude]),
+      };
+      const total = this.stmt(SQL.countParentsByNamePrefix).pluck().get(args) as number;
+      const rows = this.stmt(SQL.parentsByNamePrefix).all({
+        ...args,
+        limit: page.limit,
+        offset: page.offset,
+      }) as ParentRow[];
+      return { total, items: this.withSources(districtId, rows) };
+    });
   }
 
   studentsBySourcedIds(districtId: string, ids: readonly string[]): Promise<StoredStudent[]> {

@@ -28,6 +28,19 @@ export interface AuditReads {
    * `MAX_EMAIL_MATCHES`.
    */
   parentsByEmail(districtId: string, emailNormalized: string): Promise<ParentAccount[]>;
+  /**
+   * One page of the accounts (any status) whose first or last name starts with `prefix`
+   * (letter case ignored: ASCII in SQLite, by the `en` collation at strength 2 in MongoDB;
+   * accents count), leaving out the ids in `exclude`, ordered by last name, first name, id;
+   * `total` counts every match. Index range scans (SQLite: `parent_accounts_given_name_ci`,
+   * `parent_accounts_family_name_ci`; MongoDB: `district_givenName_ci`,
+   * `district_familyName_ci`), created by `init()`.
+   */
+  parentsByNamePrefix(
+    districtId: string,
+    prefix: string,
+    page: { exclude: readonly string[]; offset: number; limit: number },
+  ): Promise<{ total: number; items: ParentAccount[] }>;
   /** The students with these sourcedIds (any status), in sourcedId order. */
   studentsBySourcedIds(districtId: string, ids: readonly string[]): Promise<StoredStudent[]>;
 }
