@@ -74,6 +74,10 @@ async function sync(params: unknown): Promise<PartResult> {
   const h = store.handle();
   if (h.kind !== 'sqlite') throw new Error('baseline store must be SQLite');
   const db = h.db;
+  // The naive script matches guardians by SIS id only, so the same mailbox under two SIS
+  // ids becomes two accounts; invariant 7's unique index (ADR 0011) would refuse the second.
+  // Its store is thrown away, so the index goes rather than the naive method changing.
+  db.exec('DROP INDEX IF EXISTS parent_accounts_sis_email');
   const st = Object.fromEntries(
     Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)]),
   ) as Record<keyof typeof SQL, Statement<unknown[]>>;

@@ -63,6 +63,12 @@ export const EnvSchema = z.object({
    */
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).optional(),
   /**
+   * Chunks a district's pull may queue ahead of that district's apply (docs/decisions/0011):
+   * bounds the Redis memory a large pull holds and lets other districts' chunks through.
+   * Unset: 4.
+   */
+  SYNC_CHUNKS_AHEAD: z.coerce.number().int().min(1).max(10_000).optional(),
+  /**
    * Longest wait (seconds) a pull honours when a SIS answers 429 with a long `Retry-After`:
    * the pull is rescheduled for the server's time, at most this far ahead (docs/operations.md,
    * "SIS rate limits"). Default 3600 (one hour).

@@ -39,7 +39,10 @@ import type { ApplyPayload } from './payloads.js';
  */
 export const PARKED_DELAY_MS = 7 * 24 * 3600 * 1000;
 
-/** Chunks a pull may queue ahead of its district's apply (parked ones included). */
+/**
+ * Chunks a pull may queue ahead of its district's apply (parked ones included), unless the
+ * environment sets `SYNC_CHUNKS_AHEAD`.
+ */
 export const CHUNK_WINDOW = 4;
 
 /** How often a pull whose window is full checks it again (ms). */
@@ -126,7 +129,8 @@ export async function passTurn(
 
 /**
  * Wait (polling every `WINDOW_POLL_MS`) until chunk `chunkNo` of the run's generation is
- * fewer than `CHUNK_WINDOW` chunks ahead of its district's turn, or `signal` aborts.
+ * fewer than `CHUNK_WINDOW` (or `SYNC_CHUNKS_AHEAD`) chunks ahead of its district's turn, or
+ * `signal` aborts.
  */
 export async function waitForChunkWindow(
   ctx: AppContext,
@@ -138,7 +142,7 @@ export async function waitForChunkWindow(
   const key = turnsKey(ctx, runId, generation);
   for (;;) {
     const turn = Number((await ctx.redis.hget(key, 'turn')) ?? 0);
-    if (chunkNo - turn < CHUNK_WINDOW || signal?.aborted) return;
+    if (chunkNo - turn < (ctx.env.SYNC_CHUNKS_AHEAD ?? CHUNK_WINDOW) || signal?.aborted) return;
     await new Promise(r => setTimeout(r, WINDOW_POLL_MS));
   }
 }

@@ -292,6 +292,9 @@ async function startWorld(opts: {
     // Short job locks, so that a job of a killed worker is picked up within seconds.
     WORKER_LOCK_MS: '3000',
     WORKER_STALLED_INTERVAL_MS: '1000',
+    // The whole pull may run ahead of the apply (the mid-apply test pauses the apply queue
+    // until the pull is done; the default window of 4 chunks would hold the pull back).
+    SYNC_CHUNKS_AHEAD: '1000',
   };
   world = w;
   return w;

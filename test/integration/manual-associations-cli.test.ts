@@ -57,9 +57,15 @@ beforeAll(async () => {
     ],
     parents: [
       sisParent(D, 1),
-      // two accounts sharing one email (siblings' parents registered twice)
+      // two accounts sharing one email: the SIS's, and one an admin imported before
+      // (one active SIS account per email is a unique index; other origins may share it)
       sisParent(D, 2, { email: 'Shared@example.org', emailNormalized: 'shared@example.org' }),
-      sisParent(D, 3, { email: 'shared@example.org', emailNormalized: 'shared@example.org' }),
+      sisParent(D, 3, {
+        email: 'shared@example.org',
+        emailNormalized: 'shared@example.org',
+        origin: 'import',
+        sources: [],
+      }),
     ],
   });
   await store.close();

@@ -91,7 +91,7 @@ describe('mongoose schemas declare the invariant-carrying indexes', () => {
     expect(findIndex(runSchema, { districtId: 1 })).toEqual(
       expect.objectContaining({ unique: true, partialFilterExpression: { active: true } }),
     );
-    expect(findIndex(runSchema, { districtId: 1, createdAt: -1 })).toBeDefined();
+    expect(findIndex(runSchema, { districtId: 1, createdAt: -1, _id: -1 })).toBeDefined();
   });
 
   it('rejects: unique {runId, seq} and a de-duplicating identity index', () => {
