@@ -15,6 +15,8 @@ export default {
   },
   transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // builds the admin console for the browser tests when missing or stale (jest.global-setup.js)
+  globalSetup: '<rootDir>/jest.global-setup.js',
   testTimeout: 60000,
   maxWorkers: 2,
 };

@@ -213,7 +213,10 @@ describe('console pages: imports, access codes, associations, why linked', () =>
         .getByRole('button', { name: new RegExp(`\\(${student?.uniqueId ?? ''}[,)]`) })
         .click();
       await page.getByLabel('Find a parent').fill('Nora'); // a name prefix (Unique IDs match exactly)
-      await page.getByRole('table', { name: 'Parents found' }).getByText('Nora').waitFor();
+      await page
+        .getByRole('table', { name: 'Parents found' })
+        .getByRole('cell', { name: 'Nora Quill', exact: true })
+        .waitFor();
       expect(await page.getByRole('button', { name: /^Link / }).count()).toBe(0);
       expect(await page.getByRole('button', { name: /^Unlink / }).count()).toBe(0);
       await s.screenshot(page, 'page-associations-viewer');

@@ -4,7 +4,6 @@
  * listening on loopback, launch Debian's Chromium through playwright-core (never downloaded),
  * log in with a token, save screenshots under test-output/console/ (gitignored).
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -23,16 +22,14 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Generous waits: a loaded 2-core machine (ms). */
 export const UI_TIMEOUT = 120_000;
 
-/** Build the console with Vite unless dist/console/index.html exists (fresh clones). */
+/**
+ * The built console must be there: jest's global set-up (jest.global-setup.js) builds it
+ * once when missing or stale. Throws naming the fix otherwise (e.g. a test file run with a
+ * jest config of its own).
+ */
 export function ensureConsoleBuilt(): void {
-  if (existsSync(join(CONSOLE_DIR, 'index.html'))) return;
-  execFileSync(
-    'npx',
-    ['vite', 'build', '--config', 'src/console/vite.config.ts', '--logLevel', 'warn'],
-    {
-      stdio: 'inherit',
-    },
-  );
+  if (!existsSync(join(CONSOLE_DIR, 'index.html')))
+    throw new Error(`${CONSOLE_DIR}/index.html is missing: run npm run build:console`);
 }
 
 /** Tokens of the browser tests: an admin, a viewer, an admin of another district only. */
