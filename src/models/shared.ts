@@ -104,6 +104,16 @@ export function applyRunPatch(run: SyncRun, patch: SyncRunPatch): SyncRun {
   return next;
 }
 
+/**
+ * Every id of a store's `activeIdPages` stream, in its order (`listActiveStudentIds` /
+ * `listActiveSisParentIds`: one query per store serves the whole list and finalize's pages).
+ */
+export async function allIds(pages: AsyncIterable<string[]>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const page of pages) for (const id of page) out.push(id);
+  return out;
+}
+
 /** Split `items` into arrays of at most `size` elements. */
 export function chunked<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];

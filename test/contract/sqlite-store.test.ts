@@ -309,8 +309,6 @@ describe('SqliteRosterStore specifics', () => {
     expect({
       students: plan(SQL.activeStudentIdPage, page),
       parents: plan(SQL.activeSisParentIdPage, page),
-      wholeStudents: plan(SQL.activeStudentIds, ['d']),
-      wholeParents: plan(SQL.activeSisParentIds, ['d']),
       countStudents: plan(SQL.countActiveStudents, ['d']),
       countParents: plan(SQL.countActiveParents, ['d']),
     }).toEqual({
@@ -319,12 +317,6 @@ describe('SqliteRosterStore specifics', () => {
       ],
       parents: [
         'SEARCH parent_accounts USING COVERING INDEX parent_accounts_active_ids (district_id=? AND status=? AND origin=? AND id>?)',
-      ],
-      wholeStudents: [
-        'SEARCH students USING COVERING INDEX students_active_ids (district_id=? AND status=?)',
-      ],
-      wholeParents: [
-        'SEARCH parent_accounts USING COVERING INDEX parent_accounts_active_ids (district_id=? AND status=? AND origin=?)',
       ],
       countStudents: [
         'SEARCH students USING COVERING INDEX students_active_ids (district_id=? AND status=?)',

@@ -52,6 +52,7 @@ import {
   deferredPlan,
   OPTIONAL_RUN_FIELDS,
   assertPlanInDistrict,
+  allIds,
   chunked,
   heldSlice,
   heldSummary,
@@ -741,22 +742,14 @@ export class MongoRosterStore implements RosterStore {
     return [...out.values()];
   }
 
-  /** sourcedIds of the district's active students, sorted. */
-  async listActiveStudentIds(districtId: string): Promise<string[]> {
-    const docs = await this.m.students
-      .find({ districtId, status: 'active' }, { sourcedId: 1, _id: 0 })
-      .sort({ sourcedId: 1 })
-      .lean<{ sourcedId: string }[]>();
-    return docs.map(d => d.sourcedId);
+  /** sourcedIds of the district's active students, sorted (all pages of `activeIdPages`). */
+  listActiveStudentIds(districtId: string): Promise<string[]> {
+    return allIds(this.activeIdPages(districtId, 'student'));
   }
 
-  /** Active accounts with origin `sis`, each with its sources, by id. */
-  async listActiveSisParentIds(districtId: string): Promise<string[]> {
-    const docs = await this.m.parents
-      .find({ districtId, status: 'active', origin: 'sis' }, { id: 1, _id: 0 })
-      .sort({ id: 1 })
-      .lean<Pick<ParentDoc, 'id'>[]>();
-    return docs.map(d => d.id);
+  /** Ids of the active accounts with origin `sis`, sorted (all pages of `activeIdPages`). */
+  listActiveSisParentIds(districtId: string): Promise<string[]> {
+    return allIds(this.activeIdPages(districtId, 'sis-parent'));
   }
 
   /**

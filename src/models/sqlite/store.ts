@@ -24,7 +24,7 @@ import {
 import { appendChanges, CHANGE_LOG_DDL } from '../changes/sqlite.js';
 import { SYSTEM_CHANGE, type ChangeContext, type NewChange } from '../changes/types.js';
 import { codeMoveChange } from '../access-codes/changes.js';
-import { deferredPlan } from '../shared.js';
+import { allIds, deferredPlan } from '../shared.js';
 import {
   applyRunPatch,
   assertPlanInDistrict,
@@ -514,10 +514,6 @@ export const SQL = {
     FROM json_each(@keys) AS k CROSS JOIN guardian_links AS l
     ON l.district_id = @districtId AND l.parent_id = k.value
     WHERE l.origin = 'sis' AND l.status = 'active'`,
-  activeStudentIds: `SELECT sourced_id FROM students WHERE district_id = ? AND status = 'active'
-    ORDER BY sourced_id`,
-  activeSisParentIds: `SELECT id FROM parent_accounts
-    WHERE district_id = ? AND status = 'active' AND origin = 'sis' ORDER BY id`,
   // activeIdPages: keyset pages over the covering indexes of migration 9 (no row lookups)
   activeStudentIdPage: `SELECT sourced_id FROM students WHERE district_id = @districtId
     AND status = 'active' AND sourced_id > @after ORDER BY sourced_id LIMIT @limit`,
@@ -957,24 +953,14 @@ export class SqliteRosterStore implements RosterStore {
     });
   }
 
-  /** sourcedIds of the district's active students, sorted. */
+  /** sourcedIds of the district's active students, sorted (all pages of `activeIdPages`). */
   listActiveStudentIds(districtId: string): Promise<string[]> {
-    return this.run(() =>
-      this.stmt('activeStudentIds')
-        .pluck()
-        .all(districtId)
-        .map(v => String(v)),
-    );
+    return allIds(this.activeIdPages(districtId, 'student'));
   }
 
-  /** Ids of the active accounts with origin `sis` (an index range scan; no sources). */
+  /** Ids of the active accounts with origin `sis`, sorted (all pages of `activeIdPages`). */
   listActiveSisParentIds(districtId: string): Promise<string[]> {
-    return this.run(() =>
-      this.stmt('activeSisParentIds')
-        .pluck()
-        .all(districtId)
-        .map(v => String(v)),
-    );
+    return allIds(this.activeIdPages(districtId, 'sis-parent'));
   }
 
   /**
