@@ -14,7 +14,6 @@
  * Output: one line per action on stdout; `--json` prints the whole report.
  * Throws `ConfigError` for an unsupported `STORE_URL` (exit 2).
  */
-import Database from 'better-sqlite3';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { isMongoUrl, sqlitePathOf } from '../models/index.js';
@@ -39,22 +38,14 @@ export interface StoreMigrationReport {
 async function migrateSqlite(path: string, dryRun: boolean): Promise<StoreMigrationReport> {
   const { MIGRATIONS, SqliteRosterStore } = await import('../models/sqlite/store.js');
   const latest = MIGRATIONS.length;
-  let before = 0;
-  if (path !== ':memory:') {
-    const raw = new Database(path, { fileMustExist: false });
-    try {
-      before = Number(raw.pragma('user_version', { simple: true }));
-    } finally {
-      raw.close();
-    }
-  }
-  if (before > latest)
-    throw new ConfigError(
-      `the SQLite store ${path} is at schema version ${before}, newer than this build knows (${latest}): upgrade guardian-sync`,
-    );
-  if (dryRun) return { store: 'sqlite', dryRun, schema: { before, after: before, latest } };
   const store = new SqliteRosterStore(path);
   try {
+    const before = store.schemaVersion();
+    if (before > latest)
+      throw new ConfigError(
+        `the SQLite store ${path} is at schema version ${before}, newer than this build knows (${latest}): upgrade guardian-sync`,
+      );
+    if (dryRun) return { store: 'sqlite', dryRun, schema: { before, after: before, latest } };
     await store.init();
     return {
       store: 'sqlite',
