@@ -19,10 +19,10 @@
  *   `CHUNK_WINDOW` chunks per syncing district.
  *
  * State: one Redis hash per run and generation, `<prefix>:turns:<run>:g<generation>`, with
- * `turn` (the chunk allowed to run; absent = 0) and `added` (chunks the pull has queued).
- * Both sides write, then read the other's write (Redis is linearizable), so a chunk added
- * after its predecessor finished is released by the pull, one added before by the apply
- * side; when both release it the second `promote` finds it no longer parked and is a no-op.
+ * `turn` (the chunk allowed to run; absent = 0). The pull adds the job, then reads `turn`;
+ * the apply side moves `turn`, then looks for the job (Redis is linearizable), so a chunk
+ * added after its predecessor finished is released by the pull, one added before by the
+ * apply side; when both release it the second `promote` finds it no longer parked and is a no-op.
  * A re-delivered chunk passes a turn that has already moved on: nothing happens. Keys expire
  * after `LEDGER_TTL_SECONDS`.
  */
@@ -67,15 +67,9 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return turn
 `;
 
-/**
- * KEYS[1]: the turns hash. ARGV: chunk number n, ttl (s). Records that chunks 0..n are
- * queued (`added` = max(added, n + 1)) and returns the current `turn`.
- */
-const ADDED_LUA = `
-local added = tonumber(redis.call('HGET', KEYS[1], 'added') or '0')
-local n = tonumber(ARGV[1]) + 1
-if n > added then redis.call('HSET', KEYS[1], 'added', n) end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+/** KEYS[1]: the turns hash. ARGV: ttl (s). Keeps the hash alive; returns the current `turn`. */
+const TURN_LUA = `
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return tonumber(redis.call('HGET', KEYS[1], 'turn') or '0')
 `;
 
@@ -95,13 +89,7 @@ export async function enqueueChunk(
     delay: PARKED_DELAY_MS,
   });
   const turn = Number(
-    await ctx.redis.eval(
-      ADDED_LUA,
-      1,
-      turnsKey(ctx, runId, generation),
-      chunkNo,
-      LEDGER_TTL_SECONDS,
-    ),
+    await ctx.redis.eval(TURN_LUA, 1, turnsKey(ctx, runId, generation), LEDGER_TTL_SECONDS),
   );
   if (turn === chunkNo) await release(ctx, payload);
 }
