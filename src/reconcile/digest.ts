@@ -58,14 +58,16 @@ export function studentDigests(chunk: RosterChunk, ctx: PlanContext): Map<string
   const out = new Map<string, string>();
   for (const s of chunk.students) {
     if (out.has(s.sourcedId)) continue;
-    const rels = (relsOf.get(s.sourcedId) ?? []).map(r => [r, guardians.get(r.guardianSourcedId)]);
-    rels.sort((a, b) => compare(JSON.stringify(a), JSON.stringify(b)));
+    // each relationship with its guardian, serialized once; sorted so order does not matter
+    const rels = (relsOf.get(s.sourcedId) ?? [])
+      .map(r => JSON.stringify([r, guardians.get(r.guardianSourcedId)]))
+      .sort(compare);
     out.set(s.sourcedId, digestOf(prefix, s, rels));
   }
   return out;
 }
 
-function digestOf(prefix: string, s: Student, rels: unknown[]): string {
+function digestOf(prefix: string, s: Student, rels: string[]): string {
   return createHash('sha1')
     .update(prefix + JSON.stringify([s, rels]))
     .digest('base64')
