@@ -2,6 +2,8 @@
  * Shared pieces of the benchmark parts: the district configuration every part syncs with,
  * the SIS connection they are given, and the shape of each part's measurement.
  */
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { DistrictConfig } from '../src/config/district.js';
 import { ESCHOOL_RELATION_CODES } from '../src/dev/eschoolplus-adapter.js';
 
@@ -91,4 +93,26 @@ export interface Progress {
   phase: string;
   done: number;
   total: number;
+}
+
+/**
+ * The bench district's last change-log sequence number in a SQLite store file (0 when the
+ * file, the table or the district's counter does not exist yet): the raw-insert limit copies
+ * only the log entries a scenario's run appended after it (bench/limit.ts).
+ */
+export function lastChangeSeq(file: string): number {
+  if (!existsSync(file)) return 0;
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const has = db
+      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'change_seq'`)
+      .get();
+    if (!has) return 0;
+    const row = db
+      .prepare(`SELECT last FROM change_seq WHERE district_id = ?`)
+      .get(BENCH_DISTRICT_ID) as { last: number } | undefined;
+    return row?.last ?? 0;
+  } finally {
+    db.close();
+  }
 }

@@ -17,7 +17,13 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ChurnSummary, SnapshotFigures } from './churn.js';
-import type { BenchSource, PartResult, Progress, SisAccess } from './common.js';
+import {
+  lastChangeSeq,
+  type BenchSource,
+  type PartResult,
+  type Progress,
+  type SisAccess,
+} from './common.js';
 import { BenchChild } from './ipc.js';
 import type { ImportFiles } from './imports.js';
 import type { OursFinish, OursRun, OursStart, WorkerRole } from './ours.js';
@@ -531,6 +537,7 @@ export async function runBench(
       log(`${title}: ${snapshot.records.toLocaleString('en-US')} records`);
       const common = { sis: access, pageSize: opts.pageSize, students: snapshot.students };
       const parts: PartFigures[] = [];
+      const logSinceSeq = lastChangeSeq(files.ours);
       const ours = await measureOurs(name, snapshot.records, {
         ...common,
         storeFile: files.ours,
@@ -584,6 +591,7 @@ export async function runBench(
               sourceFile: files.ours,
               targetFile: join(work, 'limit.db'),
               phase: `${name}: raw-insert limit`,
+              logSinceSeq,
             },
             ['--max-old-space-size=6144', ...opts.nodeArgs],
           ),

@@ -75,6 +75,16 @@ describe('bench harness (300 students)', () => {
     // the naive baseline writes every record again; the limit writes the final rows
     expect(nochange?.parts.find(p => p.part === 'baseline')?.writes).toBeGreaterThan(0);
     expect(nochange?.parts.find(p => p.part === 'limit')?.writes).toBe(ours(initial)?.writes);
+    // the limit also writes the change-log entries of the scenario's own run: all of the
+    // initial sync's, none for the no-change resync (which appended none)
+    const logOf = (s: typeof initial) =>
+      (s?.parts.find(p => p.part === 'ours')?.details.changeLog as { entries: number }).entries;
+    const limitLog = (s: typeof initial) =>
+      s?.parts.find(p => p.part === 'limit')?.details.change_log;
+    expect(logOf(initial)).toBeGreaterThan(0);
+    expect(limitLog(initial)).toBe(logOf(initial));
+    expect(logOf(nochange)).toBe(0);
+    expect(limitLog(nochange)).toBe(0);
     // every part that reads the SIS made requests; the limit made none
     for (const p of initial?.parts ?? [])
       if (p.part === 'limit') expect(p.sisRequests).toBe(0);
