@@ -270,7 +270,8 @@ export class ESchoolJoinStore {
     this.db.exec('CREATE TABLE ranked (rank INTEGER PRIMARY KEY, contact_id TEXT NOT NULL)');
     const ins = this.db.prepare('INSERT INTO ranked (rank, contact_id) VALUES (?, ?)');
     sortedIds.forEach((id, i) => ins.run(i + 1, id));
-    this.commit();
+    // The transaction stays open: the caller writes the mapped guardians (`addGuardian`) as
+    // the pages are read, in this same transaction, and commits (one commit, not one per row).
     const page = this.db
       .prepare(
         `SELECT r.rank, c.seq, c.id, c.first, c.last, c.email, c.at, p.phone,
