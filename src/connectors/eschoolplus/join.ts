@@ -91,14 +91,15 @@ export class ESchoolJoinStore {
         'INSERT OR IGNORE INTO contact (id, first, last, email, at) VALUES (?, ?, ?, ?, ?)',
       ),
       contactSeq: db.prepare('SELECT seq FROM contact WHERE id = ?').pluck(),
-      contactBySeq: db.prepare('SELECT seq, id, first, last, email, at FROM contact WHERE seq = ?'),
       ctypeInsert: db.prepare(
         'INSERT INTO ctype (contact_seq, seq, type, priority) VALUES (?, ?, ?, ?)',
       ),
+      // the types with their contact's first row, joined in SQL (one call per page)
       ctypePage: db
         .prepare(
-          `SELECT contact_seq, seq, type, priority FROM ctype
-           WHERE (contact_seq, seq) > (?, ?) ORDER BY contact_seq, seq LIMIT ?`,
+          `SELECT t.contact_seq, t.seq, t.type, t.priority, c.id, c.first, c.last, c.email, c.at
+           FROM ctype t JOIN contact c ON c.seq = t.contact_seq
+           WHERE (t.contact_seq, t.seq) > (?, ?) ORDER BY t.contact_seq, t.seq LIMIT ?`,
         )
         .raw(),
       linkInsert: db.prepare('INSERT INTO link (student_id, contact_id, rel) VALUES (?, ?, ?)'),
@@ -196,12 +197,16 @@ export class ESchoolJoinStore {
         number,
         string,
         number | null,
+        string,
+        string | null,
+        string | null,
+        string | null,
+        string,
       ][];
-      for (const [contactSeq, seq, type, priority] of rows) {
+      for (const [contactSeq, seq, type, priority, id, first, last, email, at] of rows) {
         if (!cur || cur.contact.seq !== contactSeq) {
           if (cur) yield cur;
-          const contact = this.st.contactBySeq.get(contactSeq) as JoinedContact;
-          cur = { contact, types: [] };
+          cur = { contact: { seq: contactSeq, id, first, last, email, at }, types: [] };
         }
         cur.types.push(priority === null ? { type } : { type, priority });
         after = [contactSeq, seq];
