@@ -464,20 +464,32 @@ export class ESchoolPlusConnector implements SisConnector {
         stop.abort(new Error('eSchoolPLUS pull stopped'));
         await reading;
       }
-      // Parent accounts in chunks of their own (no student, no relationship); the student
-      // ids are released first.
+      // Parent accounts in chunks of their own (no student, no relationship), mapped as they
+      // are read back in rank order (the pull maps while apply writes the previous chunk);
+      // the student ids are released first.
       rosterIds.length = 0;
-      for (const jsons of store.guardianPages(size))
-        yield {
-          students: [],
-          guardians: jsons.map(j => JSON.parse(j) as Guardian),
-          relationships: [],
-          relationshipsSupplied: false,
-        };
+      let page: Guardian[] = [];
+      for (const g of this.mappedGuardians(ctx, store, p.layouts.has('studentContacts'))) {
+        page.push(g);
+        if (page.length < size) continue;
+        yield { students: [], guardians: page, relationships: [], relationshipsSupplied: false };
+        page = [];
+      }
+      if (page.length > 0)
+        yield { students: [], guardians: page, relationships: [], relationshipsSupplied: false };
       return;
     }
 
     const { linksIncomplete } = await this.readContacts(ctx, p, store, rosterIds);
+    // Link mode: a chunk looks its guardians up by id, so every guardian is mapped and stored
+    // first (one transaction).
+    store.begin();
+    let rank = 0;
+    for (const g of this.mappedGuardians(ctx, store, p.layouts.has('studentContacts'))) {
+      store.addGuardian(++rank, g.sourcedId, JSON.stringify(g));
+      if (rank % 2000 === 0) await breathe(ctx);
+    }
+    store.commit();
     for (let i = 0; i < rosterIds.length; i += size) {
       const page = rosterIds.slice(i, i + size).map(studentOf);
       const relationships: Relationship[] = [];
@@ -512,8 +524,34 @@ export class ESchoolPlusConnector implements SisConnector {
   }
 
   /**
+   * The ranked guardian contacts (`readContacts`) mapped to canonical guardians, in output
+   * order. A contact whose mapping fails is a reject and is left out (in link mode its
+   * students' links are then not supplied: the chunk sees a link without its guardian).
+   */
+  private *mappedGuardians(
+    ctx: PullContext,
+    store: ESchoolJoinStore,
+    withParentText: boolean,
+  ): Generator<Guardian> {
+    for (const { contact, phone, parentText } of store.rankedContacts(withParentText)) {
+      const m = mapESchoolGuardian(
+        esContact(contact, []),
+        phone ?? undefined,
+        parentText === null ? [] : [parentText],
+      );
+      if (!m.ok) {
+        ctx.reject(m.reject);
+        continue;
+      }
+      if (m.emailReject) ctx.reject(m.emailReject);
+      yield m.guardian;
+    }
+  }
+
+  /**
    * Read REG_CONTACT_PHONE, REG_CONTACT and REG_STU_CONTACT into the join store (after REG),
-   * decide who is a guardian and map the guardians in the output order; commits the store.
+   * decide who is a guardian and rank the guardian contacts in the output order
+   * (`rankContacts`; mapped later by `mappedGuardians`); commits the store.
    * `rosterIds`: the roster's student ids (only read, at the start). Throws the file
    * system's error, or the abort reason of `ctx.signal`.
    */
@@ -626,34 +664,16 @@ export class ESchoolPlusConnector implements SisConnector {
       }
     }
 
-    // Guardians, in the output order (a stable sort of the first-seen order, as before).
+    // Guardians, in the output order (a stable sort of the first-seen order, as before): the
+    // ids go to the join store's rank table and leave the heap.
     qualifying.sort(byNumericId);
-    let guardianCount = 0;
-    let n = 0;
-    for (const { contact, phone, parentText } of store.qualifiedContacts(
-      qualifying,
-      withStudentContacts,
-    )) {
-      if (++n % 2000 === 0) await breathe(ctx);
-      const m = mapESchoolGuardian(
-        esContact(contact, []),
-        phone ?? undefined,
-        parentText === null ? [] : [parentText],
-      );
-      // A guardian that fails leaves its links out; its students' links are then not
-      // supplied (the chunk sees a link without its guardian).
-      if (!m.ok) {
-        ctx.reject(m.reject);
-        continue;
-      }
-      if (m.emailReject) ctx.reject(m.emailReject);
-      store.addGuardian(++guardianCount, contact.id, JSON.stringify(m.guardian));
-    }
+    const guardianContacts = qualifying.length;
+    store.rankContacts(qualifying);
     qualifying.length = 0; // released
     store.commit();
 
     ctx.logger.info(
-      { students, guardians: guardianCount, links: withLinks, figures: f },
+      { students, guardianContacts, links: withLinks, figures: f },
       'eSchoolPLUS files read',
     );
     if (this.stats().snapshot === 'delta')

@@ -110,9 +110,6 @@ export class ESchoolJoinStore {
       incompleteInsert: db.prepare('INSERT OR IGNORE INTO incomplete (student_id) VALUES (?)'),
       incompleteHas: db.prepare('SELECT 1 FROM incomplete WHERE student_id = ?').pluck(),
       guardianInsert: db.prepare('INSERT INTO guardian (rank, id, json) VALUES (?, ?, ?)'),
-      guardianPage: db
-        .prepare('SELECT rank, json FROM guardian WHERE rank > ? ORDER BY rank LIMIT ?')
-        .raw(),
     };
   }
 
@@ -259,11 +256,23 @@ export class ESchoolJoinStore {
   // ---- guardians ----------------------------------------------------------------------------
 
   /**
-   * The qualifying contacts joined with their REG_CONTACT row, phone and parent text, in the
-   * order of `sortedIds` (written to a rank table first, then read in pages of `pageSize`).
+   * Write the qualifying contact ids in their output order (`sortedIds`, ranks 1…n) to the
+   * `ranked` table, in the open write transaction; the caller may release the array then.
    */
-  *qualifiedContacts(
-    sortedIds: readonly string[],
+  rankContacts(sortedIds: readonly string[]): void {
+    this.begin();
+    this.db.exec('CREATE TABLE ranked (rank INTEGER PRIMARY KEY, contact_id TEXT NOT NULL)');
+    const ins = this.db.prepare('INSERT INTO ranked (rank, contact_id) VALUES (?, ?)');
+    sortedIds.forEach((id, i) => ins.run(i + 1, id));
+  }
+
+  /**
+   * The ranked contacts (`rankContacts`) joined with their REG_CONTACT row, phone and parent
+   * text, in rank order, read in pages of `pageSize`. Reads inside whatever transaction is
+   * open: a caller that writes the mapped guardians (`addGuardian`) meanwhile keeps one open
+   * and commits once.
+   */
+  *rankedContacts(
     withParentText: boolean,
     pageSize = 2000,
   ): Generator<{
@@ -271,12 +280,6 @@ export class ESchoolJoinStore {
     phone: string | null;
     parentText: string | null;
   }> {
-    this.begin();
-    this.db.exec('CREATE TABLE ranked (rank INTEGER PRIMARY KEY, contact_id TEXT NOT NULL)');
-    const ins = this.db.prepare('INSERT INTO ranked (rank, contact_id) VALUES (?, ?)');
-    sortedIds.forEach((id, i) => ins.run(i + 1, id));
-    // The transaction stays open: the caller writes the mapped guardians (`addGuardian`) as
-    // the pages are read, in this same transaction, and commits (one commit, not one per row).
     const page = this.db
       .prepare(
         `SELECT r.rank, c.seq, c.id, c.first, c.last, c.email, c.at, p.phone,
@@ -306,7 +309,6 @@ export class ESchoolJoinStore {
       }
       if (rows.length < pageSize) break;
     }
-    this.db.exec('DROP TABLE ranked');
   }
 
   /** Store a mapped guardian at `rank` (its place in the output order). */
@@ -324,19 +326,6 @@ export class ESchoolJoinStore {
       this.guardianById = this.db.prepare('SELECT json FROM guardian WHERE id = ?').pluck();
     }
     return this.guardianById.get(id) as string | undefined;
-  }
-
-  /** Guardians in rank order, `pageSize` at a time (JSON texts). */
-  *guardianPages(pageSize: number): Generator<string[]> {
-    this.commit();
-    let after = 0;
-    for (;;) {
-      const rows = this.st.guardianPage.all(after, pageSize) as [number, string][];
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]![0];
-      yield rows.map(r => r[1]);
-      if (rows.length < pageSize) break;
-    }
   }
 
   /** Close the database and remove the folder (idempotent; never throws for a missing folder). */
