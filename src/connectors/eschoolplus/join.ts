@@ -13,7 +13,8 @@
  * - `link`: the REG_STU_CONTACT rows that make a guardian link (relationship as JSON);
  *   `qual`: the qualifying contacts with one parent-role relationship text, if any;
  * - `incomplete`: students whose links are "not supplied" this run;
- * - `guardian`: the mapped guardians (JSON), by their rank in the output order.
+ * - `ranked`: the guardian contact ids in output order; `guardian`: the mapped guardians
+ *   (JSON) by rank, in link mode only (link-less chunks map them as they are read, ADR 0018).
  *
  * What stays in the heap is ids: the roster's student ids and the qualifying contact ids,
  * sorted in memory with the same collator the in-memory join used (about 80 bytes per id).
