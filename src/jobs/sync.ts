@@ -36,6 +36,7 @@ import {
   snapshotMeta,
 } from './connector-state.js';
 import { mergeCounts } from './ledger.js';
+import { issueChunkCodes } from '../access-codes/chunk-codes.js';
 import { countLabel, kickChanges, runCountsFromLog, ROSTER_COUNT_ENTITIES } from './changes.js';
 import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
 import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
@@ -246,7 +247,12 @@ async function pullSnapshot(
   ]);
   const studentsBefore =
     active.students - (own.student?.create ?? 0) - (own.student?.reactivate ?? 0);
-  await ctx.ledger.setMeta(runId, { baselineStudents: String(Math.max(0, studentsBefore)) });
+  const parentsBefore = active.parents - (own.parent?.create ?? 0) - (own.parent?.reactivate ?? 0);
+  await ctx.ledger.setMeta(runId, {
+    baselineStudents: String(Math.max(0, studentsBefore)),
+    // with baselineStudents: a first sync issues its access codes at apply (ADR 0018)
+    baselineParents: String(Math.max(0, parentsBefore)),
+  });
   const connector = ctx.connectorFor(district);
   let pending: Reject[] = [];
   const pullCtx = {
@@ -400,6 +406,15 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     mergeCounts({}, planCounts),
     await applyChunkExtras(ctx, p, plan, run.dryRun),
   );
+  // A first sync's access codes go out with its chunks, not in a serial pass at finalize
+  // (ADR 0018); counted from the change log like the finalize hook's.
+  const codesIssued = await issueChunkCodes(ctx, {
+    run,
+    district,
+    meta,
+    capabilities: () => ctx.connectorFor(district).capabilities,
+    studentSourcedIds: p.chunk.students.filter(s => s.status === 'active').map(s => s.sourcedId),
+  });
   const seenParents = new Set(Object.values(plan.guardianAccounts));
   if (run.dryRun)
     await ctx.ledger.recordDryRunParents(p.runId, p.chunkNo, JSON.stringify(dryRunParentsOf(plan)));
@@ -411,7 +426,7 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     counts,
     rejects: plan.rejects,
   });
-  if (!run.dryRun && Object.keys(planCounts).length > 0) {
+  if (!run.dryRun && (Object.keys(planCounts).length > 0 || codesIssued > 0)) {
     await kickChanges(ctx, p.districtId);
     // The run may have been failed or cancelled while this chunk was being written: its
     // counts were taken from the log before this chunk's entries; take them again.

@@ -31,6 +31,7 @@ import {
   type SyntheticDistrict,
 } from '../../src/dev/district-generator.js';
 import { accessCodeRepository } from '../../src/models/access-codes/index.js';
+import { changeLogRepository } from '../../src/models/changes/index.js';
 import type { RosterStore } from '../../src/models/types.js';
 import { startSisHarness, type SisHarness } from '../helpers/sis-harness.js';
 import { startTestSftpServer, type TestSftpServer } from '../helpers/sftp-server.js';
@@ -157,6 +158,29 @@ describe('eSchoolPLUS default mode without REG_STU_CONTACT: accounts, no links, 
     expect(await repo.countActiveCodes(h.districtId)).toBe(students.length);
     const [run] = await h.store.listRuns(h.districtId, 1);
     expect(run?.counts.code?.issue).toBe(students.length);
+  });
+
+  it('a first sync issues the codes with its student chunks (ADR 0018), each logged with the run as cause', async () => {
+    const [run] = await h.store.listRuns(h.districtId, 1);
+    if (!run) throw new Error('no run');
+    const log = await changeLogRepository(h.store);
+    const entries = await log.list(h.districtId, { causeIds: [run.id], limit: 10_000 });
+    const codes = entries.filter(e => e.entity === 'code');
+    const students = entries.filter(e => e.entity === 'student' && e.action === 'create');
+    const parents = entries.filter(e => e.entity === 'parent' && e.action === 'create');
+    expect(codes).toHaveLength(students.length);
+    expect(new Set(codes.map(e => e.studentSourcedId))).toEqual(
+      new Set(students.map(e => e.entityId)),
+    );
+    for (const e of codes) {
+      expect(e.action).toBe('create');
+      expect(e.cause).toMatchObject({ kind: 'code-issue', id: run.id });
+    }
+    // Link-less chunks: students first, then the accounts. Codes issued by the apply step sit
+    // among the student entries, before the first account; a finalize pass would log them last.
+    const firstParent = Math.min(...parents.map(e => e.seq));
+    expect(parents.length).toBeGreaterThan(0);
+    expect(Math.max(...codes.map(e => e.seq))).toBeLessThan(firstParent);
   });
 
   it('reports unrepairable rows with their line numbers, and parked priority-99 duplicates', async () => {

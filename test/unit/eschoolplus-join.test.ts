@@ -232,6 +232,75 @@ describe('eSchoolPLUS join on disk', () => {
     expect(joinFolders(tempDir)).toEqual([]);
   });
 
+  describe('link-less: student chunks go out while the contact files are read (ADR 0018)', () => {
+    const linkless = { links: 'none', files: { studentContacts: undefined }, pageSize: 25 };
+    async function linklessSet() {
+      const dir = tempFolder('gsync-esp-join-files-');
+      const tempDir = tempFolder('gsync-esp-join-tmp-');
+      const district = generateDistrict({ seed: 11, students: 120 });
+      await writeESchoolFiles(district, { dir, studentContacts: false });
+      return { dir, tempDir };
+    }
+
+    it('delivers the first student chunk before REG_CONTACT is read to the end', async () => {
+      const { dir, tempDir } = await linklessSet();
+      const c = connector(dir, tempDir, linkless);
+      const ctx = context();
+      await c.readSchools(ctx);
+      const it = c.readRoster(ctx)[Symbol.asyncIterator]();
+      const r0 = await it.next();
+      if (r0.done) throw new Error('no chunk');
+      const first: RosterChunk = r0.value;
+      expect(first.students).toHaveLength(25);
+      // REG is read; the contact file is still being read (its record count is not final).
+      const figures = c.stats().figures.records;
+      expect(figures['REG.txt']).toBeGreaterThan(0);
+      expect(figures['REG_CONTACT.txt'] ?? 0).toBeLessThan(
+        readFileSync(join(dir, 'REG_CONTACT.txt'), 'latin1').split('\r\n').filter(Boolean).length -
+          1,
+      );
+      const rest: RosterChunk[] = [];
+      for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+      const students = [first, ...rest].flatMap(x => x.students);
+      const guardians = rest.flatMap(x => x.guardians);
+      expect(students).toHaveLength(120);
+      expect(guardians.length).toBeGreaterThan(0);
+      // every student chunk comes before the first guardian chunk
+      const kinds = [first, ...rest].map(x => (x.students.length ? 'S' : 'G')).join('');
+      expect(kinds).toMatch(/^S+G+$/);
+      expect(joinFolders(tempDir)).toEqual([]);
+    });
+
+    it('stops reading and removes the folder when the consumer stops after a student chunk', async () => {
+      const { dir, tempDir } = await linklessSet();
+      const c = connector(dir, tempDir, linkless);
+      const ctx = context();
+      await c.readSchools(ctx);
+      for await (const chunk of c.readRoster(ctx)) {
+        expect(chunk.students.length).toBeGreaterThan(0);
+        expect(joinFolders(tempDir)).toHaveLength(1);
+        break;
+      }
+      expect(joinFolders(tempDir)).toEqual([]);
+    });
+
+    it('fails the pull with the file system error when a contact file disappears, after student chunks', async () => {
+      const { dir, tempDir } = await linklessSet();
+      const c = connector(dir, tempDir, linkless);
+      const ctx = context();
+      await c.readSchools(ctx);
+      unlinkSync(join(dir, 'REG_CONTACT.txt'));
+      const got: RosterChunk[] = [];
+      const drain = async () => {
+        for await (const chunk of c.readRoster(ctx)) got.push(chunk);
+      };
+      await expect(drain()).rejects.toThrow(/ENOENT/);
+      // students may have gone out (the run then fails and deactivates nothing); no account did
+      expect(got.every(x => x.guardians.length === 0)).toBe(true);
+      expect(joinFolders(tempDir)).toEqual([]);
+    });
+  });
+
   it('removes the temporary folder when a file cannot be read mid-pull', async () => {
     const dir = tempFolder('gsync-esp-join-files-');
     const tempDir = tempFolder('gsync-esp-join-tmp-');

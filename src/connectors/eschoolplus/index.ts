@@ -408,11 +408,7 @@ export class ESchoolPlusConnector implements SisConnector {
     store: ESchoolJoinStore,
   ): AsyncGenerator<RosterChunk> {
     const cfg = this.config;
-    const f = this.figures;
     const withLinks = this.capabilities.guardianLinks;
-    const withStudentContacts = p.layouts.has('studentContacts');
-    const fileName = (kind: ESchoolFileKind, fallback: string) =>
-      p.layouts.get(kind)?.file.name ?? fallback;
 
     // Students first: links and accounts are made for students on the roster only.
     const rosterIds: string[] = [];
@@ -431,6 +427,149 @@ export class ESchoolPlusConnector implements SisConnector {
       if (!m.ok) ctx.reject(m.reject);
       else rosterIds.push(row.STUDENT_ID);
     }
+    rosterIds.sort(byNumericId);
+    const studentOf = (id: string): Student => {
+      const json = store.regStudent(id);
+      if (typeof json !== 'string') throw new Error(`eSchoolPLUS join: student ${id} vanished`);
+      return JSON.parse(json) as Student;
+    };
+    const size = cfg.pageSize;
+
+    if (!withLinks) {
+      // Link-less (ADR 0018): a student chunk needs REG alone, so the student chunks go out
+      // while the contact files are read beside them (the apply step works meanwhile). A
+      // contact file that fails then fails the pull after some students were written: the
+      // run fails and deactivates nothing (invariant 4), as a failed HTTP pull does.
+      const stop = new AbortController();
+      const readCtx: PullContext = { ...ctx, signal: AbortSignal.any([ctx.signal, stop.signal]) };
+      let failure: { err: unknown } | undefined;
+      const reading = this.readContacts(readCtx, p, store, rosterIds).catch((err: unknown) => {
+        failure = { err };
+        return undefined;
+      });
+      try {
+        for (let i = 0; i < rosterIds.length; i += size) {
+          if (failure) throw failure.err;
+          yield {
+            students: rosterIds.slice(i, i + size).map(studentOf),
+            guardians: [],
+            relationships: [],
+            relationshipsSupplied: false,
+          };
+        }
+        await reading;
+        if (failure) throw failure.err;
+      } finally {
+        // Abandoned or failed: stop the reader and let it settle before the store is closed.
+        stop.abort(new Error('eSchoolPLUS pull stopped'));
+        await reading;
+      }
+      // Parent accounts in chunks of their own (no student, no relationship), mapped as they
+      // are read back in rank order (the pull maps while apply writes the previous chunk);
+      // the student ids are released first.
+      rosterIds.length = 0;
+      let page: Guardian[] = [];
+      for (const g of this.mappedGuardians(ctx, store, p.layouts.has('studentContacts'))) {
+        page.push(g);
+        if (page.length < size) continue;
+        yield { students: [], guardians: page, relationships: [], relationshipsSupplied: false };
+        page = [];
+      }
+      if (page.length > 0)
+        yield { students: [], guardians: page, relationships: [], relationshipsSupplied: false };
+      return;
+    }
+
+    const { linksIncomplete } = await this.readContacts(ctx, p, store, rosterIds);
+    // Link mode: a chunk looks its guardians up by id, so every guardian is mapped and stored
+    // first (one transaction).
+    store.begin();
+    let rank = 0;
+    for (const g of this.mappedGuardians(ctx, store, p.layouts.has('studentContacts'))) {
+      store.addGuardian(++rank, g.sourcedId, JSON.stringify(g));
+      if (rank % 2000 === 0) await breathe(ctx);
+    }
+    store.commit();
+    for (let i = 0; i < rosterIds.length; i += size) {
+      const page = rosterIds.slice(i, i + size).map(studentOf);
+      const relationships: Relationship[] = [];
+      const chunkGuardians = new Map<string, Guardian>();
+      let complete = !linksIncomplete;
+      for (const s of page) {
+        if (store.isIncomplete(s.sourcedId)) complete = false;
+        const linked = new Set<string>();
+        for (const l of store.linksOf(s.sourcedId)) {
+          if (linked.has(l.contactId)) continue; // the first row of a pair is used
+          linked.add(l.contactId);
+          const g = store.guardian(l.contactId);
+          if (g === undefined) {
+            complete = false; // the guardian was rejected
+            continue;
+          }
+          relationships.push(JSON.parse(l.rel) as Relationship);
+          if (!chunkGuardians.has(l.contactId))
+            chunkGuardians.set(l.contactId, JSON.parse(g) as Guardian);
+        }
+      }
+      yield {
+        students: page,
+        guardians: [...chunkGuardians.keys()].sort(byNumericId).flatMap(id => {
+          const g = chunkGuardians.get(id);
+          return g ? [g] : [];
+        }),
+        relationships,
+        relationshipsSupplied: complete,
+      };
+    }
+  }
+
+  /**
+   * The ranked guardian contacts (`readContacts`) mapped to canonical guardians, in output
+   * order. A contact whose mapping fails is a reject and is left out (in link mode its
+   * students' links are then not supplied: the chunk sees a link without its guardian).
+   */
+  private *mappedGuardians(
+    ctx: PullContext,
+    store: ESchoolJoinStore,
+    withParentText: boolean,
+  ): Generator<Guardian> {
+    for (const { contact, phone, parentText } of store.rankedContacts(withParentText)) {
+      const m = mapESchoolGuardian(
+        esContact(contact, []),
+        phone ?? undefined,
+        parentText === null ? [] : [parentText],
+      );
+      if (!m.ok) {
+        ctx.reject(m.reject);
+        continue;
+      }
+      if (m.emailReject) ctx.reject(m.emailReject);
+      yield m.guardian;
+    }
+  }
+
+  /**
+   * Read REG_CONTACT_PHONE, REG_CONTACT and REG_STU_CONTACT into the join store (after REG),
+   * decide who is a guardian and rank the guardian contacts in the output order
+   * (`rankContacts`; mapped later by `mappedGuardians`); commits the store.
+   * `rosterIds`: the roster's student ids (only read, at the start). Throws the file
+   * system's error, or the abort reason of `ctx.signal`.
+   */
+  private async readContacts(
+    ctx: PullContext,
+    p: { set: FileSet; layouts: Map<ESchoolFileKind, Layout> },
+    store: ESchoolJoinStore,
+    rosterIds: readonly string[],
+  ): Promise<{ linksIncomplete: boolean }> {
+    const cfg = this.config;
+    const f = this.figures;
+    const withLinks = this.capabilities.guardianLinks;
+    const withStudentContacts = p.layouts.has('studentContacts');
+    const fileName = (kind: ESchoolFileKind, fallback: string) =>
+      p.layouts.get(kind)?.file.name ?? fallback;
+    const students = rosterIds.length;
+    const onRoster = withStudentContacts ? new Set(rosterIds) : undefined;
+    store.begin();
 
     // Phones (the preferred one per contact) and people (the first row of each contact).
     for await (const { row } of this.rows(ctx, p, 'contactPhones', EsContactPhoneRow)) {
@@ -447,8 +586,7 @@ export class ESchoolPlusConnector implements SisConnector {
     // Who is a guardian (and, in link mode, of whom): qualifying ids in first-seen order.
     const qualifying: string[] = [];
     let linksIncomplete = false;
-    if (withStudentContacts) {
-      const onRoster = new Set(rosterIds);
+    if (onRoster) {
       const markIncomplete = () => {
         linksIncomplete = true;
       };
@@ -526,34 +664,16 @@ export class ESchoolPlusConnector implements SisConnector {
       }
     }
 
-    // Guardians, in the output order (a stable sort of the first-seen order, as before).
+    // Guardians, in the output order (a stable sort of the first-seen order, as before): the
+    // ids go to the join store's rank table and leave the heap.
     qualifying.sort(byNumericId);
-    let guardianCount = 0;
-    let n = 0;
-    for (const { contact, phone, parentText } of store.qualifiedContacts(
-      qualifying,
-      withStudentContacts,
-    )) {
-      if (++n % 2000 === 0) await breathe(ctx);
-      const m = mapESchoolGuardian(
-        esContact(contact, []),
-        phone ?? undefined,
-        parentText === null ? [] : [parentText],
-      );
-      // A guardian that fails leaves its links out; its students' links are then not
-      // supplied (the chunk sees a link without its guardian).
-      if (!m.ok) {
-        ctx.reject(m.reject);
-        continue;
-      }
-      if (m.emailReject) ctx.reject(m.emailReject);
-      store.addGuardian(++guardianCount, contact.id, JSON.stringify(m.guardian));
-    }
+    const guardianContacts = qualifying.length;
+    store.rankContacts(qualifying);
     qualifying.length = 0; // released
     store.commit();
 
     ctx.logger.info(
-      { students: rosterIds.length, guardians: guardianCount, links: withLinks, figures: f },
+      { students, guardianContacts, links: withLinks, figures: f },
       'eSchoolPLUS files read',
     );
     if (this.stats().snapshot === 'delta')
@@ -561,61 +681,7 @@ export class ESchoolPlusConnector implements SisConnector {
         { lostRows: f.lostRows },
         'eSchoolPLUS file set incomplete (rows lost, see rejects): this run adds and updates but deactivates nothing',
       );
-
-    rosterIds.sort(byNumericId);
-    const studentOf = (id: string): Student => {
-      const json = store.regStudent(id);
-      if (typeof json !== 'string') throw new Error(`eSchoolPLUS join: student ${id} vanished`);
-      return JSON.parse(json) as Student;
-    };
-    const size = cfg.pageSize;
-    for (let i = 0; i < rosterIds.length; i += size) {
-      const page = rosterIds.slice(i, i + size).map(studentOf);
-      if (!withLinks) {
-        yield { students: page, guardians: [], relationships: [], relationshipsSupplied: false };
-        continue;
-      }
-      const relationships: Relationship[] = [];
-      const chunkGuardians = new Map<string, Guardian>();
-      let complete = !linksIncomplete;
-      for (const s of page) {
-        if (store.isIncomplete(s.sourcedId)) complete = false;
-        const linked = new Set<string>();
-        for (const l of store.linksOf(s.sourcedId)) {
-          if (linked.has(l.contactId)) continue; // the first row of a pair is used
-          linked.add(l.contactId);
-          const g = store.guardian(l.contactId);
-          if (g === undefined) {
-            complete = false; // the guardian was rejected
-            continue;
-          }
-          relationships.push(JSON.parse(l.rel) as Relationship);
-          if (!chunkGuardians.has(l.contactId))
-            chunkGuardians.set(l.contactId, JSON.parse(g) as Guardian);
-        }
-      }
-      yield {
-        students: page,
-        guardians: [...chunkGuardians.keys()].sort(byNumericId).flatMap(id => {
-          const g = chunkGuardians.get(id);
-          return g ? [g] : [];
-        }),
-        relationships,
-        relationshipsSupplied: complete,
-      };
-    }
-    if (!withLinks) {
-      // Link-less: parent accounts in chunks of their own (no student, no relationship); the
-      // student ids are released first.
-      rosterIds.length = 0;
-      for (const jsons of store.guardianPages(size))
-        yield {
-          students: [],
-          guardians: jsons.map(j => JSON.parse(j) as Guardian),
-          relationships: [],
-          relationshipsSupplied: false,
-        };
-    }
+    return { linksIncomplete };
   }
 }
 

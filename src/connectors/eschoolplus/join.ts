@@ -13,7 +13,8 @@
  * - `link`: the REG_STU_CONTACT rows that make a guardian link (relationship as JSON);
  *   `qual`: the qualifying contacts with one parent-role relationship text, if any;
  * - `incomplete`: students whose links are "not supplied" this run;
- * - `guardian`: the mapped guardians (JSON), by their rank in the output order.
+ * - `ranked`: the guardian contact ids in output order; `guardian`: the mapped guardians
+ *   (JSON) by rank, in link mode only (link-less chunks map them as they are read, ADR 0018).
  *
  * What stays in the heap is ids: the roster's student ids and the qualifying contact ids,
  * sorted in memory with the same collator the in-memory join used (about 80 bytes per id).
@@ -91,14 +92,15 @@ export class ESchoolJoinStore {
         'INSERT OR IGNORE INTO contact (id, first, last, email, at) VALUES (?, ?, ?, ?, ?)',
       ),
       contactSeq: db.prepare('SELECT seq FROM contact WHERE id = ?').pluck(),
-      contactBySeq: db.prepare('SELECT seq, id, first, last, email, at FROM contact WHERE seq = ?'),
       ctypeInsert: db.prepare(
         'INSERT INTO ctype (contact_seq, seq, type, priority) VALUES (?, ?, ?, ?)',
       ),
+      // the types with their contact's first row, joined in SQL (one call per page)
       ctypePage: db
         .prepare(
-          `SELECT contact_seq, seq, type, priority FROM ctype
-           WHERE (contact_seq, seq) > (?, ?) ORDER BY contact_seq, seq LIMIT ?`,
+          `SELECT t.contact_seq, t.seq, t.type, t.priority, c.id, c.first, c.last, c.email, c.at
+           FROM ctype t JOIN contact c ON c.seq = t.contact_seq
+           WHERE (t.contact_seq, t.seq) > (?, ?) ORDER BY t.contact_seq, t.seq LIMIT ?`,
         )
         .raw(),
       linkInsert: db.prepare('INSERT INTO link (student_id, contact_id, rel) VALUES (?, ?, ?)'),
@@ -109,9 +111,6 @@ export class ESchoolJoinStore {
       incompleteInsert: db.prepare('INSERT OR IGNORE INTO incomplete (student_id) VALUES (?)'),
       incompleteHas: db.prepare('SELECT 1 FROM incomplete WHERE student_id = ?').pluck(),
       guardianInsert: db.prepare('INSERT INTO guardian (rank, id, json) VALUES (?, ?, ?)'),
-      guardianPage: db
-        .prepare('SELECT rank, json FROM guardian WHERE rank > ? ORDER BY rank LIMIT ?')
-        .raw(),
     };
   }
 
@@ -196,12 +195,16 @@ export class ESchoolJoinStore {
         number,
         string,
         number | null,
+        string,
+        string | null,
+        string | null,
+        string | null,
+        string,
       ][];
-      for (const [contactSeq, seq, type, priority] of rows) {
+      for (const [contactSeq, seq, type, priority, id, first, last, email, at] of rows) {
         if (!cur || cur.contact.seq !== contactSeq) {
           if (cur) yield cur;
-          const contact = this.st.contactBySeq.get(contactSeq) as JoinedContact;
-          cur = { contact, types: [] };
+          cur = { contact: { seq: contactSeq, id, first, last, email, at }, types: [] };
         }
         cur.types.push(priority === null ? { type } : { type, priority });
         after = [contactSeq, seq];
@@ -254,11 +257,23 @@ export class ESchoolJoinStore {
   // ---- guardians ----------------------------------------------------------------------------
 
   /**
-   * The qualifying contacts joined with their REG_CONTACT row, phone and parent text, in the
-   * order of `sortedIds` (written to a rank table first, then read in pages of `pageSize`).
+   * Write the qualifying contact ids in their output order (`sortedIds`, ranks 1…n) to the
+   * `ranked` table, in the open write transaction; the caller may release the array then.
    */
-  *qualifiedContacts(
-    sortedIds: readonly string[],
+  rankContacts(sortedIds: readonly string[]): void {
+    this.begin();
+    this.db.exec('CREATE TABLE ranked (rank INTEGER PRIMARY KEY, contact_id TEXT NOT NULL)');
+    const ins = this.db.prepare('INSERT INTO ranked (rank, contact_id) VALUES (?, ?)');
+    sortedIds.forEach((id, i) => ins.run(i + 1, id));
+  }
+
+  /**
+   * The ranked contacts (`rankContacts`) joined with their REG_CONTACT row, phone and parent
+   * text, in rank order, read in pages of `pageSize`. Reads inside whatever transaction is
+   * open: a caller that writes the mapped guardians (`addGuardian`) meanwhile keeps one open
+   * and commits once.
+   */
+  *rankedContacts(
     withParentText: boolean,
     pageSize = 2000,
   ): Generator<{
@@ -266,11 +281,6 @@ export class ESchoolJoinStore {
     phone: string | null;
     parentText: string | null;
   }> {
-    this.begin();
-    this.db.exec('CREATE TABLE ranked (rank INTEGER PRIMARY KEY, contact_id TEXT NOT NULL)');
-    const ins = this.db.prepare('INSERT INTO ranked (rank, contact_id) VALUES (?, ?)');
-    sortedIds.forEach((id, i) => ins.run(i + 1, id));
-    this.commit();
     const page = this.db
       .prepare(
         `SELECT r.rank, c.seq, c.id, c.first, c.last, c.email, c.at, p.phone,
@@ -300,7 +310,6 @@ export class ESchoolJoinStore {
       }
       if (rows.length < pageSize) break;
     }
-    this.db.exec('DROP TABLE ranked');
   }
 
   /** Store a mapped guardian at `rank` (its place in the output order). */
@@ -318,19 +327,6 @@ export class ESchoolJoinStore {
       this.guardianById = this.db.prepare('SELECT json FROM guardian WHERE id = ?').pluck();
     }
     return this.guardianById.get(id) as string | undefined;
-  }
-
-  /** Guardians in rank order, `pageSize` at a time (JSON texts). */
-  *guardianPages(pageSize: number): Generator<string[]> {
-    this.commit();
-    let after = 0;
-    for (;;) {
-      const rows = this.st.guardianPage.all(after, pageSize) as [number, string][];
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]![0];
-      yield rows.map(r => r[1]);
-      if (rows.length < pageSize) break;
-    }
   }
 
   /** Close the database and remove the folder (idempotent; never throws for a missing folder). */
