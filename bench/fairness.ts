@@ -251,6 +251,17 @@ export async function runFairness(
   }
 }
 
+/** Median of `xs` (NaN when empty). */
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? (s[m] ?? NaN)
+      : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+};
+
 /** Fairness target (issue 15): a small district's contended run time ≤ this × its solo time. */
 export const FAIRNESS_TARGET = 2;
 
@@ -280,6 +291,7 @@ export function renderFairness(o: FairnessOptions, r: FairnessResult): string {
     `worst small-district ratio: ${f(r.worstRatio)} (target ≤ ${FAIRNESS_TARGET}): ${r.worstRatio <= FAIRNESS_TARGET ? 'met' : 'NOT met'}; ` +
       `${r.rows.filter(x => x.ratio <= FAIRNESS_TARGET).length} of ${r.rows.length} small districts within target; ` +
       `${r.rows.filter(x => x.largeStillRunning).length} of ${r.rows.length} finished before the large one`,
+    `median small-district ratio: ${f(median(r.rows.map(x => x.ratio)))} (less sensitive to other load on the machine than the worst)`,
     `large district slowdown: ${f(r.largeContendedS / r.largeSoloS)} × its solo time`,
   ];
   return lines.join('\n');
