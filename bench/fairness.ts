@@ -43,6 +43,8 @@ export interface FairnessOptions {
   seed: number;
   pageSize: number;
   concurrency: number;
+  /** Pull-worker concurrency (`PULL_CONCURRENCY`). */
+  pullConcurrency: number;
   redisUrl: string;
 }
 
@@ -60,6 +62,9 @@ export interface FairnessRow {
 
 /** Result of `runFairness`. */
 export interface FairnessResult {
+  /** 1-, 5- and 15-minute load averages at the start and at the end of the bench. */
+  loadStart: number[];
+  loadEnd: number[];
   largeSoloS: number;
   largeContendedS: number;
   rows: FairnessRow[];
@@ -137,7 +142,10 @@ async function phase(
     secrets,
     store,
   });
-  const workers = startWorkers(ctx, { concurrency: o.concurrency });
+  const workers = startWorkers(ctx, {
+    concurrency: o.concurrency,
+    pullConcurrency: o.pullConcurrency,
+  });
   return {
     ctx,
     close: async () => {
@@ -162,6 +170,7 @@ export async function runFairness(
   o: FairnessOptions,
   log: (line: string) => void = () => undefined,
 ): Promise<FairnessResult> {
+  const loadStart = loadavg();
   const { large, smalls } = await startSites(o);
   const all = [large, ...smalls];
   try {
@@ -227,6 +236,8 @@ export async function runFairness(
       const bigDone = await waitForRun(ctx, big.id, { timeoutMs: 6 * 3600_000, intervalMs: 50 });
       if (bigDone.status !== 'succeeded') throw new Error(`large: run ${bigDone.status}`);
       return {
+        loadStart,
+        loadEnd: loadavg(),
         largeSoloS,
         largeContendedS: seconds(bigDone, 'startedAt'),
         rows,
@@ -240,24 +251,48 @@ export async function runFairness(
   }
 }
 
-/** The result as a Markdown table (per small district, then the large one). */
+/** Median of `xs` (NaN when empty). */
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? (s[m] ?? NaN)
+      : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+};
+
+/** Fairness target (issue 15): a small district's contended run time ≤ this × its solo time. */
+export const FAIRNESS_TARGET = 2;
+
+/**
+ * The result as a Markdown table: per small district its solo and contended run time (s),
+ * their ratio and whether it meets `FAIRNESS_TARGET`; then the large district's slowdown,
+ * the worst ratio, whether the target is met, and the load averages (start → end).
+ */
 export function renderFairness(o: FairnessOptions, r: FairnessResult): string {
   const f = (n: number) => n.toFixed(2);
+  const load = (l: number[]) => l.map(x => x.toFixed(1)).join(' ');
+  const met = (ratio: number) => (ratio <= FAIRNESS_TARGET ? 'yes' : 'no');
   const lines = [
     `### Fairness: 1 × ${o.large.toLocaleString('en-US')} + ${o.districts} × ${o.small.toLocaleString('en-US')} students ` +
-      `(apply concurrency ${o.concurrency}, load ${loadavg()
-        .map(x => x.toFixed(1))
-        .join(' ')})`,
+      `(apply concurrency ${o.concurrency}, pull concurrency ${o.pullConcurrency})`,
     '',
-    '| district | solo s | contended s | ratio (≤ 2) | trigger → end s | large still running |',
-    '| --- | ---: | ---: | ---: | ---: | :---: |',
+    `load average (1, 5, 15 min): ${load(r.loadStart)} at start → ${load(r.loadEnd)} at end`,
+    '',
+    `| district | solo s | contended s | ratio | ≤ ${FAIRNESS_TARGET} | trigger → end s | large still running |`,
+    '| --- | ---: | ---: | ---: | :---: | ---: | :---: |',
     ...r.rows.map(
       x =>
-        `| ${x.districtId} | ${f(x.soloS)} | ${f(x.contendedS)} | ${f(x.ratio)} | ${f(x.contendedFromTriggerS)} | ${x.largeStillRunning ? 'yes' : 'no'} |`,
+        `| ${x.districtId} | ${f(x.soloS)} | ${f(x.contendedS)} | ${f(x.ratio)} | ${met(x.ratio)} | ${f(x.contendedFromTriggerS)} | ${x.largeStillRunning ? 'yes' : 'no'} |`,
     ),
-    `| large | ${f(r.largeSoloS)} | ${f(r.largeContendedS)} | ${f(r.largeContendedS / r.largeSoloS)} | | |`,
+    `| large | ${f(r.largeSoloS)} | ${f(r.largeContendedS)} | ${f(r.largeContendedS / r.largeSoloS)} | | | |`,
     '',
-    `worst small-district ratio: ${f(r.worstRatio)} (target ≤ 2)`,
+    `worst small-district ratio: ${f(r.worstRatio)} (target ≤ ${FAIRNESS_TARGET}): ${r.worstRatio <= FAIRNESS_TARGET ? 'met' : 'NOT met'}; ` +
+      `${r.rows.filter(x => x.ratio <= FAIRNESS_TARGET).length} of ${r.rows.length} small districts within target; ` +
+      `${r.rows.filter(x => x.largeStillRunning).length} of ${r.rows.length} finished before the large one`,
+    `median small-district ratio: ${f(median(r.rows.map(x => x.ratio)))} (less sensitive to other load on the machine than the worst)`,
+    `large district slowdown: ${f(r.largeContendedS / r.largeSoloS)} × its solo time`,
   ];
   return lines.join('\n');
 }
@@ -281,7 +316,7 @@ export async function runFairnessCli(argv: string[]): Promise<void> {
     '--small',
     String(Math.max(1000, Math.round(large / 50))),
   ];
-  for (const f of ['--seed', '--page-size', '--concurrency', '--redis-url']) {
+  for (const f of ['--seed', '--page-size', '--concurrency', '--pull-concurrency', '--redis-url']) {
     const v = flag(f);
     if (v !== undefined) args.push(f, v);
   }
@@ -301,6 +336,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--seed <n>', 'generator seed', int, 42)
     .option('--page-size <n>', 'students per page', int, 1000)
     .option('--concurrency <n>', 'apply-worker concurrency', int, 2)
+    .option('--pull-concurrency <n>', 'pull-worker concurrency', int, 2)
     .option('--redis-url <url>', 'Redis', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
     .parse(argv)
     .opts<FairnessOptions>();

@@ -50,6 +50,19 @@ export const EnvSchema = z.object({
   /** Apply jobs processed in parallel per worker process. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /**
+   * Pulls (one per syncing district) processed in parallel per worker process. A pull holds
+   * its slot for most of its run (it waits for its own apply, `SYNC_CHUNKS_AHEAD`), so
+   * districts beyond this number queue for a slot, smallest first (docs/decisions/0016).
+   */
+  PULL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Longest time (ms) a queued pull or a released chunk keeps its size-based priority
+   * (smaller districts first, docs/decisions/0016). Past it, the next pull or chunk to
+   * finish moves it ahead of every prioritized job, so a large district is never starved by
+   * a stream of small ones. 0 = first come, first served. Default 30 000.
+   */
+  SYNC_PRIORITY_MAX_WAIT_MS: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
+  /**
    * Job lock of the pipeline workers (pull, apply, finalize, change consumers), in ms; renewed
    * every half of it while a job runs. A job whose worker died (kill -9, lost host) is taken up
    * again once its lock has expired and a stalled check saw it. Unset: 30 s (BullMQ's

@@ -31,6 +31,8 @@ import { z } from 'zod';
 import type { AppContext } from '../app.js';
 import { jobId } from '../workers/queues.js';
 import { LEDGER_TTL_SECONDS } from './ledger.js';
+import { ageChunks, chunkNoLongerWaiting, chunkReleased } from './priority.js';
+import { explainError } from '../errors.js';
 import type { ApplyPayload } from './payloads.js';
 
 /**
@@ -150,7 +152,10 @@ async function release(
   } catch (err) {
     // Released by the other side in between (no longer delayed): the turn is taken.
     if (await job.isDelayed()) throw err;
+    return;
   }
+  // Its wait for a slot starts now (aging, src/jobs/priority.ts).
+  if (job.id) await chunkReleased(ctx, job.id);
 }
 
 /** The fields of an apply job's payload that name its chunk (zod: data read back from Redis). */
@@ -171,8 +176,14 @@ export function inTurn<T>(
   fn: (job: Job, token?: string) => Promise<T>,
 ): (job: Job, token?: string) => Promise<T> {
   return async (job, token) => {
+    if (job.id) await chunkNoLongerWaiting(ctx, job.id);
     const out = await fn(job, token);
     await passTurn(ctx, ChunkRef.parse(job.data));
+    // A slot frees: a chunk that waited too long goes first (src/jobs/priority.ts). Best
+    // effort: this chunk is done either way, and the next one to finish checks again.
+    await ageChunks(ctx).catch((err: unknown) =>
+      ctx.logger.warn({ err: explainError(err) }, 'aging waiting chunks failed'),
+    );
     return out;
   };
 }
@@ -183,6 +194,7 @@ export function inTurn<T>(
  * parked in Redis. A job without a chunk reference is ignored.
  */
 export async function passTurnAfterFinalFailure(ctx: AppContext, job: Job): Promise<void> {
+  if (job.id) await chunkNoLongerWaiting(ctx, job.id);
   const ref = ChunkRef.safeParse(job.data);
   if (ref.success) await passTurn(ctx, ref.data);
 }

@@ -43,6 +43,7 @@ import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
 import { enqueueChunk, waitForChunkWindow } from './chunk-turns.js';
+import { sizePriority } from './priority.js';
 import { APPLY_FAILED_RETENTION_SECONDS } from './job-retention.js';
 import { EXCLUDED_PREFIX, exclusionCounts, uniqueRejects } from './rejects.js';
 import {
@@ -114,9 +115,12 @@ export async function triggerSync(
     throw err;
   }
   const payload: PullPayload = { districtId: run.districtId, runId: run.id };
+  // Smaller districts' pulls first (docs/decisions/0016): sized by the students it holds now.
+  const held = await ctx.store.countActive(run.districtId);
   await ctx.queues.pull.add('pull', payload, {
     jobId: jobId.pull(run.districtId, run.id),
     ...JOB_OPTIONS.pull,
+    priority: sizePriority(held.students),
   });
   ctx.logger.info(
     {
@@ -275,6 +279,9 @@ async function pullSnapshot(
   };
 
   let n = 0;
+  // Students read so far: with `studentsBefore`, the district's size as known at this chunk,
+  // which sets its chunks' priority (smaller districts first, docs/decisions/0016).
+  let pulledStudents = 0;
   // Chunk n is added to the queue while the connector reads chunk n+1 (one add in flight at
   // most); a failed add surfaces at the next await, before anything else is enqueued.
   let adding: Promise<unknown> = Promise.resolve();
@@ -299,7 +306,11 @@ async function pullSnapshot(
       chunk,
     };
     // Parked until the district's previous chunk is done (one writer per district, ADR 0011).
-    adding = enqueueChunk(ctx, payload, JOB_OPTIONS.apply);
+    pulledStudents += chunk.students.length;
+    adding = enqueueChunk(ctx, payload, {
+      ...JOB_OPTIONS.apply,
+      priority: sizePriority(Math.max(studentsBefore, pulledStudents)),
+    });
     adding.catch(() => undefined); // handled by the await above / below
     n++;
     await waitForChunkWindow(ctx, runId, generation, n, signal);

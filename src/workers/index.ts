@@ -13,6 +13,7 @@ import { startRunReconciler } from '../jobs/run-reconciler.js';
 import { retryWhenStoreBusy, whenStoreFree } from '../jobs/store-busy.js';
 import { stripFailedApplyJob } from '../jobs/job-retention.js';
 import { inTurn, passTurnAfterFinalFailure } from '../jobs/chunk-turns.js';
+import { agePulls, chunkReleased } from '../jobs/priority.js';
 import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
 import { webhookWorkers } from './webhooks.js';
@@ -62,8 +63,14 @@ function classify<T>(
   };
 }
 
-/** Start workers for all pipeline queues in this process. */
-export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {}): RunningWorkers {
+/**
+ * Start workers for all pipeline queues in this process. `concurrency` (apply jobs) and
+ * `pullConcurrency` (pulls) override `WORKER_CONCURRENCY` and `PULL_CONCURRENCY`.
+ */
+export function startWorkers(
+  ctx: AppContext,
+  opts: { concurrency?: number; pullConcurrency?: number } = {},
+): RunningWorkers {
   const shutdown = new AbortController();
   const base = { connection: ctx.connection, prefix: ctx.prefix };
   // Lock and stalled-check timing of the pipeline workers (WORKER_LOCK_MS,
@@ -94,11 +101,22 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
     new Worker(
       QueueName.pull,
       classify(
-        retryWhenStoreBusy(ctx, QueueName.pull, (job, token) =>
-          handlePull(ctx, job, shutdown.signal, token),
-        ),
+        retryWhenStoreBusy(ctx, QueueName.pull, async (job, token) => {
+          try {
+            return await handlePull(ctx, job, shutdown.signal, token);
+          } finally {
+            // A pull slot frees: a pull queued too long goes first (src/jobs/priority.ts).
+            await agePulls(ctx).catch((err: unknown) =>
+              log.warn({ err: explainError(err) }, 'aging queued pulls failed'),
+            );
+          }
+        }),
       ),
-      { ...base, concurrency: 2, ...lock(PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS) },
+      {
+        ...base,
+        concurrency: opts.pullConcurrency ?? ctx.env.PULL_CONCURRENCY,
+        ...lock(PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS),
+      },
     ),
     new Worker(
       QueueName.apply,
@@ -146,6 +164,12 @@ export function startWorkers(ctx: AppContext, opts: { concurrency?: number } = {
       // The error's class (and its wrapper's) only at debug level.
       log.debug({ queue: w.name, jobId: job.id, err: describeError(err) }, 'job failed (detail)');
       const runId = (job.data as { runId?: unknown }).runId;
+      if (!final && w.name === QueueName.apply && job.id) {
+        // Its retry waits for a slot again: aging counts from now (src/jobs/priority.ts).
+        chunkReleased(ctx, job.id).catch(e =>
+          log.error({ err: describeError(e), jobId: job.id }, 'recording the retry failed'),
+        );
+      }
       if (final && w.name === QueueName.apply) {
         // The district's next chunk takes its turn (one writer per district, ADR 0011).
         passTurnAfterFinalFailure(ctx, job).catch(e =>

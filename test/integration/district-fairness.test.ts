@@ -205,9 +205,23 @@ describe('fairness across districts, one writer per district (issues 15, 20 §4)
     await cancelRun(ctx, big.id, 'test');
     await until(
       async () => {
-        const c = await ctx.queues.apply.getJobCounts('waiting', 'active', 'delayed');
-        const p = await ctx.queues.pull.getJobCounts('waiting', 'active');
-        return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (p.active ?? 0) === 0;
+        // chunks and pulls carry a priority (ADR 0016): runnable ones are 'prioritized'
+        const c = await ctx.queues.apply.getJobCounts(
+          'waiting',
+          'prioritized',
+          'active',
+          'delayed',
+        );
+        const p = await ctx.queues.pull.getJobCounts('waiting', 'prioritized', 'active');
+        return (
+          (c.waiting ?? 0) +
+            (c.prioritized ?? 0) +
+            (c.active ?? 0) +
+            (c.delayed ?? 0) +
+            (p.prioritized ?? 0) +
+            (p.active ?? 0) ===
+          0
+        );
       },
       120_000,
       'the large run’s chunks to drain',
