@@ -18,6 +18,7 @@ import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ChurnSummary, SnapshotFigures } from './churn.js';
 import type { BenchSource, PartResult, Progress, SisAccess } from './common.js';
+import { profileReport } from './cpu-profile.js';
 import { BenchChild } from './ipc.js';
 import type { ImportFiles } from './imports.js';
 import type { OursFinish, OursRun, OursStart, WorkerRole } from './ours.js';
@@ -706,7 +707,7 @@ async function main(argv: string[]): Promise<void> {
       rowsOrAll,
       5000,
     )
-    .option('--cpu-prof <dir>', 'write a V8 CPU profile of our worker process into <dir>')
+    .option('--cpu-prof <dir>', 'write V8 CPU profiles of our worker processes into <dir> (remapped to .ts lines, summarized at the end)')
     .option('--redis-url <url>', 'use this Redis instead of a private redis-server')
     .option(
       '--node-args <flags>',
@@ -790,6 +791,8 @@ async function main(argv: string[]): Promise<void> {
   });
   process.stdout.write(`\n${renderMarkdown(report)}\n`);
   process.stdout.write(`written: ${files.join(', ')}\n`);
+  // Profiles with .ts positions, and the top self-time functions of each worker process.
+  if (o.cpuProf) process.stdout.write(`\n${profileReport(resolve(o.cpuProf)).join('\n')}\n`);
   process.stdout.write(`free memory now ${(freemem() / 2 ** 30).toFixed(1)} GiB\n`);
 }
 
