@@ -205,7 +205,9 @@ export function summarizeProfile(
  */
 export function profileReport(dir: string, top = 12): string[] {
   const { profiles, frames } = remapProfiles(dir);
-  const lines = [`CPU profiles in ${dir}: ${profiles} remapped to .ts positions (${frames} frames)`];
+  const lines = [
+    `CPU profiles in ${dir}: ${profiles} remapped to .ts positions (${frames} frames)`,
+  ];
   const byFolder = new Map<string, string>();
   for (const f of filesNamed(dir, n => n.endsWith('.cpuprofile'))) {
     const best = byFolder.get(dirname(f));

@@ -707,7 +707,10 @@ async function main(argv: string[]): Promise<void> {
       rowsOrAll,
       5000,
     )
-    .option('--cpu-prof <dir>', 'write V8 CPU profiles of our worker processes into <dir> (remapped to .ts lines, summarized at the end)')
+    .option(
+      '--cpu-prof <dir>',
+      'write V8 CPU profiles of our worker processes into <dir> (remapped to .ts lines, summarized at the end)',
+    )
     .option('--redis-url <url>', 'use this Redis instead of a private redis-server')
     .option(
       '--node-args <flags>',
