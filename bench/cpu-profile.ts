@@ -66,16 +66,20 @@ function tsFiles(dir: string, out: string[] = []): string[] {
 }
 
 /**
- * In a worker started with `--cpu-prof`: write the source maps of the repository's loaded
- * TypeScript modules (src/, bench/) next to its profile, as `sourcemaps-<pid>.json`.
+ * In a worker started with `--cpu-prof`: write the source maps of the loaded TypeScript
+ * modules under `roots` (default: the repository's src/ and bench/) next to its profile, as
+ * `sourcemaps-<pid>.json`.
  * Returns the number of maps written (0, and no file, without `--cpu-prof`). Throws when the
  * file cannot be written.
  */
-export function dumpSourceMaps(dir = cpuProfileDir()): number {
+export function dumpSourceMaps(
+  dir = cpuProfileDir(),
+  roots: readonly string[] = [join(repoRoot, 'src'), join(repoRoot, 'bench')],
+): number {
   if (!dir) return 0;
   const maps: Record<string, SourceMapPayload> = {};
-  for (const root of ['src', 'bench']) {
-    for (const file of tsFiles(join(repoRoot, root))) {
+  for (const root of roots) {
+    for (const file of tsFiles(root)) {
       const url = pathToFileURL(file).href;
       const map = findSourceMap(url) ?? findSourceMap(file);
       if (map) maps[url] = map.payload;
@@ -99,6 +103,9 @@ function filesNamed(dir: string, test: (name: string) => boolean, out: string[] 
 
 /** The pid in a V8 profile name `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`. */
 const pidOf = (file: string): string | undefined => basename(file).split('.')[3];
+
+/** True for the profile of a process's main thread (thread id 0 in its name). */
+export const isMainThread = (file: string): boolean => basename(file).split('.')[4] === '0';
 
 /**
  * Rewrite every `.cpuprofile` under `dir` with TypeScript positions, using the
@@ -200,18 +207,19 @@ export function summarizeProfile(
 }
 
 /**
- * Remap the profiles under `dir` and render, for the main thread of each process (its
- * largest profile per folder), the top self-time functions as text lines.
+ * Remap the profiles under `dir` and render, for the main thread of each process (one
+ * folder per process), the top self-time functions as text lines.
  */
 export function profileReport(dir: string, top = 12): string[] {
   const { profiles, frames } = remapProfiles(dir);
   const lines = [
     `CPU profiles in ${dir}: ${profiles} remapped to .ts positions (${frames} frames)`,
   ];
+  // The main thread's profile (thread id 0 in the name; tsx's loader thread is another).
   const byFolder = new Map<string, string>();
   for (const f of filesNamed(dir, n => n.endsWith('.cpuprofile'))) {
     const best = byFolder.get(dirname(f));
-    if (!best || statSync(f).size > statSync(best).size) byFolder.set(dirname(f), f);
+    if (!best || (isMainThread(f) && !isMainThread(best))) byFolder.set(dirname(f), f);
   }
   for (const [folder, file] of [...byFolder].sort()) {
     const s = summarizeProfile(file, top);
