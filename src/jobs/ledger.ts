@@ -13,7 +13,14 @@ import type { Reject, RunCounts } from '../models/types.js';
 
 export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
 
-/** Chunk fields read (HSCAN COUNT) or parsed between two turns of the event loop. */
+/**
+ * Chunk fields per HSCAN page: each field is one chunk's list (about 1,000–1,500 ids, or a
+ * chunk's rejects), so a page is about 100,000 ids, parsed in tens of ms. More round trips
+ * cost finalize wall time on a loaded machine (each one waits to be scheduled again).
+ */
+const SCAN_FIELDS = 100;
+
+/** Reject fields parsed between two turns of the event loop. */
 const LIST_FIELDS_PER_TURN = 25;
 
 /** One turn of the event loop (timers and I/O run). */
@@ -259,15 +266,14 @@ export class RunLedger {
   }
 
   /**
-   * Call `each` for every field of a hash, in HSCAN pages of about `LIST_FIELDS_PER_TURN`
-   * fields: each field is one chunk's list (about 1,000–1,500 ids), so the synchronous work
-   * between two round trips stays a few tens of thousands of ids, and the event loop turns
-   * (timers, a job's lock renewal) while finalize reads a district-sized ledger.
+   * Call `each` for every field of a hash, in HSCAN pages of about `SCAN_FIELDS` fields: the
+   * synchronous work between two round trips stays one page, and the event loop turns (timers,
+   * a job's lock renewal) while finalize reads a district-sized ledger.
    */
   private async scanFields(key: string, each: (field: string, value: string) => void) {
     let cursor = '0';
     do {
-      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', LIST_FIELDS_PER_TURN);
+      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_FIELDS);
       for (let i = 1; i < flat.length; i += 2) each(flat[i - 1] ?? '', flat[i] ?? '[]');
       cursor = next;
     } while (cursor !== '0');
