@@ -30,6 +30,7 @@ import {
   type Progress,
   type SisAccess,
 } from './common.js';
+import { dumpSourceMaps } from './cpu-profile.js';
 import { emit, memoryOf, serve } from './ipc.js';
 
 /** Which queues a worker process serves. */
@@ -252,6 +253,13 @@ async function finish(params: unknown): Promise<OursFinish> {
   clearInterval(progress);
   const peakRss = memoryOf('self')?.peakRss ?? process.memoryUsage().rss;
   const writes = store.writeCount() - writesAtStart;
+  // With --cpu-prof: the source maps of our modules go next to the profile, which V8 writes
+  // at exit, so the orchestrator can move its call frames to .ts lines (bench/cpu-profile.ts).
+  try {
+    dumpSourceMaps();
+  } catch (err) {
+    console.error(`[bench] source maps for the CPU profile not written: ${String(err)}`);
+  }
   try {
     const applyTimeline = timelineSummary(timeline);
     timeline.length = 0;

@@ -24,6 +24,7 @@ import {
   type Progress,
   type SisAccess,
 } from './common.js';
+import { profileReport } from './cpu-profile.js';
 import { BenchChild } from './ipc.js';
 import type { ImportFiles } from './imports.js';
 import type { OursFinish, OursRun, OursStart, WorkerRole } from './ours.js';
@@ -714,7 +715,10 @@ async function main(argv: string[]): Promise<void> {
       rowsOrAll,
       5000,
     )
-    .option('--cpu-prof <dir>', 'write a V8 CPU profile of our worker process into <dir>')
+    .option(
+      '--cpu-prof <dir>',
+      'write V8 CPU profiles of our worker processes into <dir> (remapped to .ts lines, summarized at the end)',
+    )
     .option('--redis-url <url>', 'use this Redis instead of a private redis-server')
     .option(
       '--node-args <flags>',
@@ -798,6 +802,8 @@ async function main(argv: string[]): Promise<void> {
   });
   process.stdout.write(`\n${renderMarkdown(report)}\n`);
   process.stdout.write(`written: ${files.join(', ')}\n`);
+  // Profiles with .ts positions, and the top self-time functions of each worker process.
+  if (o.cpuProf) process.stdout.write(`\n${profileReport(resolve(o.cpuProf)).join('\n')}\n`);
   process.stdout.write(`free memory now ${(freemem() / 2 ** 30).toFixed(1)} GiB\n`);
 }
 

@@ -19,10 +19,16 @@
  *   `CHUNK_WINDOW` chunks per syncing district.
  *
  * State: one Redis hash per run and generation, `<prefix>:turns:<run>:g<generation>`, with
- * `turn` (the chunk allowed to run; absent = 0). The pull adds the job, then reads `turn`;
- * the apply side moves `turn`, then looks for the job (Redis is linearizable), so a chunk
- * added after its predecessor finished is released by the pull, one added before by the
- * apply side; when both release it the second `promote` finds it no longer parked and is a no-op.
+ * `turn` (the chunk allowed to run; absent = 0). The pull reads `turn` first: when it is
+ * already the chunk's turn (its predecessor finished: the usual case when the pull is the
+ * slower side, e.g. a no-change resync), the job is added runnable at once and nothing else
+ * happens (the turn cannot move past a chunk that does not exist yet, so nobody else releases
+ * it). Otherwise the pull adds the job parked, then reads `turn` again; the apply side moves
+ * `turn`, then promotes the job (Redis is linearizable), so a chunk whose predecessor finished
+ * in between is released by the pull, one added before by the apply side; when both release
+ * it the second `promote` finds it no longer parked and is a no-op. Releasing never reads the
+ * job back (its payload is the whole chunk): it promotes by id and looks at the job's state
+ * only when that fails.
  * A re-delivered chunk passes a turn that has already moved on: nothing happens. Keys expire
  * after `LEDGER_TTL_SECONDS`.
  */
@@ -85,15 +91,23 @@ export async function enqueueChunk(
   options: Record<string, unknown>,
 ): Promise<void> {
   const { districtId, runId, generation, chunkNo } = payload;
-  await ctx.queues.apply.add('apply', payload, {
-    ...options,
-    jobId: jobId.chunk(districtId, runId, generation, chunkNo),
-    delay: PARKED_DELAY_MS,
-  });
-  const turn = Number(
-    await ctx.redis.eval(TURN_LUA, 1, turnsKey(ctx, runId, generation), LEDGER_TTL_SECONDS),
-  );
-  if (turn === chunkNo) await release(ctx, payload);
+  const turn = async () =>
+    Number(await ctx.redis.eval(TURN_LUA, 1, turnsKey(ctx, runId, generation), LEDGER_TTL_SECONDS));
+  const add = (parked: boolean) =>
+    ctx.queues.apply.add('apply', payload, {
+      ...options,
+      jobId: jobId.chunk(districtId, runId, generation, chunkNo),
+      ...(parked ? { delay: PARKED_DELAY_MS } : {}),
+    });
+  // Its turn already: runnable at once (no parked add, no promote).
+  if ((await turn()) === chunkNo) {
+    await add(false);
+    // Its wait for a slot starts now (aging, src/jobs/priority.ts).
+    await chunkReleased(ctx, jobId.chunk(districtId, runId, generation, chunkNo));
+    return;
+  }
+  await add(true);
+  if ((await turn()) === chunkNo) await release(ctx, payload);
 }
 
 /**
@@ -137,25 +151,27 @@ export async function waitForChunkWindow(
   }
 }
 
-/** Promote the parked chunk, if it exists and is still parked (else nothing). */
+/**
+ * Promote the parked chunk, if it exists and is still parked (else nothing). One round trip
+ * when it is parked: the promote goes by id through a job handle without data (`Job.fromId`
+ * would read and parse the whole chunk payload back); when it fails, the job's state says
+ * whether that was a real error (still parked: rethrown) or nothing to do (not added yet,
+ * added runnable, or released by the other side in between).
+ */
 async function release(
   ctx: AppContext,
   p: Pick<ApplyPayload, 'districtId' | 'runId' | 'generation' | 'chunkNo'>,
 ): Promise<void> {
-  const job = await Job.fromId(
-    ctx.queues.apply,
-    jobId.chunk(p.districtId, p.runId, p.generation, p.chunkNo),
-  );
-  if (!job || !(await job.isDelayed())) return;
+  const id = jobId.chunk(p.districtId, p.runId, p.generation, p.chunkNo);
   try {
-    await job.promote();
+    await new Job(ctx.queues.apply, 'apply', {}, {}, id).promote();
   } catch (err) {
     // Released by the other side in between (no longer delayed): the turn is taken.
-    if (await job.isDelayed()) throw err;
+    if ((await ctx.queues.apply.getJobState(id)) === 'delayed') throw err;
     return;
   }
   // Its wait for a slot starts now (aging, src/jobs/priority.ts).
-  if (job.id) await chunkReleased(ctx, job.id);
+  await chunkReleased(ctx, id);
 }
 
 /** The fields of an apply job's payload that name its chunk (zod: data read back from Redis). */

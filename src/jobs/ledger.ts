@@ -13,6 +13,19 @@ import type { Reject, RunCounts } from '../models/types.js';
 
 export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
 
+/**
+ * Chunk fields per HSCAN page: each field is one chunk's list (about 1,000–1,500 ids, or a
+ * chunk's rejects), so a page is about 100,000 ids, parsed in tens of ms. More round trips
+ * cost finalize wall time on a loaded machine (each one waits to be scheduled again).
+ */
+const SCAN_FIELDS = 100;
+
+/** Reject fields parsed between two turns of the event loop. */
+const LIST_FIELDS_PER_TURN = 25;
+
+/** One turn of the event loop (timers and I/O run). */
+const turn = (): Promise<void> => new Promise(r => setImmediate(r));
+
 /** Ledger parts cleared when a new pull generation starts (and at the end of the run). */
 const PARTS = [
   'seenStudents',
@@ -220,11 +233,21 @@ export class RunLedger {
     return out;
   }
 
+  /**
+   * Every reject recorded for the run, in field order (pull rejects by sequence, then chunk
+   * rejects). Read in HSCAN pages and parsed one field at a time, with a turn of the event
+   * loop every `LIST_FIELDS_PER_TURN` fields: a 500,000-student run has ~150,000 exclusions.
+   */
   async rejects(runId: string): Promise<Reject[]> {
-    const all = await this.redis.hgetall(this.key(runId, 'rejects'));
-    return Object.keys(all)
-      .sort()
-      .flatMap(f => JSON.parse(all[f] ?? '[]') as Reject[]);
+    const fields: [string, string][] = [];
+    await this.scanFields(this.key(runId, 'rejects'), (f, v) => void fields.push([f, v]));
+    fields.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const out: Reject[] = [];
+    for (let i = 0; i < fields.length; i++) {
+      for (const r of JSON.parse(fields[i]?.[1] ?? '[]') as Reject[]) out.push(r);
+      if ((i + 1) % LIST_FIELDS_PER_TURN === 0) await turn();
+    }
+    return out;
   }
 
   async clear(runId: string): Promise<void> {
@@ -236,16 +259,24 @@ export class RunLedger {
   /** The union of the JSON lists a hash holds (one field per chunk). */
   private async readLists(key: string): Promise<Set<string>> {
     const out = new Set<string>();
+    await this.scanFields(key, (_, v) => {
+      for (const id of JSON.parse(v) as string[]) out.add(id);
+    });
+    return out;
+  }
+
+  /**
+   * Call `each` for every field of a hash, in HSCAN pages of about `SCAN_FIELDS` fields: the
+   * synchronous work between two round trips stays one page, and the event loop turns (timers,
+   * a job's lock renewal) while finalize reads a district-sized ledger.
+   */
+  private async scanFields(key: string, each: (field: string, value: string) => void) {
     let cursor = '0';
     do {
-      // Each field is one chunk's list: a page of 100 fields is a few thousand ids.
-      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', 100);
-      for (let i = 1; i < flat.length; i += 2) {
-        for (const id of JSON.parse(flat[i] ?? '[]') as string[]) out.add(id);
-      }
+      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_FIELDS);
+      for (let i = 1; i < flat.length; i += 2) each(flat[i - 1] ?? '', flat[i] ?? '[]');
       cursor = next;
     } while (cursor !== '0');
-    return out;
   }
 }
 

@@ -13,6 +13,7 @@ import {
   decideFinalize,
   proposeRemap,
   scanActive,
+  yieldToEventLoop,
   type ActiveBaseline,
 } from '../reconcile/finalize.js';
 import { chunkKeys, planChunk } from '../reconcile/plan.js';
@@ -72,6 +73,8 @@ export const JOB_OPTIONS = {
   finalize: { attempts: 5, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } },
 } as const;
 
+/** Rejects finalize stores per transaction (the event loop turns between batches). */
+const REJECT_WRITE_BATCH = 5000;
 /** Held records read and deactivated per transaction when a held run is approved. */
 const APPROVE_BATCH = 5000;
 /** Departing students read per `findRecords` call when a held re-key proposes its remap. */
@@ -616,7 +619,14 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     }
   }
 
-  await ctx.store.addRejects(runId, rejects);
+  // In batches with a turn of the event loop between them: a 500,000-student district has
+  // about 150,000 exclusions, one synchronous SQLite transaction of ~1 s otherwise. Safe to
+  // split: `addRejects` skips a reject already stored for the run (a retried finalize).
+  for (let i = 0; i < rejects.length; i += REJECT_WRITE_BATCH) {
+    await ctx.store.addRejects(runId, rejects.slice(i, i + REJECT_WRITE_BATCH));
+    await yieldToEventLoop();
+  }
+  step('rejects');
   const finishedAt = new Date();
   const timings: Record<string, number> = {
     ...run.timings,

@@ -48,9 +48,13 @@ export function scanIds(ids: Iterable<string>, seen?: ReadonlySet<string>): Acti
   return out;
 }
 
+/** Let timers and I/O run (one `setImmediate` turn) before going on. */
+export const yieldToEventLoop = (): Promise<void> => new Promise(r => setImmediate(r));
+
 /**
  * Stream pages of active ids (`RosterStore.activeIdPages`) into an `ActiveScan`: memory is
  * one page plus the absent ids, whatever the district's size. `seen` undefined: count only.
+ * The event loop turns once between pages.
  */
 export async function scanActive(
   pages: AsyncIterable<readonly string[]> | Iterable<readonly string[]>,
@@ -60,6 +64,10 @@ export async function scanActive(
   for await (const page of pages) {
     out.count += page.length;
     if (seen) for (const id of page) if (!seen.has(id)) out.absent.push(id);
+    // A synchronous store (SQLite) resolves every page at once: without a turn of the event
+    // loop between pages, a 500,000-student scan is one long stall (timers and socket reads
+    // wait, a job's lock renewal among them).
+    await yieldToEventLoop();
   }
   return out;
 }

@@ -83,11 +83,26 @@ describe('RunLedger (real Redis)', () => {
       await ledger.recordChunk(
         run,
         gen,
-        outcome(n, { seenStudents: [`s${n}a`, `s${n}b`], seenParents: [`p${n % 7}`] }),
+        outcome(n, {
+          seenStudents: [`s${n}a`, `s${n}b`],
+          seenParents: [`p${n % 7}`],
+          rejects: [{ entity: 'student', recordId: `s${n}a`, reason: 'bad' }],
+        }),
       );
+    await ledger.recordPullRejects(run, '00000001', [
+      { entity: 'guardian', recordId: 'g1', reason: 'no email' },
+    ]);
     const seen = await ledger.seen(run);
     expect(seen.students.size).toBe(2 * chunks);
     expect(seen.parents.size).toBe(7);
+    // every reject, once, in field order (chunk:<n> as text, then pull:<seq>)
+    const rejects = await ledger.rejects(run);
+    expect(rejects).toHaveLength(chunks + 1);
+    const byText = Array.from({ length: chunks }, (_, n) => `chunk:${n}`).sort();
+    expect(rejects.slice(0, chunks).map(r => r.recordId)).toEqual(
+      byText.map(f => `s${f.slice(6)}a`),
+    );
+    expect(rejects[chunks]).toEqual({ entity: 'guardian', recordId: 'g1', reason: 'no email' });
     await ledger.clear(run);
     expect(await redis.keys(`${prefix}:ledger:${run}:*`)).toEqual([]);
   });

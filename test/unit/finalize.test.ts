@@ -41,6 +41,27 @@ describe('scanActive', () => {
       await scanActive([['a', 'b']], new Set(['a'])),
     );
   });
+
+  it('lets the event loop turn between pages a synchronous store resolves at once', async () => {
+    // Pages resolved in microtasks only (like SQLite's): an immediate queued before the scan
+    // runs between two pages, not after the whole district (a lock renewal is such a callback).
+    const immediatesBeforePage: number[] = [];
+    let immediates = 0;
+    const tick = () => {
+      immediates++;
+      if (immediates < 10) setImmediate(tick);
+    };
+    function* pages() {
+      for (let p = 0; p < 3; p++) {
+        immediatesBeforePage.push(immediates);
+        yield [`s${p}`];
+      }
+    }
+    setImmediate(tick);
+    const scan = await scanActive(pages(), new Set(['s1']));
+    expect(scan).toEqual({ count: 3, absent: ['s0', 's2'] });
+    expect(immediatesBeforePage).toEqual([0, 1, 2]);
+  });
 });
 
 describe('decideFinalize', () => {
