@@ -31,7 +31,7 @@ import { z } from 'zod';
 import type { AppContext } from '../app.js';
 import { jobId } from '../workers/queues.js';
 import { LEDGER_TTL_SECONDS } from './ledger.js';
-import type { ApplyPayload } from './payloads.js';
+import { applyJobData, type ApplyPayload } from './payloads.js';
 
 /**
  * How far ahead of the chunk allowed to run a parked chunk is scheduled (ms): 7 days, i.e.
@@ -75,7 +75,8 @@ return tonumber(redis.call('HGET', KEYS[1], 'turn') or '0')
 
 /**
  * Add chunk `payload.chunkNo` to the apply queue parked, with `options` (the step's BullMQ
- * options), and release it at once when it is its turn. Throws when Redis fails.
+ * options), and release it at once when it is its turn. The job's data is `applyJobData`
+ * (the chunk encoded, docs/decisions/0015). Throws when Redis fails.
  */
 export async function enqueueChunk(
   ctx: AppContext,
@@ -83,7 +84,7 @@ export async function enqueueChunk(
   options: Record<string, unknown>,
 ): Promise<void> {
   const { districtId, runId, generation, chunkNo } = payload;
-  await ctx.queues.apply.add('apply', payload, {
+  await ctx.queues.apply.add('apply', applyJobData(payload), {
     ...options,
     jobId: jobId.chunk(districtId, runId, generation, chunkNo),
     delay: PARKED_DELAY_MS,
