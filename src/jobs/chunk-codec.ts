@@ -6,6 +6,9 @@
  * carried in the job's data as a base64 string: BullMQ stores job data as one JSON string
  * (`Job.asJSON` → `JSON.stringify`), so a raw `Buffer` would become an array of numbers.
  *
+ * A chunk holding a string that is not well-formed UTF-16 (a lone surrogate: UTF-8, hence
+ * msgpack, cannot carry it) travels as JSON text instead (`enc: 'json'`), as before.
+ *
  * Every buffer is self-contained: the record definitions it uses are written inline (no
  * shared `structures`), so any process with this module decodes any buffer, whatever it
  * encoded before.
@@ -19,8 +22,20 @@
 import { Packr } from 'msgpackr';
 import type { RosterChunk } from '../mapping/canonical.js';
 
-/** Name of the encoding, written in each apply job's data (`enc`) for operators. */
-export const CHUNK_ENCODING = 'msgpackr-records+base64';
+/**
+ * Encodings of an apply job's chunk (`enc` in its data, for operators and the decoder):
+ * `msgpackr-records+base64` normally; `json` (the chunk as a JSON string, exactly what the
+ * JSON transport carried) for a chunk holding a string that is not well-formed UTF-16 (a lone
+ * surrogate, which UTF-8 and so msgpack cannot carry: it would decode as U+FFFD).
+ */
+export const CHUNK_ENCODINGS = ['msgpackr-records+base64', 'json'] as const;
+export type ChunkEncoding = (typeof CHUNK_ENCODINGS)[number];
+
+/** A chunk encoded: the encoding's name and its text. */
+export interface EncodedChunk {
+  enc: ChunkEncoding;
+  body: string;
+}
 
 /**
  * msgpackr with records; no shared structures (each buffer carries its own record
@@ -37,17 +52,52 @@ export class ChunkDecodeError extends Error {
   }
 }
 
-/** Encode a chunk: base64 text of its msgpackr (records) form. Pure; throws only on values msgpackr cannot encode (e.g. a BigInt beyond 64 bits). */
-export function encodeChunk(chunk: RosterChunk): string {
-  return packr.pack(chunk).toString('base64');
+declare global {
+  interface String {
+    /** ES2024 (Node ≥ 20): no lone surrogate. TypeScript's lib here predates it. */
+    isWellFormed(): boolean;
+  }
+}
+
+/** True when every string in `v` (arrays and objects walked) is well-formed UTF-16. */
+function wellFormed(v: unknown): boolean {
+  if (typeof v === 'string') return v.isWellFormed();
+  if (typeof v !== 'object' || v === null) return true;
+  if (Array.isArray(v)) {
+    for (const x of v) if (!wellFormed(x)) return false;
+    return true;
+  }
+  for (const k in v) {
+    if (!k.isWellFormed() || !wellFormed((v as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
+
+/**
+ * Encode a chunk: base64 text of its msgpackr (records) form, or, when it holds a string that
+ * is not well-formed (lone surrogate), its JSON text (`CHUNK_ENCODINGS`). Pure; throws only on
+ * values msgpackr cannot encode (e.g. a BigInt beyond 64 bits).
+ */
+export function encodeChunk(chunk: RosterChunk): EncodedChunk {
+  if (!wellFormed(chunk)) return { enc: 'json', body: JSON.stringify(chunk) };
+  return { enc: 'msgpackr-records+base64', body: packr.pack(chunk).toString('base64') };
 }
 
 /**
  * Decode what `encodeChunk` returned. The result is not validated record by record (the
  * caller checks its arrays, `trustedApplyPayload`). Throws `ChunkDecodeError` when `body` is
- * not an encoded chunk (bad base64, truncated or foreign bytes).
+ * not a chunk in encoding `enc` (bad base64 or JSON, truncated or foreign bytes).
  */
-export function decodeChunk(body: string): unknown {
+export function decodeChunk({ enc, body }: EncodedChunk): unknown {
+  if (enc === 'json') {
+    try {
+      return JSON.parse(body) as unknown;
+    } catch (err) {
+      throw new ChunkDecodeError(
+        `apply payload: chunk body is not JSON (${err instanceof Error ? err.message : String(err)})`,
+      );
+    }
+  }
   const buf = Buffer.from(body, 'base64');
   // Buffer.from ignores characters outside the base64 alphabet: a length that does not
   // round trip means the text was not ours.

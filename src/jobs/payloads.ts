@@ -8,7 +8,13 @@
  */
 import { z } from 'zod';
 import { RosterChunkSchema } from '../mapping/canonical.js';
-import { CHUNK_ENCODING, ChunkDecodeError, decodeChunk, encodeChunk } from './chunk-codec.js';
+import {
+  CHUNK_ENCODINGS,
+  ChunkDecodeError,
+  decodeChunk,
+  encodeChunk,
+  type ChunkEncoding,
+} from './chunk-codec.js';
 
 export const TriggerPayload = z.strictObject({
   districtId: z.string().min(1),
@@ -61,7 +67,7 @@ export interface ChunkSize {
  */
 export interface ApplyJobData extends Omit<ApplyPayload, 'chunk'> {
   size: ChunkSize;
-  enc: typeof CHUNK_ENCODING;
+  enc: ChunkEncoding;
   body: string;
 }
 
@@ -75,8 +81,7 @@ export function applyJobData(p: ApplyPayload): ApplyJobData {
       guardians: chunk.guardians.length,
       relationships: chunk.relationships.length,
     },
-    enc: CHUNK_ENCODING,
-    body: encodeChunk(chunk),
+    ...encodeChunk(chunk),
   };
 }
 
@@ -114,11 +119,12 @@ export function trustedApplyPayload(data: unknown): ApplyPayload {
     d.runId !== '' &&
     Number.isInteger(d.chunkNo) &&
     Number.isInteger(d.generation);
-  if (!ids || d.enc !== CHUNK_ENCODING || typeof d.body !== 'string' || d.chunk !== undefined)
+  const enc = CHUNK_ENCODINGS.find(e => e === d.enc);
+  if (!ids || !enc || typeof d.body !== 'string' || d.chunk !== undefined)
     throw new ApplyPayloadError('apply payload: missing or mistyped fields');
   let c: Partial<Record<string, unknown>> | null;
   try {
-    c = decodeChunk(d.body) as Partial<Record<string, unknown>> | null;
+    c = decodeChunk({ enc, body: d.body }) as Partial<Record<string, unknown>> | null;
   } catch (err) {
     if (err instanceof ChunkDecodeError) throw new ApplyPayloadError(err.message);
     throw err;
