@@ -18,7 +18,7 @@ describe.each(SIS_KINDS)('chunk encoding of %s chunks', kind => {
     const chunks = await readSisChunks(kind, { students: 600, seed: 15, pageSize: 250 });
     expect(chunks.length).toBeGreaterThanOrEqual(3);
     for (const [chunkNo, chunk] of chunks.entries()) {
-      const p = {
+      const p: ApplyPayload = {
         v: APPLY_PAYLOAD_VERSION,
         districtId: kind,
         runId: 'r',
