@@ -79,9 +79,17 @@ function wellFormed(v: unknown): boolean {
  * values msgpackr cannot encode (e.g. a BigInt beyond 64 bits).
  */
 export function encodeChunk(chunk: RosterChunk): EncodedChunk {
-  if (!wellFormed(chunk)) return { enc: 'json', body: JSON.stringify(chunk) };
-  return { enc: 'msgpackr-records+base64', body: packr.pack(chunk).toString('base64') };
+  const buf = packr.pack(chunk);
+  // msgpackr writes a lone surrogate as 0xED 0xA0–0xBF … (short strings, its own encoder)
+  // or as U+FFFD, EF BF BD (long strings, Buffer's UTF-8): a buffer with neither byte
+  // pattern had none, and the strings need no walk (the common case, a memchr/memmem each).
+  if ((buf.includes(0xed) || buf.includes(REPLACEMENT_UTF8)) && !wellFormed(chunk))
+    return { enc: 'json', body: JSON.stringify(chunk) };
+  return { enc: 'msgpackr-records+base64', body: buf.toString('base64') };
 }
+
+/** U+FFFD in UTF-8. */
+const REPLACEMENT_UTF8 = Buffer.from([0xef, 0xbf, 0xbd]);
 
 /**
  * Decode what `encodeChunk` returned. The result is not validated record by record (the

@@ -165,13 +165,16 @@ describe('chunk codec (ADR 0015)', () => {
     }
   });
 
-  it('a chunk with a lone surrogate travels as JSON, and comes back unchanged', () => {
-    const r = mulberry32(3);
-    const chunk = randomChunk(r);
+  it.each([
+    ['short', 'Ana\uD800'],
+    ['low surrogate', '\uDC00x'],
+    ['long', `${'n'.repeat(300)}\uD83D`],
+  ])('a chunk with a lone surrogate (%s string) travels as JSON, unchanged', (_, name) => {
+    const chunk = randomChunk(mulberry32(3));
     chunk.students.push({
       sourcedId: 'lone',
       uniqueId: 'u',
-      givenName: 'Ana\uD800',
+      givenName: name,
       familyName: 'B',
       schoolSourcedIds: [],
       status: 'active',
@@ -181,7 +184,22 @@ describe('chunk codec (ADR 0015)', () => {
     expect(data).toMatchObject({ enc: 'json' });
     const back = trustedApplyPayload(data);
     expect(back).toStrictEqual(p);
-    expect(back.chunk.students.at(-1)?.givenName).toBe('Ana\uD800');
+    expect(back.chunk.students.at(-1)?.givenName).toBe(name);
+  });
+
+  it('Hangul and a real U+FFFD (the bytes the surrogate check looks for) stay msgpackr, exact', () => {
+    const chunk = randomChunk(mulberry32(4));
+    for (const name of ['한글 이름', '\uFFFD', `${'h'.repeat(300)}\uFFFD`, '힣'])
+      chunk.guardians.push({
+        sourcedId: `g-${name.length}`,
+        givenName: name,
+        familyName: 'K',
+        role: 'parent',
+        status: 'active',
+      });
+    const encoded = encodeChunk(chunk);
+    expect(encoded.enc).toBe('msgpackr-records+base64');
+    expect(decodeChunk(encoded)).toStrictEqual(chunk);
   });
 
   it('refuses a version 2 job (plain JSON chunk) with ApplyPayloadError', () => {
