@@ -61,8 +61,9 @@ export interface ChunkSize {
 /**
  * An apply job's data as stored in Redis (BullMQ job `data`, one JSON string): the routing
  * fields in plain JSON (read by the dashboard, `src/jobs/chunk-turns.ts`, the failed-job
- * handler), the chunk's counts, and the chunk itself encoded (`body`, base64 text of its
- * msgpackr form; `enc` names the encoding). A failed job is stripped of `body`
+ * handler), the chunk's counts, and the chunk itself encoded (`body`: base64 text of its
+ * msgpackr form, or JSON text for a chunk with a lone surrogate; `enc` names which,
+ * src/jobs/chunk-codec.ts). A failed job is stripped of `body`
  * (`src/jobs/job-retention.ts`: `stripped: true`).
  */
 export interface ApplyJobData extends Omit<ApplyPayload, 'chunk'> {
