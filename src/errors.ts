@@ -105,7 +105,13 @@ export function isRetryable(err: unknown): boolean {
   if (err instanceof GuardianSyncError) return err.retryable;
   if (err instanceof Error) {
     if (RETRYABLE_NAMES.has(err.name)) return true;
-    if (['ConfigError', 'UnknownDistrictError', 'SisPayloadError'].includes(err.name)) return false;
+    // ApplyPayloadError (src/jobs/payloads.ts): a chunk of another version never decodes
+    if (
+      ['ConfigError', 'UnknownDistrictError', 'SisPayloadError', 'ApplyPayloadError'].includes(
+        err.name,
+      )
+    )
+      return false;
   }
   // Unknown errors (network resets, driver errors) are retried by default.
   return true;

@@ -39,7 +39,7 @@ import { jobId } from '../workers/queues.js';
 import { LEDGER_TTL_SECONDS } from './ledger.js';
 import { ageChunks, chunkNoLongerWaiting, chunkReleased } from './priority.js';
 import { explainError } from '../errors.js';
-import type { ApplyPayload } from './payloads.js';
+import { applyJobData, type ApplyPayload } from './payloads.js';
 
 /**
  * How far ahead of the chunk allowed to run a parked chunk is scheduled (ms): 7 days, i.e.
@@ -83,7 +83,8 @@ return tonumber(redis.call('HGET', KEYS[1], 'turn') or '0')
 
 /**
  * Add chunk `payload.chunkNo` to the apply queue parked, with `options` (the step's BullMQ
- * options), and release it at once when it is its turn. Throws when Redis fails.
+ * options), and release it at once when it is its turn. The job's data is `applyJobData`
+ * (the chunk encoded, docs/decisions/0015). Throws when Redis fails.
  */
 export async function enqueueChunk(
   ctx: AppContext,
@@ -94,7 +95,7 @@ export async function enqueueChunk(
   const turn = async () =>
     Number(await ctx.redis.eval(TURN_LUA, 1, turnsKey(ctx, runId, generation), LEDGER_TTL_SECONDS));
   const add = (parked: boolean) =>
-    ctx.queues.apply.add('apply', payload, {
+    ctx.queues.apply.add('apply', applyJobData(payload), {
       ...options,
       jobId: jobId.chunk(districtId, runId, generation, chunkNo),
       ...(parked ? { delay: PARKED_DELAY_MS } : {}),

@@ -14,7 +14,7 @@ import {
 } from '../../src/dev/district-generator.js';
 import { approveRun, handleApply, newRunId, triggerSync, waitForRun } from '../../src/jobs/sync.js';
 import { FINALIZE_HOOKS } from '../../src/jobs/finalize-hooks.js';
-import { APPLY_PAYLOAD_VERSION } from '../../src/jobs/payloads.js';
+import { APPLY_PAYLOAD_VERSION, applyJobData } from '../../src/jobs/payloads.js';
 import { jobId } from '../../src/workers/queues.js';
 import type { RosterStore } from '../../src/models/types.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
@@ -271,14 +271,14 @@ describe('sync pipeline (PowerSchool → SQLite through BullMQ)', () => {
     for (const [chunkNo, chunk] of chunks.entries()) {
       const job = await h.ctx.queues.apply.add(
         'apply',
-        {
+        applyJobData({
           v: APPLY_PAYLOAD_VERSION,
           districtId: h.districtId,
           runId: run.id,
           chunkNo,
           generation,
           chunk,
-        },
+        }),
         { jobId: jobId.chunk(h.districtId, run.id, generation, chunkNo) },
       );
       await handleApply(h.ctx, job);
