@@ -4,8 +4,12 @@
  * writes made stale; the rewritten CHECK constraints still refuse what they refused.
  * Real SQLite, the real planner and digests.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { RosterChunk } from '../../src/mapping/canonical.js';
-import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
+import { MIGRATIONS, SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { unchangedCheck } from '../../src/reconcile/digest.js';
 import { chunkKeys, planChunk, type PlanContext } from '../../src/reconcile/plan.js';
 
@@ -149,5 +153,49 @@ describe('CHECK constraints of migration 10', () => {
       ephemeral(`INSERT INTO change_log (district_id, seq, batch_id, entity, entity_id, action)
         VALUES ('d1', 1, 1, 'link', 'x', 'create')`),
     ).toBe(0);
+  });
+});
+
+describe('migration 10 on an older database', () => {
+  it('keeps every row, passes the integrity check and rewrites only the CHECK text', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gs-m10-'));
+    try {
+      const path = join(dir, 'v9.db');
+      const raw = new Database(path);
+      raw.pragma('foreign_keys = ON');
+      for (const sql of MIGRATIONS.slice(0, 6)) raw.exec(sql);
+      raw.unsafeMode(true);
+      raw.exec(MIGRATIONS[6] ?? '');
+      raw.unsafeMode(false);
+      for (const sql of MIGRATIONS.slice(7, 9)) raw.exec(sql);
+      raw.pragma('user_version = 9');
+      raw.exec(`INSERT INTO parent_accounts (district_id, id, given_name, family_name, role,
+          sis_role, status, origin) VALUES ('d1', 'p1', 'A', 'B', 'parent', 'guardian', 'active', 'sis');
+        INSERT INTO guardian_links (district_id, parent_id, student_sourced_id, origin, status)
+          VALUES ('d1', 'p1', 's1', 'sis', 'active');`);
+      raw.close();
+      const upgraded = new SqliteRosterStore(path);
+      await upgraded.init();
+      expect(upgraded.schemaVersion()).toBe(10);
+      expect((await upgraded.getParents('d1')).map(p => [p.id, p.sisRole])).toEqual([
+        ['p1', 'guardian'],
+      ]);
+      expect((await upgraded.getLinks('d1')).map(l => l.studentSourcedId)).toEqual(['s1']);
+      const h = upgraded.handle();
+      if (h.kind !== 'sqlite') throw new Error('sqlite expected');
+      expect(h.db.pragma('integrity_check', { simple: true })).toBe('ok');
+      const tables = h.db
+        .prepare(
+          `SELECT sql FROM sqlite_schema WHERE type = 'table'
+            AND name IN ('parent_accounts', 'guardian_links', 'change_log')`,
+        )
+        .pluck()
+        .all() as string[];
+      expect(tables).toHaveLength(3);
+      for (const sql of tables) expect(sql).not.toMatch(/CHECK \((sis_role|origin|entity) IN/);
+      await upgraded.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
