@@ -18,8 +18,8 @@
  * was clean: no reject or exclusion, no held link removal, no deferred student (those are
  * planned again on every run, so they are reported every run).
  */
-import { createHash } from 'node:crypto';
-import type { Guardian, Relationship, RosterChunk, Student } from '../mapping/canonical.js';
+import { hash } from 'node:crypto';
+import type { RosterChunk, Student } from '../mapping/canonical.js';
 import type { ChunkPlan, NarrowedChunk, UnchangedCheck } from '../models/types.js';
 import { chunkKeys, planChunk, type PlanContext } from './plan.js';
 
@@ -44,34 +44,36 @@ function contextKey(ctx: PlanContext): string {
 /**
  * studentSourcedId → digest (27-character base64 SHA-1) of each student of `chunk` (the
  * first record of a duplicated sourcedId; a duplicate makes its group unskippable anyway).
+ *
+ * The hashed text is one JSON array: `[student, [[relationship, guardian], …]]`, the
+ * relationships sorted by their JSON text (order does not matter), after the context prefix.
+ * Each guardian is serialized once per chunk and each relationship once, and the texts are
+ * joined as they are (no second serialization of a serialized text).
  */
 export function studentDigests(chunk: RosterChunk, ctx: PlanContext): Map<string, string> {
   const prefix = `${contextKey(ctx)}|${chunk.relationshipsSupplied ? 1 : 0}|`;
-  const guardians = new Map<string, Guardian>();
-  for (const g of chunk.guardians) if (!guardians.has(g.sourcedId)) guardians.set(g.sourcedId, g);
-  const relsOf = new Map<string, Relationship[]>();
+  const guardians = new Map<string, string>();
+  for (const g of chunk.guardians)
+    if (!guardians.has(g.sourcedId)) guardians.set(g.sourcedId, JSON.stringify(g));
+  const relsOf = new Map<string, string[]>();
   for (const r of chunk.relationships) {
+    const text = `[${JSON.stringify(r)},${guardians.get(r.guardianSourcedId) ?? 'null'}]`;
     const list = relsOf.get(r.studentSourcedId);
-    if (list) list.push(r);
-    else relsOf.set(r.studentSourcedId, [r]);
+    if (list) list.push(text);
+    else relsOf.set(r.studentSourcedId, [text]);
   }
   const out = new Map<string, string>();
   for (const s of chunk.students) {
     if (out.has(s.sourcedId)) continue;
-    // each relationship with its guardian, serialized once; sorted so order does not matter
-    const rels = (relsOf.get(s.sourcedId) ?? [])
-      .map(r => JSON.stringify([r, guardians.get(r.guardianSourcedId)]))
-      .sort(compare);
-    out.set(s.sourcedId, digestOf(prefix, s, rels));
+    out.set(s.sourcedId, digestOf(prefix, s, relsOf.get(s.sourcedId)));
   }
   return out;
 }
 
-function digestOf(prefix: string, s: Student, rels: string[]): string {
-  return createHash('sha1')
-    .update(prefix + JSON.stringify([s, rels]))
-    .digest('base64')
-    .slice(0, 27);
+function digestOf(prefix: string, s: Student, rels: string[] | undefined): string {
+  const body =
+    rels === undefined ? '' : rels.length === 1 ? (rels[0] ?? '') : rels.sort(compare).join(',');
+  return hash('sha1', `${prefix}[${JSON.stringify(s)},[${body}]]`, 'base64').slice(0, 27);
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -90,35 +92,59 @@ export function unchangedCheck(chunk: RosterChunk, ctx: PlanContext): UnchangedC
   };
 }
 
-/** Union-find over string nodes. */
+/**
+ * The chunk's groups: union-find over integer nodes, one per distinct student, per distinct
+ * guardian and per account of a guardian's source; students and guardians are joined by the
+ * chunk's relationships (both ends in the chunk), guardians by a shared account.
+ */
 class Groups {
-  private readonly parent = new Map<string, string>();
-  find(x: string): string {
-    let root = x;
-    for (;;) {
-      const p = this.parent.get(root);
-      if (p === undefined) this.parent.set(root, root);
-      if (p === undefined || p === root) break;
-      root = p;
+  readonly student = new Map<string, number>();
+  readonly guardian = new Map<string, number>();
+  private readonly up: Int32Array;
+
+  constructor(chunk: RosterChunk, accounts: ReadonlyMap<string, string>) {
+    for (const s of chunk.students)
+      if (!this.student.has(s.sourcedId)) this.student.set(s.sourcedId, this.student.size);
+    let next = this.student.size;
+    for (const g of chunk.guardians)
+      if (!this.guardian.has(g.sourcedId)) this.guardian.set(g.sourcedId, next++);
+    const account = new Map<string, number>();
+    for (const g of chunk.guardians) {
+      const a = accounts.get(g.sourcedId);
+      if (a !== undefined && !account.has(a)) account.set(a, next++);
     }
+    this.up = new Int32Array(next);
+    for (let i = 0; i < next; i++) this.up[i] = i;
+    for (const r of chunk.relationships) {
+      const s = this.student.get(r.studentSourcedId);
+      const g = this.guardian.get(r.guardianSourcedId);
+      if (s !== undefined && g !== undefined) this.union(g, s);
+    }
+    for (const g of chunk.guardians) {
+      const a = accounts.get(g.sourcedId);
+      if (a !== undefined) this.union(this.guardian.get(g.sourcedId) ?? 0, account.get(a) ?? 0);
+    }
+  }
+
+  find(x: number): number {
+    const up = this.up;
+    let root = x;
+    while (up[root] !== root) root = up[root] ?? root;
     // path compression
     for (let y = x; y !== root;) {
-      const next = this.parent.get(y) ?? root;
-      this.parent.set(y, root);
+      const next = up[y] ?? root;
+      up[y] = root;
       y = next;
     }
     return root;
   }
-  union(a: string, b: string): void {
+
+  private union(a: number, b: number): void {
     const ra = this.find(a);
     const rb = this.find(b);
-    if (ra !== rb) this.parent.set(ra, rb);
+    if (ra !== rb) this.up[ra] = rb;
   }
 }
-
-const S = (id: string) => `s\u0000${id}`;
-const G = (id: string) => `g\u0000${id}`;
-const A = (id: string) => `a\u0000${id}`;
 
 function narrowChunk(
   chunk: RosterChunk,
@@ -127,46 +153,63 @@ function narrowChunk(
   stored: ReadonlyMap<string, string>,
   accounts: ReadonlyMap<string, string>,
 ): NarrowedChunk {
-  const groups = new Groups();
-  const dirty = new Set<string>(); // nodes whose group must be planned
-  const studentIds = new Set<string>();
-  for (const s of chunk.students) {
-    if (studentIds.has(s.sourcedId)) dirty.add(S(s.sourcedId)); // duplicate: rejected
-    studentIds.add(s.sourcedId);
-    groups.find(S(s.sourcedId));
-    const d = stored.get(s.sourcedId);
-    if (d === undefined || d !== digests.get(s.sourcedId)) dirty.add(S(s.sourcedId));
+  // Every student dirty (an initial sync: no digest stored yet): every group is planned,
+  // the part is the whole chunk and the groups are only built if the plan needs them.
+  let anyMatch = false;
+  for (const [sid, d] of stored)
+    if (digests.get(sid) === d) {
+      anyMatch = true;
+      break;
+    }
+  if (!anyMatch) {
+    let groups: Groups | undefined;
+    return {
+      keys: chunkKeys(chunk, ctx.connector),
+      planner: state => planChunk(chunk, state, ctx),
+      unchangedStudents: 0,
+      skippedGuardianAccounts: {},
+      digestsAfter: plan =>
+        digestsAfter(chunk, plan, digests, () => (groups ??= new Groups(chunk, accounts))),
+    };
   }
-  const guardianIds = new Set(chunk.guardians.map(g => g.sourcedId));
+
+  const groups = new Groups(chunk, accounts);
+  const dirtyRoots = new Set<number>(); // roots of the groups that must be planned
+  const dirty = (node: number) => dirtyRoots.add(groups.find(node));
+  const seenStudents = new Set<string>();
+  for (const s of chunk.students) {
+    const node = groups.student.get(s.sourcedId) ?? 0;
+    if (seenStudents.has(s.sourcedId)) dirty(node); // duplicate: rejected
+    seenStudents.add(s.sourcedId);
+    const d = stored.get(s.sourcedId);
+    if (d === undefined || d !== digests.get(s.sourcedId)) dirty(node);
+  }
   const related = new Set<string>();
   for (const r of chunk.relationships) {
-    const g = G(r.guardianSourcedId);
-    if (!studentIds.has(r.studentSourcedId) || !guardianIds.has(r.guardianSourcedId)) {
+    const s = groups.student.get(r.studentSourcedId);
+    const g = groups.guardian.get(r.guardianSourcedId);
+    if (s === undefined || g === undefined) {
       // rejected relationship: planned (and reported) on every run
-      dirty.add(g);
-      if (studentIds.has(r.studentSourcedId)) dirty.add(S(r.studentSourcedId));
-      groups.find(g);
+      if (g !== undefined) dirty(g);
+      if (s !== undefined) dirty(s);
       continue;
     }
     related.add(r.guardianSourcedId);
-    groups.union(g, S(r.studentSourcedId));
   }
-  for (const g of chunk.guardians) {
-    const node = G(g.sourcedId);
-    groups.find(node);
-    if (!related.has(g.sourcedId)) dirty.add(node); // no digest covers it
-    const account = accounts.get(g.sourcedId);
-    if (account !== undefined) groups.union(node, A(account));
-  }
-  const dirtyRoots = new Set([...dirty].map(n => groups.find(n)));
-  const planned = (node: string) => dirtyRoots.has(groups.find(node));
+  for (const g of chunk.guardians)
+    if (!related.has(g.sourcedId)) dirty(groups.guardian.get(g.sourcedId) ?? 0); // no digest covers it
+  const planned = (node: number | undefined) =>
+    node === undefined || dirtyRoots.has(groups.find(node));
+  const plannedStudent = (id: string) => planned(groups.student.get(id));
+  const plannedGuardian = (id: string) => planned(groups.guardian.get(id));
 
-  const students = chunk.students.filter(s => planned(S(s.sourcedId)));
-  const guardians = chunk.guardians.filter(g => planned(G(g.sourcedId)));
-  const relationships = chunk.relationships.filter(r => planned(G(r.guardianSourcedId)));
+  const students = chunk.students.filter(s => plannedStudent(s.sourcedId));
+  const guardians = chunk.guardians.filter(g => plannedGuardian(g.sourcedId));
+  // a relationship whose guardian is not in the chunk is always planned (a reject)
+  const relationships = chunk.relationships.filter(r => plannedGuardian(r.guardianSourcedId));
   const skippedGuardianAccounts: Record<string, string> = {};
   for (const g of chunk.guardians) {
-    if (g.status !== 'active' || planned(G(g.sourcedId))) continue;
+    if (g.status !== 'active' || plannedGuardian(g.sourcedId)) continue;
     const account = accounts.get(g.sourcedId);
     if (account !== undefined) skippedGuardianAccounts[g.sourcedId] = account;
   }
@@ -177,48 +220,63 @@ function narrowChunk(
     relationshipsSupplied: chunk.relationshipsSupplied,
   };
   const present = {
-    studentIds,
+    studentIds: seenStudents,
     guardianIds: new Set(chunk.guardians.filter(g => g.status === 'active').map(g => g.sourcedId)),
   };
   const partCtx: PlanContext = { ...ctx, present };
   return {
     keys: chunkKeys(part, ctx.connector),
     planner: state => planChunk(part, state, partCtx),
-    unchangedStudents: studentIds.size - new Set(students.map(s => s.sourcedId)).size,
+    unchangedStudents: seenStudents.size - new Set(students.map(s => s.sourcedId)).size,
     skippedGuardianAccounts,
-    digestsAfter: plan => digestsAfter(part, plan, digests, groups),
+    digestsAfter: plan => digestsAfter(part, plan, digests, () => groups),
   };
 }
 
 /**
  * Digests to store for the planned students once `plan` is written: the student's digest
- * when its group's plan is clean, null (clear) otherwise.
+ * when its group's plan is clean, null (clear) otherwise. `groups` are the whole chunk's.
  */
 function digestsAfter(
   part: RosterChunk,
   plan: ChunkPlan,
   digests: ReadonlyMap<string, string>,
-  groups: Groups,
+  chunkGroups: () => Groups,
 ): Map<string, string | null> {
-  const unclean = new Set<string>();
-  const mark = (node: string) => unclean.add(groups.find(node));
+  const unclean = new Set<number>();
+  let groups: Groups | undefined;
+  const mark = (node: number | undefined) => {
+    if (node !== undefined) unclean.add((groups ??= chunkGroups()).find(node));
+  };
+  const markStudent = (id: string) => mark((groups ??= chunkGroups()).student.get(id));
+  const markGuardian = (id: string) => mark((groups ??= chunkGroups()).guardian.get(id));
+  let byRecordId: Map<string, RosterChunk['relationships']> | undefined;
   for (const r of plan.rejects) {
-    if (r.entity === 'student') mark(S(r.recordId));
-    else if (r.entity === 'guardian') mark(G(r.recordId));
+    if (r.entity === 'student') markStudent(r.recordId);
+    else if (r.entity === 'guardian') markGuardian(r.recordId);
     else if (r.entity === 'relationship') {
-      for (const rel of part.relationships)
-        if (`${rel.guardianSourcedId}->${rel.studentSourcedId}` === r.recordId) {
-          mark(G(rel.guardianSourcedId));
-          mark(S(rel.studentSourcedId));
+      if (!byRecordId) {
+        byRecordId = new Map();
+        for (const rel of part.relationships) {
+          const id = `${rel.guardianSourcedId}->${rel.studentSourcedId}`;
+          const list = byRecordId.get(id);
+          if (list) list.push(rel);
+          else byRecordId.set(id, [rel]);
         }
-    } else for (const s of part.students) mark(S(s.sourcedId)); // unknown entity: keep none
+      }
+      for (const rel of byRecordId.get(r.recordId) ?? []) {
+        markGuardian(rel.guardianSourcedId);
+        markStudent(rel.studentSourcedId);
+      }
+    } else for (const s of part.students) markStudent(s.sourcedId); // unknown entity: keep none
   }
-  for (const l of plan.linkRemovals) mark(S(l.studentSourcedId));
-  for (const d of plan.deferredStudents ?? []) mark(S(d.record.sourcedId));
+  for (const l of plan.linkRemovals) markStudent(l.studentSourcedId);
+  for (const d of plan.deferredStudents ?? []) markStudent(d.record.sourcedId);
   const out = new Map<string, string | null>();
   for (const s of part.students) {
     if (out.has(s.sourcedId)) continue;
-    const clean = !unclean.has(groups.find(S(s.sourcedId)));
+    const node = groups?.student.get(s.sourcedId);
+    const clean = groups === undefined || node === undefined || !unclean.has(groups.find(node));
     out.set(s.sourcedId, clean ? (digests.get(s.sourcedId) ?? null) : null);
   }
   return out;
