@@ -25,10 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { createApp, type AppContext } from '../src/app.js';
-import { DistrictConfig } from '../src/config/district.js';
 import { parseEnv } from '../src/config/env.js';
-import { generateDistrict } from '../src/dev/district-generator.js';
-import { startFakePowerSchool, type FakePowerSchool } from '../src/dev/powerschool-server.js';
+import { startPowerSchoolSite, type PowerSchoolSite } from '../src/dev/powerschool-site.js';
 import { triggerSync, waitForRun } from '../src/jobs/sync.js';
 import { createLogger } from '../src/logger.js';
 import { SqliteRosterStore } from '../src/models/sqlite/store.js';
@@ -71,13 +69,7 @@ export interface FairnessResult {
   worstRatio: number;
 }
 
-/** Prefix of a district's secret variable names. */
-const secretEnv = (districtId: string) => districtId.toUpperCase().replaceAll('-', '_');
-
-interface Site {
-  config: DistrictConfig;
-  fake: FakePowerSchool;
-}
+type Site = PowerSchoolSite;
 
 const seconds = (run: SyncRun, from: 'startedAt' | 'createdAt'): number => {
   const start = run[from];
@@ -87,27 +79,8 @@ const seconds = (run: SyncRun, from: 'startedAt' | 'createdAt'): number => {
 
 /** Start the district sites (fake PowerSchool servers and configs). */
 async function startSites(o: FairnessOptions): Promise<{ large: Site; smalls: Site[] }> {
-  const site = async (id: string, students: number, seed: number): Promise<Site> => {
-    const fake = await startFakePowerSchool(generateDistrict({ seed, students }), {
-      maxPageSize: o.pageSize,
-    });
-    const env = secretEnv(id);
-    const config = DistrictConfig.parse({
-      id,
-      name: id,
-      connector: {
-        kind: 'powerschool',
-        baseUrl: fake.url,
-        clientIdEnv: `${env}_ID`,
-        clientSecretEnv: `${env}_SECRET`,
-        pageSize: o.pageSize,
-        guardianReads: 'bulk',
-        retries: 2,
-        timeoutMs: 120000,
-      },
-    });
-    return { config, fake };
-  };
+  const site = (id: string, students: number, seed: number): Promise<Site> =>
+    startPowerSchoolSite(id, { students, seed, pageSize: o.pageSize });
   const large = await site('large', o.large, o.seed);
   const smalls: Site[] = [];
   for (let i = 0; i < o.districts; i++)
@@ -129,12 +102,9 @@ async function phase(
     QUEUE_PREFIX: `gs-fairness-${randomUUID().slice(0, 8)}`,
     LOG_LEVEL: 'silent',
   });
-  const secrets: NodeJS.ProcessEnv = {};
-  for (const s of sites) {
-    const env = secretEnv(s.config.id);
-    secrets[`${env}_ID`] = s.fake.clientId;
-    secrets[`${env}_SECRET`] = s.fake.clientSecret;
-  }
+  const secrets: NodeJS.ProcessEnv = Object.fromEntries(
+    sites.flatMap(s => Object.entries(s.secrets)),
+  );
   const ctx = await createApp({
     env,
     logger: createLogger('silent'),

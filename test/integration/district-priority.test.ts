@@ -17,10 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import { createApp, type AppContext } from '../../src/app.js';
-import { DistrictConfig } from '../../src/config/district.js';
 import { parseEnv } from '../../src/config/env.js';
-import { generateDistrict } from '../../src/dev/district-generator.js';
-import { startFakePowerSchool, type FakePowerSchool } from '../../src/dev/powerschool-server.js';
+import { startPowerSchoolSite, type PowerSchoolSite } from '../../src/dev/powerschool-site.js';
 import { enqueueChunk, PARKED_DELAY_MS } from '../../src/jobs/chunk-turns.js';
 import { ageChunks, agePulls, sizePriority } from '../../src/jobs/priority.js';
 import { JOB_OPTIONS, triggerSync, waitForRun } from '../../src/jobs/sync.js';
@@ -41,34 +39,10 @@ async function until(check: () => boolean | Promise<boolean>, ms: number, what: 
   }
 }
 
-interface Site {
-  config: DistrictConfig;
-  fake: FakePowerSchool;
-}
+type Site = PowerSchoolSite;
 
-const secretEnv = (id: string) => id.toUpperCase().replaceAll('-', '_');
-
-async function site(id: string, students: number, seed: number): Promise<Site> {
-  const fake = await startFakePowerSchool(generateDistrict({ seed, students }), {
-    maxPageSize: PAGE,
-  });
-  const env = secretEnv(id);
-  const config = DistrictConfig.parse({
-    id,
-    name: id,
-    connector: {
-      kind: 'powerschool',
-      baseUrl: fake.url,
-      clientIdEnv: `${env}_ID`,
-      clientSecretEnv: `${env}_SECRET`,
-      pageSize: PAGE,
-      guardianReads: 'bulk',
-      retries: 2,
-      timeoutMs: 120000,
-    },
-  });
-  return { config, fake };
-}
+const site = (id: string, students: number, seed: number): Promise<Site> =>
+  startPowerSchoolSite(id, { students, seed, pageSize: PAGE });
 
 /** A fresh app (empty SQLite store, fresh queue prefix) over `sites`. */
 async function app(
@@ -85,11 +59,9 @@ async function app(
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...extraEnv,
   });
-  const secrets: NodeJS.ProcessEnv = {};
-  for (const s of sites) {
-    secrets[`${secretEnv(s.config.id)}_ID`] = s.fake.clientId;
-    secrets[`${secretEnv(s.config.id)}_SECRET`] = s.fake.clientSecret;
-  }
+  const secrets: NodeJS.ProcessEnv = Object.fromEntries(
+    sites.flatMap(s => Object.entries(s.secrets)),
+  );
   const ctx = await createApp({
     env,
     logger: createLogger(env.LOG_LEVEL),
@@ -144,9 +116,10 @@ describe('fairness across districts: smaller districts first, none starved (issu
         dryRun: false,
         trigger: 'test',
       });
-      // mid-run: its first chunks are written
+      // mid-run: its first chunks are written, far enough that every chunk it has yet to
+      // apply is sized above 1,000 students (a higher priority number than the small one's)
       await until(
-        async () => (await ctx.store.countActive(large.config.id)).students >= 2 * PAGE,
+        async () => (await ctx.store.countActive(large.config.id)).students >= 4 * PAGE,
         180_000,
         'the large district to write its first chunks',
       );
