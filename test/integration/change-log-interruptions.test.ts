@@ -289,8 +289,11 @@ async function startWorld(opts: {
     LOG_LEVEL: 'info',
     WORKER_CONCURRENCY: '2',
     NOTIFY_CONCURRENCY: '8',
-    // Short job locks, so that a job of a killed worker is picked up within seconds.
-    WORKER_LOCK_MS: '3000',
+    // Short job locks, so that a job of a killed worker is picked up within seconds; not
+    // shorter than this: on a loaded CI machine a 3 s lock was once lost by a live worker
+    // (renewals late), its pull taken up again before the test could see it mid-pull (the
+    // run itself still ended right: stale chunks skipped, counts = store).
+    WORKER_LOCK_MS: '8000',
     WORKER_STALLED_INTERVAL_MS: '1000',
     // The whole pull may run ahead of the apply (the mid-apply test pauses the apply queue
     // until the pull is done; the default window of 4 chunks would hold the pull back).
