@@ -123,7 +123,15 @@ export function buildProgram(): Command {
       watchDistrictFiles(ctx, { onReload: () => syncSchedules(ctx).then(() => undefined) });
       closeOnSignals(ctx, running);
       logger.info(
-        { districts: [...ctx.districts.keys()], schedules: schedules.scheduled },
+        {
+          districts: [...ctx.districts.keys()],
+          schedules: schedules.scheduled,
+          // the effective settings, so an operator can see that a change took
+          pullConcurrency: ctx.env.PULL_CONCURRENCY,
+          applyConcurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY,
+          chunksAhead: ctx.env.SYNC_CHUNKS_AHEAD,
+          priorityMaxWaitMs: ctx.env.SYNC_PRIORITY_MAX_WAIT_MS,
+        },
         'worker started',
       );
     });

@@ -15,6 +15,7 @@
  * Throws `ConfigError` for an unsupported `STORE_URL` (exit 2).
  */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { isMongoUrl, sqlitePathOf } from '../models/index.js';
 import { toJson, UsageError } from './exit.js';
@@ -38,6 +39,12 @@ export interface StoreMigrationReport {
 async function migrateSqlite(path: string, dryRun: boolean): Promise<StoreMigrationReport> {
   const { MIGRATIONS, SqliteRosterStore } = await import('../models/sqlite/store.js');
   const latest = MIGRATIONS.length;
+  // A mistyped path must not create a folder and an empty store: report it instead (start-up
+  // creates a new store; this command only migrates one that exists).
+  if (path !== ':memory:' && !existsSync(path))
+    throw new ConfigError(`no SQLite store at ${path}`, [
+      'check STORE_URL: this command migrates an existing store (a worker or API start creates a new one)',
+    ]);
   const store = new SqliteRosterStore(path);
   try {
     const before = store.schemaVersion();
@@ -93,7 +100,7 @@ export function formatMigration(r: StoreMigrationReport): string {
     if (before === latest) lines.push(`SQLite schema version ${before}: up to date`);
     else if (r.dryRun)
       lines.push(
-        `SQLite schema version ${before}: ${latest - before} migration(s) pending (to ${latest})`,
+        `SQLite schema version ${before}: ${latest - before} migration(s) pending (to ${latest}; docs/operations.md lists what each changes); nothing was changed`,
       );
     else lines.push(`SQLite schema version ${before} → ${after}`);
   }

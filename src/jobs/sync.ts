@@ -298,8 +298,12 @@ async function pullSnapshot(
     }
     await writeSchools();
     await adding;
-    await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), pending);
+    // Take the batch before the round trip: a connector may still report rejects meanwhile
+    // (eSchoolPLUS link-less reads its contact files beside the student chunks, ADR 0018);
+    // they go to the next batch instead of being dropped with this one.
+    const batch = pending;
     pending = [];
+    await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), batch);
     const payload: ApplyPayload = {
       v: APPLY_PAYLOAD_VERSION,
       districtId,

@@ -3,7 +3,7 @@
  * reports pending migrations and changes nothing, the migration applies them, and invariant
  * 7's unique index is reported — or, when accounts already share an email, those accounts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
@@ -26,6 +26,7 @@ function version(path: string): number {
 describe('store migrate (SQLite)', () => {
   it('reports pending migrations on --dry-run without applying them, then applies them', async () => {
     const path = join(dir, 'fresh.db');
+    new Database(path).close(); // an existing, empty store file (schema version 0)
     const env = { STORE_URL: `sqlite:${path}` };
     const dry = await runCli(['store', 'migrate', '--dry-run', '--json'], env);
     expect(dry.code).toBe(0);
@@ -47,6 +48,7 @@ describe('store migrate (SQLite)', () => {
 
   it('lists the accounts that share an email when the unique index cannot be built', async () => {
     const path = join(dir, 'dupes.db');
+    new Database(path).close();
     const env = { STORE_URL: `sqlite:${path}` };
     expect((await runCli(['store', 'migrate'], env)).code).toBe(0);
     // Two active SIS accounts with one mailbox, as written before a district's chunks took
@@ -65,6 +67,16 @@ describe('store migrate (SQLite)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('NOT enforced');
     expect(r.stdout).toContain('d1 pat@example.org: p-1, p-2');
+  });
+
+  it('refuses a path where no store exists, creating nothing (a mistyped STORE_URL)', async () => {
+    const missing = join(dir, 'no-such-folder', 'store.db');
+    for (const args of [['--dry-run'], []]) {
+      const r = await runCli(['store', 'migrate', ...args], { STORE_URL: `sqlite:${missing}` });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`no SQLite store at ${missing}`);
+      expect(existsSync(join(dir, 'no-such-folder'))).toBe(false);
+    }
   });
 
   it('refuses --drop-unknown-indexes on SQLite as a usage error', async () => {

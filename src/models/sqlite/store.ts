@@ -338,7 +338,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX IF NOT EXISTS parent_accounts_active_ids
     ON parent_accounts (district_id, status, origin, id);
   `,
-  // 10: cheaper chunk writes (docs/decisions/0017).
+  // 10: cheaper chunk writes (docs/decisions/0014, "migration 10").
   // (a) A CHECK of the form `x IN ('a', 'b', 'c')` (three or more values) builds a temporary
   // b-tree of the list for every row written (SQLite codes no run-once guard in a CHECK);
   // they are rewritten as the equivalent `x = 'a' OR x = 'b' OR …` (same result for NULL:
