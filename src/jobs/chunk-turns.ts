@@ -92,19 +92,20 @@ export async function enqueueChunk(
   options: Record<string, unknown>,
 ): Promise<void> {
   const { districtId, runId, generation, chunkNo } = payload;
+  const id = jobId.chunk(districtId, runId, generation, chunkNo);
   const turn = async () =>
     Number(await ctx.redis.eval(TURN_LUA, 1, turnsKey(ctx, runId, generation), LEDGER_TTL_SECONDS));
   const add = (parked: boolean) =>
     ctx.queues.apply.add('apply', applyJobData(payload), {
       ...options,
-      jobId: jobId.chunk(districtId, runId, generation, chunkNo),
+      jobId: id,
       ...(parked ? { delay: PARKED_DELAY_MS } : {}),
     });
   // Its turn already: runnable at once (no parked add, no promote).
   if ((await turn()) === chunkNo) {
     await add(false);
     // Its wait for a slot starts now (aging, src/jobs/priority.ts).
-    await chunkReleased(ctx, jobId.chunk(districtId, runId, generation, chunkNo));
+    await chunkReleased(ctx, id);
     return;
   }
   await add(true);

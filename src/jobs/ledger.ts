@@ -10,6 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Reject, RunCounts } from '../models/types.js';
+import { yieldToEventLoop } from '../reconcile/finalize.js';
 
 export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -22,9 +23,6 @@ const SCAN_FIELDS = 100;
 
 /** Reject fields parsed between two turns of the event loop. */
 const LIST_FIELDS_PER_TURN = 25;
-
-/** One turn of the event loop (timers and I/O run). */
-const turn = (): Promise<void> => new Promise(r => setImmediate(r));
 
 /** Ledger parts cleared when a new pull generation starts (and at the end of the run). */
 const PARTS = [
@@ -245,7 +243,7 @@ export class RunLedger {
     const out: Reject[] = [];
     for (let i = 0; i < fields.length; i++) {
       for (const r of JSON.parse(fields[i]?.[1] ?? '[]') as Reject[]) out.push(r);
-      if ((i + 1) % LIST_FIELDS_PER_TURN === 0) await turn();
+      if ((i + 1) % LIST_FIELDS_PER_TURN === 0) await yieldToEventLoop();
     }
     return out;
   }
