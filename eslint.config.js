@@ -29,5 +29,13 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Shared by the API and the browser console (built by vite): zod only, nothing of node or
+    // of the server (docs/decisions/0023-run-status-and-shared-schemas.md).
+    files: ['src/shared/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['*', '!zod'] }],
+    },
+  },
   { files: ['*.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -23,6 +23,7 @@ import { z } from 'zod';
 import { hashToken } from '../config/api-tokens.js';
 import type { Principal, TokenVerifier } from './auth.js';
 import { ErrorBody } from './errors.js';
+import { ConsoleSession } from '../shared/api-schemas.js';
 import type { ApiServer } from './routes/index.js';
 
 /** Name of the session cookie. */
@@ -185,22 +186,8 @@ export function csrfPasses(app: ApiServer, request: FastifyRequest, reply: Fasti
   return passed;
 }
 
-const PrincipalBody = z.object({
-  name: z.string(),
-  role: z.enum(['admin', 'viewer']),
-  districts: z.array(z.string()).nullable().describe('null: every district'),
-});
-const SessionBody = z
-  .object({
-    principal: PrincipalBody,
-    via: z.enum(['session', 'bearer']),
-    expiresAt: z.string().nullable().describe('end of the console session (ISO 8601)'),
-    csrfToken: z
-      .string()
-      .nullable()
-      .describe('send as header x-csrf-token with every POST/PUT/PATCH/DELETE of the session'),
-  })
-  .meta({ id: 'ConsoleSession' });
+/** The session answer, shared with the console (src/shared/api-schemas.ts). */
+const SessionBody = ConsoleSession;
 
 function principalBody(p: Principal) {
   return { name: p.name, role: p.role, districts: p.districts ?? null };

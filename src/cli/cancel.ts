@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import type { AppContext } from '../app.js';
 import { cancelRun, RunWaitTimeoutError, waitForRun } from '../jobs/sync.js';
 import { workerWait } from '../jobs/worker-wait.js';
+import { runStall } from '../jobs/run-liveness.js';
 import type { SyncRun } from '../models/types.js';
 import { cliActor } from './actor.js';
 import { CliNotFoundError, commandPrefix, EXIT } from './exit.js';
@@ -54,10 +55,12 @@ export async function waitWithTimeout(
     if (!(err instanceof RunWaitTimeoutError)) throw err;
     const run = await ctx.store.getRun(runId);
     const wait = run && (await workerWait(ctx, run));
+    const stall = run && (await runStall(ctx, run));
     console.error(
       `timeout: run ${runId} is still ${run?.status ?? err.status} after ${Math.round(err.timeoutMs / 1000)} s; ` +
         `it keeps going (${commandPrefix()} run ${runId} to follow it, ${commandPrefix()} cancel ${runId} to stop it)` +
-        (wait ? `\nnote: ${wait.note}` : ''),
+        (wait ? `\nnote: ${wait.note}` : '') +
+        (stall ? `\nnote: ${stall.message}` : ''),
     );
     process.exitCode = WAIT_TIMEOUT_EXIT_CODE;
     return undefined;

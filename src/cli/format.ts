@@ -1,6 +1,7 @@
 /** Plain-text rendering of runs for the CLI and the demo. */
 import { EXCLUDED_PREFIX, rejectTotal } from '../jobs/rejects.js';
 import type { RunDeferredStudent, SyncRun } from '../models/types.js';
+import { runQueueWait } from '../shared/api-schemas.js';
 import { table } from './audit.js';
 import { commandPrefix } from './exit.js';
 
@@ -21,6 +22,8 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
     lines.push(
       `time     ${(t.total / 1000).toFixed(2)} s total (pull ${((t.pull ?? 0) / 1000).toFixed(2)} s, finalize ${((t.finalize ?? 0) / 1000).toFixed(2)} s)`,
     );
+  const queued = queueWaitLine(run);
+  if (queued) lines.push(`queued   ${queued}`);
   for (const [k, v] of Object.entries(extra)) lines.push(`${k.padEnd(8)} ${v}`);
   const entities = Object.keys(run.counts).sort();
   if (entities.length === 0) lines.push('changes  none');
@@ -46,6 +49,23 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
       `held     ${run.held.students} students, ${run.held.parents} parents, ${run.held.links} links await approval (${commandPrefix()} held ${run.id})`,
     );
   return lines.join('\n');
+}
+
+/**
+ * How long the run waited in queues: `2.1 s before the pull started; chunks waited 0.3 s on
+ * average (longest 1.2 s) to be applied`, or `for 12.0 s so far` while still queued;
+ * undefined for a run that never started. `nowMs`: the clock (ms since epoch).
+ */
+export function queueWaitLine(run: SyncRun, nowMs = Date.now()): string | undefined {
+  const w = runQueueWait(run, nowMs);
+  if (!w) return undefined;
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  if (w.queued) return `for ${s(w.pullMs)} so far (the pull has not started)`;
+  const chunks =
+    w.applyAvgMs === undefined
+      ? ''
+      : `; chunks waited ${s(w.applyAvgMs)} on average (longest ${s(w.applyMaxMs ?? w.applyAvgMs)}) to be applied`;
+  return `${s(w.pullMs)} before the pull started${chunks}`;
 }
 
 /**

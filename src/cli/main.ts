@@ -26,6 +26,8 @@ import { cliActor } from './actor.js';
 import { registerApiCommands } from './api.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCancelCommands, waitWithTimeout, workerWaitNote } from './cancel.js';
+import { runStall } from '../jobs/run-liveness.js';
+import { runQueueWait } from '../shared/api-schemas.js';
 import { registerCodesCommands } from './codes.js';
 import { runDemo } from './demo.js';
 import { registerHeldCommands } from './held.js';
@@ -194,11 +196,16 @@ export function buildProgram(): Command {
     .action(async (runId: string, opts: { json: boolean }) => {
       await withApp(async ctx => {
         const run = await requireRun(ctx, runId);
-        if (opts.json) console.log(toJson(run));
+        const stall = await runStall(ctx, run);
+        if (opts.json)
+          console.log(
+            toJson({ ...run, queueWait: runQueueWait(run), ...(stall ? { stalled: stall } : {}) }),
+          );
         else {
           console.log(formatRun(run));
           const note = await workerWaitNote(ctx, run);
           if (note) console.log(note);
+          if (stall) console.log(`stalled  ${stall.message}`);
         }
       });
     });

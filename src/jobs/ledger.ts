@@ -34,12 +34,14 @@ const PARTS = [
   'applied',
   'meta',
   'dryRunParents',
+  'applyWait',
 ] as const;
 
 /**
- * KEYS: generation, seenStudents, seenParents, linkRemovals, counts, rejects, applied (all
- * hashes keyed by chunk field, except `applied`: a set of chunk numbers).
- * ARGV: generation, ttl, chunk field, then one value per hash in KEYS order 2..6 ('' = none).
+ * KEYS: generation, seenStudents, seenParents, linkRemovals, counts, rejects, applied,
+ * applyWait (all hashes keyed by chunk field, except `applied`: a set of chunk numbers).
+ * ARGV: generation, ttl, chunk field, then one value per hash in KEYS order 2..6 ('' = none),
+ * then the chunk's wait in ms for `applyWait` ('' = none).
  */
 const RECORD_CHUNK_LUA = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -53,6 +55,10 @@ for s = 2, 6 do
 end
 redis.call('SADD', KEYS[7], string.sub(ARGV[3], 7))
 redis.call('EXPIRE', KEYS[7], ttl)
+if ARGV[9] ~= '' then
+  redis.call('HSETNX', KEYS[8], ARGV[3], ARGV[9])
+  redis.call('EXPIRE', KEYS[8], ttl)
+end
 return 1
 `;
 
@@ -66,6 +72,11 @@ export interface ChunkOutcome {
   linkRemovals: { parentId: string; studentSourcedId: string }[];
   counts: RunCounts;
   rejects: Reject[];
+  /**
+   * Milliseconds from the chunk's enqueueing to the start of its apply (a worker slot and
+   * the district's turn); the first recorded attempt is kept.
+   */
+  applyWaitMs?: number | undefined;
 }
 
 export class RunLedger {
@@ -119,6 +130,7 @@ export class RunLedger {
       listField(links),
       JSON.stringify(o.counts),
       o.rejects.length ? JSON.stringify(o.rejects) : '',
+      o.applyWaitMs === undefined ? '' : String(Math.max(0, Math.round(o.applyWaitMs))),
     ];
     const keys = [
       'generation',
@@ -128,6 +140,7 @@ export class RunLedger {
       'counts',
       'rejects',
       'applied',
+      'applyWait',
     ].map(k);
     const ok = await this.redis.eval(RECORD_CHUNK_LUA, keys.length, ...keys, ...args);
     return ok === 1;
@@ -221,6 +234,22 @@ export class RunLedger {
       const [parentId = '', studentSourcedId = ''] = s.split('\t');
       return { parentId, studentSourcedId };
     });
+  }
+
+  /**
+   * How long the chunks applied in this generation waited for their apply (ms): the average
+   * and the longest; undefined when none was recorded.
+   */
+  async applyWaits(runId: string): Promise<{ avg: number; max: number } | undefined> {
+    const all = (await this.redis.hvals(this.key(runId, 'applyWait'))).map(Number);
+    if (!all.length) return undefined;
+    let sum = 0;
+    let max = 0;
+    for (const ms of all) {
+      sum += ms;
+      if (ms > max) max = ms;
+    }
+    return { avg: Math.round(sum / all.length), max };
   }
 
   /** Sum of the per-chunk counts. */

@@ -37,6 +37,7 @@ import {
   snapshotMeta,
 } from './connector-state.js';
 import { mergeCounts } from './ledger.js';
+import { APPLY_WAIT_TIMINGS } from '../shared/api-schemas.js';
 import { issueChunkCodes } from '../access-codes/chunk-codes.js';
 import { countLabel, kickChanges, runCountsFromLog, ROSTER_COUNT_ENTITIES } from './changes.js';
 import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
@@ -376,6 +377,8 @@ export function runChange(run: SyncRun): ChangeContext {
  * record what it saw in the ledger.
  */
 export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts> {
+  // From enqueued to now: the chunk's wait for a worker slot and its district's turn.
+  const applyWaitMs = Date.now() - job.timestamp;
   const p = trustedApplyPayload(job.data);
   const district = ctx.district(p.districtId);
   const run = await ctx.store.getRun(p.runId);
@@ -443,6 +446,7 @@ export async function handleApply(ctx: AppContext, job: Job): Promise<RunCounts>
     linkRemovals: plan.linkRemovals,
     counts,
     rejects: plan.rejects,
+    applyWaitMs,
   });
   if (!run.dryRun && (Object.keys(planCounts).length > 0 || codesIssued > 0)) {
     await kickChanges(ctx, p.districtId);
@@ -496,12 +500,13 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     steps[`finalize.${name}`] = now - stepStart;
     stepStart = now;
   };
-  const [seen, linkRemovals, counts, pulledRejects, meta] = await Promise.all([
+  const [seen, linkRemovals, counts, pulledRejects, meta, applyWaits] = await Promise.all([
     ctx.ledger.seen(runId),
     ctx.ledger.linkRemovals(runId),
     ctx.ledger.counts(runId),
     ctx.ledger.rejects(runId),
     ctx.ledger.meta(runId),
+    ctx.ledger.applyWaits(runId),
   ]);
   // A delta, or a feed that does not list every guardian, removes nothing for absence.
   const capabilities = ctx.connectorFor(district).capabilities;
@@ -636,6 +641,11 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     ...run.timings,
     ...steps,
     pull: Number(meta.pullMs ?? 0),
+    // how long the chunks waited to be applied (the run's queue wait, with startedAt − createdAt)
+    ...(applyWaits && {
+      [APPLY_WAIT_TIMINGS.avg]: applyWaits.avg,
+      [APPLY_WAIT_TIMINGS.max]: applyWaits.max,
+    }),
     finalize: Date.now() - started,
     total: finishedAt.getTime() - Date.parse(run.startedAt ?? run.createdAt),
   };

@@ -18,6 +18,7 @@ import { instrumentWorkers } from './metrics.js';
 import { notificationWorkers } from './notifications.js';
 import { webhookWorkers } from './webhooks.js';
 import { QueueName } from './queues.js';
+import { lockTiming, workerInstanceName, type PipelineQueue } from './locks.js';
 
 export interface RunningWorkers {
   workers: Worker[];
@@ -25,23 +26,7 @@ export interface RunningWorkers {
   close(timeoutMs?: number): Promise<void>;
 }
 
-/**
- * Default job lock of the pull and finalize workers (ms), renewed every half of it while the
- * job runs: a job whose worker died (kill -9) is taken up again once the lock expired and a
- * stalled check saw it twice (`PIPELINE_STALLED_INTERVAL_MS`). `WORKER_LOCK_MS` overrides it.
- */
-export const PIPELINE_LOCK_MS = 30_000;
-
-/**
- * Default stalled-check interval of the pull and finalize workers (ms). BullMQ marks the
- * active jobs at one check and moves a marked job whose lock is gone back to wait at the
- * next; the checks of all workers of a queue share one cadence (a Redis key). With BullMQ's
- * 30 s a killed pull waited about 60 s (measured, test/integration/worker-crash-takeover);
- * with 10 s it is the lock's expiry plus at most ~10 s. A live job is never moved (its lock
- * is held); the cost is one small Redis script per worker every 10 s.
- * `WORKER_STALLED_INTERVAL_MS` overrides it.
- */
-export const PIPELINE_STALLED_INTERVAL_MS = 10_000;
+export { PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS } from './locks.js';
 
 /** Wrap a handler: non-retryable errors skip the remaining attempts. */
 function classify<T>(
@@ -74,17 +59,20 @@ export function startWorkers(
   const shutdown = new AbortController();
   const base = { connection: ctx.connection, prefix: ctx.prefix };
   // Lock and stalled-check timing of the pipeline workers (WORKER_LOCK_MS,
-  // WORKER_STALLED_INTERVAL_MS); unset keeps each worker's default below.
-  const lockMs = ctx.env.WORKER_LOCK_MS;
-  const stalledMs = ctx.env.WORKER_STALLED_INTERVAL_MS;
-  const lock = (defaultMs?: number, defaultStalledMs?: number) => {
-    const ms = lockMs ?? defaultMs;
-    const every = stalledMs ?? defaultStalledMs;
-    return {
-      ...(every === undefined ? {} : { stalledInterval: every }),
-      ...(ms === undefined ? {} : { lockDuration: ms }),
-    };
+  // WORKER_STALLED_INTERVAL_MS, else the defaults in ./locks.ts), and one name for this
+  // process's pipeline workers: BullMQ records it on each job they take (`processedBy`) and on
+  // their Redis connection; the run status reads both (src/jobs/run-liveness.ts).
+  const name = workerInstanceName();
+  const pipelineLock = (queue: PipelineQueue) => {
+    const t = lockTiming(ctx.env, queue);
+    return { name, lockDuration: t.lockMs, stalledInterval: t.stalledIntervalMs };
   };
+  const lock = () => ({
+    ...(ctx.env.WORKER_STALLED_INTERVAL_MS === undefined
+      ? {}
+      : { stalledInterval: ctx.env.WORKER_STALLED_INTERVAL_MS }),
+    ...(ctx.env.WORKER_LOCK_MS === undefined ? {} : { lockDuration: ctx.env.WORKER_LOCK_MS }),
+  });
   const log = ctx.logger.child({ component: 'workers' });
   const workers = [
     new Worker(
@@ -115,7 +103,7 @@ export function startWorkers(
       {
         ...base,
         concurrency: opts.pullConcurrency ?? ctx.env.PULL_CONCURRENCY,
-        ...lock(PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS),
+        ...pipelineLock('pull'),
       },
     ),
     new Worker(
@@ -127,12 +115,16 @@ export function startWorkers(
           inTurn(ctx, job => handleApply(ctx, job)),
         ),
       ),
-      { ...base, concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY, ...lock() },
+      {
+        ...base,
+        concurrency: opts.concurrency ?? ctx.env.WORKER_CONCURRENCY,
+        ...pipelineLock('apply'),
+      },
     ),
     new Worker(
       QueueName.finalize,
       classify(retryWhenStoreBusy(ctx, QueueName.finalize, job => handleFinalize(ctx, job))),
-      { ...base, concurrency: 1, ...lock(PIPELINE_LOCK_MS, PIPELINE_STALLED_INTERVAL_MS) },
+      { ...base, concurrency: 1, ...pipelineLock('finalize') },
     ),
     new Worker(
       QueueName.changes,

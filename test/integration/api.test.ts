@@ -14,6 +14,7 @@ import { requireRole } from '../../src/api/auth.js';
 import { waitForRun } from '../../src/jobs/sync.js';
 import type { SyncRun } from '../../src/models/types.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { RunDetail } from '../../src/shared/api-schemas.js';
 import { parsePrometheusText, sumOf } from '../helpers/prometheus.js';
 
 const TOKENS = {
@@ -224,6 +225,24 @@ describe('admin/status API over HTTP', () => {
     expect(body.connector.kind).toBe('powerschool');
     expect(body.syncMode).toBe('normal');
     expect(JSON.stringify(body)).not.toMatch(/PS_SECRET|PS_ID|clientSecret/);
+  });
+
+  it('says how long a run waited in queues: before its pull, and its chunks before apply', async () => {
+    const res = await call('viewer', 'GET', `/runs/${firstRun.id}`);
+    expect(res.status).toBe(200);
+    const body = RunDetail.parse(await res.json());
+    const stored = await h.store.getRun(firstRun.id);
+    expect(body.queueWait).toEqual({
+      pullMs: Date.parse(stored?.startedAt ?? '') - Date.parse(stored?.createdAt ?? ''),
+      queued: false,
+      applyAvgMs: stored?.timings['applyWait.avg'],
+      applyMaxMs: stored?.timings['applyWait.max'],
+    });
+    // every chunk recorded its wait: a finite average no longer than the longest
+    expect(body.queueWait?.applyAvgMs).toBeGreaterThanOrEqual(0);
+    expect(body.queueWait?.applyMaxMs).toBeGreaterThanOrEqual(body.queueWait?.applyAvgMs ?? 0);
+    // a finished run has no worker to hear from
+    expect(body.stalled).toBeUndefined();
   });
 
   it('serves rejects as pages and as a CSV download with formula cells neutralised', async () => {

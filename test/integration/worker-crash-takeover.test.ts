@@ -6,6 +6,11 @@
  * within about 30-40 s instead of the 2-4 minutes of the old 120 s lock. The test prints how
  * long the takeover took (no timing assertion: the machine may be loaded).
  *
+ * While the pull is stuck, the run says so (run-ux finding 1): `GET /runs/:id` has `stalled`
+ * (the worker that took the pull is no longer connected, since when it was last heard from),
+ * `guardian-sync run` prints it, and once worker B took the pull up the run reads as a plain
+ * `running` run again.
+ *
  * Real parts: worker processes (`node --import tsx src/cli/main.ts worker`, kept warm by
  * test/helpers/worker-preload.ts), a fake PowerSchool on loopback, real Redis (own queue
  * prefix), a real SQLite file. "Mid-pull" is observed (pull job active, student pages asked
@@ -17,7 +22,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { buildApiServer } from '../../src/api/server.js';
+import type { ApiServer } from '../../src/api/routes/index.js';
+import { hashToken } from '../../src/config/api-tokens.js';
 import { createApp, type AppContext } from '../../src/app.js';
+import { RunDetail } from '../../src/shared/api-schemas.js';
+import { runCli } from '../helpers/cli.js';
 import { parseEnv } from '../../src/config/env.js';
 import { generateDistrict } from '../../src/dev/district-generator.js';
 import { startFakePowerSchool, type FakePowerSchool } from '../../src/dev/powerschool-server.js';
@@ -104,7 +114,10 @@ async function until<T>(
   }
 }
 
+const TOKEN = 'gst_takeover-viewer-token-0123456789abcdefghijklmn';
+
 describe('kill -9 of a worker mid-pull, default lock settings', () => {
+  let api: ApiServer | undefined;
   let dir: string;
   let fake: FakePowerSchool;
   let ctx: AppContext;
@@ -112,6 +125,7 @@ describe('kill -9 of a worker mid-pull, default lock settings', () => {
   const workers: WorkerProcess[] = [];
 
   afterEach(async () => {
+    await api?.close();
     for (const p of workers.splice(0)) await killProcess(p);
     if (ctx) {
       for (const q of Object.values(ctx.queues))
@@ -170,6 +184,19 @@ describe('kill -9 of a worker mid-pull, default lock settings', () => {
         logger: createLogger('silent'),
         secrets: { PS_ID: fake.clientId, PS_SECRET: fake.clientSecret },
       });
+      api = await buildApiServer(ctx, {
+        tokens: [{ name: 'viewer', sha256: hashToken(TOKEN), role: 'viewer' }],
+        bodyLimit: 4096,
+      });
+      const base = await api.listen({ host: '127.0.0.1', port: 0 });
+      const readRun = async (id: string) => {
+        const res = await fetch(`${base}/runs/${id}`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
+        expect(res.status).toBe(200);
+        // The console reads the answer with the same schema (src/shared/api-schemas.ts).
+        return RunDetail.parse(await res.json());
+      };
       // No WORKER_LOCK_MS / WORKER_STALLED_INTERVAL_MS: the defaults are what is tested.
       const workerEnv = { ...env, LOG_LEVEL: 'info' };
       const start = async (p: WorkerProcess, name: string) => {
@@ -207,6 +234,14 @@ describe('kill -9 of a worker mid-pull, default lock settings', () => {
       const first = await ctx.queues.pull.getJob(pullId);
       const firstStart = first?.processedOn ?? 0;
       expect(firstStart).toBeGreaterThan(0);
+      // Worker A is alive: a plain running run, with the time it waited before its pull began.
+      const alive = await readRun(run.id);
+      expect(alive.status).toBe('running');
+      expect(alive.stalled).toBeUndefined();
+      expect(alive.queueWait).toMatchObject({ queued: false });
+      expect(alive.queueWait?.pullMs).toBeGreaterThanOrEqual(0);
+      const workerA = first?.processedBy;
+      expect(workerA).toMatch(/-\d+-[0-9a-f]{6}$/);
 
       a.child.kill('SIGKILL');
       const killedAt = Date.now();
@@ -214,7 +249,28 @@ describe('kill -9 of a worker mid-pull, default lock settings', () => {
       // The pull died with its process: still active under a lock nobody renews.
       expect(await ctx.queues.pull.getJobState(pullId)).toBe('active');
       expect((await ctx.store.getRun(run.id))?.status).toBe('running');
-      fake.faults.slowMs(0);
+
+      // The run says its worker is not heard from (A's connection closed with its process),
+      // and that nothing takes the pull up while no worker is connected.
+      const stalled = await until('run reported stalled', async () => {
+        const r = await readRun(run.id);
+        return { done: r.stalled !== undefined, seen: r };
+      });
+      const stalledSeenAt = Date.now();
+      expect(stalled.status).toBe('running');
+      expect(stalled.stalled).toMatchObject({
+        job: 'pull',
+        jobId: pullId,
+        worker: workerA,
+        workerConnected: false,
+      });
+      expect(stalled.stalled?.takeoverExpectedBy).toBeUndefined();
+      expect(stalled.stalled?.message).toMatch(/^worker not heard from: the run's pull is stuck/);
+      expect(stalled.stalled?.message).toContain('no worker is connected to the pull queue');
+      const cli = await runCli(['run', run.id], { ...env, LOG_LEVEL: 'silent' });
+      expect(cli.code).toBe(0);
+      expect(cli.stdout).toMatch(/^status {3}running/m);
+      expect(cli.stdout).toMatch(new RegExp(`^stalled  worker not heard from: .*${workerA}`, 'm'));
 
       await start(b, 'B');
       const bStartedAt = Date.now();
@@ -233,6 +289,11 @@ describe('kill -9 of a worker mid-pull, default lock settings', () => {
         () => b.output().slice(-4000),
       );
       const takenAt = Date.now();
+      // Taken up (the SIS still answers slowly, so the pull is still reading): normal again.
+      const after = await readRun(run.id);
+      expect(after.status).toBe('running');
+      expect(after.stalled).toBeUndefined();
+      fake.faults.slowMs(0);
       const done = await waitForRun(ctx, run.id, { timeoutMs: DEADLINE_MS, intervalMs: 100 });
       expect(done.status).toBe('succeeded');
       // Every active student of the SIS is in the store (B read the roster from the start).
@@ -250,6 +311,7 @@ describe('kill -9 of a worker mid-pull, default lock settings', () => {
         takeoverAfterKillMs: takenAt - killedAt,
         runDoneAfterKillMs: Date.now() - killedAt,
         taken,
+        stalledSeenAfterKillMs: stalledSeenAt - killedAt,
         counts: done.counts,
       });
     },

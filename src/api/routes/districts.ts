@@ -88,7 +88,7 @@ export const districtRoutes: ApiRoutes = (app, { ctx }) => {
         ...districtSummary(d, scheduler),
         lastRun: last[0] ? runSummary(last[0]) : null,
         activeRun: active ? runSummary(active) : null,
-        heldRuns: last.filter(r => r.status === 'needs-approval').map(runSummary),
+        heldRuns: last.filter(r => r.status === 'needs-approval').map(r => runSummary(r)),
       };
     },
   );
@@ -135,7 +135,7 @@ export const districtRoutes: ApiRoutes = (app, { ctx }) => {
       requireRole(request, 'viewer', request.params.id);
       const d = districtOr404(ctx, request.params.id);
       const runs = await ctx.store.listRuns(d.id, request.query.limit);
-      return { items: runs.map(runSummary) };
+      return { items: runs.map(r => runSummary(r)) };
     },
   );
 };

@@ -9,6 +9,7 @@ import { neutralizeCell } from '../../csv.js';
 import { RunStateError } from '../../errors.js';
 import { approveRun, cancelRun, discardRun } from '../../jobs/sync.js';
 import { workerWait } from '../../jobs/worker-wait.js';
+import { runStall } from '../../jobs/run-liveness.js';
 import { rejectsCsv, rejectTotal, withKind } from '../../jobs/rejects.js';
 import type { SyncRun } from '../../models/types.js';
 import { requireRole } from '../auth.js';
@@ -64,7 +65,8 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
     '/runs/:id',
     {
       schema: {
-        summary: 'One run: status, counts per entity and action, timings, held deactivations',
+        summary:
+          'One run: status, counts per entity and action, timings, queue wait, held deactivations, a stalled worker',
         tags: ['runs'],
         params: RunIdParams,
         response: { 200: RunDetail, 403: ErrorBody, 404: ErrorBody },
@@ -73,8 +75,12 @@ export const runRoutes: ApiRoutes = (app, { ctx }) => {
     async request => {
       const run = await runOr404(ctx, request.params.id);
       requireRole(request, 'viewer', run.districtId);
-      const wait = await workerWait(ctx, run);
-      return { ...runDetail(run), ...(wait ? { waitingForWorkerSince: wait.since } : {}) };
+      const [wait, stall] = await Promise.all([workerWait(ctx, run), runStall(ctx, run)]);
+      return {
+        ...runDetail(run),
+        ...(wait ? { waitingForWorkerSince: wait.since } : {}),
+        ...(stall ? { stalled: stall } : {}),
+      };
     },
   );
 
