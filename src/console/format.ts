@@ -37,41 +37,5 @@ export function isActive(status: string): boolean {
   return status === 'queued' || status === 'running';
 }
 
-const ACTIONS: Record<string, string> = {
-  create: 'created',
-  update: 'updated',
-  deactivate: 'deactivated',
-  reactivate: 'reactivated',
-  link: 'linked',
-  unlink: 'unlinked',
-  remove: 'removed',
-  unchanged: 'unchanged',
-  'deactivate-held': 'held: would be deactivated',
-  'remove-held': 'held: would be removed',
-  'deactivate-skipped': 'not deactivated (add-only)',
-  'remove-skipped': 'not removed (add-only)',
-};
-const ENTITIES: Record<string, string> = {
-  student: 'Students',
-  parent: 'Parents',
-  link: 'Parent–student links',
-  school: 'Schools',
-  section: 'Sections',
-};
-
-/** "Students", "Parents" … for a count's entity. */
-export function entityLabel(entity: string): string {
-  return ENTITIES[entity] ?? entity;
-}
-/** "created", "held: would be deactivated" … for a count's action. */
-export function actionLabel(action: string): string {
-  return ACTIONS[action] ?? action.replace(/-/g, ' ');
-}
-
-/** Timing keys ("pullMs", "apply") as words. */
-export function timingLabel(key: string): string {
-  return key
-    .replace(/Ms$/, '')
-    .replace(/([a-z])([A-Z])/g, '$1 $2')
-    .toLowerCase();
-}
+/** Count, timing and import labels: one table for the product (src/shared/labels.ts). */
+export { actionLabel, entityLabel, importCountLabel, timingLabel } from '../shared/labels';

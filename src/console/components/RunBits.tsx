@@ -1,10 +1,13 @@
-/** Small pieces that show runs: status badge, counts and timings tables, trigger buttons. */
-import { Badge, Button, Group, Table, Text } from '@mantine/core';
+/**
+ * Small pieces that show runs: status badge, counts and timings tables, queue wait, a stalled
+ * worker, trigger buttons.
+ */
+import { Alert, Badge, Button, Group, Table, Text } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useState } from 'react';
 import { apiSend, errorMessage } from '../api/client';
-import { TriggerResult, type RunSummary } from '../api/schemas';
-import { actionLabel, duration, entityLabel, statusColor, timingLabel } from '../format';
+import { TriggerResult, type RunDetail, type RunSummary } from '../api/schemas';
+import { actionLabel, duration, entityLabel, statusColor, timingLabel, when } from '../format';
 import { navigate } from '../router';
 import { AdminOnly } from '../session';
 
@@ -28,7 +31,7 @@ export function CountsLine({ run }: { run: RunSummary }) {
   const parts = Object.entries(run.counts).map(
     ([entity, actions]) =>
       `${entityLabel(entity)}: ${Object.entries(actions)
-        .map(([a, n]) => `${n.toLocaleString()} ${actionLabel(a)}`)
+        .map(([a, n]) => `${n.toLocaleString()} ${actionLabel(a, entity)}`)
         .join(', ')}`,
   );
   return <Text size="sm">{parts.length ? parts.join(' · ') : 'no changes'}</Text>;
@@ -54,7 +57,7 @@ export function CountsTable({ run }: { run: RunSummary }) {
         {rows.map(r => (
           <Table.Tr key={`${r.entity}.${r.action}`}>
             <Table.Td>{entityLabel(r.entity)}</Table.Td>
-            <Table.Td>{actionLabel(r.action)}</Table.Td>
+            <Table.Td>{actionLabel(r.action, r.entity)}</Table.Td>
             <Table.Td ta="right">{r.n.toLocaleString()}</Table.Td>
           </Table.Tr>
         ))}
@@ -85,6 +88,42 @@ export function TimingsTable({ run }: { run: RunSummary }) {
         ))}
       </Table.Tbody>
     </Table>
+  );
+}
+
+/**
+ * How long the run waited in queues: before its pull started (or so far, while queued) and,
+ * once finalized, its chunks' average and longest wait to be applied.
+ */
+export function QueueWaitLine({ run }: { run: RunSummary }) {
+  const w = run.queueWait;
+  if (!w) return null;
+  return (
+    <Text size="sm" data-testid="queue-wait">
+      {w.queued
+        ? `Queued for ${duration(w.pullMs)} so far; the pull has not started.`
+        : `Waited ${duration(w.pullMs)} in the queue before the pull started.`}
+      {w.applyAvgMs !== undefined &&
+        ` Chunks waited ${duration(w.applyAvgMs)} on average (longest ${duration(w.applyMaxMs)}) to be applied.`}
+    </Text>
+  );
+}
+
+/** A running run whose worker is not heard from: what, since when, when it is taken up. */
+export function StalledAlert({ run }: { run: RunDetail }) {
+  const s = run.stalled;
+  if (!s) return null;
+  return (
+    <Alert color="orange" title="Worker not heard from" role="alert" data-testid="run-stalled">
+      <Text size="sm">
+        The {s.job === 'apply' ? 'chunk' : s.job} job of this run has not been renewed by its worker
+        {s.worker ? ` (${s.worker})` : ''} for {duration(s.silentForMs)} (last heard{' '}
+        {when(s.lastHeardAt)}){s.workerConnected ? '' : '; the worker is no longer connected'}.{' '}
+        {s.takeoverExpectedBy
+          ? `Another worker should take it up by ${when(s.takeoverExpectedBy)}.`
+          : 'No worker is connected to take it up: start `guardian-sync worker`.'}
+      </Text>
+    </Alert>
   );
 }
 

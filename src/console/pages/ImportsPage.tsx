@@ -28,27 +28,11 @@ import { ConfirmResult, ImportIssue, ImportPreview, Inspection } from '../api/pa
 import { ConfirmButton } from '../components/ConfirmButton';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { PagedTable } from '../components/PagedTable';
-import { when } from '../format';
+import { importCountLabel, when } from '../format';
 import { usePrincipal } from '../session';
 import type { z } from 'zod';
 
 type Kind = 'parents' | 'associations';
-
-const COUNT_LABELS: Record<string, string> = {
-  create: 'accounts to create',
-  update: 'accounts to update',
-  reactivate: 'to reactivate',
-  unchanged: 'unchanged',
-  notUpdated: 'existing, not updated',
-  merged: 'rows merged',
-  activationEmail: 'activation emails',
-  add: 'links to add',
-  remove: 'links to remove',
-  keptSis: 'SIS links kept',
-  notCleared: 'links not cleared',
-  excluded: 'rows left out',
-  errorRows: 'rows with errors',
-};
 
 export function ImportsPage({ districtId }: { districtId: string }) {
   const d = encodeURIComponent(districtId);
@@ -367,7 +351,7 @@ export function ImportsPage({ districtId }: { districtId: string }) {
             ? (result.message ??
               'The data changed since the preview; check the new preview below and confirm it.')
             : `Applied: ${Object.entries(result.counts ?? {})
-                .map(([k, v]) => `${v} ${COUNT_LABELS[k] ?? k}`)
+                .map(([k, v]) => `${v} ${importCountLabel(kind, k)}`)
                 .join(', ')}.`}
         </Alert>
       )}
@@ -398,7 +382,7 @@ function PreviewCard(props: {
           <Table.Tbody>
             {Object.entries(p.counts).map(([k, v]) => (
               <Table.Tr key={k}>
-                <Table.Th scope="row">{COUNT_LABELS[k] ?? k}</Table.Th>
+                <Table.Th scope="row">{importCountLabel(p.kind, k)}</Table.Th>
                 <Table.Td data-testid={`count-${k}`}>{v}</Table.Td>
               </Table.Tr>
             ))}

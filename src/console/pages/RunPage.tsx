@@ -1,16 +1,24 @@
 /**
  * Page 2: one run. Counts with labels, timings, rejects and exclusions (server-paged, CSV),
  * the records a held run would deactivate or unlink (server-paged, CSV) with approve/discard,
- * live progress while queued or running (polling).
+ * live progress while queued or running (polling), the queue wait, and a warning when the
+ * run's worker is not heard from (`stalled`).
  */
 import { Alert, Card, Group, Stack, Tabs, Text, Title } from '@mantine/core';
 import { useState } from 'react';
 import { apiSend } from '../api/client';
-import { HeldDecision, HeldItem, RejectItem, RunSummary } from '../api/schemas';
+import { HeldDecision, HeldItem, RejectItem, RunDetail } from '../api/schemas';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { PagedTable } from '../components/PagedTable';
-import { CountsTable, RunStatus, TimingsTable, TriggerButtons } from '../components/RunBits';
+import {
+  CountsTable,
+  QueueWaitLine,
+  RunStatus,
+  StalledAlert,
+  TimingsTable,
+  TriggerButtons,
+} from '../components/RunBits';
 import { isActive, when } from '../format';
 import { useApi } from '../hooks';
 import { AdminOnly } from '../session';
@@ -21,7 +29,7 @@ const HELD_LISTS = [
   { list: 'links', label: 'Links' },
 ] as const;
 
-function HeldSection({ run, onDecided }: { run: RunSummary; onDecided: () => void }) {
+function HeldSection({ run, onDecided }: { run: RunDetail; onDecided: () => void }) {
   const held = run.held;
   if (!held) return null;
   const base = `/runs/${encodeURIComponent(run.id)}`;
@@ -117,7 +125,7 @@ function HeldSection({ run, onDecided }: { run: RunSummary; onDecided: () => voi
 
 export function RunPage({ districtId, runId }: { districtId: string; runId: string }) {
   const [polling, setPolling] = useState(true);
-  const run = useApi(`/runs/${encodeURIComponent(runId)}`, RunSummary, {
+  const run = useApi(`/runs/${encodeURIComponent(runId)}`, RunDetail, {
     pollMs: polling ? 1500 : undefined,
   });
   const r = run.data;
@@ -145,11 +153,13 @@ export function RunPage({ districtId, runId }: { districtId: string; runId: stri
               </Text>
             )}
           </Group>
+          <StalledAlert run={r} />
           <Card withBorder>
             <Text size="sm">
               Started by {r.actor ?? r.trigger} · created {when(r.createdAt)} · started{' '}
               {when(r.startedAt)} · finished {when(r.finishedAt)}
             </Text>
+            <QueueWaitLine run={r} />
             {r.decidedBy && (
               <Text size="sm" data-testid="decided">
                 Decided by {r.decidedBy} on {when(r.decidedAt)}
