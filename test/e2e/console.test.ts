@@ -55,6 +55,16 @@ describe('admin console in the browser', () => {
       expect(run?.dryRun).toBe(true);
       expect(run?.status).toBe('succeeded');
       expect(run?.actor).toBe('api:district-admin');
+      // the queue wait is shown, and every count and timing in words: no raw key on the page
+      await page.getByTestId('queue-wait').filter({ hasText: 'before the pull started' }).waitFor();
+      const words = (
+        await page
+          .getByRole('table', { name: /^(Changes by entity and action|Timings by phase)$/ })
+          .allInnerTexts()
+      ).join('\n');
+      expect(words).toContain('Reading the SIS (pull)');
+      expect(words).toContain('Chunks waiting to be applied (average)');
+      expect(words).not.toMatch(/\b(excluded:|applyWait|finalize\.|[a-z]+[A-Z][a-z]+)/);
       await s.screenshot(page, 'run');
       await page.context().close();
     },
