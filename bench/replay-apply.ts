@@ -21,7 +21,11 @@
  * each time). CPU-s are the comparable figure on a loaded machine.
  *
  * `npx tsx bench/replay-apply.ts [--students 100000] [--kind powerschool] [--seed 42]
- *   [--dump /tmp/replay-<kind>-<students>-<seed>.v8] [--runs 2] [--no-nochange] [--keep]`
+ *   [--dump /tmp/replay-<kind>-<students>-<seed>.v8] [--runs 2] [--no-nochange] [--keep]
+ *   [--sql 'PRAGMA cache_size = -65536; DROP INDEX …']`
+ *
+ * `--sql` runs on the store's connection after `init()`, before the replay (experiments: a
+ * pragma, an index dropped).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +50,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '1' },
     'no-nochange': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    sql: { type: 'string' },
   },
 });
 const kind = args.kind as SisKind;
@@ -161,18 +166,25 @@ async function main() {
   console.log(
     `${kind}: ${all.length} chunks, ${records.toLocaleString('en-US')} records (dump ${dump})`,
   );
+  const cpu: { initial: number[]; nochange: number[] } = { initial: [], nochange: [] };
   for (let r = 0; r < Number(args.runs); r++) {
     const dir = mkdtempSync(join(tmpdir(), 'replay-apply-'));
     const file = join(dir, 'store.db');
     const store = new SqliteRosterStore(file);
     await store.init();
+    if (args.sql) {
+      const h = store.handle();
+      if (h.kind === 'sqlite') h.db.exec(args.sql);
+    }
     const initial = await pass(store, all, false);
     const line = (name: string, p: PassResult) =>
       `run ${r + 1} ${name}: ${p.cpuS.toFixed(2)} CPU-s in reconcileChunk (${p.wallS.toFixed(2)} s wall), ${p.written.toLocaleString('en-US')} roster rows written`;
     console.log(line('initial', initial));
+    cpu.initial.push(initial.cpuS);
     if (!args['no-nochange']) {
       const again = await pass(store, all, true);
       console.log(line('nochange', again));
+      cpu.nochange.push(again.cpuS);
       if (again.written !== 0) throw new Error(`no-change pass wrote ${again.written} rows`);
     }
     await store.close();
@@ -180,6 +192,13 @@ async function main() {
     if (args.keep) console.log(`  kept ${file}`);
     else rmSync(dir, { recursive: true, force: true });
   }
+  for (const [name, xs] of Object.entries(cpu))
+    if (xs.length > 0) {
+      const s = [...xs].sort((a, b) => a - b);
+      console.log(
+        `${name}: CPU-s min ${s[0]!.toFixed(2)}, median ${s[s.length >> 1]!.toFixed(2)} over ${s.length} runs`,
+      );
+    }
 }
 
 await main();
