@@ -2,9 +2,9 @@
  * The store contract on SQLite (a temp file and `:memory:`), plus what only SQLite has:
  * pragmas, migrations, atomic rollback of a failing write, query plans, `openStore`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, StoreConflictError } from '../../src/errors.js';
 import { openStore } from '../../src/models/index.js';
@@ -14,6 +14,14 @@ import { keys, parent, plan, runStoreContract, student } from './store.contract.
 import { onSqliteStores } from '../helpers/sqlite-stores.js';
 
 onSqliteStores(runStoreContract, 'gs-sqlite-', ['nested', 'store.db']);
+
+/** The indexes of `parent_accounts` whose name mentions email. */
+async function emailIndexes(store: SqliteRosterStore): Promise<string[]> {
+  return (await store.listIndexes())
+    .filter(x => x.collection === 'parent_accounts' && x.name.includes('email'))
+    .map(x => x.name)
+    .sort();
+}
 
 describe('SqliteRosterStore specifics', () => {
   let dir: string;
@@ -51,6 +59,10 @@ describe('SqliteRosterStore specifics', () => {
     );
     await first.createParent(parent('p3', { ...mail, origin: 'manual' }, 'd1'));
     await first.createParent(parent('p4', mail, 'd2'));
+    // an inactive sis account shares the email too (outside the invariant)
+    await first.createParent(parent('p5', { ...mail, status: 'inactive' }, 'd1'));
+    // one email index (migration 11): the unique one serves the lookups by email as well
+    expect(await emailIndexes(first)).toEqual(['parent_accounts_sis_email']);
     await first.close();
     // A database written before the index, with two accounts sharing an email: no index,
     // nothing merged, the duplicates listed; once one is deactivated the next start adds it.
@@ -66,13 +78,82 @@ describe('SqliteRosterStore specifics', () => {
       unique: false,
       duplicates: [{ districtId: 'd1', emailNormalized: 'same@x.test', parentIds: ['p1', 'p2'] }],
     });
-    expect((await second.getParents('d1')).map(p => p.id).sort()).toEqual(['p1', 'p2', 'p3']);
+    expect((await second.getParents('d1')).map(p => p.id).sort()).toEqual(['p1', 'p2', 'p3', 'p5']);
+    // without the unique index, the lookups by email keep an index of their own
+    expect(await emailIndexes(second)).toEqual(['parent_accounts_email']);
     await second.applyDeactivations('d1', { studentSourcedIds: [], parentIds: ['p2'], links: [] });
     await second.close();
     const third = new SqliteRosterStore(file);
     await third.init();
     expect(third.identityIndex()).toEqual({ unique: true, duplicates: [] });
+    expect(await emailIndexes(third)).toEqual(['parent_accounts_sis_email']);
     await third.close();
+  });
+
+  it('migration 11 replaces the two email indexes of a version-10 store by one, keeping every row', async () => {
+    mkdirSync(dirname(file), { recursive: true });
+    const raw = new Database(file);
+    raw.pragma('foreign_keys = ON');
+    for (const [i, sql] of MIGRATIONS.slice(0, 10).entries()) {
+      raw.unsafeMode(i === 6 || i === 9);
+      raw.exec(sql);
+    }
+    raw.unsafeMode(false);
+    raw.exec(`CREATE UNIQUE INDEX parent_accounts_sis_email ON parent_accounts
+        (district_id, email_normalized)
+        WHERE status = 'active' AND origin = 'sis' AND email_normalized IS NOT NULL;
+      INSERT INTO parent_accounts (district_id, id, given_name, family_name, email,
+        email_normalized, role, status, origin) VALUES
+        ('d1', 'p1', 'A', 'B', 'Eva@x.test', 'eva@x.test', 'parent', 'active', 'sis'),
+        ('d1', 'p2', 'A', 'B', 'eva@x.test', 'eva@x.test', 'parent', 'active', 'manual');`);
+    raw.pragma('user_version = 10');
+    raw.close();
+    const store = new SqliteRosterStore(file);
+    await store.init();
+    expect(store.schemaVersion()).toBe(MIGRATIONS.length);
+    expect(store.identityIndex()).toEqual({ unique: true, duplicates: [] });
+    expect(await emailIndexes(store)).toEqual(['parent_accounts_sis_email']);
+    const h = store.handle();
+    if (h.kind !== 'sqlite') throw new Error('sqlite expected');
+    expect(h.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(
+      h.db
+        .prepare(`SELECT sql FROM sqlite_schema WHERE name = 'parent_accounts_sis_email'`)
+        .pluck()
+        .get(),
+    ).toMatch(/CASE WHEN status = 'active' AND origin = 'sis' THEN 1 END/);
+    expect((await store.getParents('d1')).map(p => p.id)).toEqual(['p1', 'p2']);
+    await store.close();
+  });
+
+  it('finds accounts of every origin and status by email through the one email index', async () => {
+    const mail = { email: 'Same@x.test', emailNormalized: 'same@x.test' };
+    const store = new SqliteRosterStore(file);
+    await store.init();
+    await store.createParent(parent('p1', mail, 'd1'));
+    await store.createParent(parent('p2', { ...mail, origin: 'import' }, 'd1'));
+    await store.createParent(parent('p3', { ...mail, status: 'inactive' }, 'd1'));
+    await store.createParent(parent('p4', { ...mail, origin: 'manual' }, 'd1'));
+    const h = store.handle();
+    if (h.kind !== 'sqlite') throw new Error('sqlite expected');
+    const params = {
+      districtId: 'd1',
+      connector: 'powerschool',
+      sourcedIds: '[]',
+      uniqueIds: '[]',
+      emails: '["same@x.test"]',
+    };
+    const found = h.db.prepare(SQL.loadParents).all(params) as { id: string }[];
+    expect(found.map(r => r.id)).toEqual(['p1', 'p2', 'p3', 'p4']);
+    const plan = (
+      h.db.prepare(`EXPLAIN QUERY PLAN ${SQL.loadParents}`).all(params) as { detail: string }[]
+    ).map(r => r.detail);
+    expect(plan.some(d => d.includes('USING INDEX parent_accounts_sis_email'))).toBe(true);
+    // a second active sis account is still refused
+    await expect(store.createParent(parent('p5', mail, 'd1'))).rejects.toThrow(
+      'parent account p5 conflicts with an existing account',
+    );
+    await store.close();
   });
 
   it('migrates to the latest schema version once and keeps data across reopen', async () => {

@@ -4,7 +4,8 @@
  * - links of a student: `guardian_links_student (district_id, student_sourced_id)`;
  * - links of a parent: the primary key `(district_id, parent_id, student_sourced_id, origin)`;
  * - accounts by id / Unique ID / normalized email: the primary key, `parent_accounts_unique_id`,
- *   `parent_accounts_email`; their sources: `parent_sources_parent`;
+ *   `parent_accounts_sis_email` (which serves every email lookup since migration 11); their
+ *   sources: `parent_sources_parent`;
  * - students by sourcedId: the primary key (key lists bound as one JSON array, `json_each`);
  * - accounts by name prefix: two indexes of its own, `parent_accounts_given_name_ci` and
  *   `parent_accounts_family_name_ci` (`COLLATE NOCASE`), created by `init()` (idempotent);

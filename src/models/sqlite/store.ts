@@ -433,6 +433,14 @@ export const MIGRATIONS: readonly string[] = [
         FROM guardian_links WHERE district_id = OLD.district_id AND parent_id = OLD.parent_id);
   END;
   `,
+  // 11: one email index on parent_accounts instead of two (docs/decisions/0017). The partial
+  // unique index of invariant 7 (created by `ensureIdentityIndex`, not by a migration) gets a
+  // new definition under its name, which also serves every lookup by normalized email; the
+  // old form is dropped here so that `init()` can create the new one, which then drops
+  // `parent_accounts_email` (kept while the new index cannot be built: duplicates).
+  `
+  DROP INDEX IF EXISTS parent_accounts_sis_email;
+  `,
 ];
 
 /** Migrations (0-based `MIGRATIONS` indexes) that write `sqlite_schema` (better-sqlite3 unsafe mode). */
@@ -681,10 +689,26 @@ export const SQL = {
 type SqlName = keyof typeof SQL;
 
 /** True for SQLite UNIQUE / PRIMARY KEY constraint violations. */
-/** The partial unique index that carries design invariant 7 (`ensureIdentityIndex`). */
+/**
+ * The unique index that carries design invariant 7 (`ensureIdentityIndex`) and serves every
+ * lookup by normalized email (migration 11, docs/decisions/0017). Its third column is 1 for
+ * an active `sis` account and NULL for every other one: NULLs never collide in a unique index,
+ * so at most one active `sis` account per (district, email) and any number of others, as
+ * the partial index `WHERE status = 'active' AND origin = 'sis'` it replaces; and one index
+ * over every account with an email instead of two (each chunk's account inserts dirtied leaf
+ * pages of both: docs/performance.md, "One email index").
+ */
 const IDENTITY_INDEX_SQL = `CREATE UNIQUE INDEX IF NOT EXISTS parent_accounts_sis_email
-  ON parent_accounts (district_id, email_normalized)
-  WHERE status = 'active' AND origin = 'sis' AND email_normalized IS NOT NULL`;
+  ON parent_accounts (district_id, email_normalized,
+    (CASE WHEN status = 'active' AND origin = 'sis' THEN 1 END))
+  WHERE email_normalized IS NOT NULL`;
+
+/**
+ * The lookup by normalized email while `IDENTITY_INDEX_SQL` cannot be built (duplicates):
+ * migration 1's index, dropped once the unique one exists.
+ */
+const EMAIL_LOOKUP_INDEX_SQL = `CREATE INDEX IF NOT EXISTS parent_accounts_email
+  ON parent_accounts (district_id, email_normalized) WHERE email_normalized IS NOT NULL`;
 
 export { IDENTITY_DUPLICATES_LISTED, type IdentityIndexStatus };
 
@@ -927,20 +951,26 @@ export class SqliteRosterStore implements RosterStore {
 
   /**
    * Design invariant 7 in the schema: at most one active `sis` account per normalized email
-   * in a district (partial unique index `parent_accounts_sis_email`; accounts of other
-   * origins, inactive ones and ones without email are outside it). Created when the data
-   * allows it. When active `sis` accounts already share an email (written before a
-   * district's chunks took turns, docs/decisions/0011) the index is not created, nothing is
-   * merged or deleted, the duplicates are reported, and the next `init()` tries again; until
+   * in a district (unique index `parent_accounts_sis_email`, `IDENTITY_INDEX_SQL`: accounts of
+   * other origins, inactive ones and ones without email do not collide). Created when the data
+   * allows it; it also serves the lookups by email, so migration 1's `parent_accounts_email`
+   * is then dropped. When active `sis` accounts already share an email (written before a
+   * district's chunks took turns, docs/decisions/0011) the index is not created (the plain
+   * email index is kept, or created again), nothing is merged or deleted, the duplicates are
+   * reported, and the next `init()` tries again; until
    * then the pipeline's one writer per district and the planner (an email two accounts share
    * is a reject, `ambiguous identity`) still keep new duplicates out.
    */
   private ensureIdentityIndex(): IdentityIndexStatus {
     try {
       this.db.exec(IDENTITY_INDEX_SQL);
+      // the unique index serves the email lookups too: the plain one goes (migration 11)
+      this.db.exec('DROP INDEX IF EXISTS parent_accounts_email');
       return { unique: true, duplicates: [] };
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
+      // the lookups by email keep an index meanwhile
+      this.db.exec(EMAIL_LOOKUP_INDEX_SQL);
       const rows = this.db
         .prepare(
           `SELECT district_id, email_normalized, group_concat(id, ' ') AS ids
