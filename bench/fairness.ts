@@ -76,7 +76,27 @@ export interface FairnessRow {
   contendedFromTriggerS: number;
   /** The large district's run was still active when this one finished. */
   largeStillRunning: boolean;
+  /** Where the run's time went, alone and contended (see `RunParts`). */
+  soloParts: RunParts;
+  contendedParts: RunParts;
 }
+
+/**
+ * A run's time in parts (seconds, from its `timings`): `pull` (pull start → last chunk
+ * queued), `finalize` (the finalize job), and `rest` (run time − pull − finalize: the last
+ * chunks' apply after the pull ended, and finalize waiting for its worker).
+ */
+export interface RunParts {
+  pull: number;
+  rest: number;
+  finalize: number;
+}
+
+const partsOf = (run: SyncRun): RunParts => {
+  const pull = (run.timings.pull ?? NaN) / 1000;
+  const finalize = (run.timings.finalize ?? NaN) / 1000;
+  return { pull, finalize, rest: seconds(run, 'startedAt') - pull - finalize };
+};
 
 /** Result of `runFairness`. */
 export interface FairnessResult {
@@ -297,12 +317,15 @@ export async function runFairness(
   try {
     // 1. solo
     const solo = new Map<string, number>();
+    const soloParts = new Map<string, RunParts>();
     let largeSoloS: number;
     {
       const p = await layout.phase();
       try {
         for (const s of smalls) {
-          solo.set(s.id, seconds(await syncAlone(p.ctx, s.id), 'startedAt'));
+          const alone = await syncAlone(p.ctx, s.id);
+          solo.set(s.id, seconds(alone, 'startedAt'));
+          soloParts.set(s.id, partsOf(alone));
           log(`solo ${s.id}: ${solo.get(s.id)?.toFixed(2)} s`);
         }
         largeSoloS = seconds(await syncAlone(p.ctx, large.id), 'startedAt');
@@ -349,6 +372,8 @@ export async function runFairness(
             contendedS,
             ratio: contendedS / soloS,
             contendedFromTriggerS: seconds(done, 'createdAt'),
+            soloParts: soloParts.get(districtId) ?? { pull: NaN, rest: NaN, finalize: NaN },
+            contendedParts: partsOf(done),
             largeStillRunning: bigNow?.status === 'running',
           } satisfies FairnessRow;
         }),
@@ -418,6 +443,16 @@ export function renderFairness(o: FairnessOptions, r: FairnessResult): string {
     `median small-district ratio: ${f(median(r.rows.map(x => x.ratio)))} (less sensitive to other load on the machine than the worst)`,
     `large district slowdown: ${f(r.largeContendedS / r.largeSoloS)} × its solo time`,
     `last small district: trigger → end ${f(Math.max(...r.rows.map(x => x.contendedFromTriggerS)))} s`,
+    '',
+    "where a small run's time went (median s over the small districts; rest = apply after the pull ended + finalize waiting for its worker):",
+    '',
+    '| part | solo | contended |',
+    '| --- | ---: | ---: |',
+    ...(['pull', 'rest', 'finalize'] as const).map(
+      k =>
+        `| ${k} | ${f(median(r.rows.map(x => x.soloParts[k])))} | ${f(median(r.rows.map(x => x.contendedParts[k])))} |`,
+    ),
+    '',
     `CPU s while contended (large trigger → end), per process: ${Object.entries(r.contendedCpuS)
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(', ')}`,
