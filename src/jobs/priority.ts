@@ -115,3 +115,47 @@ export async function agePulls(ctx: AppContext, now = Date.now()): Promise<strin
     );
   return moved;
 }
+
+/** How often a pull yielding to a smaller district's pull checks again (ms). */
+const YIELD_POLL_MS = 25;
+
+/** Pulls running in each app (process): run id → size priority (`sizePriority`). */
+const pullsByApp = new WeakMap<AppContext, Map<string, number>>();
+
+/**
+ * The pulls this app's workers are running (this process: they share its JavaScript
+ * thread): run id → the size priority of what the pull has read so far. A pull sets its
+ * entry when it starts and sizes itself, and deletes it when it ends.
+ */
+export function pullsHere(ctx: AppContext): Map<string, number> {
+  let m = pullsByApp.get(ctx);
+  if (!m) pullsByApp.set(ctx, (m = new Map()));
+  return m;
+}
+
+/**
+ * Before reading its next page, a pull of size priority `priority` waits while a smaller
+ * district's pull (a lower number) runs in this process, so the smaller one has the thread
+ * (and, once this pull's queued chunks are applied, the apply worker and the store's write
+ * lock) to itself. It waits at most `SYNC_PRIORITY_MAX_WAIT_MS` at a time (then reads one
+ * page, and may wait again), so a large pull is never starved by small ones; `0` never
+ * waits. Returns the ms waited. Never throws.
+ */
+export async function yieldToSmallerPulls(
+  ctx: AppContext,
+  runId: string,
+  priority: number,
+  signal?: AbortSignal,
+): Promise<number> {
+  const here = pullsHere(ctx);
+  here.set(runId, priority);
+  const smaller = () => {
+    for (const [id, p] of here) if (id !== runId && p < priority) return true;
+    return false;
+  };
+  const started = Date.now();
+  const maxMs = ctx.env.SYNC_PRIORITY_MAX_WAIT_MS;
+  while (smaller() && Date.now() - started < maxMs && !signal?.aborted)
+    await new Promise(r => setTimeout(r, YIELD_POLL_MS));
+  return Date.now() - started;
+}
