@@ -44,7 +44,7 @@ import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
 import { enqueueChunk, waitForChunkWindow } from './chunk-turns.js';
-import { pullsHere, sizePriority, yieldToSmallerPulls } from './priority.js';
+import { sizePriority } from './priority.js';
 import { APPLY_FAILED_RETENTION_SECONDS } from './job-retention.js';
 import { EXCLUDED_PREFIX, exclusionCounts, uniqueRejects } from './rejects.js';
 import {
@@ -157,9 +157,6 @@ export async function handlePull(
   signal?: AbortSignal,
   token?: string,
 ): Promise<{ chunks: number }> {
-  const { runId } = PullPayload.parse(job.data);
-  // Running here until it sizes itself: yields to every sized pull, none yields to it.
-  pullsHere(ctx).set(runId, Number.POSITIVE_INFINITY);
   try {
     return await pullSnapshot(ctx, job, signal);
   } catch (err) {
@@ -171,8 +168,6 @@ export async function handlePull(
     const limited = rateLimitOf(err);
     if (limited && token) await rescheduleForRateLimit(ctx, job, token, limited);
     throw err;
-  } finally {
-    pullsHere(ctx).delete(runId);
   }
 }
 
@@ -293,9 +288,6 @@ async function pullSnapshot(
   // Chunk n is added to the queue while the connector reads chunk n+1 (one add in flight at
   // most); a failed add surfaces at the next await, before anything else is enqueued.
   let adding: Promise<unknown> = Promise.resolve();
-  // Time spent waiting for smaller districts' pulls in this process (ms).
-  let yieldedMs = 0;
-  pullsHere(ctx).set(runId, sizePriority(studentsBefore));
   for await (const chunk of connector.readRoster(pullCtx)) {
     // Cancelled (`cancelRun`): stop at this chunk boundary; what was applied stays.
     if (await runEnded(ctx, runId)) {
@@ -322,13 +314,13 @@ async function pullSnapshot(
     };
     // Parked until the district's previous chunk is done (one writer per district, ADR 0011).
     pulledStudents += chunk.students.length;
-    const priority = sizePriority(Math.max(studentsBefore, pulledStudents));
-    adding = enqueueChunk(ctx, payload, { ...JOB_OPTIONS.apply, priority });
+    adding = enqueueChunk(ctx, payload, {
+      ...JOB_OPTIONS.apply,
+      priority: sizePriority(Math.max(studentsBefore, pulledStudents)),
+    });
     adding.catch(() => undefined); // handled by the await above / below
     n++;
     await waitForChunkWindow(ctx, runId, generation, n, signal);
-    // A smaller district's pull in this process goes first (docs/decisions/0016).
-    yieldedMs += await yieldToSmallerPulls(ctx, runId, priority, signal);
   }
   await adding;
   await writeSchools();
@@ -337,7 +329,6 @@ async function pullSnapshot(
   processMetrics(ctx).recordPull(districtId, connector.kind, stats);
   await ctx.ledger.setTotal(runId, n, {
     pullMs: String(Date.now() - started),
-    pullYieldedMs: String(yieldedMs),
     httpRequests: String(stats.httpRequests),
     schools: String(schools.length),
     ...snapshotMeta(stats),
@@ -645,8 +636,6 @@ export async function handleFinalize(ctx: AppContext, job: Job): Promise<SyncRun
     ...run.timings,
     ...steps,
     pull: Number(meta.pullMs ?? 0),
-    // of which waiting for smaller districts' pulls in the same process (ADR 0016)
-    pullYielded: Number(meta.pullYieldedMs ?? 0),
     finalize: Date.now() - started,
     total: finishedAt.getTime() - Date.parse(run.startedAt ?? run.createdAt),
   };

@@ -22,13 +22,7 @@ import { createApp, type AppContext } from '../../src/app.js';
 import { parseEnv } from '../../src/config/env.js';
 import { startPowerSchoolSite, type PowerSchoolSite } from '../../src/dev/powerschool-site.js';
 import { enqueueChunk, PARKED_DELAY_MS } from '../../src/jobs/chunk-turns.js';
-import {
-  ageChunks,
-  agePulls,
-  pullsHere,
-  sizePriority,
-  yieldToSmallerPulls,
-} from '../../src/jobs/priority.js';
+import { ageChunks, agePulls, sizePriority } from '../../src/jobs/priority.js';
 import { JOB_OPTIONS, triggerSync, waitForRun } from '../../src/jobs/sync.js';
 import { APPLY_PAYLOAD_VERSION, type ApplyPayload } from '../../src/jobs/payloads.js';
 import { createLogger } from '../../src/logger.js';
@@ -224,54 +218,6 @@ describe('fairness across districts: smaller districts first, none starved (issu
       ]);
     } finally {
       await dispose();
-    }
-  });
-
-  it("a pull waits for a smaller district's pull in its process, at most SYNC_PRIORITY_MAX_WAIT_MS at a time", async () => {
-    const { ctx, dispose } = await app(sites, { SYNC_PRIORITY_MAX_WAIT_MS: '60000' });
-    try {
-      const here = pullsHere(ctx);
-      here.set('r-small', sizePriority(500));
-      let yielded: number | undefined;
-      const large = yieldToSmallerPulls(ctx, 'r-large', sizePriority(100_000)).then(ms => {
-        yielded = ms;
-      });
-      // an equal or smaller pull does not wait
-      expect(await yieldToSmallerPulls(ctx, 'r-small-2', sizePriority(500))).toBe(0);
-      here.delete('r-small-2');
-      expect(here.get('r-large')).toBe(sizePriority(100_000));
-      // the large pull waits until the small one ends (a deadline, not a timing)
-      await new Promise(r => setTimeout(r, 200));
-      expect(yielded).toBeUndefined();
-      here.delete('r-small');
-      await large;
-      expect(yielded).toBeGreaterThan(0);
-      // another app (process) has its own pulls
-      const other = await app(sites);
-      try {
-        pullsHere(other.ctx).set('r-small', 1);
-        expect(await yieldToSmallerPulls(ctx, 'r-large', sizePriority(100_000))).toBe(0);
-      } finally {
-        await other.dispose();
-      }
-    } finally {
-      await dispose();
-    }
-    // never starved: with the limit at 50 ms it reads on while the small pull still runs
-    const bounded = await app(sites, { SYNC_PRIORITY_MAX_WAIT_MS: '50' });
-    try {
-      pullsHere(bounded.ctx).set('r-small', 1);
-      expect(await yieldToSmallerPulls(bounded.ctx, 'r-large', 9)).toBeGreaterThanOrEqual(50);
-      // 0: never waits
-      const none = await app(sites, { SYNC_PRIORITY_MAX_WAIT_MS: '0' });
-      try {
-        pullsHere(none.ctx).set('r-small', 1);
-        expect(await yieldToSmallerPulls(none.ctx, 'r-large', 9)).toBeLessThan(50);
-      } finally {
-        await none.dispose();
-      }
-    } finally {
-      await bounded.dispose();
     }
   });
 
