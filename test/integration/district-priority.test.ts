@@ -275,7 +275,7 @@ describe('fairness across districts: smaller districts first, none starved (issu
         "the large district's chunk to wait past SYNC_PRIORITY_MAX_WAIT_MS",
       );
       const before = order.length;
-      apply.resume();
+      await apply.resume();
       const done = await waitForRun(ctx, little.id, { timeoutMs: 180_000, intervalMs: 25 });
       expect(done.status).toBe('succeeded');
       // Taken after the small district's resumed chunks: without aging the large district's
