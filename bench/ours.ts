@@ -32,6 +32,8 @@ import {
 } from './common.js';
 import { dumpSourceMaps } from './cpu-profile.js';
 import { emit, memoryOf, serve } from './ipc.js';
+import type { SiteStarted } from './sis-server.js';
+import { powerSchoolSiteConfig } from '../src/dev/powerschool-site.js';
 
 /** Which queues a worker process serves. */
 export type WorkerRole = 'all' | 'pull' | 'apply';
@@ -56,6 +58,13 @@ export interface OursStart {
   pageSize: number;
   /** Apply-worker concurrency (`WORKER_CONCURRENCY`). */
   concurrency: number;
+  /** Pull-worker concurrency (`PULL_CONCURRENCY`); default: the product's. */
+  pullConcurrency?: number;
+  /**
+   * Several PowerSchool districts (each served by `bench/sis-server.ts` `sites`) instead of
+   * the bench district: the fairness bench. `sis` and `source` are then unused.
+   */
+  sites?: SiteStarted[];
   /** Students the SIS will deliver (progress total). */
   students: number;
   phase: string;
@@ -152,18 +161,27 @@ async function start(params: unknown): Promise<{ pid: number }> {
     QUEUE_PREFIX: p.queuePrefix,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
     WORKER_CONCURRENCY: String(p.concurrency),
+    ...(p.pullConcurrency === undefined ? {} : { PULL_CONCURRENCY: String(p.pullConcurrency) }),
   });
   const logger = createLogger(env.LOG_LEVEL);
   const store = new SqliteRosterStore(p.storeFile);
   await store.init();
+  const sites = p.sites?.map(s => powerSchoolSiteConfig(s.id, s, p.pageSize));
   const ctx = await createApp({
     env,
     logger,
-    districts: [districtFor(p.source ?? { kind: 'powerschool' }, p.sis, p.pageSize)],
-    secrets: benchSecrets(p.sis),
+    districts: sites
+      ? sites.map(s => s.config)
+      : [districtFor(p.source ?? { kind: 'powerschool' }, p.sis, p.pageSize)],
+    secrets: sites
+      ? Object.fromEntries(sites.flatMap(s => Object.entries(s.secrets)))
+      : benchSecrets(p.sis),
     store,
   });
-  const workers = startWorkers(ctx, { concurrency: p.concurrency });
+  const workers = startWorkers(ctx, {
+    concurrency: p.concurrency,
+    ...(p.pullConcurrency === undefined ? {} : { pullConcurrency: p.pullConcurrency }),
+  });
   // Roles: close the workers of other queues at once (no job exists yet, nothing is taken).
   const keep = ROLE_QUEUES[p.role];
   if (keep) {
@@ -181,8 +199,9 @@ async function start(params: unknown): Promise<{ pid: number }> {
   }
   // Issue 14.7: the longest event-loop stall while a pull or finalize job runs here (a stall
   // longer than half the job lock, PIPELINE_LOCK_MS / 2, could lose the lock). Printed to
-  // stderr per job: `[bench] finalize: longest event-loop stall N ms over M ms`.
-  for (const name of [QueueName.pull, QueueName.finalize]) {
+  // stderr per job: `[bench] finalize: longest event-loop stall N ms over M ms`. Not with
+  // `sites` (the fairness bench runs many pulls at once: one job's figure would mix them).
+  for (const name of p.sites ? [] : [QueueName.pull, QueueName.finalize]) {
     const w = workers.workers.find(x => x.name === name);
     if (!w || (keep && !keep.includes(name))) continue;
     const h = monitorEventLoopDelay({ resolution: 10 });

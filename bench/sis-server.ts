@@ -3,7 +3,9 @@
  * (`src/dev/`). It lives in its own process because the generator's district is large
  * (≈ 520 MB of heap at 500,000 students) and must not count against the worker.
  *
- * Methods (see `bench/ipc.ts`): `start`, `snapshot`, `stats`, `churn`, `eschool`, `close`.
+ * Methods (see `bench/ipc.ts`): `start`, `snapshot`, `stats`, `churn`, `eschool`, `close`;
+ * `sites` / `closeSites` serve several districts at once, one fake server each (the fairness
+ * bench, `bench/fairness.ts`).
  */
 import { generateDistrict, type SyntheticDistrict } from '../src/dev/district-generator.js';
 import { expectedESchoolRoster } from '../src/dev/eschoolplus-adapter.js';
@@ -22,7 +24,23 @@ export interface SisStarted {
   generateMs: number;
 }
 
+/** One district of `sites`: its id, students and generator seed. */
+export interface SiteSpec {
+  id: string;
+  students: number;
+  seed: number;
+}
+
+/** What `sites` returns per district: how to reach its fake PowerSchool. */
+export interface SiteStarted {
+  id: string;
+  url: string;
+  clientId: string;
+  clientSecret: string;
+}
+
 let district: SyntheticDistrict | undefined;
+const sites = new Map<string, FakePowerSchool>();
 let server: FakePowerSchool | undefined;
 
 function need(): { d: SyntheticDistrict; s: FakePowerSchool } {
@@ -78,6 +96,35 @@ serve({
   async close() {
     await server?.close();
     server = undefined;
+    return {};
+  },
+  /**
+   * Generate each district of `sites` (`SiteSpec[]`) and serve it from its own fake
+   * PowerSchool (pages of at most `maxPageSize`); returns `SiteStarted[]` in the same order.
+   * Throws when an id is already served.
+   */
+  async sites(params) {
+    const p = params as { sites: SiteSpec[]; maxPageSize: number };
+    const out: SiteStarted[] = [];
+    for (const spec of p.sites) {
+      if (sites.has(spec.id)) throw new Error(`site ${spec.id} already started`);
+      const fake = await startFakePowerSchool(
+        generateDistrict({ seed: spec.seed, students: spec.students }),
+        { maxPageSize: p.maxPageSize },
+      );
+      sites.set(spec.id, fake);
+      out.push({
+        id: spec.id,
+        url: fake.url,
+        clientId: fake.clientId,
+        clientSecret: fake.clientSecret,
+      });
+    }
+    return out;
+  },
+  async closeSites() {
+    for (const fake of sites.values()) await fake.close();
+    sites.clear();
     return {};
   },
 });

@@ -19,6 +19,44 @@ export interface PowerSchoolSite {
   secrets: Record<string, string>;
 }
 
+/** How a district's fake PowerSchool is reached: its URL and OAuth client credentials. */
+export interface PowerSchoolAccess {
+  url: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+/**
+ * The configuration of district `id` reading the PowerSchool at `url` (bulk guardian reads,
+ * students pages of `pageSize`), and the secrets it names (`<PREFIX>_ID` / `<PREFIX>_SECRET`).
+ * Used where the fake server runs in another process (the fairness bench's SIS process).
+ */
+export function powerSchoolSiteConfig(
+  id: string,
+  access: PowerSchoolAccess,
+  pageSize: number,
+): { config: DistrictConfig; secrets: Record<string, string> } {
+  const env = secretEnvPrefix(id);
+  const config = DistrictConfig.parse({
+    id,
+    name: id,
+    connector: {
+      kind: 'powerschool',
+      baseUrl: access.url,
+      clientIdEnv: `${env}_ID`,
+      clientSecretEnv: `${env}_SECRET`,
+      pageSize,
+      guardianReads: 'bulk',
+      retries: 2,
+      timeoutMs: 120000,
+    },
+  });
+  return {
+    config,
+    secrets: { [`${env}_ID`]: access.clientId, [`${env}_SECRET`]: access.clientSecret },
+  };
+}
+
 /**
  * Generate a district of `students` students from `seed` and serve it from a new fake
  * PowerSchool on loopback (pages of `pageSize` records). Throws when the server cannot start.
@@ -31,24 +69,5 @@ export async function startPowerSchoolSite(
     generateDistrict({ seed: o.seed, students: o.students }),
     { maxPageSize: o.pageSize },
   );
-  const env = secretEnvPrefix(id);
-  const config = DistrictConfig.parse({
-    id,
-    name: id,
-    connector: {
-      kind: 'powerschool',
-      baseUrl: fake.url,
-      clientIdEnv: `${env}_ID`,
-      clientSecretEnv: `${env}_SECRET`,
-      pageSize: o.pageSize,
-      guardianReads: 'bulk',
-      retries: 2,
-      timeoutMs: 120000,
-    },
-  });
-  return {
-    config,
-    fake,
-    secrets: { [`${env}_ID`]: fake.clientId, [`${env}_SECRET`]: fake.clientSecret },
-  };
+  return { fake, ...powerSchoolSiteConfig(id, fake, o.pageSize) };
 }

@@ -42,9 +42,13 @@ export function sizePriority(students: number): number {
 
 const releasedKey = (ctx: AppContext) => `${ctx.prefix}:apply-released`;
 
-/** Record that chunk job `id` became runnable now (promoted, or retried). Throws when Redis fails. */
-export async function chunkReleased(ctx: AppContext, id: string): Promise<void> {
-  await ctx.redis.zadd(releasedKey(ctx), Date.now(), id);
+/**
+ * Record that chunk job `id` became runnable at `at` (epoch ms; default now): promoted, or
+ * put back by a retry (a store-busy retry passes the end of its delay). Throws when Redis
+ * fails.
+ */
+export async function chunkReleased(ctx: AppContext, id: string, at = Date.now()): Promise<void> {
+  await ctx.redis.zadd(releasedKey(ctx), at, id);
 }
 
 /** Chunk job `id` started, or failed for good: it no longer waits. Throws when Redis fails. */
@@ -55,7 +59,10 @@ export async function chunkNoLongerWaiting(ctx: AppContext, id: string): Promise
 /**
  * Move every chunk released more than `SYNC_PRIORITY_MAX_WAIT_MS` ago (at most
  * `AGING_BATCH`) ahead of the prioritized chunks. Returns the job ids moved. A job gone
- * meanwhile (removed, completed) is only forgotten. Throws when Redis fails.
+ * meanwhile (removed, completed), active, or already without a priority is only forgotten.
+ * A job still delayed (a retry's backoff) gets priority 0, so it joins the wait list when
+ * its delay ends. Never reads a job's payload (the whole chunk): its state, then its
+ * `priority` field. Throws when Redis fails.
  */
 export async function ageChunks(ctx: AppContext, now = Date.now()): Promise<string[]> {
   const ids = await ctx.redis.zrangebyscore(
@@ -67,11 +74,16 @@ export async function ageChunks(ctx: AppContext, now = Date.now()): Promise<stri
     AGING_BATCH,
   );
   const moved: string[] = [];
+  const apply = ctx.queues.apply;
   for (const id of ids) {
-    const job = await Job.fromId(ctx.queues.apply, id);
-    if (job && job.priority > 0 && !(await job.isActive())) {
-      await job.changePriority({ priority: 0 });
-      moved.push(id);
+    const state = await apply.getJobState(id);
+    if (state === 'prioritized' || state === 'delayed') {
+      const priority = Number((await ctx.redis.hget(apply.toKey(id), 'priority')) ?? 0);
+      if (priority > 0) {
+        // A handle without data: changePriority goes by id (one script).
+        await new Job(apply, 'apply', {}, {}, id).changePriority({ priority: 0 });
+        moved.push(id);
+      }
     }
     await ctx.redis.zrem(releasedKey(ctx), id);
   }

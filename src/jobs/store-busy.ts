@@ -50,11 +50,15 @@ function busyProgress(job: Job): BusyProgress | undefined {
  * Wrap a job processor: a store-busy error delays the job (see the module comment) instead
  * of failing the attempt. Past `STORE_BUSY_LIMIT_MS` it throws `UnrecoverableError` naming
  * the limit. Without a `token` (not run by a Worker) the error is rethrown unchanged.
+ * `onDelayed(job, untilMs)` is called once the job is delayed, with the epoch ms at which it
+ * becomes runnable again (the apply queue registers it for aging, src/jobs/priority.ts); its
+ * error is logged, not thrown (the job is put back either way).
  */
 export function retryWhenStoreBusy<T>(
   ctx: AppContext,
   queue: string,
   fn: (job: Job, token?: string) => Promise<T>,
+  onDelayed?: (job: Job, untilMs: number) => Promise<void>,
 ): (job: Job, token?: string) => Promise<T> {
   return async (job, token) => {
     try {
@@ -86,6 +90,9 @@ export function retryWhenStoreBusy<T>(
       processMetrics(ctx).publishSoon();
       log.warn({ retries, delayMs: delay, busyMs: now - since }, 'store busy: job delayed');
       await job.moveToDelayed(now + delay, token);
+      await onDelayed?.(job, now + delay).catch((e: unknown) =>
+        log.error({ err: describeError(e) }, 'after the busy delay: hook failed'),
+      );
       throw new DelayedError();
     }
   };

@@ -113,6 +113,11 @@ export function startWorkers(
           ctx,
           QueueName.apply,
           inTurn(ctx, job => handleApply(ctx, job)),
+          // Put back for the busy store: its wait for a slot counts from the end of the
+          // delay, so it is aged like a released chunk (src/jobs/priority.ts).
+          async (job, untilMs) => {
+            if (job.id) await chunkReleased(ctx, job.id, untilMs);
+          },
         ),
       ),
       {

@@ -8,8 +8,10 @@
  *   chunks carried a lower (earlier) BullMQ priority than the large district's.
  * - Aging: a chunk or pull that waited past `SYNC_PRIORITY_MAX_WAIT_MS` is moved ahead of
  *   prioritized ones (no workers: the queue's own order is read).
- * - No starvation: with one apply slot, a large district still finishes while two small
- *   districts are triggered again and again.
+ * - No starvation: a large district's chunk that waited past `SYNC_PRIORITY_MAX_WAIT_MS` runs
+ *   before a smaller district's chunks that are runnable one after another (with aging off it
+ *   runs after all of them: shown by setting the wait to an hour); and with one apply slot, a
+ *   large district still finishes while two small districts are triggered again and again.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -219,12 +221,85 @@ describe('fairness across districts: smaller districts first, none starved (issu
     }
   });
 
+  it('a large chunk waiting past SYNC_PRIORITY_MAX_WAIT_MS runs before a smaller district has emptied its backlog', async () => {
+    const maxWaitMs = 200;
+    const { ctx, dispose } = await app(sites, {
+      SYNC_PRIORITY_MAX_WAIT_MS: String(maxWaitMs),
+      // the small district's pull queues its whole run while the apply worker is paused
+      SYNC_CHUNKS_AHEAD: '16',
+    });
+    let workers: RunningWorkers | undefined;
+    try {
+      workers = startWorkers(ctx, { concurrency: 1, pullConcurrency: 2 });
+      const apply = workers.workers.find(w => w.name === QueueName.apply);
+      const pull = workers.workers.find(w => w.name === QueueName.pull);
+      if (!apply || !pull) throw new Error('no apply or pull worker');
+      const order: string[] = [];
+      apply.on('active', (job: Job) => {
+        order.push((job.data as { districtId: string }).districtId);
+      });
+      const { run: big } = await triggerSync(ctx, {
+        districtId: large.config.id,
+        dryRun: false,
+        trigger: 'test',
+      });
+      // far enough that its chunks are sized above the small district's (3,000 read: 3 > 2)
+      await until(
+        async () => (await ctx.store.countActive(large.config.id)).students >= 3000,
+        180_000,
+        'the large district to write 3,000 students',
+      );
+      // No chunk runs while the small district's pull queues all of its chunks: from then on
+      // it has a runnable chunk at every turn (the next is released before one completes),
+      // always ahead of the large district's by priority.
+      await apply.pause();
+      const pulled = new Promise<void>(resolve => {
+        pull.on('completed', (job: Job) => {
+          if ((job.data as { districtId: string }).districtId === smallB.config.id) resolve();
+        });
+      });
+      const { run: little } = await triggerSync(ctx, {
+        districtId: smallB.config.id,
+        dryRun: false,
+        trigger: 'test',
+      });
+      await pulled;
+      // the large district's runnable chunk has waited past the limit
+      const released = `${ctx.prefix}:apply-released`;
+      await until(
+        async () =>
+          (await ctx.redis.zrangebyscore(released, '-inf', Date.now() - maxWaitMs - 1)).some(id =>
+            id.startsWith(`${large.config.id}.`),
+          ),
+        30_000,
+        "the large district's chunk to wait past SYNC_PRIORITY_MAX_WAIT_MS",
+      );
+      const before = order.length;
+      await apply.resume();
+      const done = await waitForRun(ctx, little.id, { timeoutMs: 180_000, intervalMs: 25 });
+      expect(done.status).toBe('succeeded');
+      // Taken after the small district's resumed chunks: without aging the large district's
+      // chunk would come only once all of them had run.
+      const after = order.slice(before);
+      const lastSmall = after.lastIndexOf(smallB.config.id);
+      expect(after.filter(d => d === smallB.config.id).length).toBe(2);
+      expect(after.slice(0, lastSmall)).toContain(large.config.id);
+      const bigDone = await waitForRun(ctx, big.id, { timeoutMs: 300_000, intervalMs: 50 });
+      expect(bigDone.status).toBe('succeeded');
+    } finally {
+      await workers?.close(5000);
+      await dispose();
+    }
+  });
+
   it('a large district keeps progressing while small districts are triggered again and again', async () => {
     const { ctx, dispose } = await app(sites, { SYNC_PRIORITY_MAX_WAIT_MS: '300' });
     let workers: RunningWorkers | undefined;
     try {
       // One apply slot and three pull slots: the small districts' chunks, always ahead by
       // priority, could keep the large district's chunk waiting for ever without aging.
+      // (With aging off this scenario only slows down, past Jest's timeout here: it slips
+      // chunks in between small runs. The test above is the deterministic proof.)
       workers = startWorkers(ctx, { concurrency: 1, pullConcurrency: 3 });
       const { run: big } = await triggerSync(ctx, {
         districtId: large.config.id,

@@ -2,9 +2,12 @@
  * Issue 14.8: another process holding SQLite's write lock is transient. The chunk that meets
  * the lock is retried with backoff (more often than its 5 job attempts would allow) and the
  * run succeeds once the lock is released; only a lock outlasting `STORE_BUSY_LIMIT_MS` fails
- * the run, naming the limit.
+ * the run, naming the limit. A chunk put back for the busy store is registered for aging
+ * (docs/decisions/0016) from the end of its delay.
  */
 import Database from 'better-sqlite3';
+import { ageChunks } from '../../src/jobs/priority.js';
+import { BUSY_FIRST_DELAY_MS } from '../../src/jobs/store-busy.js';
 import { JOB_OPTIONS, triggerSync, waitForRun } from '../../src/jobs/sync.js';
 import { processMetrics } from '../../src/workers/metrics.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
@@ -113,5 +116,57 @@ describe('store busy (lock outlasting the limit)', () => {
     expect(done.error).toMatch(/locked by another process .*STORE_BUSY_LIMIT_MS=1500/);
     const { run } = await h.sync();
     expect(run.status).toBe('succeeded');
+  }, 240_000);
+});
+
+describe('store busy and aging (issue 15, docs/decisions/0016)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ students: 600, seed: 83, busyTimeoutMs: 50 });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a chunk put back for the busy store is registered for aging from the end of its delay', async () => {
+    const { runId, lock } = await lockMidRun(h);
+    const released = `${h.ctx.prefix}:apply-released`;
+    let seen: { id: string; score: number; since: number } | undefined;
+    try {
+      // The chunk the lock put back (delayed, with the store-busy progress) is in the aging
+      // set (without it, `inTurn` removed it when it started and nothing put it back), and
+      // aging moves it ahead. Looked for again at each retry (a retry may start in between).
+      await until(
+        async () => {
+          const busy = (await h.ctx.queues.apply.getDelayed()).find(
+            j => typeof (j.progress as { storeBusySince?: unknown }).storeBusySince === 'number',
+          );
+          if (!busy?.id) return false;
+          const score = await h.ctx.redis.zscore(released, busy.id);
+          if (score === null) return false;
+          const since = (busy.progress as { storeBusySince: number }).storeBusySince;
+          const moved = await ageChunks(
+            h.ctx,
+            Number(score) + h.ctx.env.SYNC_PRIORITY_MAX_WAIT_MS + 1,
+          );
+          if (!moved.includes(busy.id)) return false;
+          seen = { id: busy.id, score: Number(score), since };
+          return true;
+        },
+        60000,
+        'a chunk put back for the busy store, registered for aging and aged',
+      );
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    if (!seen) throw new Error('no chunk seen');
+    // registered at the end of its delay, not when it was put back
+    expect(seen.score).toBeGreaterThanOrEqual(seen.since + BUSY_FIRST_DELAY_MS);
+    const done = await waitForRun(h.ctx, runId, { timeoutMs: 60000, intervalMs: 100 });
+    expect(done.status).toBe('succeeded');
+    expect((await h.store.getStudents(h.districtId)).length).toBe(h.sis.students.length);
+    // every chunk started: none is left waiting in the aging set
+    expect(await h.ctx.redis.zcard(released)).toBe(0);
   }, 240_000);
 });
