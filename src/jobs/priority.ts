@@ -40,10 +40,13 @@ export function sizePriority(students: number): number {
   return 1 + Math.floor(Math.log2(1 + n / PRIORITY_STUDENTS_UNIT));
 }
 
-const releasedKey = (ctx: AppContext) => `${ctx.prefix}:apply-released`;
+const releasedKey = (ctx: Pick<AppContext, 'prefix'>) => `${ctx.prefix}:apply-released`;
 
 /** Record that chunk job `id` became runnable now (promoted, or retried). Throws when Redis fails. */
-export async function chunkReleased(ctx: AppContext, id: string): Promise<void> {
+export async function chunkReleased(
+  ctx: Pick<AppContext, 'prefix' | 'redis'>,
+  id: string,
+): Promise<void> {
   await ctx.redis.zadd(releasedKey(ctx), Date.now(), id);
 }
 

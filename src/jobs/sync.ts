@@ -43,7 +43,8 @@ import { ACTIVATION_COUNT, releaseHeldActivations } from './notifications.js';
 import { accessCodesFinalizeHook } from '../access-codes/finalize-hook.js';
 import type { ChangeContext } from '../models/changes/types.js';
 import { applyChunkExtras } from './chunk-extras.js';
-import { enqueueChunk, waitForChunkWindow } from './chunk-turns.js';
+import { waitForChunkWindow } from './chunk-turns.js';
+import { chunkSenderFor } from './chunk-sender.js';
 import { sizePriority } from './priority.js';
 import { APPLY_FAILED_RETENTION_SECONDS } from './job-retention.js';
 import { EXCLUDED_PREFIX, exclusionCounts, uniqueRejects } from './rejects.js';
@@ -281,64 +282,73 @@ async function pullSnapshot(
     await ctx.store.upsertSchools(districtId, schools);
   };
 
-  let n = 0;
-  // Students read so far: with `studentsBefore`, the district's size as known at this chunk,
-  // which sets its chunks' priority (smaller districts first, docs/decisions/0016).
-  let pulledStudents = 0;
+  // Chunks go to Redis from a worker thread (SYNC_CHUNK_SENDER, docs/decisions/0021).
+  const sender = chunkSenderFor(ctx);
   // Chunk n is added to the queue while the connector reads chunk n+1 (one add in flight at
   // most); a failed add surfaces at the next await, before anything else is enqueued.
   let adding: Promise<unknown> = Promise.resolve();
-  for await (const chunk of connector.readRoster(pullCtx)) {
-    // Cancelled (`cancelRun`): stop at this chunk boundary; what was applied stays.
-    if (await runEnded(ctx, runId)) {
+  try {
+    let n = 0;
+    // Students read so far: with `studentsBefore`, the district's size as known at this chunk,
+    // which sets its chunks' priority (smaller districts first, docs/decisions/0016).
+    let pulledStudents = 0;
+    for await (const chunk of connector.readRoster(pullCtx)) {
+      // Cancelled (`cancelRun`): stop at this chunk boundary; what was applied stays.
+      if (await runEnded(ctx, runId)) {
+        await adding;
+        await ctx.ledger.clear(runId);
+        log.info({ chunks: n }, 'run ended while pulling: pull stopped');
+        return { chunks: n };
+      }
+      await writeSchools();
       await adding;
-      await ctx.ledger.clear(runId);
-      log.info({ chunks: n }, 'run ended while pulling: pull stopped');
-      return { chunks: n };
+      // Take the batch before the round trip: a connector may still report rejects meanwhile
+      // (eSchoolPLUS link-less reads its contact files beside the student chunks, ADR 0018);
+      // they go to the next batch instead of being dropped with this one.
+      const batch = pending;
+      pending = [];
+      await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), batch);
+      const payload: ApplyPayload = {
+        v: APPLY_PAYLOAD_VERSION,
+        districtId,
+        runId,
+        chunkNo: n,
+        generation,
+        chunk,
+      };
+      // Parked until the district's previous chunk is done (one writer per district, ADR 0011).
+      pulledStudents += chunk.students.length;
+      adding = sender.send(payload, {
+        ...JOB_OPTIONS.apply,
+        priority: sizePriority(Math.max(studentsBefore, pulledStudents)),
+      });
+      adding.catch(() => undefined); // handled by the await above / below
+      n++;
+      await waitForChunkWindow(ctx, runId, generation, n, signal);
     }
-    await writeSchools();
     await adding;
-    // Take the batch before the round trip: a connector may still report rejects meanwhile
-    // (eSchoolPLUS link-less reads its contact files beside the student chunks, ADR 0018);
-    // they go to the next batch instead of being dropped with this one.
-    const batch = pending;
-    pending = [];
-    await ctx.ledger.recordPullRejects(runId, String(n).padStart(8, '0'), batch);
-    const payload: ApplyPayload = {
-      v: APPLY_PAYLOAD_VERSION,
-      districtId,
-      runId,
-      chunkNo: n,
-      generation,
-      chunk,
-    };
-    // Parked until the district's previous chunk is done (one writer per district, ADR 0011).
-    pulledStudents += chunk.students.length;
-    adding = enqueueChunk(ctx, payload, {
-      ...JOB_OPTIONS.apply,
-      priority: sizePriority(Math.max(studentsBefore, pulledStudents)),
+    await writeSchools();
+    await ctx.ledger.recordPullRejects(runId, 'end', pending);
+    const stats = connector.stats();
+    processMetrics(ctx).recordPull(districtId, connector.kind, stats);
+    await ctx.ledger.setTotal(runId, n, {
+      pullMs: String(Date.now() - started),
+      httpRequests: String(stats.httpRequests),
+      schools: String(schools.length),
+      ...snapshotMeta(stats),
     });
-    adding.catch(() => undefined); // handled by the await above / below
-    n++;
-    await waitForChunkWindow(ctx, runId, generation, n, signal);
+    log.info(
+      { chunks: n, httpRequests: stats.httpRequests, ms: Date.now() - started },
+      'pull complete',
+    );
+    await maybeFinalize(ctx, districtId, runId);
+    return { chunks: n };
+  } finally {
+    // A pull that failed part way lets its last add finish (as an inline add would) before
+    // the sender stops.
+    await adding.catch(() => undefined);
+    await sender.close();
   }
-  await adding;
-  await writeSchools();
-  await ctx.ledger.recordPullRejects(runId, 'end', pending);
-  const stats = connector.stats();
-  processMetrics(ctx).recordPull(districtId, connector.kind, stats);
-  await ctx.ledger.setTotal(runId, n, {
-    pullMs: String(Date.now() - started),
-    httpRequests: String(stats.httpRequests),
-    schools: String(schools.length),
-    ...snapshotMeta(stats),
-  });
-  log.info(
-    { chunks: n, httpRequests: stats.httpRequests, ms: Date.now() - started },
-    'pull complete',
-  );
-  await maybeFinalize(ctx, districtId, runId);
-  return { chunks: n };
 }
 
 /** True when the run is no longer `queued`/`running` (cancelled, or ended by its other jobs). */
