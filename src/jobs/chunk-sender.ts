@@ -18,6 +18,7 @@
  * -9 ends both threads with the process, as before.
  */
 import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
 import type { AppContext } from '../app.js';
 import { describeError } from '../errors.js';
 import { enqueueChunk, type ChunkQueueContext } from './chunk-turns.js';
@@ -64,7 +65,9 @@ export function inlineChunkSender(ctx: ChunkQueueContext): ChunkSender {
 
 /** The sender `SYNC_CHUNK_SENDER` asks for (default: a worker thread). */
 export function chunkSenderFor(ctx: AppContext): ChunkSender {
-  return ctx.env.SYNC_CHUNK_SENDER === 'inline' ? inlineChunkSender(ctx) : threadChunkSender(ctx);
+  return ctx.env.SYNC_CHUNK_SENDER === 'inline'
+    ? inlineChunkSender(ctx)
+    : threadChunkSender({ redisUrl: ctx.env.REDIS_URL, prefix: ctx.prefix, logger: ctx.logger });
 }
 
 /**
@@ -81,10 +84,15 @@ function threadEntry(): { script: URL | string; eval: boolean } {
   };
 }
 
-/** Adds from a worker thread of this process (see the module comment). */
-export function threadChunkSender(ctx: AppContext): ChunkSender {
+/**
+ * Adds from a worker thread of this process (see the module comment), connected to
+ * `o.redisUrl` with queue prefix `o.prefix`; thread failures are logged on `o.logger`.
+ */
+export function threadChunkSender(
+  o: ChunkSenderThreadData & { logger: Pick<Logger, 'warn'> },
+): ChunkSender {
   const entry = threadEntry();
-  const data: ChunkSenderThreadData = { redisUrl: ctx.env.REDIS_URL, prefix: ctx.prefix };
+  const data: ChunkSenderThreadData = { redisUrl: o.redisUrl, prefix: o.prefix };
   const worker = new Worker(entry.script, { eval: entry.eval, workerData: data });
   const waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   let dead: Error | undefined;
@@ -106,7 +114,7 @@ export function threadChunkSender(ctx: AppContext): ChunkSender {
     }
   });
   worker.on('error', err => {
-    ctx.logger.warn({ err: describeError(err) }, 'chunk sender thread failed');
+    o.logger.warn({ err: describeError(err) }, 'chunk sender thread failed');
     failAll(new Error(`chunk sender thread failed: ${describeError(err)}`));
   });
   worker.on('exit', code => failAll(new Error(`chunk sender thread exited (code ${code})`)));
