@@ -152,6 +152,8 @@ async function start(params: unknown): Promise<{ pid: number }> {
     QUEUE_PREFIX: p.queuePrefix,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
     WORKER_CONCURRENCY: String(p.concurrency),
+    // inline or thread (ADR 0021): compare with `SYNC_CHUNK_SENDER=inline npx tsx bench/run.ts …`
+    ...(process.env.SYNC_CHUNK_SENDER ? { SYNC_CHUNK_SENDER: process.env.SYNC_CHUNK_SENDER } : {}),
   });
   const logger = createLogger(env.LOG_LEVEL);
   const store = new SqliteRosterStore(p.storeFile);
