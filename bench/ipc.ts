@@ -79,10 +79,17 @@ export function memoryOf(pid: number | 'self'): { peakRss: number; rss: number }
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`. */
-export function cpuSecondsOf(pid: number | 'self'): number | undefined {
+/**
+ * CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`; with
+ * `mainThread`, its main thread's alone (`/proc/<pid>/task/<pid>/stat`: without worker threads,
+ * V8's GC helpers and the loader thread).
+ */
+export function cpuSecondsOf(pid: number | 'self', mainThread = false): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(
+      mainThread && pid !== 'self' ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`,
+      'utf8',
+    );
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
@@ -181,6 +188,11 @@ export class BenchChild {
   /** CPU seconds the child has used so far (undefined where /proc is missing). */
   cpuSeconds(): number | undefined {
     return this.proc.pid === undefined ? undefined : cpuSecondsOf(this.proc.pid);
+  }
+
+  /** CPU seconds the child's main thread has used so far (undefined where /proc is missing). */
+  mainThreadCpuSeconds(): number | undefined {
+    return this.proc.pid === undefined ? undefined : cpuSecondsOf(this.proc.pid, true);
   }
 
   /** Disconnect (the child exits on its own) and wait for the exit; kill after `ms`. */

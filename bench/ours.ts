@@ -162,6 +162,8 @@ async function start(params: unknown): Promise<{ pid: number }> {
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
     WORKER_CONCURRENCY: String(p.concurrency),
     ...(p.pullConcurrency === undefined ? {} : { PULL_CONCURRENCY: String(p.pullConcurrency) }),
+    // inline or thread (ADR 0021): compare with `SYNC_CHUNK_SENDER=inline npx tsx bench/run.ts …`
+    ...(process.env.SYNC_CHUNK_SENDER ? { SYNC_CHUNK_SENDER: process.env.SYNC_CHUNK_SENDER } : {}),
   });
   const logger = createLogger(env.LOG_LEVEL);
   const store = new SqliteRosterStore(p.storeFile);

@@ -306,9 +306,11 @@ export async function runBench(
         await sampler.mark();
         const req0 = await sisRequests();
         const cpu0 = procs.map(({ c }) => c.cpuSeconds() ?? 0);
+        const main0 = procs.map(({ c }) => c.mainThreadCpuSeconds() ?? 0);
         const sisCpu0 = sis.cpuSeconds() ?? 0;
         const r = await runner.c.call<OursRun>('run', {});
         const cpuEach = procs.map(({ c }, i) => (c.cpuSeconds() ?? 0) - (cpu0[i] ?? 0));
+        const mainEach = procs.map(({ c }, i) => (c.mainThreadCpuSeconds() ?? 0) - (main0[i] ?? 0));
         const cpu = cpuEach.reduce((a, b) => a + b, 0);
         const sisCpu = (sis.cpuSeconds() ?? 0) - sisCpu0;
         bar.stop();
@@ -322,6 +324,7 @@ export async function runBench(
             ...f,
             peakRss: Math.max(f.peakRss, c.peakRss()),
             cpuS: Math.round((cpuEach[i] ?? 0) * 10) / 10,
+            mainThreadCpuS: Math.round((mainEach[i] ?? 0) * 10) / 10,
           });
         }
         const active = finished[finished.length - 1]?.active;
@@ -355,6 +358,7 @@ export async function runBench(
                 role: x.role,
                 peakRssMiB: mib(x.peakRss),
                 cpuS: x.cpuS,
+                mainThreadCpuS: x.mainThreadCpuS,
                 writes: x.writes,
               })),
             },
@@ -369,7 +373,7 @@ export async function runBench(
           `  ours     ${f.wallS.toFixed(2)} s, ${f.recordsPerS.toLocaleString('en-US')} records/s, ` +
             `peak RSS ${finished.map(x => `${x.role} ${mib(x.peakRss)}`).join(', ')} MiB, Redis +${f.redisPeakMiB} MiB, ` +
             `${f.writes.toLocaleString('en-US')} writes, ${f.sisRequests} SIS requests, ` +
-            `CPU ${finished.map(x => `${x.role} ${x.cpuS}`).join(', ')} + SIS ${f.sisCpuS} s; ` +
+            `CPU ${finished.map(x => `${x.role} ${x.cpuS} (main thread ${x.mainThreadCpuS})`).join(', ')} + SIS ${f.sisCpuS} s; ` +
             `change log ${r.logEntries.toLocaleString('en-US')} entries, ` +
             `${JSON.stringify(f.details.changeLog)}`,
         );

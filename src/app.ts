@@ -15,7 +15,7 @@ import { ConfigError, describeError, UnknownDistrictError } from './errors.js';
 import { RunLedger } from './jobs/ledger.js';
 import { openStore } from './models/index.js';
 import type { RosterStore } from './models/types.js';
-import { QueueName, redisOptionsFromUrl } from './workers/queues.js';
+import { QUEUE_DEFAULT_JOB_OPTIONS, QueueName, redisOptionsFromUrl } from './workers/queues.js';
 
 export interface AppContext {
   env: Env;
@@ -96,11 +96,7 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     const q = new Queue(name, {
       connection,
       prefix,
-      // Finished jobs are kept briefly for dashboards; failed ones longer, for diagnosis.
-      defaultJobOptions: {
-        removeOnComplete: { count: 200, age: 24 * 3600 },
-        removeOnFail: { count: 1000, age: 7 * 24 * 3600 },
-      },
+      defaultJobOptions: QUEUE_DEFAULT_JOB_OPTIONS,
     });
     q.on('error', err => logger.warn({ queue: name, err: describeError(err) }, 'queue error'));
     return q;

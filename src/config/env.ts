@@ -82,6 +82,11 @@ export const EnvSchema = z.object({
    */
   SYNC_CHUNKS_AHEAD: z.coerce.number().int().min(1).max(10_000).optional(),
   /**
+   * Where a pull adds its chunks to the apply queue (docs/decisions/0021): `thread` (a worker
+   * thread of the pull's process, off the thread that reads the SIS) or `inline`.
+   */
+  SYNC_CHUNK_SENDER: z.enum(['thread', 'inline']).default('thread'),
+  /**
    * Longest wait (seconds) a pull honours when a SIS answers 429 with a long `Retry-After`:
    * the pull is rescheduled for the server's time, at most this far ahead (docs/operations.md,
    * "SIS rate limits"). Default 3600 (one hour).

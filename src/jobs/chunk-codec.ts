@@ -79,13 +79,37 @@ function wellFormed(v: unknown): boolean {
  * values msgpackr cannot encode (e.g. a BigInt beyond 64 bits).
  */
 export function encodeChunk(chunk: RosterChunk): EncodedChunk {
+  return finishChunk(packChunk(chunk));
+}
+
+/**
+ * A chunk half encoded (`packChunk`): its msgpackr bytes, in a buffer of its own (so it can
+ * be transferred to another thread), or its final JSON form (`enc: 'json'`).
+ */
+export type PackedChunk =
+  { enc: 'msgpackr-records+base64'; packed: Uint8Array } | { enc: 'json'; body: string };
+
+/**
+ * First half of `encodeChunk`, the part that needs the chunk's objects: msgpackr (records)
+ * bytes copied into an `ArrayBuffer` of their own (msgpackr reuses its output buffer), or the
+ * JSON text of a chunk with a lone surrogate. `finishChunk` does the rest anywhere (the pull
+ * hands it to its chunk-sender thread, src/jobs/chunk-sender.ts). Pure; throws as `encodeChunk`.
+ */
+export function packChunk(chunk: RosterChunk): PackedChunk {
   const buf = packr.pack(chunk);
   // msgpackr writes a lone surrogate as 0xED 0xA0–0xBF … (short strings, its own encoder)
   // or as U+FFFD, EF BF BD (long strings, Buffer's UTF-8): a buffer with neither byte
   // pattern had none, and the strings need no walk (the common case, a memchr/memmem each).
   if ((buf.includes(0xed) || buf.includes(REPLACEMENT_UTF8)) && !wellFormed(chunk))
     return { enc: 'json', body: JSON.stringify(chunk) };
-  return { enc: 'msgpackr-records+base64', body: buf.toString('base64') };
+  return { enc: 'msgpackr-records+base64', packed: new Uint8Array(buf) };
+}
+
+/** Second half of `encodeChunk`: the text of a `packChunk` result (base64 of its bytes). Pure. */
+export function finishChunk(p: PackedChunk): EncodedChunk {
+  if (p.enc === 'json') return p;
+  const b = p.packed;
+  return { enc: p.enc, body: Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') };
 }
 
 /** U+FFFD in UTF-8. */

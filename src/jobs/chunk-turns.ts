@@ -32,14 +32,25 @@
  * A re-delivered chunk passes a turn that has already moved on: nothing happens. Keys expire
  * after `LEDGER_TTL_SECONDS`.
  */
-import { Job } from 'bullmq';
+import { Job, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { AppContext } from '../app.js';
 import { jobId } from '../workers/queues.js';
 import { LEDGER_TTL_SECONDS } from './ledger.js';
 import { ageChunks, chunkNoLongerWaiting, chunkReleased } from './priority.js';
 import { explainError } from '../errors.js';
-import { applyJobData, type ApplyPayload } from './payloads.js';
+import { applyJobData, type ApplyJobData, type ApplyPayload } from './payloads.js';
+
+/**
+ * What adding and releasing chunks needs: a pull's `AppContext`, or the chunk-sender thread's
+ * own connections (src/jobs/chunk-sender.ts).
+ */
+export interface ChunkQueueContext {
+  redis: Redis;
+  prefix: string;
+  queues: { apply: Queue };
+}
 
 /**
  * How far ahead of the chunk allowed to run a parked chunk is scheduled (ms): 7 days, i.e.
@@ -56,7 +67,7 @@ export const CHUNK_WINDOW = 4;
 /** How often a pull whose window is full checks it again (ms). */
 const WINDOW_POLL_MS = 25;
 
-const turnsKey = (ctx: AppContext, runId: string, generation: number) =>
+const turnsKey = (ctx: Pick<AppContext, 'prefix'>, runId: string, generation: number) =>
   `${ctx.prefix}:turns:${runId}:g${generation}`;
 
 /**
@@ -87,16 +98,28 @@ return tonumber(redis.call('HGET', KEYS[1], 'turn') or '0')
  * (the chunk encoded, docs/decisions/0015). Throws when Redis fails.
  */
 export async function enqueueChunk(
-  ctx: AppContext,
+  ctx: ChunkQueueContext,
   payload: ApplyPayload,
   options: Record<string, unknown>,
 ): Promise<void> {
-  const { districtId, runId, generation, chunkNo } = payload;
+  await enqueueChunkData(ctx, applyJobData(payload), options);
+}
+
+/**
+ * `enqueueChunk` of a chunk already encoded (`ApplyJobData`): what the chunk-sender thread
+ * runs. Throws when Redis fails.
+ */
+export async function enqueueChunkData(
+  ctx: ChunkQueueContext,
+  data: ApplyJobData,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const { districtId, runId, generation, chunkNo } = data;
   const id = jobId.chunk(districtId, runId, generation, chunkNo);
   const turn = async () =>
     Number(await ctx.redis.eval(TURN_LUA, 1, turnsKey(ctx, runId, generation), LEDGER_TTL_SECONDS));
   const add = (parked: boolean) =>
-    ctx.queues.apply.add('apply', applyJobData(payload), {
+    ctx.queues.apply.add('apply', data, {
       ...options,
       jobId: id,
       ...(parked ? { delay: PARKED_DELAY_MS } : {}),
@@ -109,7 +132,7 @@ export async function enqueueChunk(
     return;
   }
   await add(true);
-  if ((await turn()) === chunkNo) await release(ctx, payload);
+  if ((await turn()) === chunkNo) await release(ctx, data);
 }
 
 /**
@@ -161,7 +184,7 @@ export async function waitForChunkWindow(
  * added runnable, or released by the other side in between).
  */
 async function release(
-  ctx: AppContext,
+  ctx: ChunkQueueContext,
   p: Pick<ApplyPayload, 'districtId' | 'runId' | 'generation' | 'chunkNo'>,
 ): Promise<void> {
   const id = jobId.chunk(p.districtId, p.runId, p.generation, p.chunkNo);

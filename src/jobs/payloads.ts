@@ -75,14 +75,15 @@ export interface ApplyJobData extends Omit<ApplyPayload, 'chunk'> {
 /** The job data of an apply payload (`ApplyJobData`): the chunk encoded, the rest as is. Pure. */
 export function applyJobData(p: ApplyPayload): ApplyJobData {
   const { chunk, ...rest } = p;
+  return { ...rest, size: chunkSize(chunk), ...encodeChunk(chunk) };
+}
+
+/** A chunk's record counts (`ApplyJobData.size`). */
+export function chunkSize(chunk: ApplyPayload['chunk']): ChunkSize {
   return {
-    ...rest,
-    size: {
-      students: chunk.students.length,
-      guardians: chunk.guardians.length,
-      relationships: chunk.relationships.length,
-    },
-    ...encodeChunk(chunk),
+    students: chunk.students.length,
+    guardians: chunk.guardians.length,
+    relationships: chunk.relationships.length,
   };
 }
 

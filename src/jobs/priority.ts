@@ -40,14 +40,18 @@ export function sizePriority(students: number): number {
   return 1 + Math.floor(Math.log2(1 + n / PRIORITY_STUDENTS_UNIT));
 }
 
-const releasedKey = (ctx: AppContext) => `${ctx.prefix}:apply-released`;
+const releasedKey = (ctx: Pick<AppContext, 'prefix'>) => `${ctx.prefix}:apply-released`;
 
 /**
  * Record that chunk job `id` became runnable at `at` (epoch ms; default now): promoted, or
  * put back by a retry (a store-busy retry passes the end of its delay). Throws when Redis
  * fails.
  */
-export async function chunkReleased(ctx: AppContext, id: string, at = Date.now()): Promise<void> {
+export async function chunkReleased(
+  ctx: Pick<AppContext, 'prefix' | 'redis'>,
+  id: string,
+  at = Date.now(),
+): Promise<void> {
   await ctx.redis.zadd(releasedKey(ctx), at, id);
 }
 

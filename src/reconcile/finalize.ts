@@ -16,8 +16,12 @@ export interface ActiveBaseline {
   students: number;
   /** Active `sis`-origin parent accounts. */
   parents: number;
-  /** Active `sis`-origin links. */
-  links: number;
+  /**
+   * Active `sis`-origin links; undefined when not counted (finalize counts them only when the
+   * run has link removals: the link measure is 0 otherwise). Removals measured against an
+   * uncounted base are held (base 0).
+   */
+  links: number | undefined;
 }
 
 /**
@@ -162,9 +166,9 @@ export function decideFinalize(input: FinalizeInput): FinalizeDecision {
     reasons.push(
       `${parentIds.length} of ${parents} active parent accounts would be deactivated (threshold ${pct} %)`,
     );
-  if (input.baseline && over(input.linkRemovals.length, input.baseline.links))
+  if (input.baseline && over(input.linkRemovals.length, input.baseline.links ?? 0))
     reasons.push(
-      `${input.linkRemovals.length} of ${input.baseline.links} active SIS links would be removed (threshold ${pct} %)`,
+      `${input.linkRemovals.length} of ${input.baseline.links ?? 0} active SIS links would be removed (threshold ${pct} %)`,
     );
   return reasons.length
     ? { deactivations, hold: true, holdReason: reasons.join('; '), rekey }

@@ -37,6 +37,15 @@ export const jobId = {
   finalize: (districtId: string, runId: string) => `${districtId}.${runId}.finalize`,
 };
 
+/**
+ * Default job options of every queue this app opens: finished jobs are kept briefly for
+ * dashboards; failed ones longer, for diagnosis.
+ */
+export const QUEUE_DEFAULT_JOB_OPTIONS = {
+  removeOnComplete: { count: 200, age: 24 * 3600 },
+  removeOnFail: { count: 1000, age: 7 * 24 * 3600 },
+};
+
 /** ioredis options from a `redis://` / `rediss://` URL, as BullMQ workers need them. */
 export function redisOptionsFromUrl(url: string): RedisOptions {
   let u: URL;

@@ -1444,6 +1444,24 @@ export function runStoreContract(
         expect(await store.listRejects('r1', 0, 100)).toEqual([rej(1), rej(2), rej(3)]);
       });
 
+      it('large batches keep their order and store a re-delivered reject once', async () => {
+        // more than one multi-row statement (SQLite: 100 rows each), duplicates inside one
+        // statement, across statements and against rejects stored by an earlier call
+        await store.createRun(run('r1'));
+        const first = Array.from({ length: 230 }, (_, i) => rej(i));
+        await store.addRejects('r1', [...first.slice(0, 150), rej(5), ...first.slice(150)]);
+        const again = [
+          ...Array.from({ length: 120 }, (_, i) => rej(100 + i)),
+          rej(230),
+          rej(230),
+          ...Array.from({ length: 99 }, (_, i) => rej(231 + i)),
+        ];
+        await store.addRejects('r1', again);
+        const expected = Array.from({ length: 330 }, (_, i) => rej(i));
+        expect(await store.listRejects('r1', 0, 1000)).toEqual(expected);
+        expect(await store.listRejects('r1', 225, 10)).toEqual(expected.slice(225, 235));
+      });
+
       it('keeps each reject’s kind and lists one kind on request (exclusions, issue 18 §4)', async () => {
         await store.createRun(run('r1'));
         const excluded = (i: number): Reject => ({ ...rej(i), kind: 'excluded' });
