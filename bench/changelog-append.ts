@@ -16,7 +16,9 @@
  *
  * Usage: `npx tsx bench/changelog-append.ts [--entries 450000] [--txn 1500] [--rounds 3]`.
  * Prints, per layout and round, wall ms, process CPU ms (user + system) and µs per entry, then
- * the medians. Writes only into a temp directory (removed at the end).
+ * the medians; for `consumer` also how long one parent's history (`list` by parent) takes with
+ * nothing indexed yet (a scan of the whole log: the worst case of a trailing index) and once
+ * indexed. Throws when a layout did not log every entry or the index stayed empty. Writes only into a temp directory (removed at the end).
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -96,6 +98,10 @@ interface Round {
   appendCpuMs: number;
   indexWallMs: number;
   indexCpuMs: number;
+  /** One parent's history (`list` by parent) with nothing indexed (a scan of the whole log). */
+  readTailMs: number;
+  /** The same once the index holds every entry. */
+  readIndexedMs: number;
 }
 
 async function round(
@@ -125,8 +131,18 @@ async function round(
     const appendCpuMs = cpuMs() - c0;
     let indexWallMs = 0;
     let indexCpuMs = 0;
+    let readTailMs = 0;
+    let readIndexedMs = 0;
+    const parentId = batches[0]?.find(c => c.parentId !== undefined)?.parentId ?? '';
+    const readParent = async (repo: SqliteChangeLogRepository): Promise<number> => {
+      const t = performance.now();
+      const found = await repo.list(DISTRICT, { parentId, limit: 1000 });
+      if (found.length === 0) throw new Error('the parent has no entries');
+      return performance.now() - t;
+    };
     if (layout === 'consumer') {
       const repo = new SqliteChangeLogRepository(db);
+      readTailMs = await readParent(repo);
       w0 = performance.now();
       c0 = cpuMs();
       for (;;) {
@@ -137,10 +153,19 @@ async function round(
       indexCpuMs = cpuMs() - c0;
       const n = db.prepare('SELECT count(*) FROM change_audit').pluck().get() as number;
       if (n === 0) throw new Error('the audit index is empty');
+      readIndexedMs = await readParent(repo);
     }
     const logged = db.prepare('SELECT count(*) FROM change_log').pluck().get() as number;
     if (logged !== entries) throw new Error(`expected ${entries} entries, found ${logged}`);
-    return { layout, appendWallMs, appendCpuMs, indexWallMs, indexCpuMs };
+    return {
+      layout,
+      appendWallMs,
+      appendCpuMs,
+      indexWallMs,
+      indexCpuMs,
+      readTailMs,
+      readIndexedMs,
+    };
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -174,7 +199,8 @@ async function main(): Promise<void> {
         `${layout.padEnd(8)} round ${r + 1}: append wall ${x.appendWallMs.toFixed(0)} ms, ` +
           `CPU ${x.appendCpuMs.toFixed(0)} ms (${((x.appendCpuMs * 1000) / entries).toFixed(2)} µs/entry)` +
           (layout === 'consumer'
-            ? `; audit index by the consumer: wall ${x.indexWallMs.toFixed(0)} ms, CPU ${x.indexCpuMs.toFixed(0)} ms (${((x.indexCpuMs * 1000) / entries).toFixed(2)} µs/entry)`
+            ? `; audit index by the consumer: wall ${x.indexWallMs.toFixed(0)} ms, CPU ${x.indexCpuMs.toFixed(0)} ms (${((x.indexCpuMs * 1000) / entries).toFixed(2)} µs/entry); ` +
+              `one parent's history: ${x.readTailMs.toFixed(1)} ms unindexed, ${x.readIndexedMs.toFixed(1)} ms indexed`
             : ''),
       );
     }
@@ -186,7 +212,9 @@ async function main(): Promise<void> {
     console.log(
       `  ${layout.padEnd(8)} append CPU ${cpu.toFixed(0)} ms = ${((cpu * 1000) / entries).toFixed(2)} µs/entry` +
         (layout === 'consumer'
-          ? `; consumer's audit index CPU ${icpu.toFixed(0)} ms = ${((icpu * 1000) / entries).toFixed(2)} µs/entry`
+          ? `; consumer's audit index CPU ${icpu.toFixed(0)} ms = ${((icpu * 1000) / entries).toFixed(2)} µs/entry; ` +
+            `one parent's history ${median(xs.map(x => x.readTailMs)).toFixed(1)} ms unindexed (scan of ${entries} entries), ` +
+            `${median(xs.map(x => x.readIndexedMs)).toFixed(1)} ms indexed`
           : ''),
     );
   }
