@@ -1,5 +1,7 @@
 /**
- * The change log on MongoDB: the `change_log`, `change_seq` and `change_cursors` collections,
+ * The change log on MongoDB: the `change_log`, `change_seq`, `change_cursors` and
+ * `change_audit` (the audit index by parent and by student, filled by `indexAudit` from the
+ * change-log consumer: docs/decisions/0019-audit-index-by-consumer.md) collections,
  * the writer `appendChangesMongo` that every roster write calls inside its own multi-document
  * transaction, the transaction runner `withChangeTransaction`, and the reader
  * `MongoChangeLogRepository`. Same semantics as `sqlite.ts`; both pass

@@ -15,7 +15,11 @@
  * - Sequence numbers come from `change_seq` (one counter row per district), incremented in the
  *   writer's transaction, so they are gap-free and in commit order (SQLite has one writer).
  * - `change_cursors` holds each consumer's position per district (activation emails and
- *   metrics, webhooks), moved by compare-and-set.
+ *   metrics, webhooks, the audit index), moved by compare-and-set.
+ * - `change_audit` (migration 12, `AUDIT_INDEX_MIGRATION`) indexes the entries by parent and
+ *   by student for the audit. It is not written by `appendChanges` but by `indexAudit`, which
+ *   the change-log consumer calls (docs/decisions/0019-audit-index-by-consumer.md); `list` by
+ *   parent or student reads it up to its cursor and scans the log after it.
  */
 import type { Database, Statement } from 'better-sqlite3';
 import { settle, StatementCache } from '../sqlite/adapter.js';
@@ -72,10 +76,10 @@ export const CHANGE_LOG_DDL = `
     after              TEXT,          -- JSON object of their new values
     PRIMARY KEY (district_id, seq)    -- the feed: a range scan per district
   ) WITHOUT ROWID;
-  -- audit: history of a parent account and of its links
+  -- audit: history of a parent account and of its links (dropped by migration 12: change_audit)
   CREATE INDEX change_log_parent ON change_log (district_id, parent_id, seq)
     WHERE parent_id IS NOT NULL;
-  -- audit: history of a student and of its links ("why is this parent linked")
+  -- audit: history of a student and of its links (dropped by migration 12: change_audit)
   CREATE INDEX change_log_student ON change_log (district_id, student_sourced_id, seq)
     WHERE student_sourced_id IS NOT NULL;
 
@@ -336,6 +340,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
         sql = `${SELECT} WHERE l.district_id = @districtId AND l.seq > @after${filters}
           ORDER BY l.seq LIMIT @limit`;
       } else {
+        const toSeqOfIndex = q.toSeq === undefined ? '' : ' AND a.seq <= @to';
         params.kind = keyed.kind;
         params.key = keyed.key;
         // CROSS JOIN: SQLite keeps the join order, so the index drives (never a scan of the
@@ -345,7 +350,7 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
             CROSS JOIN change_log AS l ON l.district_id = a.district_id AND l.seq = a.seq
             CROSS JOIN change_batches AS b ON b.id = l.batch_id
           WHERE a.district_id = @districtId AND a.kind = @kind AND a.key = @key
-            AND a.seq > @after AND a.seq <= (SELECT n FROM indexed)${filters}
+            AND a.seq > @after AND a.seq <= (SELECT n FROM indexed)${toSeqOfIndex}${filters}
           UNION ALL
           ${SELECT} WHERE l.district_id = @districtId
             AND l.seq > max(@after, (SELECT n FROM indexed))${filters}
