@@ -465,30 +465,43 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
     districtId: string,
     opts: { maxEntries: number; toSeq?: number | undefined },
   ): Promise<{ from: number; to: number }> {
-    return settle(() =>
-      this.db
-        .transaction(() => {
-          const from =
-            (this.stmt(
-              `SELECT seq FROM change_cursors WHERE consumer = '${AUDIT_INDEX_CONSUMER}'
+    return settle(() => {
+      const r = this.indexAuditBatch(districtId, opts);
+      // The WAL pages this batch wrote are copied into the database here, by the consumer,
+      // rather than by the next writer's commit that crosses the auto-checkpoint threshold
+      // (the apply worker's, most of the time). Passive: never waits for readers or writers.
+      if (r.to > r.from && !this.db.memory) this.db.pragma('wal_checkpoint(PASSIVE)');
+      return r;
+    });
+  }
+
+  private indexAuditBatch(
+    districtId: string,
+    opts: { maxEntries: number; toSeq?: number | undefined },
+  ): { from: number; to: number } {
+    return this.db
+      .transaction(() => {
+        const from =
+          (this.stmt(
+            `SELECT seq FROM change_cursors WHERE consumer = '${AUDIT_INDEX_CONSUMER}'
                AND district_id = ?`,
-            )
-              .pluck()
-              .get(districtId) as number | undefined) ?? 0;
-          const last =
-            (this.stmt('SELECT last FROM change_seq WHERE district_id = ?')
-              .pluck()
-              .get(districtId) as number | undefined) ?? 0;
-          const to = Math.min(
-            last,
-            from + Math.max(1, Math.floor(opts.maxEntries)),
-            opts.toSeq ?? last,
-          );
-          if (to <= from) return { from, to: from };
-          // Re-indexing an entry is a no-op (OR IGNORE), so a batch repeated after a lost
-          // cursor (a restore, a manual reset) is harmless.
-          this.stmt(
-            `INSERT OR IGNORE INTO change_audit (district_id, kind, key, seq)
+          )
+            .pluck()
+            .get(districtId) as number | undefined) ?? 0;
+        const last =
+          (this.stmt('SELECT last FROM change_seq WHERE district_id = ?')
+            .pluck()
+            .get(districtId) as number | undefined) ?? 0;
+        const to = Math.min(
+          last,
+          from + Math.max(1, Math.floor(opts.maxEntries)),
+          opts.toSeq ?? last,
+        );
+        if (to <= from) return { from, to: from };
+        // Re-indexing an entry is a no-op (OR IGNORE), so a batch repeated after a lost
+        // cursor (a restore, a manual reset) is harmless.
+        this.stmt(
+          `INSERT OR IGNORE INTO change_audit (district_id, kind, key, seq)
              SELECT district_id, '${AUDIT_KIND.parent}', parent_id, seq FROM change_log
              WHERE district_id = @districtId AND seq > @from AND seq <= @to
                AND parent_id IS NOT NULL
@@ -496,16 +509,15 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
              SELECT district_id, '${AUDIT_KIND.student}', student_sourced_id, seq FROM change_log
              WHERE district_id = @districtId AND seq > @from AND seq <= @to
                AND student_sourced_id IS NOT NULL`,
-          ).run({ districtId, from, to });
-          this.stmt(
-            `INSERT INTO change_cursors (consumer, district_id, seq, updated_at)
+        ).run({ districtId, from, to });
+        this.stmt(
+          `INSERT INTO change_cursors (consumer, district_id, seq, updated_at)
              VALUES ('${AUDIT_INDEX_CONSUMER}', ?, ?, ?) ON CONFLICT (consumer, district_id)
              DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`,
-          ).run(districtId, to, new Date().toISOString());
-          return { from, to };
-        })
-        .immediate(),
-    );
+        ).run(districtId, to, new Date().toISOString());
+        return { from, to };
+      })
+      .immediate();
   }
 
   prune(districtId: string, before: string): Promise<number> {
