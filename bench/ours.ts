@@ -19,7 +19,7 @@ import { createLogger } from '../src/logger.js';
 import { SqliteRosterStore } from '../src/models/sqlite/store.js';
 import { startWorkers, type RunningWorkers } from '../src/workers/index.js';
 import { CORE_CONSUMER } from '../src/jobs/changes.js';
-import { changeLogRepository } from '../src/models/changes/index.js';
+import { AUDIT_INDEX_CONSUMER, changeLogRepository } from '../src/models/changes/index.js';
 import { changeLogWriteStats } from '../src/models/changes/sqlite.js';
 import { QueueName } from '../src/workers/queues.js';
 import {
@@ -84,6 +84,8 @@ export interface OursRun {
    */
   logEntries: number;
   consumerCatchUpMs: number;
+  /** How long (ms) after the run's end the audit index held every entry (docs/decisions/0019). */
+  auditIndexCatchUpMs: number;
 }
 
 /** What `finish` returns. */
@@ -249,15 +251,29 @@ async function run(params: unknown): Promise<OursRun> {
   const lastSeq = await log.lastSeq(BENCH_DISTRICT_ID);
   const logEntries = lastSeq - seq0;
   const deadline = Date.now() + 10 * 60 * 1000;
-  while ((await log.cursor(CORE_CONSUMER, BENCH_DISTRICT_ID)).seq < lastSeq) {
+  let consumerCatchUpMs: number | undefined;
+  let auditIndexCatchUpMs: number | undefined;
+  for (;;) {
+    const since = performance.now() - t0 - wallMs;
+    if (
+      consumerCatchUpMs === undefined &&
+      (await log.cursor(CORE_CONSUMER, BENCH_DISTRICT_ID)).seq >= lastSeq
+    )
+      consumerCatchUpMs = since;
+    if (
+      auditIndexCatchUpMs === undefined &&
+      (await log.cursor(AUDIT_INDEX_CONSUMER, BENCH_DISTRICT_ID)).seq >= lastSeq
+    )
+      auditIndexCatchUpMs = since;
+    if (consumerCatchUpMs !== undefined && auditIndexCatchUpMs !== undefined) break;
     if (Date.now() > deadline) throw new Error('the change-log consumer did not catch up');
     await new Promise(r => setTimeout(r, 20));
   }
-  const consumerCatchUpMs = performance.now() - t0 - wallMs;
   return {
     wallMs,
     logEntries,
     consumerCatchUpMs,
+    auditIndexCatchUpMs,
     status: finished.status,
     counts: finished.counts,
     rejectCount: finished.rejectCount,

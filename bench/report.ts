@@ -355,15 +355,24 @@ export function renderMarkdown(r: BenchReport, heading = '#'): string {
   }
   lines.push('');
   lines.push(
-    'Change log (entries our run wrote, time spent appending them inside the write transactions, share of the run wall time, and how long after the run the change-log consumer had handled every entry):',
+    'Change log (entries our run wrote, time spent appending them inside the write transactions, share of the run wall time, how long after the run the change-log consumer had handled every entry, and the audit index held every entry):',
   );
   for (const s of r.scenarios) {
     const log = s.parts.find(p => p.part === 'ours')?.details.changeLog as
-      | { entries: number; appendMs: number; shareOfWallPercent: number; consumerCatchUpS: number }
+      | {
+          entries: number;
+          appendMs: number;
+          shareOfWallPercent: number;
+          consumerCatchUpS: number;
+          auditIndexCatchUpS?: number;
+        }
       | undefined;
     if (!s.measurable || !log) continue;
     lines.push(
-      `- ${s.title}: ${fmt(log.entries)} entries, ${(log.appendMs / 1000).toFixed(2)} s appending (${log.shareOfWallPercent} % of wall), consumer caught up ${log.consumerCatchUpS} s after the run`,
+      `- ${s.title}: ${fmt(log.entries)} entries, ${(log.appendMs / 1000).toFixed(2)} s appending (${log.shareOfWallPercent} % of wall), consumer caught up ${log.consumerCatchUpS} s after the run` +
+        (log.auditIndexCatchUpS === undefined
+          ? ''
+          : `, audit index ${log.auditIndexCatchUpS} s after the run`),
     );
   }
   lines.push('');

@@ -352,6 +352,7 @@ export async function runBench(
                   Math.round((finished.reduce((a, x) => a + x.changeLog.ms, 0) / r.wallMs) * 1000) /
                   10,
                 consumerCatchUpS: Math.round(r.consumerCatchUpMs / 10) / 100,
+                auditIndexCatchUpS: Math.round(r.auditIndexCatchUpMs / 10) / 100,
               },
               applyTimeline: finished.find(x => x.role !== 'pull')?.applyTimeline,
               processes: finished.map(x => ({

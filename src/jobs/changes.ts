@@ -12,7 +12,12 @@
  *   the run; they are released when the run succeeds, fails or is approved. The activation
  *   record (one per account, `src/models/notifications/`) makes this exactly once per account;
  * - counts the entries in the metric `guardian_sync_records_processed_total`;
- * - asks for webhook delivery (src/jobs/webhooks.ts).
+ * - asks for webhook delivery (src/jobs/webhooks.ts);
+ * - builds the audit index (entries by parent and by student) up to each batch it handles,
+ *   and to the end of the log before it stops (`indexAuditLog`; its own cursor,
+ *   `AUDIT_INDEX_CONSUMER`, moved in the same transaction as the rows it adds). The audit
+ *   reads the entries the index does not hold yet from the log itself, so it never misses
+ *   one (docs/decisions/0019-audit-index-by-consumer.md).
  * The cursor moves (compare-and-set) only after those steps, so a consumer that dies repeats
  * its batch, and the idempotent steps make the repetition harmless.
  *
@@ -24,9 +29,11 @@ import { z } from 'zod';
 import type { AppContext } from '../app.js';
 import type { DistrictConfig } from '../config/district.js';
 import {
+  AUDIT_INDEX_CONSUMER,
   changeLogRepository,
   MAX_CHANGE_PAGE,
   type ChangeCounts,
+  type ChangeLogRepository,
 } from '../models/changes/index.js';
 import { activationRepository } from '../models/notifications/index.js';
 import type { RunCounts, SyncRun } from '../models/types.js';
@@ -120,6 +127,28 @@ export interface ConsumeResult {
   activation: { queued: number; held: number; noEmail: number };
   /** Held activation emails released because their run ended (succeeded, failed, approved). */
   released: number;
+  /** The audit index's cursor before and after (`indexAuditLog`). */
+  auditIndex: { from: number; to: number };
+}
+
+/**
+ * Bring the district's audit index up to `toSeq` (default: the end of its log) in
+ * transactions of at most `batch` entries (rows and cursor together). Returns the audit
+ * cursor before and after. Throws on store errors (what was committed stays: the next pass
+ * continues from there).
+ */
+export async function indexAuditLog(
+  repo: ChangeLogRepository,
+  districtId: string,
+  opts: { toSeq?: number | undefined; batch?: number | undefined } = {},
+): Promise<{ from: number; to: number }> {
+  const maxEntries = Math.max(1, Math.min(opts.batch ?? BATCH, MAX_CHANGE_PAGE));
+  let first: number | undefined;
+  for (;;) {
+    const r = await repo.indexAudit(districtId, { maxEntries, toSeq: opts.toSeq });
+    first ??= r.from;
+    if (r.to === r.from) return { from: first, to: r.to };
+  }
 }
 
 const RELEASE_STATUSES = new Set(['succeeded', 'failed', 'cancelled']);
@@ -145,9 +174,13 @@ export async function consumeChanges(
     to: start.seq,
     activation: { queued: 0, held: 0, noEmail: 0 },
     released: 0,
+    auditIndex: { from: 0, to: 0 },
   };
   let cursor = start.seq;
   let last = await repo.lastSeq(districtId);
+  const audit = await repo.cursor(AUDIT_INDEX_CONSUMER, districtId);
+  out.auditIndex = { from: audit.seq, to: audit.seq };
+  processMetrics(ctx).setAuditIndexLag(districtId, last - audit.seq);
   const runs = new Map<string, SyncRun | undefined>();
   const runOf = async (id: string): Promise<SyncRun | undefined> => {
     if (!runs.has(id)) runs.set(id, await ctx.store.getRun(id));
@@ -160,6 +193,7 @@ export async function consumeChanges(
       if (cursor >= last) break;
     }
     const to = Math.min(last, cursor + batch);
+    out.auditIndex.to = (await indexAuditLog(repo, districtId, { toSeq: to, batch })).to;
     if (district) await activationsFor(ctx, district, cursor, to, runOf, out);
     const counts = await repo.countRange(districtId, cursor, to);
     if (!(await repo.advance(CORE_CONSUMER, districtId, cursor, to))) {
@@ -171,6 +205,9 @@ export async function consumeChanges(
     cursor = to;
   }
   out.to = cursor;
+  // The core cursor may be ahead of the audit index (a store migrated to version 12, a
+  // consumer that died between the two): the index catches up to the end of the log too.
+  out.auditIndex.to = (await indexAuditLog(repo, districtId, { batch })).to;
   out.released = await releaseEndedRuns(ctx, districtId);
   if (out.to > out.from) await kickWebhooks(ctx, districtId);
   return out;

@@ -103,6 +103,19 @@ export class ProcessMetrics {
   });
   private webhookLagSource: (() => Promise<Record<string, number>>) | undefined;
 
+  /**
+   * Entries of a district's change log the audit index trailed by when the change-log
+   * consumer's last pass began (docs/decisions/0019; the audit reads the trailing entries by a
+   * scan of the log, so answers stay complete, only slower). The largest across processes.
+   */
+  readonly auditIndexLag = new Gauge({
+    name: 'guardian_sync_audit_index_lag_entries',
+    help: 'Change-log entries not yet in the audit index when the consumer last started a pass (last seq minus the audit index cursor)',
+    labelNames: ['district'] as const,
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
   /** Active runs the run reconciler ended or re-queued (src/jobs/run-reconciler.ts). */
   readonly reconciledRuns = new Counter({
     name: 'guardian_sync_runs_reconciled_total',
@@ -186,6 +199,12 @@ export class ProcessMetrics {
   /** The district's webhook is `lag` entries behind its change log (≥ 0). */
   setWebhookLag(districtId: string, lag: number): void {
     this.webhookLag.set({ district: districtId }, Math.max(0, lag));
+    this.publishSoon();
+  }
+
+  /** The district's audit index trailed its change log by `lag` entries (≥ 0). */
+  setAuditIndexLag(districtId: string, lag: number): void {
+    this.auditIndexLag.set({ district: districtId }, Math.max(0, lag));
     this.publishSoon();
   }
 

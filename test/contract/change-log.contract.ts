@@ -12,6 +12,7 @@
 import { StoreConflictError } from '../../src/errors.js';
 import { changeLogRepository } from '../../src/models/changes/index.js';
 import {
+  AUDIT_INDEX_CONSUMER,
   SYSTEM_CHANGE,
   codeRef,
   linkRef,
@@ -151,6 +152,73 @@ async function appendVia(
   return withChangeTransaction(models, districtId, session =>
     appendChangesMongo(models, session, districtId, context, changes, at),
   );
+}
+
+/** The audit index rows of `districtId` as `kind:key:seq`, sorted (adapter-specific peek). */
+async function auditRowsOf(store: RosterStore, districtId: string): Promise<string[]> {
+  const h = store.handle();
+  let rows: { kind: string; key: string; seq: number }[];
+  if (h.kind === 'sqlite') {
+    rows = h.db
+      .prepare('SELECT kind, key, seq FROM change_audit WHERE district_id = ?')
+      .all(districtId) as { kind: string; key: string; seq: number }[];
+  } else {
+    const { changeLogModels } = await import('../../src/models/changes/mongo.js');
+    rows = await changeLogModels(h.connection)
+      .audit.find({ districtId }, { _id: 0, kind: 1, key: 1, seq: 1 })
+      .lean<{ kind: string; key: string; seq: number }[]>();
+  }
+  return rows.map(r => `${r.kind}:${r.key}:${r.seq}`).sort();
+}
+
+/** The audit index rows the entries call for (`kind:key:seq`, sorted). */
+function expectedAuditRows(entries: readonly ChangeEntry[]): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.parentId !== undefined) out.push(`p:${e.parentId}:${e.seq}`);
+    if (e.studentSourcedId !== undefined) out.push(`s:${e.studentSourcedId}:${e.seq}`);
+  }
+  return out.sort();
+}
+
+/**
+ * Make the store refuse to move the audit index's cursor of `districtId` past `seq` (a real
+ * failure of the store inside the indexer's transaction, after it wrote the batch's rows:
+ * SQLite a TEMP trigger that aborts, MongoDB a collection validator). Returns the undo.
+ */
+async function failAuditCursorPast(
+  store: RosterStore,
+  districtId: string,
+  seq: number,
+): Promise<() => Promise<void>> {
+  const h = store.handle();
+  if (h.kind === 'sqlite') {
+    const body = `WHEN NEW.consumer = '${AUDIT_INDEX_CONSUMER}' AND NEW.district_id = '${districtId}'
+        AND NEW.seq > ${seq} BEGIN SELECT RAISE(ABORT, 'injected: audit cursor refused'); END`;
+    h.db.exec(`CREATE TEMP TRIGGER fail_audit_insert BEFORE INSERT ON change_cursors ${body};
+      CREATE TEMP TRIGGER fail_audit_update BEFORE UPDATE ON change_cursors ${body};`);
+    return () => {
+      h.db.exec('DROP TRIGGER temp.fail_audit_insert; DROP TRIGGER temp.fail_audit_update;');
+      return Promise.resolve();
+    };
+  }
+  const db = h.connection.db;
+  if (!db) throw new Error('MongoDB store is not connected');
+  await db.command({
+    collMod: 'change_cursors',
+    validator: {
+      $or: [
+        { consumer: { $ne: AUDIT_INDEX_CONSUMER } },
+        { districtId: { $ne: districtId } },
+        { seq: { $lte: seq } },
+      ],
+    },
+    validationLevel: 'strict',
+    validationAction: 'error',
+  });
+  return async () => {
+    await db.command({ collMod: 'change_cursors', validator: {}, validationLevel: 'off' });
+  };
 }
 
 /**
@@ -1133,6 +1201,158 @@ export function runChangeLogContract(
         expect(await repo.prune(A, '2500-01-01T00:00:00.000Z')).toBe(4);
         expect(seqsOf(await all())).toEqual([2]);
         expect(await repo.lastSeq(A)).toBe(5);
+      });
+    });
+
+    describe('audit index (docs/decisions/0019): complete whatever the consumer did', () => {
+      const sid = (i: number): string => `s${String(i).padStart(2, '0')}`;
+      const pid = (i: number): string => `p${i}`;
+
+      /** Three writes of district A (and one of B): parents, students, links, updates. */
+      async function writeHistory(round: number): Promise<void> {
+        const ids = Array.from({ length: 12 }, (_, i) => sid(i));
+        await store.reconcileChunk(
+          A,
+          keys({ studentSourcedIds: ids }),
+          diffPlanner(
+            ids.map(s => student(s, { familyName: `Round${round}` })),
+            ids.map((s, i) =>
+              link(pid(i % 5), s, { relationship: round % 2 === 0 ? 'Mother' : 'Guardian' }),
+            ),
+          ),
+          { dryRun: false, change: round === 0 ? RUN1 : RUN2 },
+        );
+        if (round === 0)
+          for (let i = 0; i < 5; i++) await store.createParent(parent(pid(i)), IMPORT);
+        await store.addLink(link(pid(round % 5), sid(round + 3), { origin: 'manual' }), MANUAL);
+        await store.reconcileChunk(
+          B,
+          keys(),
+          fixed(plan({ students: [{ action: 'create', record: student(`b${round}`, {}, B) }] })),
+          { dryRun: false, change: RUN1 },
+        );
+      }
+
+      /** Every keyed read of the audit equals the log's own entries, filtered. */
+      async function expectCompleteAnswers(opts: { pruned?: boolean } = {}): Promise<void> {
+        const full = await all();
+        expect(full.length).toBeGreaterThan(opts.pruned ? 0 : 20);
+        const queries: Partial<ChangeQuery>[] = [];
+        for (let i = 0; i < 6; i++) {
+          queries.push({ parentId: pid(i) }, { parentId: pid(i), entity: 'link' });
+          queries.push({ parentId: pid(i), entity: 'parent', actions: ['create', 'reactivate'] });
+        }
+        for (let i = 0; i < 13; i++)
+          queries.push({ studentSourcedId: sid(i) }, { studentSourcedId: sid(i), entity: 'link' });
+        queries.push({ parentId: pid(1), studentSourcedId: sid(1) });
+        queries.push({ parentId: pid(2), afterSeq: 10, toSeq: 30 });
+        queries.push({ studentSourcedId: sid(4), causeIds: ['run-2'] });
+        for (const q of queries) {
+          const expected = full.filter(
+            e =>
+              (q.parentId === undefined || e.parentId === q.parentId) &&
+              (q.studentSourcedId === undefined || e.studentSourcedId === q.studentSourcedId) &&
+              (q.entity === undefined || e.entity === q.entity) &&
+              (q.actions === undefined || q.actions.includes(e.action)) &&
+              (q.afterSeq === undefined || e.seq > q.afterSeq) &&
+              (q.toSeq === undefined || e.seq <= q.toSeq) &&
+              (q.causeIds === undefined || q.causeIds.includes(e.cause.id ?? '')),
+          );
+          expect([q, await all(A, q)]).toEqual([q, expected]);
+        }
+        // paging by parent crosses the index/tail boundary: each entry once, in order
+        const p0 = full.filter(e => e.parentId === pid(0));
+        expect(p0.length).toBeGreaterThan(opts.pruned ? 0 : 4);
+        const paged: ChangeEntry[] = [];
+        let after = 0;
+        for (let pages = 0; pages < 50; pages++) {
+          const page = await repo.list(A, { parentId: pid(0), afterSeq: after, limit: 2 });
+          if (page.length === 0) break;
+          paged.push(...page);
+          after = page[page.length - 1]?.seq ?? after;
+        }
+        expect(paged).toEqual(p0);
+      }
+
+      it('a district with no consumer running: nothing indexed, every answer complete', async () => {
+        await writeHistory(0);
+        await writeHistory(1);
+        expect((await repo.cursor(AUDIT_INDEX_CONSUMER, A)).seq).toBe(0);
+        expect(await auditRowsOf(store, A)).toEqual([]);
+        await expectCompleteAnswers();
+      });
+
+      it('while the consumer trails: the indexed part and the tail after it, nothing missed', async () => {
+        await writeHistory(0);
+        expect(await repo.indexAudit(A, { maxEntries: 7 })).toEqual({ from: 0, to: 7 });
+        expect(await repo.indexAudit(A, { maxEntries: 100, toSeq: 13 })).toEqual({
+          from: 7,
+          to: 13,
+        });
+        expect((await repo.cursor(AUDIT_INDEX_CONSUMER, A)).seq).toBe(13);
+        const full = await all();
+        expect(await auditRowsOf(store, A)).toEqual(
+          expectedAuditRows(full.filter(e => e.seq <= 13)),
+        );
+        await expectCompleteAnswers();
+        // more writes while it trails
+        await writeHistory(1);
+        await writeHistory(2);
+        await expectCompleteAnswers();
+        expect(await repo.indexAudit(B, { maxEntries: 1 })).toEqual({ from: 0, to: 1 });
+        expect((await repo.cursor(AUDIT_INDEX_CONSUMER, A)).seq).toBe(13); // per district
+      });
+
+      it('after the consumer caught up: all indexed once, new writes found; prune removes rows', async () => {
+        await writeHistory(0);
+        await writeHistory(1);
+        let r = await repo.indexAudit(A, { maxEntries: 10 });
+        while (r.to > r.from) r = await repo.indexAudit(A, { maxEntries: 10 });
+        const last = await repo.lastSeq(A);
+        expect(r).toEqual({ from: last, to: last });
+        expect((await repo.cursor(AUDIT_INDEX_CONSUMER, A)).seq).toBe(last);
+        expect(await auditRowsOf(store, A)).toEqual(expectedAuditRows(await all()));
+        await expectCompleteAnswers();
+        await writeHistory(2); // not indexed yet: found in the tail
+        await expectCompleteAnswers();
+        // a lost cursor (restore, manual reset) repeats batches: the rows stay one per entry
+        expect(await repo.advance(AUDIT_INDEX_CONSUMER, A, last, 0)).toBe(true);
+        r = await repo.indexAudit(A, { maxEntries: 1000 });
+        expect(r).toEqual({ from: 0, to: await repo.lastSeq(A) });
+        expect(await auditRowsOf(store, A)).toEqual(expectedAuditRows(await all()));
+        await expectCompleteAnswers();
+        // prune deletes the rows of the entries it deletes, and answers stay exact
+        expect(await repo.prune(A, FUTURE)).toBeGreaterThan(0);
+        expect(await auditRowsOf(store, A)).toEqual(expectedAuditRows(await all()));
+        await expectCompleteAnswers({ pruned: true });
+      });
+
+      it('a consumer that fails mid-batch leaves rows and cursor as they were; the next pass completes', async () => {
+        await writeHistory(0);
+        await writeHistory(1);
+        expect(await repo.indexAudit(A, { maxEntries: 5 })).toEqual({ from: 0, to: 5 });
+        const rowsBefore = await auditRowsOf(store, A);
+        const undo = await failAuditCursorPast(store, A, 5);
+        try {
+          // (an error-like object: the SQLite addon may build it in another Jest realm)
+          const failed: unknown = await repo.indexAudit(A, { maxEntries: 1000 }).then(
+            () => 'resolved',
+            (err: unknown) => err,
+          );
+          expect(failed).toHaveProperty(
+            'message',
+            expect.stringMatching(/injected: audit cursor refused|failed validation/i),
+          );
+          expect((await repo.cursor(AUDIT_INDEX_CONSUMER, A)).seq).toBe(5);
+          expect(await auditRowsOf(store, A)).toEqual(rowsBefore); // the batch's rows rolled back
+          await expectCompleteAnswers();
+        } finally {
+          await undo();
+        }
+        const last = await repo.lastSeq(A);
+        expect(await repo.indexAudit(A, { maxEntries: 1000 })).toEqual({ from: 5, to: last });
+        expect(await auditRowsOf(store, A)).toEqual(expectedAuditRows(await all()));
+        await expectCompleteAnswers({ pruned: true });
       });
     });
 

@@ -83,6 +83,17 @@ export const HOT_QUERIES: readonly HotQuery[] = [
     run: async s => (await changeLogRepository(s)).list(D, { afterSeq: 1, limit: 50 }),
   },
   {
+    name: 'audit: change log of a parent (index + unindexed tail)',
+    sorted: true,
+    run: async s =>
+      (await changeLogRepository(s)).list(D, { parentId: 'p1', entity: 'link', limit: 50 }),
+  },
+  {
+    name: 'audit: change log of a student (index + unindexed tail)',
+    sorted: true,
+    run: async s => (await changeLogRepository(s)).list(D, { studentSourcedId: 's1', limit: 50 }),
+  },
+  {
     name: 'access codes of a student',
     run: async s => (await accessCodeRepository(s)).codesOfStudent(D, 's1'),
   },

@@ -112,11 +112,13 @@ describe('change-log retention job', () => {
     await h.store.addLink(link('manual-back', 's-3', 'active'), CHANGE);
     await h.store.addLink(link('manual-back', 's-3', 'inactive'), CHANGE);
     await h.store.addLink(link('manual-back', 's-3', 'active'), CHANGE);
-    await consumeChanges(h.ctx, d); // the core consumer has handled everything
+    const consumed = await consumeChanges(h.ctx, d); // the core consumer has handled everything
 
     const all = await entries();
     const total = all.length;
     expect(all.at(-1)?.seq).toBe(total);
+    // ... and built the audit index to the end of the log (docs/decisions/0019)
+    expect(consumed.auditIndex.to).toBe(total);
     const asOf = new Date(Date.now() + 2 * 24 * 3600 * 1000); // every entry is > 1 day old then
 
     // The receiver is down: nothing was delivered, so nothing may be removed.

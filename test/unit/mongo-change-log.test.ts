@@ -14,6 +14,9 @@ import {
   CHANGE_TRANSACTION_OPTIONS,
   advanceOp,
   appendChangesMongo,
+  auditKey,
+  auditRows,
+  changeAuditSchema,
   changeCursorSchema,
   changeDocs,
   changeFilter,
@@ -73,16 +76,11 @@ const changes: NewChange[] = [
 ];
 
 describe('change-log schemas', () => {
-  it('change_log: unique {districtId, seq}; partial audit and cause indexes; prune by date', () => {
+  it('change_log: unique {districtId, seq}; partial cause index; prune by date; no audit index', () => {
     expect(findIndex(changeLogSchema, { districtId: 1, seq: 1 })).toMatchObject({ unique: true });
-    expect(findIndex(changeLogSchema, { districtId: 1, parentId: 1, seq: 1 })).toEqual(
-      expect.objectContaining({ partialFilterExpression: { parentId: { $exists: true } } }),
-    );
-    expect(findIndex(changeLogSchema, { districtId: 1, studentSourcedId: 1, seq: 1 })).toEqual(
-      expect.objectContaining({
-        partialFilterExpression: { studentSourcedId: { $exists: true } },
-      }),
-    );
+    // the audit's reads by parent and by student use change_audit (docs/decisions/0019)
+    const keys = (changeLogSchema.indexes() as IndexSpec[]).map(([f]) => Object.keys(f));
+    expect(keys.filter(k => k.includes('parentId') || k.includes('studentSourcedId'))).toEqual([]);
     expect(findIndex(changeLogSchema, { districtId: 1, 'cause.id': 1 })).toEqual(
       expect.objectContaining({ partialFilterExpression: { 'cause.id': { $exists: true } } }),
     );
@@ -99,9 +97,38 @@ describe('change-log schemas', () => {
     expect(findIndex(changeCursorSchema, { consumer: 1, districtId: 1 }).unique).toBe(true);
   });
 
+  it('change_audit: one row per district, kind, key and entry; rows of an entry by seq', () => {
+    expect(findIndex(changeAuditSchema, { districtId: 1, kind: 1, key: 1, seq: 1 }).unique).toBe(
+      true,
+    );
+    expect(findIndex(changeAuditSchema, { districtId: 1, seq: 1 }).unique).toBeUndefined();
+  });
+
+  it('auditRows: one row per parent and per student an entry names', () => {
+    expect(
+      auditRows('d', [
+        { seq: 1, parentId: 'p1' },
+        { seq: 2, studentSourcedId: 's1' },
+        { seq: 3, parentId: 'p1', studentSourcedId: 's1' },
+        { seq: 4 },
+      ]),
+    ).toEqual([
+      { districtId: 'd', kind: 'p', key: 'p1', seq: 1 },
+      { districtId: 'd', kind: 's', key: 's1', seq: 2 },
+      { districtId: 'd', kind: 'p', key: 'p1', seq: 3 },
+      { districtId: 'd', kind: 's', key: 's1', seq: 3 },
+    ]);
+    expect(auditKey({ parentId: 'p', studentSourcedId: 's', limit: 1 })).toEqual({
+      kind: 'p',
+      key: 'p',
+    });
+    expect(auditKey({ studentSourcedId: 's', limit: 1 })).toEqual({ kind: 's', key: 's' });
+    expect(auditKey({ entity: 'link', limit: 1 })).toBeUndefined();
+  });
+
   it('no version key, no id virtual, strict throw, nothing built on model compile', () => {
     expect(Object.keys(CHANGE_SCHEMAS).sort()).toEqual(
-      ['change_cursors', 'change_log', 'change_seq'].sort(),
+      ['change_audit', 'change_cursors', 'change_log', 'change_seq'].sort(),
     );
     for (const schema of Object.values(CHANGE_SCHEMAS)) {
       expect(schema.get('versionKey')).toBe(false);

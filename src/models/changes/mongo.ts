@@ -1,5 +1,7 @@
 /**
- * The change log on MongoDB: the `change_log`, `change_seq` and `change_cursors` collections,
+ * The change log on MongoDB: the `change_log`, `change_seq`, `change_cursors` and
+ * `change_audit` (the audit index by parent and by student, filled by `indexAudit` from the
+ * change-log consumer: docs/decisions/0019-audit-index-by-consumer.md) collections,
  * the writer `appendChangesMongo` that every roster write calls inside its own multi-document
  * transaction, the transaction runner `withChangeTransaction`, and the reader
  * `MongoChangeLogRepository`. Same semantics as `sqlite.ts`; both pass
@@ -41,6 +43,7 @@ import {
   type ChangeQuery,
   type ConsumerCursor,
   type NewChange,
+  AUDIT_INDEX_CONSUMER,
 } from './types.js';
 
 /** Collection names (snake_case, like the SQLite tables). */
@@ -48,7 +51,11 @@ export const CHANGE_COLLECTIONS = {
   entries: 'change_log',
   seq: 'change_seq',
   cursors: 'change_cursors',
+  audit: 'change_audit',
 } as const;
+
+/** Index sequence numbers read per round trip by `list` (the audit-index part). */
+const AUDIT_PAGE = 1000;
 
 /** Entries examined per `prune` batch. */
 const PRUNE_BATCH = 1000;
@@ -65,6 +72,17 @@ export interface ChangeSeqDoc {
 }
 
 export type ChangeCursorDoc = ConsumerCursor;
+
+/**
+ * An audit index row (docs/decisions/0019): entry `seq` of the district names parent `key`
+ * (`kind` `p`) or student `key` (`kind` `s`). Written by `indexAudit` only.
+ */
+export interface ChangeAuditDoc {
+  districtId: string;
+  kind: 'p' | 's';
+  key: string;
+  seq: number;
+}
 
 const base = SCHEMA_BASE;
 
@@ -111,22 +129,10 @@ export const changeLogSchema = new Schema<ChangeLogDoc>(
 // The feed: list / countRange / lastSeq-ordered reads are a range scan per district; unique:
 // one entry per sequence number (a writer bug that reused a number fails instead of hiding).
 changeLogSchema.index({ districtId: 1, seq: 1 }, { unique: true, name: 'district_seq' });
-// Audit: history of a parent account and of its links (list with parentId, in seq order);
-// prune: newest create/reactivate of an account or link. Partial: student and code entries
-// have no parentId.
-changeLogSchema.index(
-  { districtId: 1, parentId: 1, seq: 1 },
-  { name: 'district_parent_seq', partialFilterExpression: { parentId: { $exists: true } } },
-);
-// Audit: history of a student and of its links ("why is this parent linked"; list with
-// studentSourcedId, in seq order). Partial: parent entries have no studentSourcedId.
-changeLogSchema.index(
-  { districtId: 1, studentSourcedId: 1, seq: 1 },
-  {
-    name: 'district_student_seq',
-    partialFilterExpression: { studentSourcedId: { $exists: true } },
-  },
-);
+// The audit's reads by parent and by student are not indexes of this collection (they cost
+// a third of every append): `change_audit` below, filled by the change-log consumer
+// (docs/decisions/0019). `store migrate --drop-unknown-indexes` drops the former
+// `district_parent_seq` and `district_student_seq`.
 // Run counts: countByCause and list with causeIds (a run's sync + approval + code-issue
 // entries). Partial: manual changes have no cause id. Queries say `$exists: true` too so the
 // planner can prove they match the partial filter.
@@ -167,11 +173,30 @@ changeCursorSchema.index(
   { unique: true, name: 'consumer_district' },
 );
 
+export const changeAuditSchema = new Schema<ChangeAuditDoc>(
+  {
+    districtId: requiredString,
+    kind: { type: String, enum: ['p', 's'], required: true },
+    key: requiredString,
+    seq: { type: Number, required: true },
+  },
+  { ...base, collection: CHANGE_COLLECTIONS.audit },
+);
+// list with parentId / studentSourcedId (the audit; prune's newest create per account): a
+// key's entries in seq order. Unique: indexAudit's upserts make a repeated batch a no-op.
+changeAuditSchema.index(
+  { districtId: 1, kind: 1, key: 1, seq: 1 },
+  { unique: true, name: 'district_kind_key_seq' },
+);
+// prune: the rows of deleted entries.
+changeAuditSchema.index({ districtId: 1, seq: 1 }, { name: 'district_seq' });
+
 /** Every change-log schema by collection name (for index checks and `init()`). */
 export const CHANGE_SCHEMAS = {
   [CHANGE_COLLECTIONS.entries]: changeLogSchema,
   [CHANGE_COLLECTIONS.seq]: changeSeqSchema,
   [CHANGE_COLLECTIONS.cursors]: changeCursorSchema,
+  [CHANGE_COLLECTIONS.audit]: changeAuditSchema,
 } as const;
 
 /** The change log's models on one connection. */
@@ -179,6 +204,7 @@ export interface ChangeLogModels {
   entries: Model<ChangeLogDoc>;
   seq: Model<ChangeSeqDoc>;
   cursors: Model<ChangeCursorDoc>;
+  audit: Model<ChangeAuditDoc>;
 }
 
 function model<T>(conn: Connection, name: string, schema: Schema<T>): Model<T> {
@@ -194,6 +220,7 @@ export function changeLogModels(conn: Connection): ChangeLogModels {
     entries: model(conn, 'ChangeLogEntry', changeLogSchema),
     seq: model(conn, 'ChangeSeq', changeSeqSchema),
     cursors: model(conn, 'ChangeCursor', changeCursorSchema),
+    audit: model(conn, 'ChangeAuditRow', changeAuditSchema),
   };
 }
 
@@ -416,6 +443,27 @@ export function changeFilter(districtId: string, q: ChangeQuery): QueryFilter<Ch
   return f;
 }
 
+/** The audit index key that drives `list(q)`: its parent, else its student (none: undefined). */
+export function auditKey(q: ChangeQuery): { kind: 'p' | 's'; key: string } | undefined {
+  if (q.parentId !== undefined) return { kind: 'p', key: q.parentId };
+  if (q.studentSourcedId !== undefined) return { kind: 's', key: q.studentSourcedId };
+  return undefined;
+}
+
+/** The audit index rows of `entries` (pure): one per parent and one per student named. */
+export function auditRows(
+  districtId: string,
+  entries: readonly Pick<ChangeLogDoc, 'seq' | 'parentId' | 'studentSourcedId'>[],
+): ChangeAuditDoc[] {
+  const rows: ChangeAuditDoc[] = [];
+  for (const e of entries) {
+    if (e.parentId != null) rows.push({ districtId, kind: 'p', key: e.parentId, seq: e.seq });
+    if (e.studentSourcedId != null)
+      rows.push({ districtId, kind: 's', key: e.studentSourcedId, seq: e.seq });
+  }
+  return rows;
+}
+
 /** `ChangeQuery.limit` clamped to 1..10,000. */
 export function pageLimit(limit: number): number {
   return Math.min(MAX_CHANGE_PAGE, Math.max(1, Math.floor(limit)));
@@ -475,12 +523,145 @@ export class MongoChangeLogRepository implements ChangeLogRepository {
 
   /** Entries of a district matching `q` (AND of its filters), in sequence order, at most `q.limit` (clamped to 1..10,000). */
   async list(districtId: string, q: ChangeQuery): Promise<ChangeEntry[]> {
-    const docs = await this.m.entries
-      .find(changeFilter(districtId, q))
-      .sort({ seq: 1 })
-      .limit(pageLimit(q.limit))
-      .lean<Lean<ChangeLogDoc>[]>();
-    return docs.map(entryFromDoc);
+    const keyed = auditKey(q);
+    if (keyed === undefined) {
+      const docs = await this.m.entries
+        .find(changeFilter(districtId, q))
+        .sort({ seq: 1 })
+        .limit(pageLimit(q.limit))
+        .lean<Lean<ChangeLogDoc>[]>();
+      return docs.map(entryFromDoc);
+    }
+    return this.listKeyed(districtId, q, keyed);
+  }
+
+  /**
+   * `list` by parent or student: the audit index up to its cursor, then a scan of the log
+   * after it. The cursor is read first: every entry up to it is in the index then and stays
+   * there (only prune removes rows, with their entries), and the index part is read up to it
+   * only, so the two parts neither overlap nor leave a gap, whatever the consumer does
+   * meanwhile. Complete however far the index trails (without a consumer: a scan of the
+   * district's whole log).
+   */
+  private async listKeyed(
+    districtId: string,
+    q: ChangeQuery,
+    keyed: { kind: 'p' | 's'; key: string },
+  ): Promise<ChangeEntry[]> {
+    const limit = pageLimit(q.limit);
+    const after = Math.max(0, Math.floor(q.afterSeq ?? 0));
+    const indexed = await this.indexedUpTo(districtId);
+    const upTo = q.toSeq === undefined ? indexed : Math.min(indexed, q.toSeq);
+    const out: ChangeEntry[] = [];
+    let from = after;
+    while (out.length < limit && from < upTo) {
+      const seqs = (
+        await this.m.audit
+          .find(
+            { districtId, kind: keyed.kind, key: keyed.key, seq: { $gt: from, $lte: upTo } },
+            { _id: 0, seq: 1 },
+          )
+          .sort({ seq: 1 })
+          .limit(AUDIT_PAGE)
+          .lean<Pick<ChangeAuditDoc, 'seq'>[]>()
+      ).map(d => d.seq);
+      const lastSeq = seqs[seqs.length - 1];
+      if (lastSeq === undefined) break;
+      const docs = await this.m.entries
+        .find({ ...changeFilter(districtId, q), seq: { $in: seqs } })
+        .sort({ seq: 1 })
+        .limit(limit - out.length)
+        .lean<Lean<ChangeLogDoc>[]>();
+      out.push(...docs.map(entryFromDoc));
+      from = lastSeq;
+      if (seqs.length < AUDIT_PAGE) break;
+    }
+    if (out.length < limit) {
+      const docs = await this.m.entries
+        .find(changeFilter(districtId, { ...q, afterSeq: Math.max(after, indexed) }))
+        .sort({ seq: 1 })
+        .hint({ districtId: 1, seq: 1 })
+        .limit(limit - out.length)
+        .lean<Lean<ChangeLogDoc>[]>();
+      out.push(...docs.map(entryFromDoc));
+    }
+    return out;
+  }
+
+  /** The audit index's cursor in the district (0 when it has none). */
+  private async indexedUpTo(districtId: string): Promise<number> {
+    const doc = await this.m.cursors
+      .findOne({ consumer: AUDIT_INDEX_CONSUMER, districtId }, { _id: 0, seq: 1 })
+      .lean<Pick<ChangeCursorDoc, 'seq'>>();
+    return doc?.seq ?? 0;
+  }
+
+  /**
+   * Index the entries after the audit cursor (at most `maxEntries`, up to `toSeq` or the
+   * district's last sequence number) in one multi-document transaction with the cursor move:
+   * a crash or an error leaves rows and cursor as they were. Two indexers of a district
+   * conflict on the cursor document (WriteConflict, retried by the driver: the retry starts
+   * from the cursor the winner wrote). Rows are upserts, so a repeated batch adds nothing.
+   * Throws on driver errors.
+   */
+  async indexAudit(
+    districtId: string,
+    opts: { maxEntries: number; toSeq?: number | undefined },
+  ): Promise<{ from: number; to: number }> {
+    await this.ensureAuditCursor(districtId);
+    return this.m.seq.db.transaction(async session => {
+      const cursor = await this.m.cursors
+        .findOne({ consumer: AUDIT_INDEX_CONSUMER, districtId }, { _id: 0, seq: 1 })
+        .session(session)
+        .lean<Pick<ChangeCursorDoc, 'seq'>>();
+      const from = cursor?.seq ?? 0;
+      const counter = await this.m.seq
+        .findOne({ districtId }, { _id: 0, last: 1 })
+        .session(session)
+        .lean<Pick<ChangeSeqDoc, 'last'>>();
+      const last = counter?.last ?? 0;
+      const to = Math.min(
+        last,
+        from + Math.max(1, Math.floor(opts.maxEntries)),
+        opts.toSeq ?? last,
+      );
+      if (to <= from) return { from, to: from };
+      const entries = await this.m.entries
+        .find(
+          { districtId, seq: { $gt: from, $lte: to } },
+          { _id: 0, seq: 1, parentId: 1, studentSourcedId: 1 },
+        )
+        .sort({ seq: 1 })
+        .session(session)
+        .lean<Pick<ChangeLogDoc, 'seq' | 'parentId' | 'studentSourcedId'>[]>();
+      const rows = auditRows(districtId, entries);
+      if (rows.length > 0)
+        await this.m.audit.bulkWrite(
+          rows.map(r => ({
+            updateOne: { filter: r, update: { $setOnInsert: r }, upsert: true },
+          })),
+          { session, ordered: true },
+        );
+      await this.m.cursors.updateOne(
+        { consumer: AUDIT_INDEX_CONSUMER, districtId },
+        { $set: { seq: to, updatedAt: new Date().toISOString() } },
+        { session },
+      );
+      return { from, to };
+    }, CHANGE_TRANSACTION_OPTIONS);
+  }
+
+  /** Create the audit cursor at 0 outside any transaction (see `ensureChangeSeq`). */
+  private async ensureAuditCursor(districtId: string): Promise<void> {
+    try {
+      await this.m.cursors.updateOne(
+        { consumer: AUDIT_INDEX_CONSUMER, districtId },
+        { $setOnInsert: { seq: 0, state: {} } },
+        { upsert: true },
+      );
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
   }
 
   /** The district's counter: last sequence number handed out (0 without entries; a prune keeps it). */
@@ -620,6 +801,8 @@ export class MongoChangeLogRepository implements ChangeLogRepository {
       if (doomed.length > 0) {
         const r = await this.m.entries.deleteMany({ districtId, seq: { $in: doomed } });
         deleted += r.deletedCount;
+        // Their audit index rows (the read joins the log, so leftovers would only take space).
+        await this.m.audit.deleteMany({ districtId, seq: { $in: doomed } });
       }
       if (batch.length < PRUNE_BATCH) return deleted;
     }
@@ -650,7 +833,18 @@ export class MongoChangeLogRepository implements ChangeLogRepository {
     const db = this.conn.db;
     if (!db) throw new Error('MongoDB store is not connected (call init())');
 
-    // Newest create/reactivate per account and per link of these accounts.
+    // Newest create/reactivate per account and per link of these accounts: the entries of
+    // these accounts are the audit index's up to its cursor (read first) and the log's after
+    // it (as in `list`).
+    const indexed = await this.indexedUpTo(districtId);
+    const indexedSeqs = (
+      await this.m.audit
+        .find(
+          { districtId, kind: 'p', key: { $in: parentIds }, seq: { $lte: indexed } },
+          { _id: 0, seq: 1 },
+        )
+        .lean<Pick<ChangeAuditDoc, 'seq'>[]>()
+    ).map(d => d.seq);
     const newest = new Map<string, number>();
     const rows = await this.m.entries.aggregate<{
       _id: { entity: string; parentId: string; studentSourcedId?: string; origin?: string };
@@ -659,7 +853,10 @@ export class MongoChangeLogRepository implements ChangeLogRepository {
       {
         $match: {
           districtId,
-          parentId: { $in: parentIds, $exists: true },
+          $or: [
+            { seq: { $in: indexedSeqs } },
+            { seq: { $gt: indexed }, parentId: { $in: parentIds, $exists: true } },
+          ],
           entity: { $in: ['parent', 'link'] },
           action: { $in: ['create', 'reactivate'] },
         },

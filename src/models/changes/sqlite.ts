@@ -15,7 +15,11 @@
  * - Sequence numbers come from `change_seq` (one counter row per district), incremented in the
  *   writer's transaction, so they are gap-free and in commit order (SQLite has one writer).
  * - `change_cursors` holds each consumer's position per district (activation emails and
- *   metrics, webhooks), moved by compare-and-set.
+ *   metrics, webhooks, the audit index), moved by compare-and-set.
+ * - `change_audit` (migration 12, `AUDIT_INDEX_MIGRATION`) indexes the entries by parent and
+ *   by student for the audit. It is not written by `appendChanges` but by `indexAudit`, which
+ *   the change-log consumer calls (docs/decisions/0019-audit-index-by-consumer.md); `list` by
+ *   parent or student reads it up to its cursor and scans the log after it.
  */
 import type { Database, Statement } from 'better-sqlite3';
 import { settle, StatementCache } from '../sqlite/adapter.js';
@@ -33,6 +37,7 @@ import {
   type ChangeQuery,
   type ConsumerCursor,
   type NewChange,
+  AUDIT_INDEX_CONSUMER,
   MAX_CHANGE_PAGE,
 } from './types.js';
 
@@ -71,10 +76,10 @@ export const CHANGE_LOG_DDL = `
     after              TEXT,          -- JSON object of their new values
     PRIMARY KEY (district_id, seq)    -- the feed: a range scan per district
   ) WITHOUT ROWID;
-  -- audit: history of a parent account and of its links
+  -- audit: history of a parent account and of its links (dropped by migration 12: change_audit)
   CREATE INDEX change_log_parent ON change_log (district_id, parent_id, seq)
     WHERE parent_id IS NOT NULL;
-  -- audit: history of a student and of its links ("why is this parent linked")
+  -- audit: history of a student and of its links (dropped by migration 12: change_audit)
   CREATE INDEX change_log_student ON change_log (district_id, student_sourced_id, seq)
     WHERE student_sourced_id IS NOT NULL;
 
@@ -92,6 +97,39 @@ export const CHANGE_LOG_DDL = `
     PRIMARY KEY (consumer, district_id)
   );
 `;
+
+/**
+ * Migration 12 (docs/decisions/0019-audit-index-by-consumer.md): the audit's two indexes of
+ * `change_log` (by parent, by student), maintained in every write transaction, become the
+ * table `change_audit`, filled by the change-log consumer from the log in batches
+ * (`indexAudit`) with its cursor (`AUDIT_INDEX_CONSUMER` in `change_cursors`) in the same
+ * transaction. The existing entries are indexed here, and the cursor set to the end of each
+ * district's log.
+ */
+export const AUDIT_INDEX_MIGRATION = `
+  CREATE TABLE change_audit (
+    district_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,     -- 'p': key is the entry's parent_id; 's': its student_sourced_id
+    key         TEXT NOT NULL,
+    seq         INTEGER NOT NULL,  -- change_log.seq
+    PRIMARY KEY (district_id, kind, key, seq)
+  ) WITHOUT ROWID;
+  INSERT INTO change_audit (district_id, kind, key, seq)
+    SELECT district_id, 'p', parent_id, seq FROM change_log WHERE parent_id IS NOT NULL;
+  INSERT INTO change_audit (district_id, kind, key, seq)
+    SELECT district_id, 's', student_sourced_id, seq FROM change_log
+    WHERE student_sourced_id IS NOT NULL;
+  INSERT INTO change_cursors (consumer, district_id, seq, updated_at)
+    SELECT '${AUDIT_INDEX_CONSUMER}', district_id, last, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+    FROM change_seq WHERE true
+    ON CONFLICT (consumer, district_id) DO UPDATE SET seq = excluded.seq,
+      updated_at = excluded.updated_at;
+  DROP INDEX IF EXISTS change_log_parent;
+  DROP INDEX IF EXISTS change_log_student;
+`;
+
+/** `change_audit.kind` of the two keys. */
+const AUDIT_KIND = { parent: 'p', student: 's' } as const;
 
 interface Row {
   district_id: string;
@@ -119,9 +157,14 @@ const BATCH = `INSERT INTO change_batches (district_id, first_seq, last_seq, at,
     cause_id, cause_trigger, cause_notify, actor, counts)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 /** An entry with its batch's time, cause and actor. */
-const SELECT = `SELECT l.*, b.at, b.cause_kind, b.cause_id, b.cause_trigger, b.cause_notify,
-    b.actor
+const selectColumns = (seq: string): string => `SELECT l.district_id, ${seq} AS seq, l.batch_id,
+    l.entity, l.entity_id, l.action, l.parent_id, l.student_sourced_id, l.origin, l.before,
+    l.after, b.at, b.cause_kind, b.cause_id, b.cause_trigger, b.cause_notify, b.actor`;
+const SELECT = `${selectColumns('l.seq')}
   FROM change_log AS l JOIN change_batches AS b ON b.id = l.batch_id`;
+/** The audit index's cursor in `@districtId` (0 when it has none). */
+const INDEXED_UP_TO = `SELECT coalesce((SELECT seq FROM change_cursors
+    WHERE consumer = '${AUDIT_INDEX_CONSUMER}' AND district_id = @districtId), 0)`;
 const BUMP = `INSERT INTO change_seq (district_id, last) VALUES (?, ?)
   ON CONFLICT (district_id) DO UPDATE SET last = last + excluded.last RETURNING last`;
 
@@ -244,9 +287,15 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
     return Promise.resolve();
   }
 
+  /**
+   * Entries matching `q`, in sequence order. With `parentId` or `studentSourcedId` the read is
+   * the union of the audit index up to its cursor and a scan of the entries after it (one
+   * statement: one snapshot of index, cursor and log), so it is complete however far the
+   * audit index trails; without them, a range scan of the district's key range.
+   */
   list(districtId: string, q: ChangeQuery): Promise<ChangeEntry[]> {
     return settle(() => {
-      const where = ['l.district_id = @districtId', 'l.seq > @after'];
+      const where: string[] = [];
       const params: Record<string, string | number> = {
         districtId,
         after: Math.max(0, Math.floor(q.afterSeq ?? 0)),
@@ -279,7 +328,34 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
         );
         params.causes = JSON.stringify(q.causeIds);
       }
-      const sql = `${SELECT} WHERE ${where.join(' AND ')} ORDER BY l.seq LIMIT @limit`;
+      const filters = where.map(w => ` AND ${w}`).join('');
+      const keyed =
+        q.parentId !== undefined
+          ? { kind: AUDIT_KIND.parent, key: q.parentId }
+          : q.studentSourcedId !== undefined
+            ? { kind: AUDIT_KIND.student, key: q.studentSourcedId }
+            : undefined;
+      let sql: string;
+      if (keyed === undefined) {
+        sql = `${SELECT} WHERE l.district_id = @districtId AND l.seq > @after${filters}
+          ORDER BY l.seq LIMIT @limit`;
+      } else {
+        const toSeqOfIndex = q.toSeq === undefined ? '' : ' AND a.seq <= @to';
+        params.kind = keyed.kind;
+        params.key = keyed.key;
+        // CROSS JOIN: SQLite keeps the join order, so the index drives (never a scan of the
+        // log's indexed range probing the index); `a.seq` is the index's order (no sort).
+        sql = `WITH indexed (n) AS (${INDEXED_UP_TO})
+          ${selectColumns('a.seq')} FROM change_audit AS a
+            CROSS JOIN change_log AS l ON l.district_id = a.district_id AND l.seq = a.seq
+            CROSS JOIN change_batches AS b ON b.id = l.batch_id
+          WHERE a.district_id = @districtId AND a.kind = @kind AND a.key = @key
+            AND a.seq > @after AND a.seq <= (SELECT n FROM indexed)${toSeqOfIndex}${filters}
+          UNION ALL
+          ${SELECT} WHERE l.district_id = @districtId
+            AND l.seq > max(@after, (SELECT n FROM indexed))${filters}
+          ORDER BY seq LIMIT @limit`;
+      }
       return (this.stmt(sql).all(params) as Row[]).map(fromRow);
     });
   }
@@ -385,6 +461,65 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
     );
   }
 
+  indexAudit(
+    districtId: string,
+    opts: { maxEntries: number; toSeq?: number | undefined },
+  ): Promise<{ from: number; to: number }> {
+    return settle(() => {
+      const r = this.indexAuditBatch(districtId, opts);
+      // The WAL pages this batch wrote are copied into the database here, by the consumer,
+      // rather than by the next writer's commit that crosses the auto-checkpoint threshold
+      // (the apply worker's, most of the time). Passive: never waits for readers or writers.
+      if (r.to > r.from && !this.db.memory) this.db.pragma('wal_checkpoint(PASSIVE)');
+      return r;
+    });
+  }
+
+  private indexAuditBatch(
+    districtId: string,
+    opts: { maxEntries: number; toSeq?: number | undefined },
+  ): { from: number; to: number } {
+    return this.db
+      .transaction(() => {
+        const from =
+          (this.stmt(
+            `SELECT seq FROM change_cursors WHERE consumer = '${AUDIT_INDEX_CONSUMER}'
+               AND district_id = ?`,
+          )
+            .pluck()
+            .get(districtId) as number | undefined) ?? 0;
+        const last =
+          (this.stmt('SELECT last FROM change_seq WHERE district_id = ?')
+            .pluck()
+            .get(districtId) as number | undefined) ?? 0;
+        const to = Math.min(
+          last,
+          from + Math.max(1, Math.floor(opts.maxEntries)),
+          opts.toSeq ?? last,
+        );
+        if (to <= from) return { from, to: from };
+        // Re-indexing an entry is a no-op (OR IGNORE), so a batch repeated after a lost
+        // cursor (a restore, a manual reset) is harmless.
+        this.stmt(
+          `INSERT OR IGNORE INTO change_audit (district_id, kind, key, seq)
+             SELECT district_id, '${AUDIT_KIND.parent}', parent_id, seq FROM change_log
+             WHERE district_id = @districtId AND seq > @from AND seq <= @to
+               AND parent_id IS NOT NULL
+             UNION ALL
+             SELECT district_id, '${AUDIT_KIND.student}', student_sourced_id, seq FROM change_log
+             WHERE district_id = @districtId AND seq > @from AND seq <= @to
+               AND student_sourced_id IS NOT NULL`,
+        ).run({ districtId, from, to });
+        this.stmt(
+          `INSERT INTO change_cursors (consumer, district_id, seq, updated_at)
+             VALUES ('${AUDIT_INDEX_CONSUMER}', ?, ?, ?) ON CONFLICT (consumer, district_id)
+             DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`,
+        ).run(districtId, to, new Date().toISOString());
+        return { from, to };
+      })
+      .immediate();
+  }
+
   prune(districtId: string, before: string): Promise<number> {
     return settle(() =>
       this.db
@@ -422,6 +557,16 @@ export class SqliteChangeLogRepository implements ChangeLogRepository {
                  AND l.seq BETWEEN change_batches.first_seq AND change_batches.last_seq)`,
             )
             .run({ districtId, before });
+          // Audit index rows of the deleted entries (the read joins the log, so rows left
+          // behind would be harmless, but they would only take space).
+          if (n > 0)
+            this.db
+              .prepare(
+                `DELETE FROM change_audit WHERE district_id = @districtId AND NOT EXISTS
+                 (SELECT 1 FROM change_log AS l WHERE l.district_id = @districtId
+                   AND l.seq = change_audit.seq)`,
+              )
+              .run({ districtId });
           return n;
         })
         .immediate(),

@@ -140,6 +140,13 @@ export interface ChangeQuery {
   limit: number;
 }
 
+/**
+ * Consumer name of the audit index's cursor (`ChangeLogRepository.indexAudit`): every entry
+ * with `seq <=` this cursor is in the index by parent and by student; later entries are read
+ * by a scan of the log's tail (docs/decisions/0019-audit-index-by-consumer.md).
+ */
+export const AUDIT_INDEX_CONSUMER = 'audit-index';
+
 /** Upper bound of `ChangeQuery.limit` (both adapters clamp to it). */
 export const MAX_CHANGE_PAGE = 10_000;
 
@@ -196,6 +203,21 @@ export interface ChangeLogRepository {
   setState(consumer: string, districtId: string, state: Record<string, unknown>): Promise<void>;
   /** Every cursor of a consumer (all districts). */
   cursors(consumer: string): Promise<ConsumerCursor[]>;
+
+  /**
+   * Audit index (docs/decisions/0019-audit-index-by-consumer.md): index the district's entries
+   * after the audit index's cursor (`AUDIT_INDEX_CONSUMER`) by parent and by student, at most
+   * `maxEntries` sequence numbers and never past `toSeq` (default: the district's last
+   * sequence number). The index rows and the cursor move are one transaction: a crash leaves
+   * both as they were. Returns the cursor before and after (`to === from`: nothing to do).
+   * `list` with `parentId` or `studentSourcedId` is complete whatever the cursor (it scans
+   * the entries after it), so this only decides how fast those reads are.
+   * Throws on store errors (nothing moved then).
+   */
+  indexAudit(
+    districtId: string,
+    opts: { maxEntries: number; toSeq?: number | undefined },
+  ): Promise<{ from: number; to: number }>;
 
   /**
    * Delete the district's entries written before `before` (ISO), except the newest

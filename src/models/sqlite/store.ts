@@ -21,7 +21,7 @@ import {
   parentCreateChange,
   statusChange,
 } from '../changes/derive.js';
-import { appendChanges, CHANGE_LOG_DDL } from '../changes/sqlite.js';
+import { appendChanges, AUDIT_INDEX_MIGRATION, CHANGE_LOG_DDL } from '../changes/sqlite.js';
 import { SYSTEM_CHANGE, type ChangeContext, type NewChange } from '../changes/types.js';
 import { codeMoveChange } from '../access-codes/changes.js';
 import { allIds, deferredPlan } from '../shared.js';
@@ -441,6 +441,9 @@ export const MIGRATIONS: readonly string[] = [
   `
   DROP INDEX IF EXISTS parent_accounts_sis_email;
   `,
+  // 12: the audit's indexes of the change log (by parent, by student) leave the write
+  // transaction: a derived table filled by the change-log consumer (docs/decisions/0019).
+  AUDIT_INDEX_MIGRATION,
 ];
 
 /** Migrations (0-based `MIGRATIONS` indexes) that write `sqlite_schema` (better-sqlite3 unsafe mode). */
