@@ -182,7 +182,7 @@ export function explainError(err: unknown, opts: ExplainOptions = {}): string {
         (typeof (err as { code?: unknown }).code === 'string' &&
           typeof (err as { status?: unknown }).status === 'number')
         ? msg
-        : `unexpected error: ${msg} (details in the ${context === 'run' ? 'worker' : "command's"} log)`;
+        : `unexpected error: ${msg} (${context === 'run' ? 'details in the worker log' : 'LOG_LEVEL=debug shows details'})`;
   }
 }
 

@@ -243,14 +243,14 @@ export function allowedEnvValues(name: string): string | undefined {
 }
 
 /**
- * One line per invalid variable: its name, the value given (masked, `maskEnvValue`), what is
- * wrong and what is allowed, e.g. `WORKER_CONCURRENCY="500": too big; allowed: a whole number
- * from 1 to 64; default 2`.
+ * One line per invalid variable: its name, what is wrong, the value given (masked,
+ * `maskEnvValue`) and what is allowed, e.g. `WORKER_CONCURRENCY: out of range, got "500"
+ * (allowed: a whole number from 1 to 64; default 2)`.
  */
 function envIssueLine(issue: z.core.$ZodIssue, given: Record<string, string>): string {
   const name = issue.path.join('.');
   const value = given[name];
-  const shown = value === undefined ? '' : `=${maskEnvValue(name, value)}`;
+  const shown = value === undefined ? '' : `, got ${maskEnvValue(name, value)}`;
   const allowed = allowedEnvValues(name);
   const what =
     issue.code === 'invalid_type'
@@ -266,5 +266,5 @@ function envIssueLine(issue: z.core.$ZodIssue, given: Record<string, string>): s
           : issue.code === 'invalid_format' && issue.format === 'safeint'
             ? 'not a whole number'
             : issue.message;
-  return `${name}${shown}: ${what}${allowed ? ` (${allowed})` : ''}`;
+  return `${name}: ${what}${shown}${allowed ? ` (${allowed})` : ''}`;
 }
