@@ -7,10 +7,13 @@
  *    the refused file (store, `run`, API);
  * 2. one bad district file: other districts' and read-only commands work with a one-line
  *    warning; only the broken district's commands exit 2 with its problems;
+ * 5. a PowerSchool URL that answers with a sign-in page: the run says to check the URL;
  * 6. an unknown district lists the known ones;
  * 7. a Parent Access Code export with blank codes says why and how to issue them.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,5 +271,75 @@ describe('one bad district file (finding 2) and an unknown district (finding 6)'
     const r = await runCli(['why', 'goood', '200417'], env);
     expect(r.code).toBe(4);
     expect(r.stderr).toContain('error: unknown district "goood" (known: good, other)');
+  });
+});
+
+describe('an API SIS URL that points to a login page (finding 5)', () => {
+  let dir: string;
+  let portal: Server;
+  let ctx: AppContext;
+  let workers: RunningWorkers;
+  let cliEnv: Record<string, string>;
+
+  beforeAll(async () => {
+    // A real loopback server playing a district's sign-in portal: 200 with HTML for any path.
+    portal = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><html><head><title>Sign in</title></head><body>Portal</body></html>');
+    });
+    await new Promise<void>(resolve => portal.listen(0, '127.0.0.1', resolve));
+    const { port } = portal.address() as AddressInfo;
+    dir = mkdtempSync(join(tmpdir(), 'gsync-config-trust-portal-'));
+    writeFileSync(
+      join(dir, 'portal.json'),
+      JSON.stringify({
+        id: 'portal',
+        name: 'Portal',
+        connector: {
+          kind: 'powerschool',
+          baseUrl: `http://127.0.0.1:${port}`,
+          clientIdEnv: 'PORTAL_ID',
+          clientSecretEnv: 'PORTAL_SECRET',
+          retries: 0,
+        },
+      }),
+    );
+    cliEnv = {
+      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      STORE_URL: `sqlite:${join(dir, 'store.db')}`,
+      DISTRICTS_DIR: dir,
+      QUEUE_PREFIX: `gsync-ct-portal-${randomUUID().slice(0, 8)}`,
+      LOG_LEVEL: 'silent',
+      PORTAL_ID: 'id',
+      PORTAL_SECRET: 'secret',
+    };
+    const env = parseEnv({ ...cliEnv, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' });
+    ctx = await createApp({
+      env,
+      logger: createLogger(env.LOG_LEVEL),
+      secrets: { PORTAL_ID: 'id', PORTAL_SECRET: 'secret' },
+    });
+    workers = startWorkers(ctx);
+  });
+  afterAll(async () => {
+    await workers?.close();
+    if (ctx) for (const q of Object.values(ctx.queues)) await q.obliterate({ force: true });
+    await ctx?.close();
+    await new Promise(resolve => portal?.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the failed run says the URL points to a web page and to check baseUrl, not to correct an export', async () => {
+    const r = await runCli(['sync', 'portal', '--wait'], cliEnv);
+    expect(r.code).toBe(1);
+    const [run] = await ctx.store.listRuns('portal', 1);
+    expect(run?.status).toBe('failed');
+    expect(run?.error).toMatch(
+      /^the SIS answered with a web page or other non-JSON content instead of data: POST \/oauth\/access_token\/?: HTTP 200 body is not JSON \(content-type text\/html; charset=utf-8, an HTML page\)/,
+    );
+    expect(run?.error).toMatch(/login page, a portal or a proxy/);
+    expect(run?.error).toMatch(/check connector\.baseUrl .*then start the sync again\.$/);
+    expect(run?.error).not.toMatch(/Correct the export/);
+    expect(r.stdout).toContain(run?.error ?? '?');
   });
 });
