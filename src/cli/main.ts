@@ -124,13 +124,10 @@ function syncConfig(
   if (missing.length === 0) return undefined;
   const file = ctx.districtSources.get(d.id)?.file ?? `district ${d.id}`;
   if (!previousConfig)
-    throw new ConfigError(
-      `the district file ${file} cannot be used: it names a secret that is not set`,
-      [
-        ...missing,
-        `a running worker keeps the configuration it loaded before this change, so the sync was not started. Set the variable (in the environment or .env of the worker and of this command), or start the sync with the previous configuration: ${commandPrefix()} sync ${d.id} --previous-config`,
-      ],
-    );
+    throw new ConfigError(`the district file ${file} cannot be used by a worker`, [
+      ...missing,
+      `a running worker keeps the configuration it loaded before this change, so the sync was not started. Set the variable (in the environment or .env of the worker and of this command), or start the sync with the previous configuration: ${commandPrefix()} sync ${d.id} --previous-config`,
+    ]);
   console.error(
     `warning: the district file ${file} cannot be used (${missing.join('; ')}): the worker runs this sync with the configuration it loaded before; the run records which (${commandPrefix()} run <runId>)`,
   );

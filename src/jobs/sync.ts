@@ -142,7 +142,8 @@ export async function triggerSync(
     },
     'run queued',
   );
-  const note = refusedConfigNote(config);
+  // (a caller that passes the configuration has told its user already)
+  const note = opts.config ? undefined : refusedConfigNote(config);
   if (note) ctx.logger.warn({ districtId: run.districtId, runId: run.id }, note);
   return { run, started: true };
 }
