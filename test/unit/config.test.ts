@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDistricts, secretFromEnv } from '../../src/config/district.js';
-import { parseEnv } from '../../src/config/env.js';
+import { EnvSchema, parseEnv } from '../../src/config/env.js';
 import { ConfigError } from '../../src/errors.js';
 
 const good = {
@@ -90,6 +90,30 @@ describe('environment', () => {
       'CONSOLE_SESSION_SECRET: must be at least 32 characters, got (18 characters, hidden)',
     );
     expect(problems.join('\n')).not.toMatch(/hunter2|short-secret-value/);
+  });
+});
+
+describe('README environment table', () => {
+  it('lists every variable, and each number variable with the range the schema enforces', () => {
+    const rows = readFileSync('README.md', 'utf8')
+      .split('\n')
+      .filter(l => l.startsWith('| `'));
+    for (const [name, schema] of Object.entries(EnvSchema.shape)) {
+      const row = rows.find(r => r.includes(`\`${name}\``));
+      expect([name, row !== undefined]).toEqual([name, true]);
+      let inner: unknown = schema;
+      for (;;) {
+        const def = (inner as { def?: { type?: string; innerType?: unknown } }).def;
+        if (def?.type !== 'default' && def?.type !== 'optional') break;
+        inner = def.innerType;
+      }
+      const n = inner as { def?: { type?: string }; minValue?: unknown; maxValue?: unknown };
+      if (n.def?.type === 'number')
+        expect([name, row?.includes(`${String(n.minValue)}–${String(n.maxValue)}`)]).toEqual([
+          name,
+          true,
+        ]);
+    }
   });
 });
 
