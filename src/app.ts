@@ -6,8 +6,14 @@
 import { Queue, type RedisOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { DistrictConfig } from './config/district.js';
-import { loadDistricts } from './config/district.js';
+import {
+  districtFileError,
+  readDistrictFiles,
+  sha256Hex,
+  type DistrictConfig,
+  type DistrictFileProblem,
+  type DistrictSource,
+} from './config/district.js';
 import type { Env } from './config/env.js';
 import { createConnector, type ConnectorOverrides } from './connectors/index.js';
 import type { SisConnector } from './connectors/types.js';
@@ -26,11 +32,27 @@ export interface AppContext {
   connection: RedisOptions;
   prefix: string;
   districts: Map<string, DistrictConfig>;
+  /**
+   * Where each served district's configuration came from (file, sha256, when it was read):
+   * recorded on every run (`SyncRun.config`). Kept in step with `districts` by reloads.
+   */
+  districtSources: Map<string, DistrictSource>;
+  /**
+   * District files on disk this process cannot use, by district id: a file that is invalid
+   * (CLI commands other than this district's keep working), or a changed file whose reload
+   * was refused (the district keeps the configuration it had, and its runs say so).
+   */
+  districtProblems: Map<string, DistrictFileProblem>;
   /** Secrets the district files name (default `process.env`). */
   secrets: NodeJS.ProcessEnv;
   ledger: RunLedger;
   queues: Record<keyof typeof QueueName, Queue>;
   connectorFor(district: DistrictConfig): SisConnector;
+  /**
+   * The configuration served for `id`. Throws `ConfigError` naming the file and its problems
+   * when the district's only file cannot be used, `UnknownDistrictError` (listing the known
+   * ones) when no file defines it.
+   */
   district(id: string): DistrictConfig;
   close(): Promise<void>;
 }
@@ -40,6 +62,12 @@ export interface AppOptions {
   logger: Logger;
   /** Districts to serve; default: loaded from `env.DISTRICTS_DIR`. */
   districts?: DistrictConfig[];
+  /**
+   * With the districts read from `env.DISTRICTS_DIR`: serve the good files when some are bad
+   * (their districts' commands fail with the file's problems; `districtProblems` lists them)
+   * instead of throwing `ConfigError` (the default: the worker and the API refuse to start).
+   */
+  tolerateBadDistrictFiles?: boolean;
   secrets?: NodeJS.ProcessEnv;
   /** An already open store (tests share one); default: `openStore(env.storeUrl)`. */
   store?: RosterStore;
@@ -58,7 +86,18 @@ export interface AppOptions {
  */
 export async function createApp(opts: AppOptions): Promise<AppContext> {
   const { env, logger } = opts;
-  const districts = opts.districts ?? loadDistricts(env.DISTRICTS_DIR);
+  const loadedAt = new Date().toISOString();
+  const files = opts.districts ? undefined : readDistrictFiles(env.DISTRICTS_DIR);
+  if (files?.broken.length && !opts.tolerateBadDistrictFiles)
+    throw new ConfigError(
+      'invalid district configuration',
+      files.broken.flatMap(b => b.problems),
+    );
+  const districts = opts.districts ?? files?.districts ?? [];
+  const districtSources =
+    files?.sources ??
+    new Map(districts.map(d => [d.id, { sha256: sha256Hex(JSON.stringify(d)), loadedAt }]));
+  const districtProblems = new Map((files?.broken ?? []).map(b => [b.districtId, b]));
   const connection = redisOptionsFromUrl(env.REDIS_URL);
   const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
   redis.on('error', err => logger.warn({ err: describeError(err) }, 'redis connection error'));
@@ -68,6 +107,8 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     redis.disconnect();
     throw new ConfigError(
       `REDIS_URL: cannot connect to Redis at ${connection.host ?? '?'}:${connection.port ?? '?'} (${describeError(err)})`,
+      [],
+      'redis',
     );
   }
   try {
@@ -83,7 +124,7 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     redis.disconnect();
     if (err instanceof ConfigError) throw err;
     // never echo the URL itself: it may carry credentials
-    throw new ConfigError(`STORE_URL: cannot open the store (${describeError(err)})`);
+    throw new ConfigError(`STORE_URL: cannot open the store (${describeError(err)})`, [], 'store');
   }
   const identity = store.identityIndex();
   if (identity && !identity.unique)
@@ -121,6 +162,8 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
     connection,
     prefix,
     districts: byId,
+    districtSources,
+    districtProblems,
     secrets,
     ledger: new RunLedger(redis, prefix),
     queues,
@@ -128,8 +171,10 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
       opts.connectorFactory?.(d) ?? createConnector(d, secrets, logger, opts.connectorOverrides),
     district(id) {
       const d = byId.get(id);
-      if (!d) throw new UnknownDistrictError(id, [...byId.keys()]);
-      return d;
+      if (d) return d;
+      const broken = districtProblems.get(id);
+      if (broken) throw districtFileError(broken);
+      throw new UnknownDistrictError(id, byId.keys());
     },
     async close() {
       for (const q of Object.values(queues)) {
@@ -166,6 +211,8 @@ async function checkEvictionPolicy(redis: Redis): Promise<void> {
   if (policy !== undefined && policy !== 'noeviction') {
     throw new ConfigError(
       `Redis maxmemory-policy is "${policy}"; BullMQ needs "noeviction" (set it with CONFIG SET maxmemory-policy noeviction or in redis.conf)`,
+      [],
+      'redis',
     );
   }
 }

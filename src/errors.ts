@@ -13,6 +13,14 @@ export abstract class GuardianSyncError extends Error {
   }
 }
 
+/**
+ * What a `ConfigError` is about, so its advice fits (`explainError`): `district` (a district
+ * file or a secret it names; the default), `environment` (a variable of the process
+ * environment or `.env`), `store` (`STORE_URL`, the database), `redis` (`REDIS_URL`, the
+ * Redis server), `sandbox` (`npm run sandbox`), `tokens` (`API_TOKENS` / the tokens file).
+ */
+export type ConfigArea = 'district' | 'environment' | 'store' | 'redis' | 'sandbox' | 'tokens';
+
 /** Invalid configuration (environment or district file). Never retried. */
 export class ConfigError extends GuardianSyncError {
   readonly retryable = false;
@@ -20,9 +28,26 @@ export class ConfigError extends GuardianSyncError {
     message: string,
     /** One line per problem, each naming the variable, file or key. */
     readonly problems: string[] = [],
+    /** What is misconfigured (chooses the advice `explainError` gives). */
+    readonly area: ConfigArea = 'district',
   ) {
     super(problems.length ? `${message}\n  - ${problems.join('\n  - ')}` : message);
   }
+}
+
+/** How many known districts an "unknown district" message lists before "and N more". */
+export const KNOWN_DISTRICTS_LISTED = 10;
+
+/**
+ * `unknown district "x" (known: a, b, … and N more)`: the districts this process serves,
+ * sorted, at most `KNOWN_DISTRICTS_LISTED` of them, so a typo is easy to spot.
+ */
+export function unknownDistrictMessage(districtId: string, known: Iterable<string>): string {
+  const all = [...known].sort();
+  const shown = all.slice(0, KNOWN_DISTRICTS_LISTED).join(', ');
+  const more =
+    all.length > KNOWN_DISTRICTS_LISTED ? ` and ${all.length - KNOWN_DISTRICTS_LISTED} more` : '';
+  return `unknown district "${districtId}" (known: ${shown || 'none'}${more})`;
 }
 
 /**
@@ -30,8 +55,8 @@ export class ConfigError extends GuardianSyncError {
  * fails for good); the CLI reports it as "not found" (exit code 4, src/cli/exit.ts).
  */
 export class UnknownDistrictError extends ConfigError {
-  constructor(districtId: string, known: readonly string[]) {
-    super(`unknown district "${districtId}" (known: ${known.join(', ') || 'none'})`);
+  constructor(districtId: string, known: Iterable<string>) {
+    super(unknownDistrictMessage(districtId, known));
   }
 }
 
@@ -126,25 +151,30 @@ export function isRetryable(err: unknown): boolean {
  * its `cause` is explained, or, for one that crossed a process boundary, its message (already
  * explained) is used. A leading `SomeError: ` left in a message is dropped.
  */
-export function explainError(err: unknown): string {
+export function explainError(err: unknown, opts: ExplainOptions = {}): string {
+  const context = opts.context ?? 'command';
   if (!(err instanceof Error)) return String(err);
   if (err.name === 'UnrecoverableError') {
-    if (err.cause !== undefined) return explainError(err.cause);
+    if (err.cause !== undefined) return explainError(err.cause, opts);
     return stripClassNames(err.message);
   }
   const msg = stripClassNames(err.message).replace(/[.\s]+$/, '');
   // Subclasses (OneRosterApiError, SisRateLimitError) read like any failed SIS request.
   if (err instanceof SisHttpError || err.name === 'SisHttpError')
     return `the SIS request failed: ${msg}. ${httpHint((err as { status?: unknown }).status)}`;
+  const again = context === 'run' ? 'start the sync again' : 'run the command again';
   switch (err.name) {
     case 'ConfigError':
-      return `configuration problem: ${msg}. Fix the district file or environment variable named above, then start the sync again.`;
+      return `configuration problem: ${msg}. ${configAdvice(err as ConfigError, context)}`;
     case 'SisPayloadError':
-      return `the SIS data could not be read: ${msg}. ${/nothing was changed/i.test(msg) ? '' : 'Nothing was deactivated; '}Correct the export (or ask the SIS vendor to), then start the sync again.`;
+      if (NOT_JSON.test(msg))
+        // An API SIS answered with a page instead of data: no export to correct.
+        return `the SIS answered with a web page or other non-JSON content instead of data: ${msg}. ${/nothing was changed/i.test(msg) ? '' : 'Nothing was deactivated. '}The connector's URL probably points to a login page, a portal or a proxy instead of the SIS API: check connector.baseUrl (and tokenUrl) in the district file against the SIS's API address, then ${again}.`;
+      return `the SIS data could not be read: ${msg}. ${/nothing was changed/i.test(msg) ? '' : 'Nothing was deactivated; '}Correct the export (or ask the SIS vendor to), then ${again}.`;
     case 'IncompleteSnapshotError':
       return `the SIS delivered an incomplete roster: ${msg}. Nothing was deactivated; the next run reads it again.`;
     case 'StoreConflictError':
-      return `another writer changed the same records at the same time: ${msg}. Start the sync again.`;
+      return `another writer changed the same records at the same time: ${msg}. ${context === 'run' ? 'Start the sync again.' : 'Run the command again.'}`;
     default:
       // Our own errors are written for the admin; anything else is a bug or an outage.
       // Service errors with a stable code (access codes: `code` + HTTP `status`) are too.
@@ -152,7 +182,54 @@ export function explainError(err: unknown): string {
         (typeof (err as { code?: unknown }).code === 'string' &&
           typeof (err as { status?: unknown }).status === 'number')
         ? msg
-        : `unexpected error: ${msg} (details in the worker log)`;
+        : `unexpected error: ${msg} (${context === 'run' ? 'details in the worker log' : 'LOG_LEVEL=debug shows details'})`;
+  }
+}
+
+/** Where an error is reported: a CLI/API command (default), or a sync run's `error`. */
+export interface ExplainOptions {
+  context?: 'command' | 'run';
+}
+
+/**
+ * A SIS API answered 2xx with a body that is not JSON (an HTML login page, a portal, a
+ * proxy's error page): the message every REST connector uses (`notJsonMessage`).
+ */
+const NOT_JSON = /body is not JSON/;
+
+/**
+ * The message of a `SisPayloadError` for a 2xx SIS answer that is not JSON: method, path,
+ * status, content type and whether it looks like HTML (the first bytes start with `<`).
+ */
+export function notJsonMessage(
+  method: string,
+  path: string,
+  status: number,
+  contentType: string | undefined,
+  body: string,
+): string {
+  const html = /^\s*</.test(body) || /html/i.test(contentType ?? '');
+  return `${method} ${path}: HTTP ${status} body is not JSON (content-type ${contentType ?? 'unknown'}${html ? ', an HTML page' : ''})`;
+}
+
+/** The advice after a configuration problem: what to fix and what to do then. */
+function configAdvice(err: ConfigError, context: 'command' | 'run'): string {
+  const area = (err as { area?: ConfigArea }).area ?? 'district';
+  switch (area) {
+    case 'environment':
+      return 'Fix the environment variable(s) named above (in the environment or .env), then run the command again.';
+    case 'store':
+      return 'Check STORE_URL and the store named above, then run the command again.';
+    case 'redis':
+      return 'Fix REDIS_URL or the Redis server as said above, then run the command again.';
+    case 'sandbox':
+      return 'Fix what is named above, then start the sandbox again.';
+    case 'tokens':
+      return 'Fix API_TOKENS or the tokens file named above, then run the command again.';
+    default:
+      return context === 'run'
+        ? 'Fix the district file or the environment variable it names (a running worker re-reads district files and .env by itself), then start the sync again.'
+        : 'Fix the district file or the environment variable it names, then run the command again.';
   }
 }
 

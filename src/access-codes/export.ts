@@ -52,6 +52,35 @@ export interface CsvDownload {
   contentType: 'text/csv; charset=utf-8';
   /** UTF-8 bytes (with BOM). Errors while reading the store surface as stream errors. */
   stream: Readable;
+  /** Rows written so far and how many of them have a blank code (final once `stream` ends). */
+  tally: { rows: number; withoutCode: number };
+  /**
+   * Set when the district has no active code at all (codes were just enabled): every code
+   * cell is blank until the next sync or `codes issue` issues them. Known before streaming
+   * (the API sends it as the `X-Access-Codes-Note` header).
+   */
+  note?: string | undefined;
+  /** `unlinked` or `all`: who gets codes (explains blank cells under `unlinked`). */
+  issueTo: 'unlinked' | 'all';
+}
+
+/**
+ * What a blank code in an export means and what to do: codes are issued at the end of every
+ * sync and by `codes issue` (API: `POST /districts/:id/access-codes/issue`); under
+ * `issueTo: unlinked` a student with a guardian link gets none.
+ */
+export function blankCodesNote(
+  districtId: string,
+  withoutCode: number,
+  rows: number,
+  issueTo: 'unlinked' | 'all',
+  prefix = 'guardian-sync',
+): string {
+  const why =
+    issueTo === 'unlinked'
+      ? ' (with issueTo "unlinked", students who have a guardian link get no code)'
+      : '';
+  return `${withoutCode} of ${rows} student(s) have no code yet, so their Access Code cell is blank${why}. Codes are issued at the end of the next sync, or now with: ${prefix} codes issue ${districtId}`;
 }
 
 function csv(columns: readonly string[], rows: () => AsyncGenerator<string[]>): Readable {
@@ -67,6 +96,10 @@ function csv(columns: readonly string[], rows: () => AsyncGenerator<string[]>): 
 }
 
 const code = (r: StudentCodeRow) => (r.code ? formatAccessCode(r.code) : '');
+const count = (tally: CsvDownload['tally'], r: StudentCodeRow) => {
+  tally.rows++;
+  if (!r.code) tally.withoutCode++;
+};
 const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 60);
 
 async function enabledDistrict(ctx: AccessCodeContext, districtId: string) {
@@ -74,7 +107,12 @@ async function enabledDistrict(ctx: AccessCodeContext, districtId: string) {
   const repo = await accessCodeRepository(ctx.store);
   const settings = mergeSettings(district.accessCodes, await repo.getSettingsOverride(district.id));
   if (!settings.enabled) throw new AccessCodesDisabledError(district.id);
-  return { district, repo };
+  // No code at all yet (codes just enabled): say so before the download starts.
+  const none = (await repo.countActiveCodes(district.id)) === 0;
+  const note = none
+    ? `no Parent Access Code has been issued in district ${district.id} yet: every code cell is blank until the next sync, or \`codes issue ${district.id}\` (POST /districts/${district.id}/access-codes/issue)`
+    : undefined;
+  return { district, repo, note, issueTo: settings.issueTo };
 }
 
 /**
@@ -86,13 +124,15 @@ export async function exportDistrictCodes(
   raw: unknown,
 ): Promise<CsvDownload> {
   const input = parseInput(ExportDistrictInput, raw);
-  const { district, repo } = await enabledDistrict(ctx, input.districtId);
+  const { district, repo, note, issueTo } = await enabledDistrict(ctx, input.districtId);
   const schools = await repo.schoolNames(district.id);
+  const tally = { rows: 0, withoutCode: 0 };
   async function* rows(): AsyncGenerator<string[]> {
     let after: string | undefined;
     for (;;) {
       const page = await repo.studentCodeRows(district.id, { after, limit: PAGE });
       for (const r of page) {
+        count(tally, r);
         yield [
           r.uniqueId,
           r.givenName,
@@ -110,6 +150,9 @@ export async function exportDistrictCodes(
     filename: `access-codes-${safeName(district.id)}-${new Date().toISOString().slice(0, 10)}.csv`,
     contentType: 'text/csv; charset=utf-8',
     stream: csv(DISTRICT_EXPORT_COLUMNS, rows),
+    tally,
+    note,
+    issueTo,
   };
 }
 
@@ -123,7 +166,8 @@ export async function exportSectionCodes(
   raw: unknown,
 ): Promise<CsvDownload> {
   const input = parseInput(ExportSectionInput, raw);
-  const { district, repo } = await enabledDistrict(ctx, input.districtId);
+  const { district, repo, note, issueTo } = await enabledDistrict(ctx, input.districtId);
+  const tally = { rows: 0, withoutCode: 0 };
   const sections = await sectionRepository(ctx.store);
   const section = await sections.getSection(district.id, input.sectionSourcedId);
   if (!section) throw new NotFoundError(`unknown section "${input.sectionSourcedId}"`);
@@ -140,8 +184,10 @@ export async function exportSectionCodes(
             collator.compare(a.givenName, b.givenName) ||
             collator.compare(a.uniqueId, b.uniqueId),
         );
-      for (const r of page)
+      for (const r of page) {
+        count(tally, r);
         yield [title, r.uniqueId, r.givenName, r.familyName, r.grade ?? '', code(r)];
+      }
     }
   }
   // One page covers any real section; larger lists are sorted page by page.
@@ -149,6 +195,9 @@ export async function exportSectionCodes(
     filename: `access-codes-${safeName(district.id)}-section-${safeName(section.sourcedId)}.csv`,
     contentType: 'text/csv; charset=utf-8',
     stream: csv(SECTION_EXPORT_COLUMNS, rows),
+    tally,
+    note,
+    issueTo,
   };
 }
 

@@ -59,6 +59,13 @@ export function runSummary(run: SyncRun, nowMs = Date.now()): RunSummary {
     waiting: run.waiting,
     held: run.held && { ...run.held },
     queueWait: runQueueWait(run, nowMs),
+    config: run.config && {
+      ...run.config,
+      refused: run.config.refused && {
+        ...run.config.refused,
+        problems: [...run.config.refused.problems],
+      },
+    },
   };
 }
 

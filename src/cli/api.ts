@@ -100,7 +100,7 @@ export function registerApiCommands(program: Command): void {
     .action((opts: { name: string; role: string; district?: string[] }) => {
       const role = ApiRole.safeParse(opts.role);
       if (!role.success)
-        throw new ConfigError(`--role must be admin or viewer, not "${opts.role}"`);
+        throw new ConfigError(`--role must be admin or viewer, not "${opts.role}"`, [], 'tokens');
       const t = generateToken();
       const entry: ApiTokenEntry = { name: opts.name, sha256: hashToken(t), role: role.data };
       if (opts.district?.length) entry.districts = opts.district;
@@ -112,7 +112,7 @@ export function registerApiCommands(program: Command): void {
     .description('print the SHA-256 of a token (read from stdin when not given)')
     .action(async (given?: string) => {
       const t = given ?? (await readStdin());
-      if (!t) throw new ConfigError('no token given (argument or stdin)');
+      if (!t) throw new ConfigError('no token given (argument or stdin)', [], 'tokens');
       console.log(hashToken(t));
     });
 }

@@ -9,7 +9,12 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { AppContext } from '../app.js';
 import { table } from './audit.js';
-import { exportDistrictCodes, exportSectionCodes, listSections } from '../access-codes/export.js';
+import {
+  blankCodesNote,
+  exportDistrictCodes,
+  exportSectionCodes,
+  listSections,
+} from '../access-codes/export.js';
 import {
   getAccessCodeSettings,
   issueAccessCodes,
@@ -19,7 +24,7 @@ import {
   updateAccessCodeSettings,
   type SettingsView,
 } from '../access-codes/service.js';
-import { EXIT, toJson, UsageError } from './exit.js';
+import { commandPrefix, EXIT, toJson, UsageError } from './exit.js';
 
 type WithApp = <T>(fn: (ctx: AppContext) => Promise<T>) => Promise<T>;
 
@@ -139,6 +144,11 @@ export function registerCodesCommands(program: Command, withApp: WithApp): void 
         } else {
           await pipeline(dl.stream, process.stdout, { end: false });
         }
+        // Blank codes are never silent: how many, why, and how to issue them now.
+        if (dl.tally.withoutCode > 0)
+          console.error(
+            `note: ${blankCodesNote(districtId, dl.tally.withoutCode, dl.tally.rows, dl.issueTo, commandPrefix())}`,
+          );
       });
     });
 

@@ -1,4 +1,5 @@
 /** Plain-text rendering of runs for the CLI and the demo. */
+import { refusedConfigNote } from '../jobs/run-config.js';
 import { EXCLUDED_PREFIX, rejectTotal } from '../jobs/rejects.js';
 import type { RunDeferredStudent, SyncRun } from '../models/types.js';
 import { runQueueWait } from '../shared/api-schemas.js';
@@ -15,6 +16,15 @@ export function formatRun(run: SyncRun, extra: Record<string, string | number> =
   const wait = waitingLine(run);
   if (wait) lines.push(`waiting  ${wait}`);
   lines.push(`by       ${run.actor ?? run.trigger}${run.actor ? ` (${run.trigger})` : ''}`);
+  if (run.config)
+    lines.push(
+      `config   ${run.config.file ?? '(in code)'} ` +
+        (run.config.sha256
+          ? `sha256 ${run.config.sha256.slice(0, 12)}, loaded ${run.config.loadedAt ?? '?'}`
+          : '(the configuration the worker has loaded; recorded when it starts the run)'),
+    );
+  const refused = refusedConfigNote(run.config);
+  if (refused) lines.push(`warning  ${refused}`);
   if (run.decidedBy)
     lines.push(`decided  by ${run.decidedBy}${run.decidedAt ? ` at ${run.decidedAt}` : ''}`);
   const t = run.timings;
@@ -114,7 +124,8 @@ export function formatRunList(runs: SyncRun[]): string {
     return [
       r.createdAt,
       r.id,
-      r.status + wait,
+      // the district file on disk was not used (`run <id>` says why)
+      r.status + wait + (r.config?.refused ? ' (previous config: file on disk refused)' : ''),
       r.trigger + (r.dryRun ? ' dry-run' : ''),
       String(held),
       String(skipped),

@@ -15,8 +15,10 @@ import { config as loadDotenv } from 'dotenv';
 import { createApp, type AppContext } from '../app.js';
 import { parseEnv } from '../config/env.js';
 import { registerStoreCommands } from './store.js';
-import { watchDistrictFiles } from '../config/reload.js';
-import { describeError, explainError } from '../errors.js';
+import { districtFileWarning } from '../config/district.js';
+import { districtSecretProblems, watchDistrictFiles } from '../config/reload.js';
+import { ConfigError, describeError, explainError } from '../errors.js';
+import type { RunConfig } from '../models/types.js';
 import { approveRun, discardRun, triggerSync } from '../jobs/sync.js';
 import { rejectsCsv } from '../jobs/rejects.js';
 import { checkWebhookSecrets, upsertWebhookSchedulers } from '../jobs/webhooks.js';
@@ -79,18 +81,68 @@ async function requireRun(ctx: AppContext, runId: string) {
   return run;
 }
 
+/**
+ * The district the running command is about (its first argument is `<district>`), set by the
+ * program's preAction hook; undefined for other commands.
+ */
+let commandDistrict: string | undefined;
+
 async function withApp<T>(fn: (ctx: AppContext) => Promise<T>): Promise<T> {
   const env = parseEnv();
   // Command output goes to stdout; logs go to stderr so the two never mix. A command logs
   // warnings and errors only, unless LOG_LEVEL is set (environment or .env).
   const level = process.env.LOG_LEVEL ? env.LOG_LEVEL : 'warn';
   const logger = createLogger(level, { format: env.LOG_FORMAT });
-  const ctx = await createApp({ env, logger });
+  // One bad district file must not stop commands for the other districts (or read-only
+  // ones): each is named in one warning line; commands for its district exit 2 with all
+  // of its problems (`ctx.district`).
+  const ctx = await createApp({ env, logger, tolerateBadDistrictFiles: true });
+  for (const p of ctx.districtProblems.values())
+    if (p.districtId !== commandDistrict) console.error(`warning: ${districtFileWarning(p)}`);
   try {
+    // A command about one district: an unknown one lists the known ones (exit 4), one whose
+    // file cannot be used names the file and its problems (exit 2), before anything runs.
+    if (commandDistrict !== undefined) ctx.district(commandDistrict);
     return await fn(ctx);
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * `sync`: the run configuration to record, or a `ConfigError` (exit 2) when the district's
+ * file names a secret that is not set here and `previousConfig` was not given. A district
+ * admin who edited the file expects that file to be used; a worker cannot use it (its reload
+ * was refused, or it would refuse it) and would sync with the configuration it loaded before,
+ * so the sync is refused and the way to go ahead with the previous configuration is named.
+ */
+function syncConfig(
+  ctx: AppContext,
+  districtId: string,
+  previousConfig: boolean,
+): RunConfig | undefined {
+  const d = ctx.district(districtId);
+  const missing = districtSecretProblems(ctx, d);
+  if (missing.length === 0) return undefined;
+  const file = ctx.districtSources.get(d.id)?.file ?? `district ${d.id}`;
+  if (!previousConfig)
+    throw new ConfigError(`the district file ${file} cannot be used by a worker`, [
+      ...missing,
+      `a running worker keeps the configuration it loaded before this change, so the sync was not started. Set the variable (in the environment or .env of the worker and of this command), or start the sync with the previous configuration: ${commandPrefix()} sync ${d.id} --previous-config`,
+    ]);
+  console.error(
+    `warning: the district file ${file} cannot be used (${missing.join('; ')}): the worker runs this sync with the configuration it loaded before; the run records which (${commandPrefix()} run <runId>)`,
+  );
+  const src = ctx.districtSources.get(d.id);
+  return {
+    ...(src?.file !== undefined ? { file: src.file } : {}),
+    refused: {
+      file,
+      sha256: src?.sha256,
+      at: new Date().toISOString(),
+      problems: missing,
+    },
+  };
 }
 
 export function buildProgram(): Command {
@@ -100,7 +152,13 @@ export function buildProgram(): Command {
     .description('Keeps parent accounts and guardian links in step with a district SIS')
     .version(packageVersion())
     .exitOverride()
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .hook('preAction', (_program, action) => {
+      commandDistrict =
+        action.registeredArguments[0]?.name() === 'district'
+          ? (action.args[0] ?? undefined)
+          : undefined;
+    });
 
   program
     .command('worker')
@@ -148,15 +206,23 @@ export function buildProgram(): Command {
       'with --wait: stop waiting after s seconds (exit status 5; the run keeps going)',
       intOption(1),
     )
+    .option(
+      '--previous-config',
+      'sync even though the district file names a secret that is not set: the worker uses the configuration it loaded before (recorded on the run)',
+      false,
+    )
     .action(
-      async (districtId: string, opts: { dryRun: boolean; wait: boolean; timeout?: number }) => {
+      async (
+        districtId: string,
+        opts: { dryRun: boolean; wait: boolean; timeout?: number; previousConfig: boolean },
+      ) => {
         await withApp(async ctx => {
-          const { run, started } = await triggerSync(ctx, {
-            districtId,
-            dryRun: opts.dryRun,
-            trigger: 'cli',
-            actor: cliActor(),
-          });
+          const config = syncConfig(ctx, districtId, opts.previousConfig);
+          const { run, started } = await triggerSync(
+            ctx,
+            { districtId, dryRun: opts.dryRun, trigger: 'cli', actor: cliActor() },
+            config ? { config } : {},
+          );
           console.log(
             started
               ? `run ${run.id} queued`
@@ -297,6 +363,7 @@ export async function runCli(argv: readonly string[], opts: { loadEnvFile?: bool
   if (opts.loadEnvFile !== false) loadDotenv({ quiet: true });
   const before = process.exitCode;
   process.exitCode = undefined;
+  commandDistrict = undefined;
   try {
     await buildProgram().parseAsync([...argv]);
     const set = process.exitCode;

@@ -42,15 +42,21 @@ async function migrateSqlite(path: string, dryRun: boolean): Promise<StoreMigrat
   // A mistyped path must not create a folder and an empty store: report it instead (start-up
   // creates a new store; this command only migrates one that exists).
   if (path !== ':memory:' && !existsSync(path))
-    throw new ConfigError(`no SQLite store at ${path}`, [
-      'check STORE_URL: this command migrates an existing store (a worker or API start creates a new one)',
-    ]);
+    throw new ConfigError(
+      `no SQLite store at ${path}`,
+      [
+        'check STORE_URL: this command migrates an existing store (a worker or API start creates a new one)',
+      ],
+      'store',
+    );
   const store = new SqliteRosterStore(path);
   try {
     const before = store.schemaVersion();
     if (before > latest)
       throw new ConfigError(
         `the SQLite store ${path} is at schema version ${before}, newer than this build knows (${latest}): upgrade guardian-sync`,
+        [],
+        'store',
       );
     if (dryRun) return { store: 'sqlite', dryRun, schema: { before, after: before, latest } };
     await store.init();
@@ -73,7 +79,7 @@ export async function migrateStore(
   const url = storeUrl.trim();
   const path = sqlitePathOf(url);
   if (path !== undefined) {
-    if (path === '') throw new ConfigError('store URL "sqlite:" needs a file path');
+    if (path === '') throw new ConfigError('store URL "sqlite:" needs a file path', [], 'store');
     if (opts.dropUnknownIndexes)
       throw new UsageError('--drop-unknown-indexes applies to MongoDB stores only');
     return migrateSqlite(path, opts.dryRun);
@@ -86,9 +92,11 @@ export async function migrateStore(
       collections: await migrateMongoIndexes(url, opts),
     };
   }
-  throw new ConfigError('unsupported store URL', [
-    'STORE_URL must start with sqlite:, mongodb:// or mongodb+srv://',
-  ]);
+  throw new ConfigError(
+    'unsupported store URL',
+    ['STORE_URL must start with sqlite:, mongodb:// or mongodb+srv://'],
+    'store',
+  );
 }
 
 /** The report as lines for a person. */

@@ -82,15 +82,18 @@ export function loadApiTokens(fromEnv: ApiTokenList | undefined, path: string): 
   if (!existsSync(path))
     throw new ConfigError(
       `no API tokens configured: set API_TOKENS or create ${path} (see "guardian-sync api-token create")`,
+      [],
+      'tokens',
     );
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`${path}: not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`${path}: not valid JSON: ${(err as Error).message}`, [], 'tokens');
   }
   const r = ApiTokenList.safeParse(raw);
-  if (!r.success) throw new ConfigError('invalid API token file', formatIssues(path, r.error));
-  if (r.data.length === 0) throw new ConfigError(`${path}: no tokens listed`);
+  if (!r.success)
+    throw new ConfigError('invalid API token file', formatIssues(path, r.error), 'tokens');
+  if (r.data.length === 0) throw new ConfigError(`${path}: no tokens listed`, [], 'tokens');
   return r.data;
 }

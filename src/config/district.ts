@@ -4,7 +4,8 @@
  * Unknown keys are errors (strict objects), so a typo never silently disables a setting.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { basename, join } from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
@@ -241,11 +242,46 @@ export function parseDistrictConfig(source: string, raw: unknown): DistrictConfi
   return r.data;
 }
 
+/** Where a served district's configuration came from (recorded on each run, `SyncRun.config`). */
+export interface DistrictSource {
+  /** The district file (path as found under `DISTRICTS_DIR`); absent: configured in code. */
+  file?: string | undefined;
+  /** sha256 (hex) of the file's bytes as read (in code: of the configuration's JSON). */
+  sha256: string;
+  /** When this process read it (ISO). */
+  loadedAt: string;
+}
+
+/** A district file on disk that cannot be used, and why (one line per problem). */
+export interface DistrictFileProblem {
+  file: string;
+  /** The district the file is for: its `id`, else the file name without `.json`. */
+  districtId: string;
+  /** sha256 (hex) of the file's bytes when it was read; absent when it could not be read. */
+  sha256?: string | undefined;
+  problems: string[];
+  /** When it was found unusable (ISO). */
+  at: string;
+}
+
+/** What a districts folder holds: the usable districts, where each came from, the bad files. */
+export interface DistrictFiles {
+  districts: DistrictConfig[];
+  sources: Map<string, DistrictSource>;
+  broken: DistrictFileProblem[];
+}
+
+/** sha256 (hex) of a string or bytes. */
+export function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
 /**
- * Load every `*.json` under `dir` (example files `*.example.json` are skipped).
- * Throws `ConfigError` listing every problem in every file, and on duplicate ids.
+ * Read every `*.json` under `dir` (example files `*.example.json` are skipped), file by file:
+ * a bad file (not JSON, invalid, duplicate id) is listed in `broken` with its problems and
+ * never stops the others. Throws `ConfigError` only when the folder cannot be read.
  */
-export function loadDistricts(dir: string): DistrictConfig[] {
+export function readDistrictFiles(dir: string): DistrictFiles {
   let files: string[];
   try {
     files = readdirSync(dir)
@@ -254,25 +290,93 @@ export function loadDistricts(dir: string): DistrictConfig[] {
   } catch (err) {
     throw new ConfigError(`cannot read district config folder ${dir}: ${(err as Error).message}`);
   }
-  const problems: string[] = [];
-  const out: DistrictConfig[] = [];
+  const at = new Date().toISOString();
+  const out: DistrictFiles = { districts: [], sources: new Map(), broken: [] };
   for (const f of files) {
     const path = join(dir, f);
-    let raw: unknown;
+    const fallbackId = basename(f, '.json');
+    let bytes: Buffer;
     try {
-      raw = JSON.parse(readFileSync(path, 'utf8'));
+      bytes = readFileSync(path);
     } catch (err) {
-      problems.push(`${path}: not valid JSON: ${(err as Error).message}`);
+      out.broken.push({
+        file: path,
+        districtId: fallbackId,
+        problems: [`${path}: cannot be read: ${(err as Error).message}`],
+        at,
+      });
       continue;
     }
+    const sha256 = sha256Hex(bytes);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      out.broken.push({
+        file: path,
+        districtId: fallbackId,
+        sha256,
+        problems: [`${path}: not valid JSON: ${(err as Error).message}`],
+        at,
+      });
+      continue;
+    }
+    const rawId = (raw as { id?: unknown } | null)?.id;
+    const districtId = typeof rawId === 'string' && rawId.trim() ? rawId.trim() : fallbackId;
     const r = DistrictConfig.safeParse(raw);
-    if (!r.success) problems.push(...formatIssues(path, r.error));
-    else if (out.some(d => d.id === r.data.id))
-      problems.push(`${path}: id: duplicate district id "${r.data.id}"`);
-    else out.push(r.data);
+    if (!r.success)
+      out.broken.push({
+        file: path,
+        districtId,
+        sha256,
+        problems: formatIssues(path, r.error),
+        at,
+      });
+    else if (out.sources.has(r.data.id))
+      out.broken.push({
+        file: path,
+        districtId,
+        sha256,
+        problems: [
+          `${path}: id: duplicate district id "${r.data.id}" (also in ${out.sources.get(r.data.id)?.file ?? '?'})`,
+        ],
+        at,
+      });
+    else {
+      out.districts.push(r.data);
+      out.sources.set(r.data.id, { file: path, sha256, loadedAt: at });
+    }
   }
-  if (problems.length) throw new ConfigError('invalid district configuration', problems);
   return out;
+}
+
+/**
+ * Load every `*.json` under `dir` (example files `*.example.json` are skipped).
+ * Throws `ConfigError` listing every problem in every file, and on duplicate ids.
+ */
+export function loadDistricts(dir: string): DistrictConfig[] {
+  const r = readDistrictFiles(dir);
+  if (r.broken.length)
+    throw new ConfigError(
+      'invalid district configuration',
+      r.broken.flatMap(b => b.problems),
+    );
+  return r.districts;
+}
+
+/**
+ * The error for a command about a district whose file cannot be used: names the file and
+ * every problem (a `ConfigError`: CLI exit code 2).
+ */
+export function districtFileError(p: DistrictFileProblem): ConfigError {
+  return new ConfigError(`district ${p.districtId}: its file ${p.file} cannot be used`, p.problems);
+}
+
+/** One line for a bad district file: the file, its first problem, how many more. */
+export function districtFileWarning(p: DistrictFileProblem): string {
+  const first = (p.problems[0] ?? 'unusable').replace(`${p.file}: `, '');
+  const more = p.problems.length > 1 ? ` (and ${p.problems.length - 1} more problem(s))` : '';
+  return `district file ${p.file} cannot be used: ${first}${more}; commands for district ${p.districtId} fail until it is fixed`;
 }
 
 /** Read a secret named by a district file; throws `ConfigError` naming the variable. */

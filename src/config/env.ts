@@ -10,7 +10,9 @@ const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 
 export const EnvSchema = z.object({
   /** Redis for BullMQ, e.g. `redis://127.0.0.1:6379`. */
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
+    .default('redis://127.0.0.1:6379'),
   /**
    * Store: `sqlite:./data/guardian-sync.db` (default) or `mongodb://…`. `MONGO_URL`, when
    * set and `STORE_URL` is not, selects MongoDB.
@@ -28,7 +30,7 @@ export const EnvSchema = z.object({
    * `smtps://…:465`; nodemailer URL options may follow as a query (`?pool=true`). Unset: the
    * notifications worker does not start and emails wait in the queue.
    */
-  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }).optional(),
   /**
    * Activation emails sent in parallel per worker process (with `?pool=true` the pool's
    * `maxConnections` still caps SMTP connections).
@@ -178,9 +180,96 @@ export function parseEnv(env: NodeJS.ProcessEnv = process.env): Env {
   if (!r.success) {
     throw new ConfigError(
       'invalid environment',
-      r.error.issues.map(i => `${i.path.join('.')}: ${i.message}`),
+      r.error.issues.map(i => envIssueLine(i, cleaned)),
+      'environment',
     );
   }
   const storeUrl = r.data.STORE_URL ?? r.data.MONGO_URL ?? 'sqlite:./data/guardian-sync.db';
   return Object.freeze({ ...r.data, storeUrl });
+}
+
+/** Variables whose value is a secret: never echoed, only its length. */
+const SECRET_NAME = /SECRET|TOKEN|PASSWORD|PASS\b|KEY/;
+
+/**
+ * A variable's value as an error message may show it: secrets (`*SECRET*`, `*TOKEN*`…) as
+ * `(N characters, hidden)`, a URL's password as `***`, anything longer than 80 characters cut.
+ */
+export function maskEnvValue(name: string, value: string): string {
+  if (SECRET_NAME.test(name)) return `(${value.length} characters, hidden)`;
+  const masked = value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+  const cut = masked.length > 80 ? `${masked.slice(0, 77)}…` : masked;
+  return JSON.stringify(cut);
+}
+
+interface SchemaDef {
+  type?: string;
+  innerType?: unknown;
+  defaultValue?: unknown;
+}
+
+/**
+ * What a variable of `EnvSchema` accepts, in words (`allowed: a whole number from 1 to 64;
+ * default 2`, `allowed: one of a, b`), undefined when the schema says no more than its own
+ * message.
+ */
+export function allowedEnvValues(name: string): string | undefined {
+  let s = (EnvSchema.shape as Record<string, unknown>)[name] as
+    { def?: SchemaDef; [k: string]: unknown } | undefined;
+  let dflt: unknown;
+  while (s?.def && (s.def.type === 'default' || s.def.type === 'optional')) {
+    if (s.def.type === 'default') dflt = s.def.defaultValue;
+    s = s.def.innerType as typeof s;
+  }
+  if (!s?.def) return undefined;
+  const parts: string[] = [];
+  if (s.def.type === 'number') {
+    const kind = s.isInt === true ? 'a whole number' : 'a number';
+    const min = typeof s.minValue === 'number' ? s.minValue : undefined;
+    const max = typeof s.maxValue === 'number' ? s.maxValue : undefined;
+    const fmt = (n: number) => n.toLocaleString('en-US');
+    if (min !== undefined && max !== undefined)
+      parts.push(`${kind} from ${fmt(min)} to ${fmt(max)}`);
+    else parts.push(kind);
+  } else if (s.def.type === 'enum' && Array.isArray(s.options)) {
+    parts.push(`one of ${(s.options as string[]).join(', ')}`);
+  }
+  const range = parts.length ? `allowed: ${parts.join('; ')}` : '';
+  const withDefault =
+    dflt === undefined
+      ? range
+      : [
+          range,
+          `default ${typeof dflt === 'object' ? JSON.stringify(dflt) : String(dflt as string | number | boolean)}`,
+        ]
+          .filter(Boolean)
+          .join('; ');
+  return withDefault || undefined;
+}
+
+/**
+ * One line per invalid variable: its name, what is wrong, the value given (masked,
+ * `maskEnvValue`) and what is allowed, e.g. `WORKER_CONCURRENCY: out of range, got "500"
+ * (allowed: a whole number from 1 to 64; default 2)`.
+ */
+function envIssueLine(issue: z.core.$ZodIssue, given: Record<string, string>): string {
+  const name = issue.path.join('.');
+  const value = given[name];
+  const shown = value === undefined ? '' : `, got ${maskEnvValue(name, value)}`;
+  const allowed = allowedEnvValues(name);
+  const what =
+    issue.code === 'invalid_type'
+      ? issue.expected === 'int'
+        ? 'not a whole number'
+        : 'not a number'
+      : issue.code === 'too_big' || issue.code === 'too_small'
+        ? issue.origin === 'number'
+          ? 'out of range'
+          : issue.message
+        : issue.code === 'invalid_value'
+          ? 'not one of the allowed values'
+          : issue.code === 'invalid_format' && issue.format === 'safeint'
+            ? 'not a whole number'
+            : issue.message;
+  return `${name}: ${what}${shown}${allowed ? ` (${allowed})` : ''}`;
 }

@@ -11,7 +11,7 @@ import { config as loadDotenv } from 'dotenv';
 import type { AppContext } from '../app.js';
 import { ConfigError, describeError } from '../errors.js';
 import { checkWebhookSecrets } from '../jobs/webhooks.js';
-import { loadDistricts, type DistrictConfig } from './district.js';
+import { readDistrictFiles, type DistrictConfig, type DistrictFileProblem } from './district.js';
 
 /** What a reload changed (district ids). */
 export interface DistrictReload {
@@ -33,9 +33,11 @@ export interface ReloadOptions {
 }
 
 /**
- * Read the district files again and make `ctx.districts` match them. Throws `ConfigError`
- * (listing every problem) and changes nothing when a file is invalid or a new or changed
- * district names a secret that is not set. Runs in flight read the new settings in their
+ * Read the district files again and make `ctx.districts` (and `ctx.districtSources`) match
+ * them. Throws `ConfigError` (listing every problem) and changes no district when a file is
+ * invalid or a new or changed district names a secret that is not set; the problems are then
+ * kept per district in `ctx.districtProblems` (each of that district's runs records them,
+ * `SyncRun.config.refused`) until a reload succeeds. Runs in flight read the new settings in their
  * remaining steps; a run of a removed district fails ("unknown district").
  */
 export function reloadDistricts(ctx: AppContext, opts: ReloadOptions = {}): DistrictReload {
@@ -43,7 +45,8 @@ export function reloadDistricts(ctx: AppContext, opts: ReloadOptions = {}): Dist
     opts.refreshSecrets ??
     (ctx.secrets === process.env ? () => void loadDotenv({ quiet: true }) : undefined);
   refresh?.();
-  const next = loadDistricts(opts.dir ?? ctx.env.DISTRICTS_DIR);
+  const files = readDistrictFiles(opts.dir ?? ctx.env.DISTRICTS_DIR);
+  const next = files.districts;
   const result: DistrictReload = { added: [], changed: [], removed: [], unchanged: [] };
   const incoming = new Map(next.map(d => [d.id, d]));
   const touched: DistrictConfig[] = [];
@@ -60,26 +63,76 @@ export function reloadDistricts(ctx: AppContext, opts: ReloadOptions = {}): Dist
   for (const id of ctx.districts.keys()) if (!incoming.has(id)) result.removed.push(id);
 
   // Fail now, not at 2 a.m.: the secrets of every new or changed district must be set.
-  const problems: string[] = [];
-  for (const d of touched) {
-    try {
-      ctx.connectorFor(d);
-    } catch (err) {
-      problems.push(err instanceof ConfigError ? err.message : describeError(err));
+  // Problems are kept per district, so each district's runs can say why its file on disk was
+  // not used (`SyncRun.config.refused`).
+  const byDistrict = new Map<string, DistrictFileProblem>(
+    files.broken.map(b => [b.districtId, { ...b, problems: [...b.problems] }]),
+  );
+  const add = (id: string, problem: string) => {
+    const known = byDistrict.get(id);
+    if (known) known.problems.push(problem);
+    else {
+      const src = files.sources.get(id);
+      byDistrict.set(id, {
+        file: src?.file ?? '(unknown file)',
+        districtId: id,
+        sha256: src?.sha256,
+        problems: [problem],
+        at: src?.loadedAt ?? new Date().toISOString(),
+      });
     }
+  };
+  for (const d of touched) for (const p of districtSecretProblems(ctx, d)) add(d.id, p);
+  if (byDistrict.size) {
+    const problems = [...byDistrict.values()].flatMap(p => p.problems);
+    // A reload is all-or-nothing: the other new or changed districts wait too, and say so.
+    const culprits = [...byDistrict.values()].map(p => p.file).join(', ');
+    for (const d of touched)
+      if (!byDistrict.has(d.id))
+        add(
+          d.id,
+          `${files.sources.get(d.id)?.file ?? d.id}: not applied yet: the reload was refused because of ${culprits} (a reload is all-or-nothing)`,
+        );
+    ctx.districtProblems.clear();
+    for (const [id, p] of byDistrict) ctx.districtProblems.set(id, p);
+    throw new ConfigError('district reload refused; the previous configuration stays', problems);
+  }
+
+  for (const id of result.removed) {
+    ctx.districts.delete(id);
+    ctx.districtSources.delete(id);
+  }
+  for (const d of touched) {
+    ctx.districts.set(d.id, d);
+    const src = files.sources.get(d.id);
+    if (src) ctx.districtSources.set(d.id, src);
+  }
+  ctx.districtProblems.clear();
+  return result;
+}
+
+/**
+ * What keeps a district's configuration from being used in this process: each secret
+ * (environment variable) it names that is not set, connector or webhook, one line each
+ * naming the district and the variable. Empty when the district can run.
+ */
+export function districtSecretProblems(
+  ctx: Pick<AppContext, 'connectorFor' | 'secrets'>,
+  d: DistrictConfig,
+): string[] {
+  const problems: string[] = [];
+  try {
+    ctx.connectorFor(d);
+  } catch (err) {
+    problems.push(err instanceof ConfigError ? err.message : describeError(err));
   }
   try {
-    checkWebhookSecrets({ districts: new Map(touched.map(d => [d.id, d])), secrets: ctx.secrets });
+    checkWebhookSecrets({ districts: new Map([[d.id, d]]), secrets: ctx.secrets });
   } catch (err) {
     if (err instanceof ConfigError) problems.push(...err.problems);
     else throw err;
   }
-  if (problems.length)
-    throw new ConfigError('district reload refused; the previous configuration stays', problems);
-
-  for (const id of result.removed) ctx.districts.delete(id);
-  for (const d of touched) ctx.districts.set(d.id, d);
-  return result;
+  return problems;
 }
 
 export interface WatchOptions extends ReloadOptions {

@@ -106,13 +106,18 @@ export function readSandboxState(dir: string): SandboxState | undefined {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`${path}: not JSON (${(err as Error).message}); --reset starts over`);
+    throw new ConfigError(
+      `${path}: not JSON (${(err as Error).message}); --reset starts over`,
+      [],
+      'sandbox',
+    );
   }
   const r = SandboxState.safeParse(raw);
   if (!r.success)
     throw new ConfigError(
       `${path}: not a sandbox state file`,
       r.error.issues.map(i => `${i.path.join('.')}: ${i.message}`),
+      'sandbox',
     );
   return r.data;
 }
@@ -141,7 +146,11 @@ export interface ChangeSubjects {
 function applyTo(d: SyntheticDistrict, kind: SandboxChangeKind, index: number): ChangeSubjects {
   const active = activeStudents(d);
   if (active.length === 0)
-    throw new ConfigError('the sandbox district has no active student left; --reset');
+    throw new ConfigError(
+      'the sandbox district has no active student left; --reset',
+      [],
+      'sandbox',
+    );
   const pick = (step: number) => active[(index * step + 1) % active.length] ?? active[0]!;
   switch (kind) {
     case 'new-guardian': {
@@ -262,6 +271,8 @@ export async function startSandbox(opts: StartSandboxOptions): Promise<RunningSa
     if (clash.length)
       throw new ConfigError(
         `the sandbox in ${opts.dir} has ${clash.join(', ')}; add --reset to start over (its changes are lost)`,
+        [],
+        'sandbox',
       );
     if (opts.port !== undefined && opts.port !== state.port) {
       state = { ...state, port: opts.port };
@@ -386,6 +397,8 @@ export async function startSandbox(opts: StartSandboxOptions): Promise<RunningSa
     if ((err as { code?: unknown }).code === 'EADDRINUSE')
       throw new ConfigError(
         `port ${port} on 127.0.0.1 is in use: is this sandbox already running? (another port: --port)`,
+        [],
+        'sandbox',
       );
     throw err;
   }
@@ -486,7 +499,8 @@ export async function applySandboxChange(
   opts: { waitMs?: number } = {},
 ): Promise<AppliedChange> {
   const state = readSandboxState(dir);
-  if (!state) throw new ConfigError(`no sandbox in ${dir}: start one first (npm run sandbox)`);
+  if (!state)
+    throw new ConfigError(`no sandbox in ${dir}: start one first (npm run sandbox)`, [], 'sandbox');
   const d = sandboxDistrict(state);
   const subjects = applyTo(d, kind, state.changes.length);
   const change: SandboxChange = {

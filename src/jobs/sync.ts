@@ -21,6 +21,7 @@ import { describeSyncMode, syncModeAt } from '../reconcile/freeze.js';
 import type {
   ChunkPlan,
   Reject,
+  RunConfig,
   RunCounts,
   StoredStudent,
   SyncRun,
@@ -58,6 +59,7 @@ import {
   type TriggerPayload,
 } from './payloads.js';
 import { unchangedCheck } from '../reconcile/digest.js';
+import { refusedConfigNote, runConfigOf } from './run-config.js';
 
 /** Default BullMQ options per step: retries with exponential backoff and jitter. */
 export const JOB_OPTIONS = {
@@ -96,8 +98,10 @@ export function newRunId(now = new Date()): string {
 export async function triggerSync(
   ctx: AppContext,
   req: TriggerPayload,
+  opts: { config?: RunConfig } = {},
 ): Promise<{ run: SyncRun; started: boolean }> {
   const district = ctx.district(req.districtId);
+  const config = opts.config ?? runConfigOf(ctx, district.id);
   const now = new Date();
   const candidate: SyncRun = {
     id: newRunId(now),
@@ -111,6 +115,7 @@ export async function triggerSync(
     counts: {},
     rejectCount: 0,
     timings: {},
+    config,
   };
   let run: SyncRun;
   try {
@@ -134,9 +139,14 @@ export async function triggerSync(
       dryRun: run.dryRun,
       trigger: run.trigger,
       actor: run.actor,
+      configFile: config.file,
+      configSha256: config.sha256,
     },
     'run queued',
   );
+  // (a caller that passes the configuration has told its user already)
+  const note = opts.config ? undefined : refusedConfigNote(config);
+  if (note) ctx.logger.warn({ districtId: run.districtId, runId: run.id }, note);
   return { run, started: true };
 }
 
@@ -233,11 +243,16 @@ async function pullSnapshot(
     log.info({ status: previous?.status }, 'run already ended: pull skipped');
     return { chunks: 0 };
   }
+  // What this worker really uses (its view may differ from the triggering process's).
+  const config = runConfigOf(ctx, districtId);
   const marked = await ctx.store.updateRun(runId, {
     status: 'running',
     // a retried or resumed pull keeps the run's first start, so timings stay honest
     startedAt: previous.startedAt ?? new Date(started).toISOString(),
+    config,
   });
+  const note = refusedConfigNote(config);
+  if (note) log.warn({ configFile: config.file, problems: config.refused?.problems }, note);
   if (marked.decidedAt !== undefined) {
     // Cancelled between the read above and this write (only `cancelRun` decides an active
     // run): put the cancellation back and stop.
@@ -957,7 +972,10 @@ async function heldRun(ctx: AppContext, runId: string): Promise<SyncRun> {
  * counted from the change log; the accounts they created get their activation emails.
  */
 export async function failRun(ctx: AppContext, runId: string, err: unknown): Promise<void> {
-  await endActiveRun(ctx, runId, { status: 'failed', error: explainError(err) });
+  await endActiveRun(ctx, runId, {
+    status: 'failed',
+    error: explainError(err, { context: 'run' }),
+  });
 }
 
 /**

@@ -33,7 +33,7 @@ export async function openStore(storeUrl: string): Promise<RosterStore> {
   const path = sqlitePathOf(url);
   let store: RosterStore;
   if (path !== undefined) {
-    if (path === '') throw new ConfigError('store URL "sqlite:" needs a file path');
+    if (path === '') throw new ConfigError('store URL "sqlite:" needs a file path', [], 'store');
     const { SqliteRosterStore } = await import('./sqlite/store.js');
     store = new SqliteRosterStore(path);
   } else if (isMongoUrl(url)) {
@@ -41,9 +41,11 @@ export async function openStore(storeUrl: string): Promise<RosterStore> {
     store = new MongoRosterStore(url);
   } else {
     // Never echo the URL: it may carry credentials.
-    throw new ConfigError('unsupported store URL', [
-      'STORE_URL must start with sqlite:, mongodb:// or mongodb+srv://',
-    ]);
+    throw new ConfigError(
+      'unsupported store URL',
+      ['STORE_URL must start with sqlite:, mongodb:// or mongodb+srv://'],
+      'store',
+    );
   }
   try {
     await store.init();

@@ -85,6 +85,7 @@ export const OPTIONAL_RUN_FIELDS = [
   'decidedBy',
   'decidedAt',
   'waiting',
+  'config',
 ] as const;
 
 /**

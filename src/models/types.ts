@@ -267,6 +267,41 @@ export interface SyncRun {
    * Kept after the pull resumes (with `until` in the past) so the run's history says so.
    */
   waiting?: RunWait | undefined;
+  /**
+   * Which district configuration the run used: set when the run is queued (the triggering
+   * process's view) and again when a worker starts its pull (what the pull really uses).
+   */
+  config?: RunConfig | undefined;
+}
+
+/** The district configuration a run used (see `SyncRun.config`). */
+export interface RunConfig {
+  /** The district file it was read from; absent: configured in code (tests, demo). */
+  file?: string | undefined;
+  /**
+   * sha256 (hex) of that file's bytes when it was read. Absent (with `loadedAt`) when the
+   * triggering process could not know it: the worker records it when the pull starts.
+   */
+  sha256?: string | undefined;
+  /** When the process that recorded it read the file (ISO). */
+  loadedAt?: string | undefined;
+  /**
+   * The district file on disk could not be used when the run was recorded (a secret it names
+   * is not set, it is invalid, or a reload was refused): the run used the configuration above
+   * (the one loaded before). Absent: the configuration above is the file on disk.
+   */
+  refused?: RunConfigRefusal | undefined;
+}
+
+/** A district file on disk that a run could not use, and why. */
+export interface RunConfigRefusal {
+  file: string;
+  /** sha256 (hex) of the refused file's bytes; absent when it could not be read. */
+  sha256?: string | undefined;
+  /** When it was refused (ISO). */
+  at: string;
+  /** One line per problem, each naming the file, key or environment variable. */
+  problems: string[];
 }
 
 /** Why and until when a run's pull waits for the SIS (see `SyncRun.waiting`). */

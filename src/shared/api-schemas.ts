@@ -138,6 +138,32 @@ export const RunSummary = z
     queueWait: RunQueueWait.optional().describe(
       'how long the run waited in queues (absent for a run cancelled before it started)',
     ),
+    config: z
+      .object({
+        file: z.string().optional().describe('the district file (absent: configured in code)'),
+        sha256: z
+          .string()
+          .optional()
+          .describe(
+            "sha256 (hex) of the file's bytes as loaded (absent until a worker took the run)",
+          ),
+        loadedAt: z.string().optional().describe('when the process read it (ISO)'),
+        refused: z
+          .object({
+            file: z.string(),
+            sha256: z.string().optional(),
+            at: z.string(),
+            problems: z.array(z.string()),
+          })
+          .optional()
+          .describe(
+            'the district file on disk could not be used (e.g. a secret it names is not set): the run used the configuration loaded before (file, sha256, loadedAt above)',
+          ),
+      })
+      .optional()
+      .describe(
+        'which district configuration the run used: recorded at trigger and again by the worker when its pull starts',
+      ),
   })
   .meta({ id: 'RunSummary' });
 export type RunSummary = z.infer<typeof RunSummary>;

@@ -39,7 +39,7 @@ function classify<T>(
       if (!isRetryable(err)) {
         // The admin-grade message is what BullMQ stores as the job's failed reason; the
         // original error stays as `cause` (the run's error is explained from it).
-        const wrapped = new UnrecoverableError(explainError(err));
+        const wrapped = new UnrecoverableError(explainError(err, { context: 'run' }));
         wrapped.cause = err;
         throw wrapped;
       }

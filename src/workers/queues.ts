@@ -52,10 +52,11 @@ export function redisOptionsFromUrl(url: string): RedisOptions {
   try {
     u = new URL(url);
   } catch {
-    throw new ConfigError(`REDIS_URL: not a valid URL`);
+    throw new ConfigError(`REDIS_URL: not a valid URL`, [], 'redis');
   }
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db)) throw new ConfigError('REDIS_URL: database must be a number');
+  if (!Number.isInteger(db))
+    throw new ConfigError('REDIS_URL: database must be a number', [], 'redis');
   return {
     host: u.hostname,
     port: u.port ? Number(u.port) : 6379,

@@ -1075,6 +1075,29 @@ export function runStoreContract(
         expect(await store.getRun('r1')).toEqual(cleared);
       });
 
+      it('round-trips the configuration a run used, with a refused file (ADR 0022)', async () => {
+        const atTrigger = {
+          file: 'config/districts/d1.json',
+          refused: {
+            file: 'config/districts/d1.json',
+            at: '2025-01-01T00:00:00.000Z',
+            problems: ['district d1: environment variable NEW_SECRET is not set'],
+          },
+        };
+        const created = await store.createRun(run('r1', { config: atTrigger }));
+        expect(created.config).toEqual(atTrigger);
+        expect(await store.getRun('r1')).toEqual(created);
+        const used = {
+          file: 'config/districts/d1.json',
+          sha256: 'a'.repeat(64),
+          loadedAt: '2024-12-31T00:00:00.000Z',
+          refused: { ...atTrigger.refused, sha256: 'b'.repeat(64) },
+        };
+        const updated = await store.updateRun('r1', { status: 'running', config: used });
+        expect(updated.config).toEqual(used);
+        expect((await store.listRuns(updated.districtId, 1))[0]?.config).toEqual(used);
+      });
+
       it('updateRun of an unknown run rejects', async () => {
         await expect(store.updateRun('ghost', { status: 'failed' })).rejects.toThrow(/ghost/);
       });

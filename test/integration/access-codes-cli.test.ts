@@ -134,7 +134,7 @@ describe('guardian-sync codes (CLI)', () => {
   it('one error style: unknown district exits 4, disabled codes exit 1, no class names', async () => {
     const unknown = await runCli(['codes', 'export', 'nowhere'], env);
     expect(unknown.code).toBe(4);
-    expect(unknown.stderr).toBe('error: unknown district "nowhere"\n');
+    expect(unknown.stderr).toBe('error: unknown district "nowhere" (known: test-district)\n');
     const sections = await runCli(['codes', 'sections', 'nowhere'], env);
     expect(sections.code).toBe(4);
 

@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDistricts, secretFromEnv } from '../../src/config/district.js';
-import { parseEnv } from '../../src/config/env.js';
+import { EnvSchema, parseEnv } from '../../src/config/env.js';
 import { ConfigError } from '../../src/errors.js';
 
 const good = {
@@ -60,6 +60,60 @@ describe('environment', () => {
       'STORE_URL',
       'WORKER_CONCURRENCY',
     ]);
+  });
+
+  it('names the value given (secrets masked) and the allowed range of each bad variable (finding 3)', () => {
+    const problems = problemsOf(() =>
+      parseEnv({
+        WORKER_CONCURRENCY: '500',
+        API_PORT: 'abc',
+        WORKER_LOCK_MS: '1.5',
+        LOG_LEVEL: 'loud',
+        REDIS_URL: 'http://user:hunter2@redis.example:6379',
+        CONSOLE_SESSION_SECRET: 'short-secret-value',
+      }),
+    );
+    const line = (name: string) => problems.find(p => p.startsWith(`${name}:`)) ?? '';
+    expect(line('WORKER_CONCURRENCY')).toBe(
+      'WORKER_CONCURRENCY: out of range, got "500" (allowed: a whole number from 1 to 64; default 2)',
+    );
+    expect(line('API_PORT')).toBe(
+      'API_PORT: not a number, got "abc" (allowed: a whole number from 0 to 65,535; default 8080)',
+    );
+    expect(line('WORKER_LOCK_MS')).toMatch(
+      /^WORKER_LOCK_MS: not a whole number, got "1\.5" \(allowed: a whole number from 1,000 to 3,600,000\)$/,
+    );
+    expect(line('LOG_LEVEL')).toMatch(/got "loud" \(allowed: one of fatal, error, warn, info/);
+    // a URL's password and a secret's value never appear
+    expect(line('REDIS_URL')).toContain('got "http://user:***@redis.example:6379"');
+    expect(line('CONSOLE_SESSION_SECRET')).toBe(
+      'CONSOLE_SESSION_SECRET: must be at least 32 characters, got (18 characters, hidden)',
+    );
+    expect(problems.join('\n')).not.toMatch(/hunter2|short-secret-value/);
+  });
+});
+
+describe('README environment table', () => {
+  it('lists every variable, and each number variable with the range the schema enforces', () => {
+    const rows = readFileSync('README.md', 'utf8')
+      .split('\n')
+      .filter(l => l.startsWith('| `'));
+    for (const [name, schema] of Object.entries(EnvSchema.shape)) {
+      const row = rows.find(r => r.includes(`\`${name}\``));
+      expect([name, row !== undefined]).toEqual([name, true]);
+      let inner: unknown = schema;
+      for (;;) {
+        const def = (inner as { def?: { type?: string; innerType?: unknown } }).def;
+        if (def?.type !== 'default' && def?.type !== 'optional') break;
+        inner = def.innerType;
+      }
+      const n = inner as { def?: { type?: string }; minValue?: unknown; maxValue?: unknown };
+      if (n.def?.type === 'number')
+        expect([name, row?.includes(`${String(n.minValue)}–${String(n.maxValue)}`)]).toEqual([
+          name,
+          true,
+        ]);
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import {
   SisHttpError,
   SisPayloadError,
   SisRateLimitError,
+  notJsonMessage,
 } from '../../src/errors.js';
 
 const CLASS_NAMES = /[A-Z][a-z]+Error\b/;
@@ -47,10 +48,63 @@ describe('explainError', () => {
       /incomplete roster: 12 of 20 students\. Nothing was deactivated/,
     );
     expect(explainError(new RunStateError('run r1 is succeeded'))).toBe('run r1 is succeeded');
-    expect(explainError(new TypeError('x is undefined'))).toBe(
+    expect(explainError(new TypeError('x is undefined'), { context: 'run' })).toBe(
       'unexpected error: x is undefined (details in the worker log)',
     );
+    expect(explainError(new TypeError('x is undefined'))).toBe(
+      'unexpected error: x is undefined (LOG_LEVEL=debug shows details)',
+    );
     expect(explainError('boom')).toBe('boom');
+  });
+
+  it('fits the advice after a configuration problem to what is wrong and where (trial finding 4)', () => {
+    // a run failed on its district file: fix it, start the sync again
+    expect(explainError(new ConfigError('district d1: bad key'), { context: 'run' })).toMatch(
+      /Fix the district file .*then start the sync again\.$/,
+    );
+    // the same in a command: run the command again (no sync is involved)
+    expect(explainError(new ConfigError('district d1: bad key'))).toMatch(
+      /then run the command again\.$/,
+    );
+    const env = explainError(new ConfigError('invalid environment', ['X: bad'], 'environment'));
+    expect(env).toMatch(/Fix the environment variable\(s\) named above .*run the command again\.$/);
+    expect(explainError(new ConfigError('no SQLite store at x', [], 'store'))).toMatch(
+      /Check STORE_URL .*run the command again\.$/,
+    );
+    expect(explainError(new ConfigError('Redis maxmemory-policy is "lru"', [], 'redis'))).toMatch(
+      /Fix REDIS_URL or the Redis server/,
+    );
+    expect(explainError(new ConfigError('port 18701 is in use', [], 'sandbox'))).toMatch(
+      /then start the sandbox again\.$/,
+    );
+    for (const area of ['environment', 'store', 'redis', 'sandbox', 'tokens'] as const)
+      expect(explainError(new ConfigError('x', [], area), { context: 'run' })).not.toMatch(
+        /start the sync again/,
+      );
+  });
+
+  it('explains a non-JSON answer of an API SIS as a wrong URL, a bad file as a bad export (finding 5)', () => {
+    const api = explainError(
+      new SisPayloadError(
+        notJsonMessage(
+          'GET',
+          '/ws/v1/district/school',
+          200,
+          'text/html',
+          '<!doctype html><title>Sign in',
+        ),
+      ),
+      { context: 'run' },
+    );
+    expect(api).toMatch(/HTTP 200 body is not JSON \(content-type text\/html, an HTML page\)/);
+    expect(api).toMatch(/login page, a portal or a proxy/);
+    expect(api).toMatch(/check connector\.baseUrl/);
+    expect(api).not.toMatch(/Correct the export/);
+    const file = explainError(new SisPayloadError('/drop/REG.csv line 4: 3 cells'), {
+      context: 'run',
+    });
+    expect(file).toMatch(/Correct the export/);
+    expect(file).not.toMatch(/baseUrl/);
   });
 
   it('the API answers a run-state conflict with 409 and the message', () => {

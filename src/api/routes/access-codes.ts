@@ -308,6 +308,7 @@ export const accessCodeRoutes: ApiRoutes = (app, { ctx }) => {
       return reply
         .type(dl.contentType)
         .header('content-disposition', `attachment; filename="${dl.filename}"`)
+        .headers(dl.note ? { 'x-access-codes-note': dl.note } : {})
         .send(dl.stream);
     },
   );
@@ -360,6 +361,7 @@ export const accessCodeRoutes: ApiRoutes = (app, { ctx }) => {
       return reply
         .type(dl.contentType)
         .header('content-disposition', `attachment; filename="${dl.filename}"`)
+        .headers(dl.note ? { 'x-access-codes-note': dl.note } : {})
         .send(dl.stream);
     },
   );

@@ -2,6 +2,7 @@
  * Districts: list, detail (config summary without secrets, last and active run, schedule and
  * next run time), trigger a sync, list runs.
  */
+import { refusedConfigNote } from '../../jobs/run-config.js';
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
 import type { DistrictConfig } from '../../config/district.js';
@@ -44,6 +45,12 @@ const TriggerBody = z
 const TriggerResponse = z.object({
   started: z.boolean().describe('false: a run was already queued or running; that run is returned'),
   run: RunSummary,
+  warning: z
+    .string()
+    .optional()
+    .describe(
+      'the district file on disk could not be used (e.g. a secret it names is not set): the run uses the configuration loaded before (`run.config`)',
+    ),
 });
 
 export const districtRoutes: ApiRoutes = (app, { ctx }) => {
@@ -116,7 +123,10 @@ export const districtRoutes: ApiRoutes = (app, { ctx }) => {
         actor: `api:${request.principal?.name ?? 'unknown'}`,
       });
       request.log.info({ districtId: d.id, runId: run.id, started }, 'sync requested');
-      return reply.code(started ? 202 : 200).send({ started, run: runSummary(run) });
+      const warning = refusedConfigNote(run.config);
+      return reply
+        .code(started ? 202 : 200)
+        .send({ started, run: runSummary(run), ...(warning ? { warning } : {}) });
     },
   );
 

@@ -12,7 +12,7 @@ import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { SisHttpError, SisPayloadError } from '../../errors.js';
+import { SisHttpError, SisPayloadError, notJsonMessage } from '../../errors.js';
 import {
   abortReason,
   headerValue,
@@ -167,11 +167,7 @@ export class AeriesClient {
         return JSON.parse(text) as unknown;
       } catch {
         const type = headerValue(res, 'content-type') ?? 'unknown';
-        throw new AbortError(
-          new SisPayloadError(
-            `GET ${path}: HTTP ${status} body is not JSON (content-type ${type})`,
-          ),
-        );
+        throw new AbortError(new SisPayloadError(notJsonMessage('GET', path, status, type, text)));
       }
     }
     if (status === 401 || status === 403)

@@ -21,7 +21,7 @@ import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import OAuth from 'oauth-1.0a';
 import { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
-import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
+import { ConfigError, SisHttpError, SisPayloadError, notJsonMessage } from '../../errors.js';
 import {
   abortReason,
   PARSE_RETRY_AFTER_CAP_MS,
@@ -434,7 +434,9 @@ export class RestClient {
     } catch {
       if (res.status >= 200 && res.status < 300) {
         throw new AbortError(
-          new SisPayloadError(`${method} ${label}: HTTP ${res.status} body is not JSON`),
+          new SisPayloadError(
+            notJsonMessage(method, label, res.status, headerValue(res, 'content-type'), text),
+          ),
         );
       }
       return undefined;

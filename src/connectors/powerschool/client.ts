@@ -10,7 +10,7 @@ import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { ConfigError, SisHttpError, SisPayloadError } from '../../errors.js';
+import { ConfigError, SisHttpError, SisPayloadError, notJsonMessage } from '../../errors.js';
 import {
   abortReason,
   headerValue,
@@ -297,7 +297,9 @@ export class PowerSchoolClient {
         return JSON.parse(text) as unknown;
       } catch {
         throw new AbortError(
-          new SisPayloadError(`${method} ${path}: HTTP ${status} body is not JSON`),
+          new SisPayloadError(
+            notJsonMessage(method, path, status, headerValue(res, 'content-type'), text),
+          ),
         );
       }
     }

@@ -306,6 +306,8 @@ export const runSchema = new Schema<RunDoc>(
     error: String,
     // RunWait: a pull rescheduled for a SIS rate limit (until, reason, reschedules)
     waiting: Schema.Types.Mixed,
+    // RunConfig: which district configuration the run used (docs/decisions/0022)
+    config: Schema.Types.Mixed,
     active: { type: Boolean, required: true },
     rejectSeq: { type: Number, default: 0 },
   },

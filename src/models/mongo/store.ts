@@ -282,6 +282,7 @@ export function runFromDoc(d: Lean<RunDoc>): SyncRun {
   setOpt(r, 'decidedBy', d.decidedBy);
   setOpt(r, 'decidedAt', d.decidedAt);
   setOpt(r, 'waiting', d.waiting);
+  setOpt(r, 'config', d.config);
   return r;
 }
 
@@ -456,6 +457,7 @@ export function runDocFrom(run: SyncRun): RunDoc {
   setOpt(doc, 'decidedBy', run.decidedBy);
   setOpt(doc, 'decidedAt', run.decidedAt);
   setOpt(doc, 'waiting', run.waiting);
+  setOpt(doc, 'config', run.config);
   return doc;
 }
 

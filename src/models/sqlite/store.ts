@@ -55,6 +55,7 @@ import {
   type ParentSource,
   type ParentUpdate,
   type Reject,
+  type RunConfig,
   type RunWait,
   type RejectFilter,
   type RosterStore,
@@ -444,6 +445,11 @@ export const MIGRATIONS: readonly string[] = [
   // 12: the audit's indexes of the change log (by parent, by student) leave the write
   // transaction: a derived table filled by the change-log consumer (docs/decisions/0019).
   AUDIT_INDEX_MIGRATION,
+  // 13: which district configuration a run used (file, sha256, loaded at; a file on disk it
+  // could not use, with the problems): JSON RunConfig (docs/decisions/0022).
+  `
+  ALTER TABLE sync_runs ADD COLUMN config TEXT;
+  `,
 ];
 
 /** Migrations (0-based `MIGRATIONS` indexes) that write `sqlite_schema` (better-sqlite3 unsafe mode). */
@@ -480,6 +486,7 @@ interface RunRow {
   decided_by: string | null;
   decided_at: string | null;
   waiting: string | null;
+  config: string | null;
 }
 
 interface RejectRow {
@@ -650,14 +657,15 @@ export const SQL = {
     ORDER BY parent_id, student_sourced_id, origin`,
   insertRun: `INSERT INTO sync_runs (id, district_id, connector, status, dry_run, run_trigger,
       created_at, started_at, finished_at, counts, reject_count, timings, held, error, actor,
-      decided_by, decided_at, waiting)
+      decided_by, decided_at, waiting, config)
     VALUES (@id, @districtId, @connector, @status, @dryRun, @trigger, @createdAt, @startedAt,
       @finishedAt, @counts, @rejectCount, @timings, @held, @error, @actor, @decidedBy,
-      @decidedAt, @waiting)`,
+      @decidedAt, @waiting, @config)`,
   updateRun: `UPDATE sync_runs SET status = @status, dry_run = @dryRun, run_trigger = @trigger,
       started_at = @startedAt, finished_at = @finishedAt, counts = @counts,
       reject_count = @rejectCount, timings = @timings, held = @held, error = @error,
-      actor = @actor, decided_by = @decidedBy, decided_at = @decidedAt, waiting = @waiting
+      actor = @actor, decided_by = @decidedBy, decided_at = @decidedAt, waiting = @waiting,
+      config = @config
     WHERE id = @id`,
   getRun: `SELECT * FROM sync_runs WHERE id = ?`,
   activeRun: `SELECT * FROM sync_runs WHERE district_id = ? AND status IN ('queued', 'running')`,
@@ -764,6 +772,7 @@ function toRun(r: RunRow): SyncRun {
   setOpt(run, 'decidedBy', r.decided_by);
   setOpt(run, 'decidedAt', r.decided_at);
   setOpt(run, 'waiting', parseJson<RunWait | null>(r.waiting, null));
+  setOpt(run, 'config', parseJson<RunConfig | null>(r.config, null));
   return run;
 }
 
@@ -830,6 +839,7 @@ function runParams(run: SyncRun): Params {
     decidedBy: nul(run.decidedBy),
     decidedAt: nul(run.decidedAt),
     waiting: run.waiting === undefined ? null : json(run.waiting),
+    config: run.config === undefined ? null : json(run.config),
   };
 }
 
