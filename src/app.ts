@@ -19,6 +19,7 @@ import { createConnector, type ConnectorOverrides } from './connectors/index.js'
 import type { SisConnector } from './connectors/types.js';
 import { ConfigError, describeError, UnknownDistrictError } from './errors.js';
 import { RunLedger } from './jobs/ledger.js';
+import { closeChunkSenders } from './jobs/chunk-sender.js';
 import { openStore } from './models/index.js';
 import type { RosterStore } from './models/types.js';
 import { QUEUE_DEFAULT_JOB_OPTIONS, QueueName, redisOptionsFromUrl } from './workers/queues.js';
@@ -177,6 +178,11 @@ export async function createApp(opts: AppOptions): Promise<AppContext> {
       throw new UnknownDistrictError(id, byId.keys());
     },
     async close() {
+      try {
+        await closeChunkSenders(redis);
+      } catch (err) {
+        logger.warn({ err: describeError(err) }, 'closing the chunk sender failed');
+      }
       for (const q of Object.values(queues)) {
         try {
           await q.close();

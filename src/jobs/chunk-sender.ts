@@ -14,8 +14,9 @@
  * n's add to be acknowledged (Redis replied) before it records anything for chunk n + 1, sends
  * it, or records its total, so Redis sees the same commands in the same causal order. A failed
  * add rejects `send`; a thread that dies rejects every send in flight and every later one. The
- * thread lives as long as one pull (started when the pull starts, ended when it ends); a kill
- * -9 ends both threads with the process, as before.
+ * thread is shared by the pulls of one app context (started by the first, ended when the
+ * context closes, replaced when it died); a kill -9 ends both threads with the process, as
+ * before.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -63,11 +64,48 @@ export function inlineChunkSender(ctx: ChunkQueueContext): ChunkSender {
   };
 }
 
-/** The sender `SYNC_CHUNK_SENDER` asks for (default: a worker thread). */
+/**
+ * The process's sender threads, one per app context (keyed by its shared Redis client): the
+ * thread and its Redis connections are started by the context's first pull and serve every
+ * later pull of that context, so a pull does not pay a thread start (at 50,000 students under
+ * tsx that was about a second of each run). A thread that died is replaced at the next pull.
+ */
+const sharedThreads = new WeakMap<object, ThreadChunkSender>();
+
+/**
+ * The sender `SYNC_CHUNK_SENDER` asks for (default: the context's shared worker thread).
+ * Closing what it returns releases it for this pull; the thread itself ends with
+ * `closeChunkSenders` (called by the app context's `close`).
+ */
 export function chunkSenderFor(ctx: AppContext): ChunkSender {
-  return ctx.env.SYNC_CHUNK_SENDER === 'inline'
-    ? inlineChunkSender(ctx)
-    : threadChunkSender({ redisUrl: ctx.env.REDIS_URL, prefix: ctx.prefix, logger: ctx.logger });
+  if (ctx.env.SYNC_CHUNK_SENDER === 'inline') return inlineChunkSender(ctx);
+  let thread = sharedThreads.get(ctx.redis);
+  if (!thread || thread.dead()) {
+    thread = threadChunkSender({
+      redisUrl: ctx.env.REDIS_URL,
+      prefix: ctx.prefix,
+      logger: ctx.logger,
+    });
+    sharedThreads.set(ctx.redis, thread);
+  }
+  const shared = thread;
+  return {
+    send: (payload, options) => shared.send(payload, options),
+    close: () => Promise.resolve(),
+  };
+}
+
+/** End the shared sender thread of the app context whose Redis client is `redis`, if any. */
+export async function closeChunkSenders(redis: object): Promise<void> {
+  const thread = sharedThreads.get(redis);
+  sharedThreads.delete(redis);
+  await thread?.close();
+}
+
+/** A thread sender that says whether it can still send. */
+export interface ThreadChunkSender extends ChunkSender {
+  /** True once the thread died or was closed (every send rejects). */
+  dead(): boolean;
 }
 
 /**
@@ -90,7 +128,7 @@ function threadEntry(): { script: URL | string; eval: boolean } {
  */
 export function threadChunkSender(
   o: ChunkSenderThreadData & { logger: Pick<Logger, 'warn'> },
-): ChunkSender {
+): ThreadChunkSender {
   const entry = threadEntry();
   const data: ChunkSenderThreadData = { redisUrl: o.redisUrl, prefix: o.prefix };
   const worker = new Worker(entry.script, { eval: entry.eval, workerData: data });
@@ -119,6 +157,7 @@ export function threadChunkSender(
   });
   worker.on('exit', code => failAll(new Error(`chunk sender thread exited (code ${code})`)));
   return {
+    dead: () => dead !== undefined,
     send(payload, options) {
       if (dead) return Promise.reject(dead);
       const { chunk, ...meta } = payload;

@@ -361,7 +361,7 @@ async function pullSnapshot(
     return { chunks: n };
   } finally {
     // A pull that failed part way lets its last add finish (as an inline add would) before
-    // the sender stops.
+    // it releases the sender.
     await adding.catch(() => undefined);
     await sender.close();
   }

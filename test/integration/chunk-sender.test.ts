@@ -13,6 +13,7 @@ import { DistrictConfig } from '../../src/config/district.js';
 import { parseEnv } from '../../src/config/env.js';
 import {
   chunkSenderFor,
+  closeChunkSenders,
   inlineChunkSender,
   threadChunkSender,
   type ChunkSender,
@@ -165,5 +166,22 @@ describe('chunk sender: adds from a worker thread (ADR 0021)', () => {
     expect((await stored('r-env', 0)).decoded.chunk).toEqual(chunk('Ana'));
     await inline.close();
     expect(ctx.env.SYNC_CHUNK_SENDER).toBe('thread');
+  });
+
+  it("one thread serves a context's pulls: a pull's close leaves it, the context's close ends it", async () => {
+    const first = chunkSenderFor(ctx);
+    await first.send(payload('r-shared', 0), JOB_OPTIONS.apply);
+    await first.close(); // the pull ended
+    const second = chunkSenderFor(ctx);
+    await second.send(payload('r-shared', 1), JOB_OPTIONS.apply);
+    expect((await stored('r-shared', 1)).decoded.chunk).toEqual(chunk('Ana'));
+    // the second pull's sends went to the shared thread: ending it refuses them
+    await closeChunkSenders(ctx.redis);
+    await expect(second.send(payload('r-shared', 2), JOB_OPTIONS.apply)).rejects.toThrow(/closed/);
+    // the next pull gets a new thread
+    const third = chunkSenderFor(ctx);
+    await third.send(payload('r-shared', 2), JOB_OPTIONS.apply);
+    expect((await stored('r-shared', 2)).decoded.chunk).toEqual(chunk('Ana'));
+    await closeChunkSenders(ctx.redis);
   });
 });
