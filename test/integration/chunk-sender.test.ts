@@ -4,13 +4,7 @@
  * data, options, priority and turn state, the chunk decoding to the one sent, also a chunk
  * that travels as JSON), a failed add rejects with its reason, and a closed sender refuses.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createApp, type AppContext } from '../../src/app.js';
-import { DistrictConfig } from '../../src/config/district.js';
-import { parseEnv } from '../../src/config/env.js';
+import type { AppContext } from '../../src/app.js';
 import {
   chunkSenderFor,
   closeChunkSenders,
@@ -24,54 +18,24 @@ import {
   type ApplyPayload,
 } from '../../src/jobs/payloads.js';
 import { JOB_OPTIONS } from '../../src/jobs/sync.js';
-import { createLogger } from '../../src/logger.js';
 import type { RosterChunk } from '../../src/mapping/canonical.js';
-import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { jobId } from '../../src/workers/queues.js';
+import { openQueueContext, type QueueContext } from '../helpers/queue-context.js';
 
 describe('chunk sender: adds from a worker thread (ADR 0021)', () => {
-  let dir: string;
+  let qc: QueueContext | undefined;
   let ctx: AppContext;
-  let store: SqliteRosterStore;
   const districtId = 'sender-district';
   const generation = 1;
   const senders: ChunkSender[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gsync-sender-'));
-    store = new SqliteRosterStore(join(dir, 'store.db'));
-    await store.init();
-    const env = parseEnv({
-      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      STORE_URL: `sqlite:${join(dir, 'store.db')}`,
-      QUEUE_PREFIX: `gsync-sender-${randomUUID().slice(0, 8)}`,
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    });
-    ctx = await createApp({
-      env,
-      logger: createLogger(env.LOG_LEVEL),
-      districts: [
-        DistrictConfig.parse({
-          id: districtId,
-          name: districtId,
-          connector: {
-            kind: 'powerschool',
-            baseUrl: 'http://127.0.0.1:9',
-            clientIdEnv: 'PS_ID',
-            clientSecretEnv: 'PS_SECRET',
-          },
-        }),
-      ],
-      secrets: { PS_ID: 'x', PS_SECRET: 'y' },
-      store,
-    });
+    qc = await openQueueContext('sender', districtId);
+    ({ ctx } = qc);
   });
   afterAll(async () => {
     for (const s of senders) await s.close();
-    for (const q of Object.values(ctx?.queues ?? {})) await q.obliterate({ force: true });
-    await ctx?.close();
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await qc?.close();
   });
 
   const thread = () => {

@@ -6,62 +6,27 @@
  *   turn, then released (`waiting`);
  * - passing a turn to a chunk the pull has not enqueued yet, or passing it twice, is a no-op.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createApp, type AppContext } from '../../src/app.js';
-import { DistrictConfig } from '../../src/config/district.js';
-import { parseEnv } from '../../src/config/env.js';
+import type { AppContext } from '../../src/app.js';
 import { enqueueChunk, passTurn } from '../../src/jobs/chunk-turns.js';
 import { APPLY_PAYLOAD_VERSION, type ApplyPayload } from '../../src/jobs/payloads.js';
 import { JOB_OPTIONS } from '../../src/jobs/sync.js';
-import { createLogger } from '../../src/logger.js';
-import { SqliteRosterStore } from '../../src/models/sqlite/store.js';
 import { jobId } from '../../src/workers/queues.js';
+import { openQueueContext, type QueueContext } from '../helpers/queue-context.js';
 
 describe('chunk turns: enqueue and release (ADR 0011)', () => {
-  let dir: string;
+  let qc: QueueContext | undefined;
   let ctx: AppContext;
-  let store: SqliteRosterStore;
   const districtId = 'turns-district';
   const runId = `r-${randomUUID().slice(0, 8)}`;
   const generation = 1;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gsync-turns-'));
-    store = new SqliteRosterStore(join(dir, 'store.db'));
-    await store.init();
-    const env = parseEnv({
-      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      STORE_URL: `sqlite:${join(dir, 'store.db')}`,
-      QUEUE_PREFIX: `gsync-turns-${randomUUID().slice(0, 8)}`,
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    });
-    ctx = await createApp({
-      env,
-      logger: createLogger(env.LOG_LEVEL),
-      districts: [
-        DistrictConfig.parse({
-          id: districtId,
-          name: districtId,
-          connector: {
-            kind: 'powerschool',
-            baseUrl: 'http://127.0.0.1:9',
-            clientIdEnv: 'PS_ID',
-            clientSecretEnv: 'PS_SECRET',
-          },
-        }),
-      ],
-      secrets: { PS_ID: 'x', PS_SECRET: 'y' },
-      store,
-    });
+    qc = await openQueueContext('turns', districtId);
+    ({ ctx } = qc);
   });
   afterAll(async () => {
-    for (const q of Object.values(ctx?.queues ?? {})) await q.obliterate({ force: true });
-    await ctx?.close();
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await qc?.close();
   });
 
   const payload = (chunkNo: number): ApplyPayload => ({
